@@ -1,0 +1,82 @@
+//! The command line: global options and one subcommand per job.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+use crate::logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailingest",
+    version,
+    about = "Copy Gmail mailboxes into PostgreSQL exactly once, provably."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Args, Clone)]
+pub struct GlobalArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Attachment store: a path, file:///…, or s3://bucket/prefix.
+    #[arg(long = "store", env = "MAILINGEST_STORE", global = true)]
+    pub store: Option<String>,
+    /// Gmail API base URL (the emulator's URL in tests).
+    #[arg(long, env = "GMAIL_ENDPOINT", global = true)]
+    pub gmail_endpoint: Option<String>,
+    /// installed:FILE | service-account:FILE | token-env:VAR | none
+    #[arg(long, global = true)]
+    pub auth: Option<String>,
+    /// Organisation id: owner of the mailboxes and the store prefix.
+    #[arg(long, env = "MAILINGEST_ORG", global = true, default_value = "default")]
+    pub org: String,
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+// Hand-written: the database URL may carry a password.
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobalArgs")
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("store", &self.store)
+            .field("gmail_endpoint", &self.gmail_endpoint)
+            .field("auth", &self.auth)
+            .field("org", &self.org)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+impl GlobalArgs {
+    pub fn database_url(&self) -> anyhow::Result<&str> {
+        self.database_url
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no database: pass --database-url or set DATABASE_URL"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database schema (safe to repeat).
+    Migrate(commands::migrate::Migrate),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Migrate(cmd) => cmd.run(&self.global).await,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per subcommand, each with `async fn run(self, …)`.
+
+pub mod migrate;

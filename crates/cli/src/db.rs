@@ -1,0 +1,47 @@
+//! Connecting to PostgreSQL with errors an operator can act on.
+//!
+//! The message names host, port and database and the cause, never the URL
+//! itself (it may carry a password), and gives up within a bounded time.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// How long to keep trying before reporting the database unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
+
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    // sqlx's parse error may quote the URL; report only that it is malformed.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| anyhow!("the database URL is not a valid postgres:// URL"))?;
+    let target = format!(
+        "PostgreSQL at {}:{} (database {})",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("<default>")
+    );
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|err| anyhow!("{}", describe(&err)))
+        .with_context(|| format!("cannot connect to {target}"))?;
+    Ok(pool)
+}
+
+/// The cause of a connection failure, without anything from the URL.
+fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => {
+            format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())
+        }
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
+        other => other.to_string(),
+    }
+}

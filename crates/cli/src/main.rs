@@ -1,0 +1,51 @@
+//! `mailingest`: the binary. Parses the command line, sets up logging, and maps
+//! every outcome to the documented exit codes. `anyhow` lives only here.
+
+mod args;
+mod commands;
+mod db;
+mod exit;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout with exit 0, usage errors to stderr with 2.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    // One rustls crypto provider for the process (aws-lc-rs; see Cargo.toml).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    logging::init(cli.global.log_format);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(cli.run()) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line, the whole cause chain, never a backtrace.
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}

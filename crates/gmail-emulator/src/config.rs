@@ -1,0 +1,89 @@
+//! Emulator configuration: mailbox content, fault injection and quota limits.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How the emulator is populated and how it misbehaves.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Seed of the synthetic generator and of the fault RNG.
+    pub seed: u64,
+    /// Synthetic messages generated per mailbox (0 = empty mailbox).
+    pub messages: usize,
+    /// internalDate of synthetic mail is spread over this many days ending now.
+    pub days: u32,
+    /// Served mailboxes; the first is the default (`me` without a token map).
+    pub mailboxes: Vec<String>,
+    /// A directory of `.eml` files or an mbox file imported into the default mailbox.
+    pub import: Option<PathBuf>,
+    /// Fault injection (all off by default).
+    pub faults: Faults,
+    /// Quota and concurrency limits (all off by default).
+    pub quota: Quota,
+    /// Bearer token → mailbox. Empty: any token (or none) means the default mailbox.
+    pub tokens: HashMap<String, String>,
+    /// Address to bind; default 127.0.0.1:0.
+    pub addr: std::net::SocketAddr,
+    /// Generate a few attachments of 1–3 MB (off keeps test mailboxes small).
+    pub large_attachments: bool,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            messages: 50,
+            days: 7,
+            mailboxes: vec!["user@example.com".to_string()],
+            import: None,
+            faults: Faults::default(),
+            quota: Quota::default(),
+            tokens: HashMap::new(),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            large_attachments: false,
+        }
+    }
+}
+
+/// Injected misbehaviour. Rates are probabilities in [0, 1] per request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Faults {
+    /// 500 backendError rate.
+    pub error_rate: f64,
+    /// 503 (service unavailable) rate.
+    pub unavailable_rate: f64,
+    /// Fixed latency added to every Gmail request.
+    pub latency_ms: u64,
+    /// Extra uniformly random latency in [0, latency_jitter_ms].
+    pub latency_jitter_ms: u64,
+    /// Rate of responses whose connection is dropped after part of the body.
+    pub drop_rate: f64,
+    /// Rate at which messages.get finds the message gone (it is deleted, 404).
+    pub vanish_rate: f64,
+    /// Rate at which a history.list page comes back with no records but a nextPageToken.
+    pub empty_history_page_rate: f64,
+}
+
+impl Faults {
+    /// True when any fault is active.
+    pub fn any(&self) -> bool {
+        *self != Faults::default()
+    }
+}
+
+/// Per-user limits, modelled on Gmail's quota units.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Quota {
+    /// Quota units per user per second.
+    pub per_second: Option<u32>,
+    /// Quota units per user per minute.
+    pub per_minute: Option<u32>,
+    /// Concurrent requests per user.
+    pub max_concurrent: Option<u32>,
+    /// Answer quota exhaustion with 403 userRateLimitExceeded instead of 429 rateLimitExceeded.
+    pub use_403: bool,
+}

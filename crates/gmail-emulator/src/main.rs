@@ -1,0 +1,155 @@
+//! The `gmail-emulator` binary: `gmail-emulator serve …` prints the bound URL as the
+//! first stdout line and serves until SIGTERM/SIGINT.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use gmail_emulator::{Emulator, EmulatorConfig, Faults, Quota};
+
+#[derive(Parser)]
+#[command(name = "gmail-emulator", about = "A Gmail REST v1 API emulator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the emulator.
+    Serve(Serve),
+}
+
+#[derive(clap::Args)]
+struct Serve {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 5000)]
+    messages: usize,
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Mailbox addresses (repeat); the first is the default.
+    #[arg(long = "mailbox")]
+    mailboxes: Vec<String>,
+    /// Directory of .eml files or an mbox file, imported into the default mailbox.
+    #[arg(long)]
+    import: Option<PathBuf>,
+    /// token=mailbox mapping for `me` (repeat).
+    #[arg(long = "token")]
+    tokens: Vec<String>,
+    /// Include a few 1.5–2.6 MB attachments.
+    #[arg(long)]
+    large_attachments: bool,
+    #[arg(long)]
+    quota_per_sec: Option<u32>,
+    #[arg(long)]
+    quota_per_min: Option<u32>,
+    #[arg(long)]
+    max_concurrent: Option<u32>,
+    /// Answer quota exhaustion with 403 userRateLimitExceeded instead of 429.
+    #[arg(long)]
+    quota_403: bool,
+    /// Rate of 500 backendError responses.
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Rate of 503 responses.
+    #[arg(long, default_value_t = 0.0)]
+    unavailable_rate: f64,
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    vanish_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    empty_history_page_rate: f64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve(s) = Cli::parse().command;
+    let mut tokens = std::collections::HashMap::new();
+    for t in &s.tokens {
+        match t.split_once('=') {
+            Some((tok, mb)) => {
+                tokens.insert(tok.to_string(), mb.to_string());
+            }
+            None => {
+                eprintln!("--token expects TOKEN=MAILBOX, got {t:?}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let mut config = EmulatorConfig {
+        addr: s.addr,
+        seed: s.seed,
+        messages: s.messages,
+        days: s.days,
+        import: s.import,
+        tokens,
+        large_attachments: s.large_attachments,
+        faults: Faults {
+            error_rate: s.fault_rate,
+            unavailable_rate: s.unavailable_rate,
+            latency_ms: s.latency_ms,
+            latency_jitter_ms: s.latency_jitter_ms,
+            drop_rate: s.drop_rate,
+            vanish_rate: s.vanish_rate,
+            empty_history_page_rate: s.empty_history_page_rate,
+        },
+        quota: Quota {
+            per_second: s.quota_per_sec,
+            per_minute: s.quota_per_min,
+            max_concurrent: s.max_concurrent,
+            use_403: s.quota_403,
+        },
+        ..EmulatorConfig::default()
+    };
+    if !s.mailboxes.is_empty() {
+        config.mailboxes = s.mailboxes;
+    }
+    let emu = match Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("gmail-emulator: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{}", emu.url());
+    let _ = out.flush();
+    wait_for_signal().await;
+    emu.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

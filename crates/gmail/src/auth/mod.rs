@@ -1,0 +1,174 @@
+//! Authentication: the `--auth` spec, the token sources handed to google-gmail1, the
+//! installed-app login flow and the token cache's file permissions.
+
+mod cache_file;
+mod login;
+mod provider;
+mod spec;
+
+pub use login::login;
+pub(crate) use provider::TokenSource;
+pub use spec::{AuthSpec, default_token_cache};
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use yup_oauth2::{
+    CustomHyperClientBuilder, InstalledFlowAuthenticator, InstalledFlowReturnMethod,
+    ServiceAccountAuthenticator, ServiceAccountKey,
+};
+
+use crate::GmailError;
+use crate::transport;
+
+/// The only scope this crate ever asks for.
+pub const READONLY_SCOPE: &str = "https://www.googleapis.com/auth/gmail.readonly";
+
+/// Turns the spec into token sources: one shared source, or one per mailbox (service account).
+pub(crate) struct Authority {
+    mode: Mode,
+}
+
+enum Mode {
+    Shared(TokenSource),
+    ServiceAccount {
+        key: Box<ServiceAccountKey>,
+        connect_timeout: Duration,
+        // One authenticator per subject: each caches its own token.
+        by_subject: Mutex<HashMap<String, TokenSource>>,
+    },
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.mode {
+            Mode::Shared(s) => format!("{s:?}"),
+            Mode::ServiceAccount { .. } => "service-account".to_string(),
+        };
+        f.debug_struct("Authority").field("mode", &mode).finish()
+    }
+}
+
+impl Authority {
+    pub(crate) async fn from_spec(
+        spec: &AuthSpec,
+        connect_timeout: Duration,
+    ) -> Result<Self, GmailError> {
+        let mode = match spec {
+            AuthSpec::None => Mode::Shared(TokenSource::none()),
+            AuthSpec::TokenEnv { var } => Mode::Shared(TokenSource::from_env(var)?),
+            AuthSpec::ServiceAccount { key } => {
+                let parsed = yup_oauth2::read_service_account_key(key)
+                    .await
+                    .map_err(|e| {
+                        GmailError::Auth(format!(
+                            "service-account key {}: {}",
+                            key.display(),
+                            redact_io(&e)
+                        ))
+                    })?;
+                Mode::ServiceAccount {
+                    key: Box::new(parsed),
+                    connect_timeout,
+                    by_subject: Mutex::new(HashMap::new()),
+                }
+            }
+            AuthSpec::Installed {
+                credentials,
+                token_cache,
+            } => {
+                if !token_cache.exists() {
+                    return Err(GmailError::Auth(format!(
+                        "no token cache at {}; run `mailingest auth login --credentials {}` first",
+                        token_cache.display(),
+                        credentials.display()
+                    )));
+                }
+                cache_file::tighten(token_cache)?;
+                let auth =
+                    installed_authenticator(credentials, token_cache, connect_timeout).await?;
+                Mode::Shared(TokenSource::oauth(auth))
+            }
+        };
+        Ok(Authority { mode })
+    }
+
+    /// The token source for `mailbox`.
+    pub(crate) async fn source_for(&self, mailbox: &str) -> Result<TokenSource, GmailError> {
+        match &self.mode {
+            Mode::Shared(s) => Ok(s.clone()),
+            Mode::ServiceAccount {
+                key,
+                connect_timeout,
+                by_subject,
+            } => {
+                if let Some(s) = by_subject.lock().ok().and_then(|m| m.get(mailbox).cloned()) {
+                    return Ok(s);
+                }
+                let client = transport::oauth_client(*connect_timeout)?;
+                let auth = ServiceAccountAuthenticator::with_client(
+                    (**key).clone(),
+                    CustomHyperClientBuilder::from(client),
+                )
+                .subject(mailbox)
+                .build()
+                .await
+                .map_err(|e| {
+                    GmailError::Auth(format!("service account for {mailbox}: {}", redact_io(&e)))
+                })?;
+                let source = TokenSource::oauth(auth);
+                let mut map = by_subject
+                    .lock()
+                    .map_err(|_| GmailError::Auth("service-account cache lock poisoned".into()))?;
+                // Another task may have built one meanwhile; keep the first.
+                Ok(map.entry(mailbox.to_string()).or_insert(source).clone())
+            }
+        }
+    }
+}
+
+/// Build the installed-flow authenticator over our own https client, caching to `token_cache`.
+pub(crate) async fn installed_authenticator(
+    credentials: &std::path::Path,
+    token_cache: &std::path::Path,
+    connect_timeout: Duration,
+) -> Result<yup_oauth2::authenticator::Authenticator<transport::Connector>, GmailError> {
+    let secret = yup_oauth2::read_application_secret(credentials)
+        .await
+        .map_err(|e| {
+            GmailError::Auth(format!(
+                "client secret {}: {}",
+                credentials.display(),
+                redact_io(&e)
+            ))
+        })?;
+    let client = transport::oauth_client(connect_timeout)?;
+    InstalledFlowAuthenticator::with_client(
+        secret,
+        InstalledFlowReturnMethod::HTTPRedirect,
+        CustomHyperClientBuilder::from(client),
+    )
+    .persist_tokens_to_disk(token_cache.to_path_buf())
+    .flow_delegate(Box::new(login::PrintUrl))
+    .build()
+    .await
+    .map_err(|e| {
+        GmailError::Auth(format!(
+            "token cache {}: {}",
+            token_cache.display(),
+            redact_io(&e)
+        ))
+    })
+}
+
+/// io errors from yup-oauth2's file readers wrap serde errors that may quote the file's
+/// content (a private key, a client secret): keep only the kind.
+fn redact_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => "not a valid credentials file".to_string(),
+        std::io::ErrorKind::NotFound => "file not found".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        kind => format!("{kind}"),
+    }
+}

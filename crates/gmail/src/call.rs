@@ -1,0 +1,301 @@
+//! One Gmail call, end to end: take an in-flight slot, pay quota, send with a timeout, read
+//! the outcome (status, Retry-After, body) and decide — return, retry after a backoff,
+//! refresh the token once on 401, or fail with a typed error. Metrics are counted here.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use google_gmail1::common::{Delegate, Response, Retry};
+use google_gmail1::{Gmail, api::Scope};
+use http_body_util::BodyExt as _;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::GmailError;
+use crate::auth::TokenSource;
+use crate::config::RetryPolicy;
+use crate::limiter::MailboxLimiter;
+use crate::metrics::{Method, MetricsTable};
+use crate::retry::{Failure, delay_for, parse_retry_after, parse_retry_after_message};
+use crate::transport::Connector;
+
+/// The scope added to every call (google-gmail1 would default messages.get to an add-on scope).
+pub(crate) const SCOPE: Scope = Scope::Readonly;
+
+/// Everything needed to call Gmail for one mailbox.
+pub(crate) struct Mailbox {
+    pub(crate) user_id: String,
+    pub(crate) hub: Gmail<Connector>,
+    pub(crate) auth: TokenSource,
+    pub(crate) limiter: MailboxLimiter,
+    pub(crate) metrics: MetricsTable,
+    pub(crate) policy: Arc<RetryPolicy>,
+    pub(crate) timeout: Duration,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("user_id", &self.user_id)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Captures what google-gmail1 hides on a failure: the status and the Retry-After header.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    status: Option<u16>,
+    retry_after: Option<String>,
+}
+
+impl Delegate for Recorder {
+    fn http_failure(&mut self, resp: &Response, _err: Option<&serde_json::Value>) -> Retry {
+        self.status = Some(resp.status().as_u16());
+        self.retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // We retry ourselves, with quota and metrics in the loop.
+        Retry::Abort
+    }
+}
+
+fn error_parts(v: &serde_json::Value) -> (Option<u16>, Option<String>, String) {
+    let e = &v["error"];
+    let code = e["code"].as_u64().and_then(|c| u16::try_from(c).ok());
+    let reason = e["errors"][0]["reason"].as_str().map(str::to_owned);
+    let message = e["message"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| e.as_str().map(str::to_owned))
+        .unwrap_or_else(|| truncate(&v.to_string()));
+    (code, reason, message)
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 300;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn hint(header: Option<&str>, message: &str) -> Option<Duration> {
+    let now = chrono::Utc::now();
+    header
+        .and_then(|h| parse_retry_after(h, now))
+        .or_else(|| parse_retry_after_message(message, now))
+}
+
+/// Turn google-gmail1's result into our mirror type or a classified failure. A 2xx body
+/// google-gmail1 could not decode (unpadded base64, numeric int64) is decoded here instead.
+pub(crate) async fn settle<G, J>(
+    result: google_gmail1::Result<(Response, G)>,
+    rec: &Recorder,
+) -> Result<J, Failure>
+where
+    J: From<G> + DeserializeOwned,
+{
+    use google_gmail1::Error as E;
+    match result {
+        Ok((_, g)) => Ok(J::from(g)),
+        Err(E::JsonDecodeError(body, _)) => {
+            if body.trim().is_empty() {
+                // google-gmail1 turns a body cut off mid-stream into "" — a transport fault.
+                return Err(Failure::Transport(
+                    "empty or truncated response body".into(),
+                ));
+            }
+            serde_json::from_str::<J>(&body).map_err(|e| {
+                if e.is_eof() {
+                    Failure::Transport(format!("truncated response body: {e}"))
+                } else {
+                    Failure::Decode(e.to_string())
+                }
+            })
+        }
+        Err(E::BadRequest(v)) => {
+            let (code, reason, message) = error_parts(&v);
+            let status = rec.status.or(code).unwrap_or(400);
+            let retry_after = hint(rec.retry_after.as_deref(), &message);
+            Err(Failure::Status {
+                status,
+                reason,
+                message,
+                retry_after,
+            })
+        }
+        Err(E::Failure(resp)) => {
+            let status = resp.status().as_u16();
+            let header = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = match resp.into_body().collect().await {
+                Ok(c) => String::from_utf8_lossy(&c.to_bytes()).into_owned(),
+                Err(_) => String::new(),
+            };
+            let message = truncate(body.trim());
+            let retry_after = hint(header.as_deref(), &message);
+            Err(Failure::Status {
+                status,
+                reason: None,
+                message,
+                retry_after,
+            })
+        }
+        Err(E::HttpError(e)) => {
+            let mut text = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                src = s.source();
+            }
+            Err(Failure::Transport(text))
+        }
+        Err(E::Io(e)) => Err(Failure::Transport(e.to_string())),
+        Err(E::MissingToken(e)) => Err(Failure::Token(e.to_string())),
+        Err(other) => Err(Failure::Decode(other.to_string())),
+    }
+}
+
+impl Mailbox {
+    fn scrub(&self, text: String) -> String {
+        match self.auth.known_secret() {
+            Some(s) => s.scrub(&text),
+            None => text,
+        }
+    }
+
+    fn terminal(&self, method: Method, subject: &str, f: Failure, attempts: u32) -> GmailError {
+        let name = method.name();
+        match f {
+            Failure::Status { status: 404, .. } => GmailError::NotFound {
+                method: name,
+                id: subject.to_string(),
+            },
+            Failure::Status {
+                status: 400,
+                message,
+                ..
+            } => GmailError::BadRequest {
+                method: name,
+                message: self.scrub(message),
+            },
+            Failure::Status {
+                status: 401,
+                message,
+                ..
+            } => GmailError::Auth(self.scrub(format!(
+                "{name}: Gmail rejected the credentials (401) even after a token refresh: {message}"
+            ))),
+            Failure::Status {
+                status, message, ..
+            } => GmailError::Api {
+                method: name,
+                status,
+                message: self.scrub(message),
+            },
+            Failure::Token(m) => GmailError::Auth(self.scrub(format!("{name}: {m}"))),
+            Failure::Decode(m) => GmailError::Decode {
+                method: name,
+                message: self.scrub(m),
+            },
+            Failure::Transport(_) | Failure::Timeout => GmailError::RetriesExhausted {
+                method: name,
+                attempts,
+                last: self.scrub(f.describe()),
+            },
+        }
+    }
+
+    /// Run `attempt` under the limiter and the retry policy. `subject` names the item (message
+    /// or thread id) for NotFound.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        method: Method,
+        subject: &str,
+        mut attempt: F,
+    ) -> Result<T, GmailError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let policy = &*self.policy;
+        let started = Instant::now();
+        let mut attempts: u32 = 0;
+        let mut refreshed = false;
+        loop {
+            attempts += 1;
+            let outcome = {
+                let _slot = self.limiter.slot().await;
+                let waited = self.limiter.bucket.acquire(f64::from(method.cost())).await;
+                self.metrics.throttled(method, waited);
+                self.metrics.request(method);
+                if attempts > 1 {
+                    self.metrics.retry(method);
+                }
+                match tokio::time::timeout(self.timeout, attempt()).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Failure::Timeout),
+                }
+            };
+            let failure = match outcome {
+                Ok(v) => return Ok(v),
+                Err(f) => f,
+            };
+            if failure.is_rate_limit() {
+                self.metrics.rate_limited(method);
+            }
+            if matches!(failure, Failure::Status { status: 401, .. }) && !refreshed {
+                // The token may have expired between fetch and use: one forced refresh.
+                refreshed = true;
+                self.auth.invalidate();
+                tracing::debug!(method = method.name(), "401: refreshing the token once");
+                continue;
+            }
+            if !failure.is_retryable() {
+                self.metrics.failure(method);
+                return Err(self.terminal(method, subject, failure, attempts));
+            }
+            let delay = delay_for(policy, attempts, failure.retry_after());
+            let out_of_budget =
+                attempts >= policy.max_attempts || started.elapsed() + delay > policy.max_elapsed;
+            if out_of_budget {
+                self.metrics.failure(method);
+                let last = self.scrub(failure.describe());
+                tracing::warn!(method = method.name(), attempts, last = %last, "giving up");
+                return Err(GmailError::RetriesExhausted {
+                    method: method.name(),
+                    attempts,
+                    last,
+                });
+            }
+            if failure.is_rate_limit()
+                && let Some(h) = failure.retry_after()
+            {
+                // Quota is per mailbox: every call of this mailbox must wait, not just this one.
+                let now = Instant::now();
+                self.limiter.bucket.hold_until(now + h, now);
+            }
+            tracing::debug!(
+                method = method.name(),
+                attempt = attempts,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                failure = %self.scrub(failure.describe()),
+                "retrying"
+            );
+            tokio::time::sleep(delay).await;
+            self.metrics.throttled(method, delay);
+        }
+    }
+}

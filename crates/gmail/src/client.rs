@@ -1,0 +1,429 @@
+//! `GmailClient`: the typed, quota-aware API the ingest engine uses. One google-gmail1 hub,
+//! limiter and metrics table per mailbox, created on first use; the client is an `Arc` and
+//! cheap to clone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use google_gmail1::Gmail;
+use google_gmail1::common::Body;
+use hyper_util::client::legacy::Client;
+
+use crate::GmailError;
+use crate::auth::Authority;
+use crate::call::{Mailbox, Recorder, SCOPE, settle};
+use crate::config::{ClientConfig, QuotaConfig};
+use crate::limiter::MailboxLimiter;
+use crate::metrics::{ApiMetrics, Method, MetricsTable};
+use crate::query::build_q;
+use crate::transport::{self, Connector, Endpoint};
+use crate::types::*;
+use crate::wire::{JHistoryList, JMessage, JMessageList, JProfile, JThread, JThreadList};
+
+/// The Gmail client. Clone + Send + Sync.
+#[derive(Clone)]
+pub struct GmailClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    endpoint: Endpoint,
+    http: Client<Connector, Body>,
+    authority: Authority,
+    mailboxes: Mutex<HashMap<String, Arc<Mailbox>>>,
+}
+
+impl std::fmt::Debug for GmailClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GmailClient")
+            .field("endpoint", &self.inner.endpoint.base)
+            .field("authority", &self.inner.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+fn validate(q: &QuotaConfig) -> Result<(), GmailError> {
+    if !(q.units_per_second.is_finite() && q.units_per_second > 0.0) {
+        return Err(GmailError::Config(format!(
+            "quota units per second must be > 0 (got {})",
+            q.units_per_second
+        )));
+    }
+    if !(q.headroom.is_finite() && (0.0..0.5).contains(&q.headroom)) {
+        return Err(GmailError::Config(format!(
+            "quota headroom must be in [0, 0.5) (got {})",
+            q.headroom
+        )));
+    }
+    if !(q.burst_units.is_finite() && q.burst_units >= 0.0 && q.burst_units <= q.units_per_second) {
+        return Err(GmailError::Config(format!(
+            "quota burst must be between 0 and one second of quota (got {})",
+            q.burst_units
+        )));
+    }
+    if q.max_concurrent == 0 {
+        return Err(GmailError::Config(
+            "max concurrent requests must be ≥ 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl GmailClient {
+    /// Validate the config, build the HTTPS (or loopback HTTP) client and load credentials.
+    pub async fn new(config: ClientConfig) -> Result<Self, GmailError> {
+        let endpoint = transport::parse_endpoint(&config.endpoint)?;
+        validate(&config.quota)?;
+        if config.retry.max_attempts == 0 {
+            return Err(GmailError::Config("retry max_attempts must be ≥ 1".into()));
+        }
+        let http = transport::api_client(transport::connector(
+            endpoint.plain_http,
+            config.connect_timeout,
+        )?);
+        let authority = Authority::from_spec(&config.auth, config.connect_timeout).await?;
+        Ok(GmailClient {
+            inner: Arc::new(Inner {
+                config,
+                endpoint,
+                http,
+                authority,
+                mailboxes: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The per-mailbox state, created on first use.
+    async fn mailbox(&self, user_id: &str) -> Result<Arc<Mailbox>, GmailError> {
+        if let Some(m) = self.lookup(user_id) {
+            return Ok(m);
+        }
+        let auth = self.inner.authority.source_for(user_id).await?;
+        let mut hub = Gmail::new(self.inner.http.clone(), auth.clone());
+        hub.base_url(self.inner.endpoint.base.clone());
+        hub.root_url(self.inner.endpoint.base.clone());
+        hub.user_agent(concat!("mailingest-gmail/", env!("CARGO_PKG_VERSION")).to_string());
+        let q = &self.inner.config.quota;
+        let rate = q.units_per_second * (1.0 - q.headroom);
+        let mb = Arc::new(Mailbox {
+            user_id: user_id.to_string(),
+            hub,
+            auth,
+            limiter: MailboxLimiter::new(rate, q.burst_units, q.max_concurrent),
+            metrics: MetricsTable::default(),
+            policy: Arc::new(self.inner.config.retry.clone()),
+            timeout: self.inner.config.request_timeout,
+        });
+        let mut map = self
+            .inner
+            .mailboxes
+            .lock()
+            .map_err(|_| GmailError::Config("mailbox table lock poisoned".into()))?;
+        Ok(map.entry(user_id.to_string()).or_insert(mb).clone())
+    }
+
+    fn lookup(&self, user_id: &str) -> Option<Arc<Mailbox>> {
+        self.inner
+            .mailboxes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(user_id).cloned())
+    }
+
+    /// `users.getProfile`: address and the current history id.
+    pub async fn profile(&self, mailbox: &str) -> Result<Profile, GmailError> {
+        let mb = self.mailbox(mailbox).await?;
+        let m = Method::GetProfile;
+        let j: JProfile = mb
+            .run(m, mailbox, || async {
+                let mut rec = Recorder::default();
+                let r = mb
+                    .hub
+                    .users()
+                    .get_profile(&mb.user_id)
+                    .add_scope(SCOPE)
+                    .delegate(&mut rec)
+                    .doit()
+                    .await;
+                settle(r, &rec).await
+            })
+            .await?;
+        j.into_profile(m.name())
+    }
+
+    /// One page of `threads.list` (`page_token` None for the first page).
+    pub async fn threads_page(
+        &self,
+        mailbox: &str,
+        q: &ListQuery,
+        page_token: Option<&str>,
+    ) -> Result<ThreadPage, GmailError> {
+        let mb = self.mailbox(mailbox).await?;
+        let m = Method::ThreadsList;
+        let search = build_q(q.after, q.before);
+        let j: JThreadList = mb
+            .run(m, mailbox, || async {
+                let mut rec = Recorder::default();
+                let mut call = mb
+                    .hub
+                    .users()
+                    .threads_list(&mb.user_id)
+                    .include_spam_trash(q.include_spam_trash)
+                    .max_results(q.page_size.clamp(1, 500))
+                    .add_scope(SCOPE);
+                if let Some(s) = &search {
+                    call = call.q(s);
+                }
+                for l in &q.label_ids {
+                    call = call.add_label_ids(l);
+                }
+                if let Some(t) = page_token {
+                    call = call.page_token(t);
+                }
+                let r = call.delegate(&mut rec).doit().await;
+                settle(r, &rec).await
+            })
+            .await?;
+        j.into_page(m.name())
+    }
+
+    /// One page of `messages.list`.
+    pub async fn messages_page(
+        &self,
+        mailbox: &str,
+        q: &ListQuery,
+        page_token: Option<&str>,
+    ) -> Result<MessagePage, GmailError> {
+        let mb = self.mailbox(mailbox).await?;
+        let m = Method::MessagesList;
+        let search = build_q(q.after, q.before);
+        let j: JMessageList = mb
+            .run(m, mailbox, || async {
+                let mut rec = Recorder::default();
+                let mut call = mb
+                    .hub
+                    .users()
+                    .messages_list(&mb.user_id)
+                    .include_spam_trash(q.include_spam_trash)
+                    .max_results(q.page_size.clamp(1, 500))
+                    .add_scope(SCOPE);
+                if let Some(s) = &search {
+                    call = call.q(s);
+                }
+                for l in &q.label_ids {
+                    call = call.add_label_ids(l);
+                }
+                if let Some(t) = page_token {
+                    call = call.page_token(t);
+                }
+                let r = call.delegate(&mut rec).doit().await;
+                settle(r, &rec).await
+            })
+            .await?;
+        j.into_page(m.name())
+    }
+
+    /// Every page of `threads.list` for the window, in order. Stops after the first error.
+    pub fn list_threads(
+        &self,
+        mailbox: &str,
+        q: ListQuery,
+    ) -> BoxStream<'static, Result<ThreadPage, GmailError>> {
+        let client = self.clone();
+        let mailbox = mailbox.to_string();
+        let q = Arc::new(q);
+        paginate(move |token| {
+            let (client, mailbox, q) = (client.clone(), mailbox.clone(), q.clone());
+            async move {
+                let page = client.threads_page(&mailbox, &q, token.as_deref()).await?;
+                let next = page.next_page_token.clone();
+                Ok((page, next))
+            }
+        })
+    }
+
+    /// Every page of `messages.list` for the window, in order. Stops after the first error.
+    pub fn list_messages(
+        &self,
+        mailbox: &str,
+        q: ListQuery,
+    ) -> BoxStream<'static, Result<MessagePage, GmailError>> {
+        let client = self.clone();
+        let mailbox = mailbox.to_string();
+        let q = Arc::new(q);
+        paginate(move |token| {
+            let (client, mailbox, q) = (client.clone(), mailbox.clone(), q.clone());
+            async move {
+                let page = client.messages_page(&mailbox, &q, token.as_deref()).await?;
+                let next = page.next_page_token.clone();
+                Ok((page, next))
+            }
+        })
+    }
+
+    /// `threads.get?format=minimal`: message ids, labels and history ids of one thread.
+    pub async fn thread_minimal(
+        &self,
+        mailbox: &str,
+        thread_id: &str,
+    ) -> Result<ThreadMinimal, GmailError> {
+        let mb = self.mailbox(mailbox).await?;
+        let m = Method::ThreadsGet;
+        let j: JThread = mb
+            .run(m, thread_id, || async {
+                let mut rec = Recorder::default();
+                let r = mb
+                    .hub
+                    .users()
+                    .threads_get(&mb.user_id, thread_id)
+                    .format("minimal")
+                    .add_scope(SCOPE)
+                    .delegate(&mut rec)
+                    .doit()
+                    .await;
+                settle(r, &rec).await
+            })
+            .await?;
+        j.into_minimal(m.name())
+    }
+
+    /// `messages.get?format=minimal`.
+    pub async fn message_minimal(
+        &self,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<MessageMinimal, GmailError> {
+        let j = self.message_get(mailbox, id, "minimal").await?;
+        j.into_minimal(Method::MessagesGet.name())
+    }
+
+    /// `messages.get?format=raw`: the RFC 822 bytes and the message's metadata.
+    pub async fn message_raw(&self, mailbox: &str, id: &str) -> Result<RawMessage, GmailError> {
+        let j = self.message_get(mailbox, id, "raw").await?;
+        j.into_raw(Method::MessagesGet.name())
+    }
+
+    async fn message_get(
+        &self,
+        mailbox: &str,
+        id: &str,
+        format: &str,
+    ) -> Result<JMessage, GmailError> {
+        let mb = self.mailbox(mailbox).await?;
+        mb.run(Method::MessagesGet, id, || async {
+            let mut rec = Recorder::default();
+            let r = mb
+                .hub
+                .users()
+                .messages_get(&mb.user_id, id)
+                .format(format)
+                .add_scope(SCOPE)
+                .delegate(&mut rec)
+                .doit()
+                .await;
+            settle(r, &rec).await
+        })
+        .await
+    }
+
+    /// One page of `history.list` from `start_history_id`; 404 → `HistoryExpired`.
+    pub async fn history_page(
+        &self,
+        mailbox: &str,
+        start_history_id: u64,
+        page_token: Option<&str>,
+    ) -> Result<HistoryPage, GmailError> {
+        let mb = self.mailbox(mailbox).await?;
+        let m = Method::HistoryList;
+        let subject = start_history_id.to_string();
+        let j: Result<JHistoryList, GmailError> = mb
+            .run(m, &subject, || async {
+                let mut rec = Recorder::default();
+                let mut call = mb
+                    .hub
+                    .users()
+                    .history_list(&mb.user_id)
+                    .start_history_id(start_history_id)
+                    .max_results(500)
+                    .add_scope(SCOPE);
+                if let Some(t) = page_token {
+                    call = call.page_token(t);
+                }
+                let r = call.delegate(&mut rec).doit().await;
+                settle(r, &rec).await
+            })
+            .await;
+        match j {
+            Ok(j) => j.into_page(m.name()),
+            Err(GmailError::NotFound { .. }) => {
+                Err(GmailError::HistoryExpired { start_history_id })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every page of `history.list` since `start_history_id`, in order (pages may be empty).
+    pub fn history(
+        &self,
+        mailbox: &str,
+        start_history_id: u64,
+    ) -> BoxStream<'static, Result<HistoryPage, GmailError>> {
+        let client = self.clone();
+        let mailbox = mailbox.to_string();
+        paginate(move |token| {
+            let (client, mailbox) = (client.clone(), mailbox.clone());
+            async move {
+                let page = client
+                    .history_page(&mailbox, start_history_id, token.as_deref())
+                    .await?;
+                let next = page.next_page_token.clone();
+                Ok((page, next))
+            }
+        })
+    }
+
+    /// Usage so far, summed over every mailbox.
+    pub fn metrics(&self) -> ApiMetrics {
+        let mut out = ApiMetrics::default();
+        if let Ok(map) = self.inner.mailboxes.lock() {
+            for mb in map.values() {
+                mb.metrics.add_to(&mut out);
+            }
+        }
+        out
+    }
+
+    /// Usage so far for one mailbox.
+    pub fn mailbox_metrics(&self, mailbox: &str) -> ApiMetrics {
+        let mut out = ApiMetrics::default();
+        if let Some(mb) = self.lookup(mailbox) {
+            mb.metrics.add_to(&mut out);
+        }
+        out
+    }
+}
+
+/// Drive a page-fetching function until there is no next token or an error. A token equal to
+/// the one just used ends the stream too: a server bug must not become an endless loop.
+fn paginate<P, F, Fut>(fetch: F) -> BoxStream<'static, Result<P, GmailError>>
+where
+    P: Send + 'static,
+    F: Fn(Option<String>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(P, Option<String>), GmailError>> + Send + 'static,
+{
+    // State: Some(token) = fetch the page at `token` (None = first page); None = finished.
+    futures::stream::unfold((Some(None::<String>), fetch), |(state, fetch)| async move {
+        let token = state?;
+        match fetch(token.clone()).await {
+            Ok((page, next)) => {
+                let next = next.filter(|n| Some(n) != token.as_ref());
+                Some((Ok(page), (next.map(Some), fetch)))
+            }
+            Err(e) => Some((Err(e), (None, fetch))),
+        }
+    })
+    .boxed()
+}

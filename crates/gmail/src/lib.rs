@@ -1,0 +1,33 @@
+//! `gmail`: the Gmail API client mailingest uses. It wraps google-gmail1 + yup-oauth2 behind a
+//! small typed API (profile, list pages, minimal/raw messages, history) and adds what the
+//! generated client lacks: auth from an `--auth` spec, a per-mailbox quota limiter and
+//! concurrency cap, retries with backoff that honour Retry-After, tolerant decoding of
+//! unpadded base64url and int64-as-string fields, and per-method metrics.
+
+mod auth;
+mod b64;
+mod call;
+mod client;
+mod config;
+mod error;
+mod limiter;
+mod metrics;
+mod query;
+mod retry;
+mod secret;
+mod transport;
+mod types;
+mod wire;
+
+pub use auth::{AuthSpec, READONLY_SCOPE, default_token_cache, login};
+pub use b64::decode_base64url;
+pub use client::GmailClient;
+pub use config::{ClientConfig, DEFAULT_ENDPOINT, QuotaConfig, RetryPolicy};
+pub use error::GmailError;
+pub use metrics::{ApiMetrics, Method, MethodMetrics};
+pub use query::build_q;
+pub use secret::Secret;
+pub use types::{
+    HistoryPage, HistoryRecord, LabelChange, ListQuery, MessageMinimal, MessageMinimalRef,
+    MessagePage, MessageRef, Profile, RawMessage, ThreadMinimal, ThreadPage, ThreadRef,
+};

@@ -1,0 +1,229 @@
+//! The windowed backfill: list threads in a window, fetch what changed, write.
+//!
+//! Three stages overlap through bounded channels, so memory stays bounded
+//! whatever the mailbox size: the lister pages through threads.list and drops
+//! every thread whose stored historyId equals the listed one; fetchers (bounded
+//! concurrency, the client's quota limiter) turn changed threads into
+//! `ThreadWork`; the writer commits them in batches.
+
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use gmail::ListQuery;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::run::{CursorUpdate, RunKind, RunLease, RunStatus};
+use super::summary::{RunSummary, Tally};
+use super::thread_fetch::{RunContext, ThreadWork};
+use super::{Engine, EngineError, Progress, Window};
+use crate::repo;
+
+/// What to back up.
+#[derive(Debug, Clone)]
+pub struct BackfillRequest {
+    pub mailbox: String,
+    pub window: Window,
+    pub include_spam_trash: bool,
+}
+
+/// Changed threads queued between the lister and the fetchers.
+const THREAD_QUEUE: usize = 256;
+/// Fetched threads queued between the fetchers and the writer.
+const WORK_QUEUE: usize = 16;
+
+impl Engine {
+    /// Runs a backfill from start to summary. A run that started always ends
+    /// recorded (completed, failed or interrupted) unless the process dies,
+    /// and then the next run marks it interrupted.
+    pub async fn backfill(
+        &self,
+        request: BackfillRequest,
+        cancel: CancellationToken,
+        progress: &Progress,
+    ) -> Result<RunSummary, EngineError> {
+        let started = Instant::now();
+        let metrics_before = self.gmail.metrics();
+        let mailbox = request.mailbox.to_lowercase();
+        let mailbox_id = self.register_mailbox(&mailbox).await?;
+        // The cursor is read before listing: whatever arrives during the
+        // backfill is then picked up by the next incremental sync.
+        let profile = self.gmail.profile(&mailbox).await?;
+        let lease = RunLease::acquire(
+            &self.pool,
+            mailbox_id,
+            &mailbox,
+            RunKind::Backfill,
+            Some(request.window),
+            Some(profile.history_id),
+            self.options.lease,
+        )
+        .await?;
+        let ctx = RunContext {
+            run_id: lease.run_id,
+            mailbox_id,
+            mailbox: mailbox.clone(),
+            include_spam_trash: request.include_spam_trash,
+        };
+        let result = self
+            .ingest_window(&ctx, &lease, request.window, &cancel, progress)
+            .await;
+        let (status, tally, error) = match result {
+            Ok(tally) if cancel.is_cancelled() => (RunStatus::Interrupted, tally, None),
+            Ok(tally) => (RunStatus::Completed, tally, None),
+            Err(e) => (RunStatus::Failed, Tally::default(), Some(e.to_string())),
+        };
+        let cursor = match status {
+            RunStatus::Completed => CursorUpdate::IfAbsent(profile.history_id),
+            _ => CursorUpdate::Keep,
+        };
+        let run_id = lease.run_id;
+        lease
+            .finish(
+                status,
+                serde_json::to_value(&tally).unwrap_or_default(),
+                error.clone(),
+                cursor,
+            )
+            .await?;
+        Ok(RunSummary {
+            run_id,
+            mailbox,
+            kind: RunKind::Backfill.as_str(),
+            status: status.as_str(),
+            window: Some(request.window),
+            tally,
+            history_expired: false,
+            cursor: Some(profile.history_id.to_string()),
+            api: super::summary::api_delta(&self.gmail.metrics(), &metrics_before),
+            duration_ms: started.elapsed().as_millis() as u64,
+            error,
+        })
+    }
+
+    /// Inserts the mailbox row if it is new; returns its id.
+    pub(crate) async fn register_mailbox(&self, mailbox: &str) -> Result<i64, EngineError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(EngineError::db("acquire connection"))?;
+        Ok(repo::pg::upsert_mailbox(&mut conn, &self.org, mailbox)
+            .await?
+            .0)
+    }
+
+    /// The pipeline over one window; shared by backfill and the sync fallback.
+    pub(crate) async fn ingest_window(
+        &self,
+        ctx: &RunContext,
+        lease: &RunLease,
+        window: Window,
+        cancel: &CancellationToken,
+        progress: &Progress,
+    ) -> Result<Tally, EngineError> {
+        let (thread_tx, thread_rx) = mpsc::channel::<(String, Option<String>)>(THREAD_QUEUE);
+        let (work_tx, work_rx) = mpsc::channel::<ThreadWork>(WORK_QUEUE);
+
+        let lister = self.list_changed_threads(ctx, window, thread_tx, cancel, progress);
+        let fetchers = async move {
+            tokio_stream_from(thread_rx)
+                .map(|(id, snippet)| async move {
+                    if cancel.is_cancelled() {
+                        return Ok(None);
+                    }
+                    self.fetch_thread(ctx, &id, snippet, Some(window), progress)
+                        .await
+                })
+                .buffer_unordered(self.options.threads_in_flight)
+                .try_for_each(|work| {
+                    let work_tx = work_tx.clone();
+                    async move {
+                        if let Some(work) = work {
+                            // The writer only stops early on error; that error wins.
+                            let _ = work_tx.send(work).await;
+                        }
+                        Ok(())
+                    }
+                })
+                .await
+        };
+        let writer = self.write_threads(ctx, lease, work_rx, progress);
+        let (listed, (), mut tally) = tokio::try_join!(lister, fetchers, writer)?;
+        tally.threads_listed = listed.listed;
+        tally.threads.unchanged += listed.unchanged;
+        info!(
+            threads_listed = listed.listed,
+            threads_unchanged = listed.unchanged,
+            "window done"
+        );
+        Ok(tally)
+    }
+
+    /// Pages through threads.list for the window and sends every thread whose
+    /// stored historyId differs from the listed one.
+    async fn list_changed_threads(
+        &self,
+        ctx: &RunContext,
+        window: Window,
+        tx: mpsc::Sender<(String, Option<String>)>,
+        cancel: &CancellationToken,
+        progress: &Progress,
+    ) -> Result<Listed, EngineError> {
+        let query = ListQuery {
+            after: Some(window.after_secs()),
+            before: Some(window.before_secs()),
+            include_spam_trash: ctx.include_spam_trash,
+            ..ListQuery::default()
+        };
+        let mut pages = self.gmail.list_threads(&ctx.mailbox, query);
+        let mut listed = Listed::default();
+        while let Some(page) = pages.next().await {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let page = page?;
+            let ids: Vec<String> = page.threads.iter().map(|t| t.id.clone()).collect();
+            let stored = {
+                let mut conn = self
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(EngineError::db("acquire connection"))?;
+                repo::pg::thread_history_ids(&mut conn, ctx.mailbox_id, &ids).await?
+            };
+            Progress::add(&progress.threads_listed, page.threads.len() as u64);
+            listed.listed += page.threads.len() as u64;
+            for thread in page.threads {
+                let current = stored.get(&thread.id).copied().flatten();
+                if current == Some(super::run::history_i64(thread.history_id)?) {
+                    listed.unchanged += 1;
+                    continue;
+                }
+                Progress::add(&progress.threads_changed, 1);
+                if tx.send((thread.id, Some(thread.snippet))).await.is_err() {
+                    // Fetchers stopped (an error is on its way); stop listing.
+                    return Ok(listed);
+                }
+            }
+        }
+        progress
+            .listing_done
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(listed)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Listed {
+    listed: u64,
+    unchanged: u64,
+}
+
+/// A stream over an mpsc receiver (what tokio-stream's wrapper does).
+fn tokio_stream_from<T: Send + 'static>(
+    rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}

@@ -1,0 +1,54 @@
+//! The engines: backfill of a window and incremental sync from a history
+//! cursor, both built on one pipeline (list → fetch → write) and one run lease.
+
+mod backfill;
+mod error;
+mod progress;
+mod run;
+mod summary;
+mod thread_fetch;
+mod window;
+mod writer;
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+pub use backfill::BackfillRequest;
+pub use error::EngineError;
+pub use progress::{Progress, ProgressSnapshot};
+pub use run::{CursorUpdate, RUN_LOCK_CLASS, RunKind, RunLease, RunStatus};
+pub use summary::{BlobCounts, RunSummary, Skipped, Tally};
+pub use window::Window;
+
+/// Tuning knobs; the defaults suit one mailbox on a small machine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Threads being fetched at once (the client also caps requests per mailbox).
+    pub threads_in_flight: usize,
+    /// Messages per database transaction (whole threads; a batch may exceed it by one thread).
+    pub batch_messages: usize,
+    /// A live run whose heartbeat is older than this is taken over.
+    pub lease: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            threads_in_flight: 16,
+            batch_messages: 500,
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything a run needs: the database, the Gmail client and the store.
+#[derive(Clone)]
+pub struct Engine {
+    pub pool: PgPool,
+    pub gmail: gmail::GmailClient,
+    pub store: store::BlobStore,
+    /// The organisation owning the mailboxes this engine registers.
+    pub org: String,
+    pub options: EngineOptions,
+}

@@ -1,0 +1,101 @@
+//! The run summary: what a run did, as the CLI prints it (`--json`: one object).
+
+use serde::Serialize;
+
+use super::Window;
+use crate::repo::OutcomeCounts;
+
+/// Objects written to the store vs found already there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BlobCounts {
+    pub stored: u64,
+    pub deduplicated: u64,
+}
+
+/// A message the run could not ingest, and why. The run still completes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub message_id: String,
+    pub reason: String,
+}
+
+/// Everything a run counted; also stored as `sync_runs.counts`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tally {
+    pub threads: OutcomeCounts,
+    pub messages: OutcomeCounts,
+    pub attachments: OutcomeCounts,
+    pub blobs: BlobCounts,
+    pub threads_listed: u64,
+    pub threads_fetched: u64,
+    pub messages_fetched: u64,
+    pub labels_changed: u64,
+    pub messages_deleted: u64,
+    pub history_pages: u64,
+    pub history_records: u64,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Tally {
+    pub fn merge(&mut self, other: Tally) {
+        self.threads.add(&other.threads);
+        self.messages.add(&other.messages);
+        self.attachments.add(&other.attachments);
+        self.blobs.stored += other.blobs.stored;
+        self.blobs.deduplicated += other.blobs.deduplicated;
+        self.threads_listed += other.threads_listed;
+        self.threads_fetched += other.threads_fetched;
+        self.messages_fetched += other.messages_fetched;
+        self.labels_changed += other.labels_changed;
+        self.messages_deleted += other.messages_deleted;
+        self.history_pages += other.history_pages;
+        self.history_records += other.history_records;
+        self.skipped.extend(other.skipped);
+    }
+}
+
+/// The summary of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub mailbox: String,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub window: Option<Window>,
+    #[serde(flatten)]
+    pub tally: Tally,
+    /// Set when a sync found its history expired and fell back to a backfill.
+    pub history_expired: bool,
+    pub cursor: Option<String>,
+    pub api: gmail::ApiMetrics,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+/// API usage between two snapshots of the client's counters.
+pub(crate) fn api_delta(
+    after: &gmail::ApiMetrics,
+    before: &gmail::ApiMetrics,
+) -> gmail::ApiMetrics {
+    fn sub(a: &gmail::MethodMetrics, b: &gmail::MethodMetrics) -> gmail::MethodMetrics {
+        gmail::MethodMetrics {
+            calls: a.calls.saturating_sub(b.calls),
+            quota_units: a.quota_units.saturating_sub(b.quota_units),
+            retries: a.retries.saturating_sub(b.retries),
+            throttled_ms: a.throttled_ms.saturating_sub(b.throttled_ms),
+            rate_limited: a.rate_limited.saturating_sub(b.rate_limited),
+            failures: a.failures.saturating_sub(b.failures),
+        }
+    }
+    let mut out = gmail::ApiMetrics {
+        total: sub(&after.total, &before.total),
+        ..Default::default()
+    };
+    for (name, m) in &after.methods {
+        let d = sub(m, &before.method(name));
+        if d.calls > 0 || d.throttled_ms > 0 {
+            out.methods.insert(name.clone(), d);
+        }
+    }
+    out
+}

@@ -1,0 +1,319 @@
+//! Fetching one changed thread: minimal → which messages are new → raw fetch,
+//! parse (off the async threads), and blobs into the store.
+//!
+//! Blobs are written here, before any row that references them is even built,
+//! so a crash leaves at worst an unreferenced blob, never a row pointing at
+//! nothing. What comes out is a `ThreadWork`: everything the writer needs to
+//! commit the thread in one transaction.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use futures::{StreamExt, TryStreamExt, stream};
+use gmail::{GmailError, MessageMinimal, RawMessage};
+use store::PutOutcome;
+use tracing::{debug, warn};
+
+use super::summary::{BlobCounts, Skipped};
+use super::{Engine, EngineError, Progress, Window};
+use crate::mime::{self, ParsedMessage};
+use crate::repo::{self, BlobUpsert, LabelUpdate};
+
+/// Raw fetches in flight per thread (the client's per-mailbox cap bounds the total).
+const MESSAGES_IN_FLIGHT_PER_THREAD: usize = 4;
+
+/// What the run needs to know about the mailbox it works on.
+#[derive(Debug, Clone)]
+pub(crate) struct RunContext {
+    pub run_id: i64,
+    pub mailbox_id: i64,
+    pub mailbox: String,
+    pub include_spam_trash: bool,
+}
+
+/// One message fetched, parsed and archived, waiting for its rows.
+#[derive(Debug)]
+pub(crate) struct FetchedMessage {
+    pub meta: RawMeta,
+    pub parsed: ParsedMessage,
+    pub raw_blob: BlobUpsert,
+    /// (part, blob) for every attachment and inline part.
+    pub parts: Vec<(mime::ParsedPart, BlobUpsert)>,
+}
+
+/// Gmail's metadata of a fetched message (the raw bytes are already stored).
+#[derive(Debug, Clone)]
+pub(crate) struct RawMeta {
+    pub id: String,
+    pub thread_id: String,
+    pub label_ids: Vec<String>,
+    pub internal_date_ms: i64,
+    pub history_id: u64,
+    pub size_estimate: u64,
+}
+
+/// A thread ready to be written.
+#[derive(Debug)]
+pub(crate) struct ThreadWork {
+    pub provider_thread_id: String,
+    /// The thread historyId to record, or `None` when some of its messages are
+    /// not stored (outside the window, excluded, or skipped for a transient
+    /// reason): the next run must look at it again.
+    pub history_id: Option<u64>,
+    pub snippet: Option<String>,
+    /// The thread's earliest message: its subject names the thread.
+    pub first_message_id: Option<String>,
+    pub message_count: i32,
+    pub first_message_at: Option<DateTime<Utc>>,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub messages: Vec<FetchedMessage>,
+    pub label_updates: Vec<LabelUpdate>,
+    pub skipped: Vec<Skipped>,
+    /// Blobs archived for messages that were then skipped (unparseable).
+    pub orphan_blobs: Vec<BlobUpsert>,
+    pub blobs: BlobCounts,
+}
+
+fn is_spam_or_trash(labels: &[String]) -> bool {
+    labels.iter().any(|l| l == "SPAM" || l == "TRASH")
+}
+
+fn ms_to_time(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+impl Engine {
+    /// Fetches what is new in one thread. `Ok(None)`: the thread vanished.
+    pub(crate) async fn fetch_thread(
+        &self,
+        ctx: &RunContext,
+        thread_id: &str,
+        listed_snippet: Option<String>,
+        window: Option<Window>,
+        progress: &Progress,
+    ) -> Result<Option<ThreadWork>, EngineError> {
+        let minimal = match self.gmail.thread_minimal(&ctx.mailbox, thread_id).await {
+            Ok(m) => m,
+            Err(GmailError::NotFound { .. }) => {
+                debug!(thread_id, "thread vanished between list and get");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let wanted: Vec<&MessageMinimal> = minimal
+            .messages
+            .iter()
+            .filter(|m| window.is_none_or(|w| w.contains_ms(m.internal_date_ms)))
+            .filter(|m| ctx.include_spam_trash || !is_spam_or_trash(&m.label_ids))
+            .collect();
+        let wanted_ids: Vec<String> = wanted.iter().map(|m| m.id.clone()).collect();
+        let stored = {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(EngineError::db("acquire connection"))?;
+            repo::pg::stored_message_ids(&mut conn, ctx.mailbox_id, &wanted_ids).await?
+        };
+
+        let label_updates: Vec<LabelUpdate> = wanted
+            .iter()
+            .filter(|m| stored.contains(&m.id))
+            .map(|m| {
+                Ok(LabelUpdate {
+                    provider_message_id: m.id.clone(),
+                    label_ids: m.label_ids.clone(),
+                    history_id: Some(super::run::history_i64(m.history_id)?),
+                })
+            })
+            .collect::<Result<_, EngineError>>()?;
+        let new_ids: Vec<&str> = wanted
+            .iter()
+            .filter(|m| !stored.contains(&m.id))
+            .map(|m| m.id.as_str())
+            .collect();
+
+        let results: Vec<MessageResult> = stream::iter(new_ids)
+            .map(|id| self.fetch_message(ctx, id, progress))
+            .buffer_unordered(MESSAGES_IN_FLIGHT_PER_THREAD)
+            .try_collect()
+            .await?;
+
+        let mut work = ThreadWork {
+            provider_thread_id: minimal.id.clone(),
+            history_id: None,
+            snippet: listed_snippet,
+            first_message_id: minimal
+                .messages
+                .iter()
+                .min_by_key(|m| m.internal_date_ms)
+                .map(|m| m.id.clone()),
+            message_count: i32::try_from(minimal.messages.len()).unwrap_or(i32::MAX),
+            first_message_at: minimal
+                .messages
+                .iter()
+                .map(|m| m.internal_date_ms)
+                .min()
+                .and_then(ms_to_time),
+            last_message_at: minimal
+                .messages
+                .iter()
+                .map(|m| m.internal_date_ms)
+                .max()
+                .and_then(ms_to_time),
+            messages: Vec::new(),
+            label_updates,
+            skipped: Vec::new(),
+            orphan_blobs: Vec::new(),
+            blobs: BlobCounts::default(),
+        };
+        // Permanently skipped messages (gone, unparseable) do not make a thread
+        // incomplete: fetching them again cannot succeed.
+        let mut settled: HashSet<String> = stored;
+        for result in results {
+            match result {
+                MessageResult::Fetched(m, blobs) => {
+                    settled.insert(m.meta.id.clone());
+                    work.blobs.stored += blobs.stored;
+                    work.blobs.deduplicated += blobs.deduplicated;
+                    work.messages.push(*m);
+                }
+                MessageResult::Skipped {
+                    skipped,
+                    raw_blob,
+                    blobs,
+                } => {
+                    settled.insert(skipped.message_id.clone());
+                    work.blobs.stored += blobs.stored;
+                    work.blobs.deduplicated += blobs.deduplicated;
+                    work.orphan_blobs.extend(raw_blob);
+                    work.skipped.push(skipped);
+                }
+            }
+        }
+        let complete = minimal.messages.iter().all(|m| settled.contains(&m.id));
+        if complete {
+            work.history_id = Some(minimal.history_id);
+        }
+        work.messages
+            .sort_by_key(|m| (m.meta.internal_date_ms, m.meta.id.clone()));
+        Ok(Some(work))
+    }
+
+    async fn fetch_message(
+        &self,
+        ctx: &RunContext,
+        id: &str,
+        progress: &Progress,
+    ) -> Result<MessageResult, EngineError> {
+        let raw = match self.gmail.message_raw(&ctx.mailbox, id).await {
+            Ok(raw) => raw,
+            Err(GmailError::NotFound { .. }) => {
+                return Ok(MessageResult::Skipped {
+                    skipped: Skipped {
+                        message_id: id.to_owned(),
+                        reason: "not found: deleted between listing and fetch".into(),
+                    },
+                    raw_blob: None,
+                    blobs: BlobCounts::default(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Progress::add(&progress.messages_fetched, 1);
+        Progress::add(&progress.bytes_fetched, raw.raw.len() as u64);
+        self.archive_message(raw).await
+    }
+
+    /// Stores the raw message and its parts, and parses it. A message the
+    /// parser rejects is still archived (its raw blob is kept and recorded).
+    pub(crate) async fn archive_message(
+        &self,
+        raw: RawMessage,
+    ) -> Result<MessageResult, EngineError> {
+        let mut blobs = BlobCounts::default();
+        let raw_put = self.store.put(raw.raw.clone()).await?;
+        count_put(&mut blobs, &raw_put);
+        let raw_blob = blob_row(&raw_put);
+        let meta = RawMeta {
+            id: raw.id,
+            thread_id: raw.thread_id,
+            label_ids: raw.label_ids,
+            internal_date_ms: raw.internal_date_ms,
+            history_id: raw.history_id,
+            size_estimate: raw.size_estimate,
+        };
+        let bytes: Bytes = raw.raw;
+        let parsed = tokio::task::spawn_blocking(move || mime::parse(&bytes))
+            .await
+            .map_err(|e| EngineError::Internal(format!("parser task failed: {e}")))?;
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(message_id = %meta.id, error = %e, "unparseable message archived and skipped");
+                return Ok(MessageResult::Skipped {
+                    skipped: Skipped {
+                        message_id: meta.id,
+                        reason: format!(
+                            "unparseable MIME: {e} (raw archived as {})",
+                            raw_put.sha256
+                        ),
+                    },
+                    raw_blob: Some(raw_blob),
+                    blobs,
+                });
+            }
+        };
+        let mut parts = Vec::with_capacity(parsed.parts.len());
+        for part in &parsed.parts {
+            let put = self.store.put(part.content.clone()).await?;
+            count_put(&mut blobs, &put);
+            parts.push((part.clone(), blob_row(&put)));
+        }
+        // The bytes live in the store now; keep only metadata in memory.
+        let parts = parts
+            .into_iter()
+            .map(|(mut p, b)| {
+                p.content = Bytes::new();
+                (p, b)
+            })
+            .collect();
+        let mut parsed = parsed;
+        parsed.parts.clear();
+        Ok(MessageResult::Fetched(
+            Box::new(FetchedMessage {
+                meta,
+                parsed,
+                raw_blob,
+                parts,
+            }),
+            blobs,
+        ))
+    }
+}
+
+pub(crate) enum MessageResult {
+    Fetched(Box<FetchedMessage>, BlobCounts),
+    Skipped {
+        skipped: Skipped,
+        raw_blob: Option<BlobUpsert>,
+        blobs: BlobCounts,
+    },
+}
+
+fn count_put(blobs: &mut BlobCounts, put: &PutOutcome) {
+    if put.created {
+        blobs.stored += 1;
+    } else {
+        blobs.deduplicated += 1;
+    }
+}
+
+fn blob_row(put: &PutOutcome) -> BlobUpsert {
+    BlobUpsert {
+        sha256: put.sha256.to_string(),
+        size: i64::try_from(put.size).unwrap_or(i64::MAX),
+        storage_key: put.key.clone(),
+    }
+}

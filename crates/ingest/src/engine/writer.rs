@@ -1,0 +1,278 @@
+//! The database stage: whole threads in, one transaction per batch out.
+//!
+//! A batch is a set of complete `ThreadWork`s, so a thread's historyId is
+//! always committed together with the last of its messages: a crash can never
+//! leave a thread marked current while some of its messages are missing. Rows
+//! and their ledger events share the transaction: the ledger never claims what
+//! the tables lack, and vice versa.
+
+use std::collections::HashMap;
+
+use chrono::{TimeZone, Utc};
+use ledger::{EventType, NewEvent};
+use serde_json::json;
+use sqlx::PgConnection;
+use tokio::sync::mpsc;
+use tracing::{debug, instrument};
+
+use super::run::history_i64;
+use super::summary::Tally;
+use super::thread_fetch::{RunContext, ThreadWork};
+use super::{Engine, EngineError, Progress, RunLease};
+use crate::repo::{self, AttachmentUpsert, MessageUpsert, Outcome, ThreadUpsert};
+
+impl Engine {
+    /// Drains `rx`, committing batches of about `batch_messages` messages.
+    pub(crate) async fn write_threads(
+        &self,
+        ctx: &RunContext,
+        lease: &RunLease,
+        mut rx: mpsc::Receiver<ThreadWork>,
+        progress: &Progress,
+    ) -> Result<Tally, EngineError> {
+        let mut tally = Tally::default();
+        let mut batch: Vec<ThreadWork> = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut size = first.messages.len() + 1;
+            batch.push(first);
+            // Take whatever else is ready, up to the batch size, without waiting:
+            // under load batches fill up; when idle, a thread commits at once.
+            while size < self.options.batch_messages {
+                match rx.try_recv() {
+                    Ok(work) => {
+                        size += work.messages.len() + 1;
+                        batch.push(work);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let done = self.commit_batch(ctx, std::mem::take(&mut batch)).await?;
+            Progress::add(
+                &progress.messages_stored,
+                done.messages.inserted + done.messages.updated,
+            );
+            Progress::add(&progress.threads_done, done.threads.total());
+            tally.merge(done);
+            lease
+                .record_counts(&serde_json::to_value(&tally).unwrap_or_default())
+                .await?;
+        }
+        Ok(tally)
+    }
+
+    #[instrument(skip_all, fields(threads = batch.len()))]
+    pub(crate) async fn commit_batch(
+        &self,
+        ctx: &RunContext,
+        batch: Vec<ThreadWork>,
+    ) -> Result<Tally, EngineError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(EngineError::db("begin batch"))?;
+        let tally = write_batch(&mut tx, ctx, &batch).await?;
+        tx.commit().await.map_err(EngineError::db("commit batch"))?;
+        debug!(threads = batch.len(), "batch committed");
+        Ok(tally)
+    }
+}
+
+/// Writes one batch inside the caller's transaction.
+pub(crate) async fn write_batch(
+    conn: &mut PgConnection,
+    ctx: &RunContext,
+    batch: &[ThreadWork],
+) -> Result<Tally, EngineError> {
+    let mut tally = Tally::default();
+    let mut events: Vec<NewEvent> = Vec::new();
+
+    // 1. Blobs: the objects are already in the store.
+    let mut blob_rows = Vec::new();
+    for work in batch {
+        tally.blobs.stored += work.blobs.stored;
+        tally.blobs.deduplicated += work.blobs.deduplicated;
+        blob_rows.extend(work.orphan_blobs.iter().cloned());
+        for m in &work.messages {
+            blob_rows.push(m.raw_blob.clone());
+            blob_rows.extend(m.parts.iter().map(|(_, b)| b.clone()));
+        }
+    }
+    repo::pg::upsert_blobs(conn, &blob_rows).await?;
+
+    // 2. Threads.
+    let thread_rows: Vec<ThreadUpsert> = batch
+        .iter()
+        .map(|w| {
+            let subject = w.first_message_id.as_ref().and_then(|first| {
+                w.messages
+                    .iter()
+                    .find(|m| &m.meta.id == first)
+                    .and_then(|m| m.parsed.subject.clone())
+            });
+            Ok(ThreadUpsert {
+                mailbox_id: ctx.mailbox_id,
+                provider_thread_id: w.provider_thread_id.clone(),
+                history_id: w.history_id.map(history_i64).transpose()?,
+                snippet: w.snippet.clone(),
+                subject,
+                message_count: w.message_count,
+                first_message_at: w.first_message_at,
+                last_message_at: w.last_message_at,
+            })
+        })
+        .collect::<Result<_, EngineError>>()?;
+    let threads = repo::pg::upsert_threads(conn, &thread_rows).await?;
+    let mut thread_ids: HashMap<&str, i64> = HashMap::new();
+    for (row, result) in thread_rows.iter().zip(&threads) {
+        tally.threads.record(result.outcome);
+        thread_ids.insert(row.provider_thread_id.as_str(), result.id);
+        if result.outcome != Outcome::Unchanged {
+            events.push(NewEvent::new(
+                EventType::ThreadIngested,
+                format!("thread:{}", row.provider_thread_id),
+                json!({
+                    "outcome": result.outcome,
+                    "history_id": row.history_id.map(|h| h.to_string()),
+                    "message_count": row.message_count,
+                }),
+            ));
+        }
+    }
+
+    // 3. Messages.
+    let mut message_rows = Vec::new();
+    for work in batch {
+        let thread_id = thread_ids[work.provider_thread_id.as_str()];
+        for m in &work.messages {
+            let p = &m.parsed;
+            message_rows.push(MessageUpsert {
+                mailbox_id: ctx.mailbox_id,
+                thread_id,
+                provider_message_id: m.meta.id.clone(),
+                provider_thread_id: m.meta.thread_id.clone(),
+                rfc822_message_id: p.rfc822_message_id.clone(),
+                in_reply_to: p.in_reply_to.clone(),
+                references: p.references.clone(),
+                subject: p.subject.clone(),
+                from_addrs: p.from.clone(),
+                to_addrs: p.to.clone(),
+                cc_addrs: p.cc.clone(),
+                bcc_addrs: p.bcc.clone(),
+                reply_to_addrs: p.reply_to.clone(),
+                sent_at: p.sent_at,
+                internal_date: Utc
+                    .timestamp_millis_opt(m.meta.internal_date_ms)
+                    .single()
+                    .ok_or_else(|| {
+                        EngineError::Internal(format!(
+                            "message {}: internalDate {} out of range",
+                            m.meta.id, m.meta.internal_date_ms
+                        ))
+                    })?,
+                label_ids: m.meta.label_ids.clone(),
+                snippet: None,
+                size_estimate: i64::try_from(m.meta.size_estimate).ok(),
+                history_id: Some(history_i64(m.meta.history_id)?),
+                body_text: p.body_text.clone(),
+                body_html: p.body_html.clone(),
+                raw_sha256: m.raw_blob.sha256.clone(),
+                raw_size: m.raw_blob.size,
+            });
+        }
+    }
+    let messages = repo::pg::upsert_messages(conn, &message_rows).await?;
+
+    // 4. Attachments, keyed by (message row, MIME part path).
+    let mut attachment_rows = Vec::new();
+    let mut attachment_owner = Vec::new();
+    let fetched = batch.iter().flat_map(|w| w.messages.iter());
+    for ((m, row), result) in fetched.zip(&message_rows).zip(&messages) {
+        tally.messages.record(result.outcome);
+        if result.outcome != Outcome::Unchanged {
+            events.push(NewEvent::new(
+                EventType::MessageIngested,
+                format!("message:{}", row.provider_message_id),
+                json!({
+                    "outcome": result.outcome,
+                    "thread_id": row.provider_thread_id,
+                    "raw_sha256": row.raw_sha256,
+                    "raw_size": row.raw_size,
+                    "history_id": row.history_id.map(|h| h.to_string()),
+                    "attachments": m.parts.len(),
+                }),
+            ));
+        }
+        for (part, blob) in &m.parts {
+            attachment_rows.push(AttachmentUpsert {
+                message_id: result.id,
+                part_id: part.part_id.to_string(),
+                filename: part.filename.clone(),
+                mime_type: part.mime_type.clone(),
+                content_id: part.content_id.clone(),
+                disposition: part.disposition.clone(),
+                size: blob.size,
+                sha256: blob.sha256.clone(),
+            });
+            attachment_owner.push(row.provider_message_id.as_str());
+        }
+    }
+    let attachments = repo::pg::upsert_attachments(conn, &attachment_rows).await?;
+    for ((row, owner), result) in attachment_rows
+        .iter()
+        .zip(&attachment_owner)
+        .zip(&attachments)
+    {
+        tally.attachments.record(result.outcome);
+        if result.outcome != Outcome::Unchanged {
+            events.push(NewEvent::new(
+                EventType::AttachmentSaved,
+                format!("message:{owner}/part:{}", row.part_id),
+                json!({
+                    "outcome": result.outcome,
+                    "sha256": row.sha256,
+                    "size": row.size,
+                    "mime_type": row.mime_type,
+                }),
+            ));
+        }
+    }
+
+    // 5. Labels of messages already stored.
+    let label_updates: Vec<_> = batch
+        .iter()
+        .flat_map(|w| w.label_updates.iter().cloned())
+        .collect();
+    let changed = repo::pg::update_labels(conn, ctx.mailbox_id, &label_updates).await?;
+    let by_id: HashMap<&str, &repo::LabelUpdate> = label_updates
+        .iter()
+        .map(|u| (u.provider_message_id.as_str(), u))
+        .collect();
+    tally.messages.updated += changed.len() as u64;
+    tally.messages.unchanged += (label_updates.len() - changed.len()) as u64;
+    tally.labels_changed += changed.len() as u64;
+    for id in &changed {
+        events.push(NewEvent::new(
+            EventType::LabelsChanged,
+            format!("message:{id}"),
+            json!({"label_ids": by_id.get(id.as_str()).map(|u| u.label_ids.clone())}),
+        ));
+    }
+
+    // 6. Skipped messages are recorded, not lost.
+    for work in batch {
+        for s in &work.skipped {
+            events.push(NewEvent::new(
+                EventType::MessageSkipped,
+                format!("message:{}", s.message_id),
+                json!({"reason": s.reason, "thread_id": work.provider_thread_id}),
+            ));
+            tally.skipped.push(s.clone());
+        }
+    }
+
+    ledger::append(conn, ctx.mailbox_id, ctx.run_id, &events).await?;
+    tally.threads_fetched += batch.len() as u64;
+    tally.messages_fetched += message_rows.len() as u64;
+    Ok(tally)
+}

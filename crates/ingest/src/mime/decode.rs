@@ -1,0 +1,209 @@
+//! Content-Transfer-Encoding decoding of a part's raw body bytes.
+//!
+//! Why not mail-parser's decoded bytes: it converts text/* parts to UTF-8 (an
+//! attachment must keep its original bytes, as Gmail's attachments.get returns
+//! them), and on the first character outside the base64 alphabet it gives up and
+//! hands back the still-encoded text. Mail clients, Gmail included, skip such
+//! junk, so we decode leniently here: nothing in this file can fail.
+
+/// Which transfer encoding a part declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransferEncoding {
+    Base64,
+    QuotedPrintable,
+    /// 7bit, 8bit, binary, absent, or unknown: the bytes are the content.
+    Identity,
+}
+
+impl TransferEncoding {
+    /// Maps a Content-Transfer-Encoding value; unknown tokens are identity
+    /// (RFC 2045 §6.4 says treat the part as application/octet-stream, i.e. keep
+    /// the bytes).
+    pub(crate) fn from_header(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("base64") => TransferEncoding::Base64,
+            Some(v) if v.eq_ignore_ascii_case("quoted-printable") => {
+                TransferEncoding::QuotedPrintable
+            }
+            _ => TransferEncoding::Identity,
+        }
+    }
+}
+
+/// Decodes `raw` according to `encoding`.
+pub(crate) fn decode(encoding: TransferEncoding, raw: &[u8]) -> Vec<u8> {
+    match encoding {
+        TransferEncoding::Base64 => decode_base64(raw),
+        TransferEncoding::QuotedPrintable => decode_quoted_printable(raw),
+        TransferEncoding::Identity => raw.to_vec(),
+    }
+}
+
+fn base64_value(b: u8) -> Option<u32> {
+    match b {
+        b'A'..=b'Z' => Some(u32::from(b - b'A')),
+        b'a'..=b'z' => Some(u32::from(b - b'a') + 26),
+        b'0'..=b'9' => Some(u32::from(b - b'0') + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Lenient base64: characters outside the alphabet are skipped; `=` ends the
+/// current quantum (flushing the whole bytes it holds) and decoding resumes after
+/// it, which also handles several base64 blobs concatenated in one part.
+pub(crate) fn decode_base64(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() / 4 * 3 + 3);
+    let mut acc: u32 = 0;
+    let mut n: u8 = 0;
+    for &b in raw {
+        if let Some(v) = base64_value(b) {
+            acc = (acc << 6) | v;
+            n += 1;
+            if n == 4 {
+                out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+                acc = 0;
+                n = 0;
+            }
+        } else if b == b'=' {
+            flush_partial(&mut out, acc, n);
+            acc = 0;
+            n = 0;
+        }
+    }
+    // Unpadded tail (common from sloppy encoders).
+    flush_partial(&mut out, acc, n);
+    out
+}
+
+fn flush_partial(out: &mut Vec<u8>, acc: u32, n: u8) {
+    match n {
+        2 => out.push((acc >> 4) as u8),
+        3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+        // 0: nothing pending; 1: six bits cannot make a byte, drop them.
+        _ => {}
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Lenient quoted-printable (RFC 2045 §6.7): `=XX` decodes, `=` at end of line
+/// (optionally followed by whitespace) is a soft break, trailing whitespace on a
+/// line is dropped, and any other `=` is kept literally (rule 1's "robust
+/// implementation" advice). Line breaks are kept as they are in the source.
+pub(crate) fn decode_quoted_printable(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    for line in split_lines_keep_ends(raw) {
+        let (content, ending) = split_line_ending(line);
+        let trimmed = trim_trailing_ws(content);
+        let soft_break = trimmed.last() == Some(&b'=');
+        let body = if soft_break {
+            &trimmed[..trimmed.len() - 1]
+        } else {
+            trimmed
+        };
+        let mut j = 0;
+        while j < body.len() {
+            let b = body[j];
+            if b == b'=' {
+                let hi = body.get(j + 1).copied().and_then(hex_value);
+                let lo = body.get(j + 2).copied().and_then(hex_value);
+                if let (Some(hi), Some(lo)) = (hi, lo) {
+                    out.push((hi << 4) | lo);
+                    j += 3;
+                    continue;
+                }
+            }
+            out.push(b);
+            j += 1;
+        }
+        if !soft_break {
+            out.extend_from_slice(ending);
+        }
+    }
+    out
+}
+
+/// Splits into lines, each keeping its `\n` / `\r\n` ending (the last may have none).
+fn split_lines_keep_ends(raw: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' {
+            lines.push(&raw[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < raw.len() {
+        lines.push(&raw[start..]);
+    }
+    lines
+}
+
+fn split_line_ending(line: &[u8]) -> (&[u8], &[u8]) {
+    if let Some(rest) = line.strip_suffix(b"\r\n") {
+        (rest, &line[rest.len()..])
+    } else if let Some(rest) = line.strip_suffix(b"\n") {
+        (rest, &line[rest.len()..])
+    } else {
+        (line, &[])
+    }
+}
+
+fn trim_trailing_ws(s: &[u8]) -> &[u8] {
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |p| p + 1);
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_clean_and_wrapped() {
+        assert_eq!(decode_base64(b"aGVsbG8gd29y\r\nbGQ=\r\n"), b"hello world");
+    }
+
+    #[test]
+    fn base64_skips_garbage_and_handles_missing_padding() {
+        assert_eq!(decode_base64(b"aGV*sb!G8"), b"hello");
+        assert_eq!(decode_base64(b"aGk"), b"hi");
+    }
+
+    #[test]
+    fn base64_concatenated_blobs() {
+        assert_eq!(decode_base64(b"aGk=aGk="), b"hihi");
+    }
+
+    #[test]
+    fn qp_soft_breaks_hex_and_literal_equals() {
+        assert_eq!(
+            decode_quoted_printable(b"caf=C3=A9 =\r\nau lait  \r\n1+1=2 =ZZ"),
+            "café au lait\r\n1+1=2 =ZZ".as_bytes()
+        );
+    }
+
+    #[test]
+    fn identity_keeps_bytes() {
+        assert_eq!(decode(TransferEncoding::Identity, b"\x00\xff"), b"\x00\xff");
+        assert_eq!(
+            TransferEncoding::from_header(Some(" BASE64 ")),
+            TransferEncoding::Base64
+        );
+        assert_eq!(
+            TransferEncoding::from_header(Some("x-uuencode")),
+            TransferEncoding::Identity
+        );
+    }
+}

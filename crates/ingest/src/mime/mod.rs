@@ -1,0 +1,121 @@
+//! MIME → structured message: `parse(raw)` turns the RFC 822 bytes Gmail returns
+//! with `format=raw` into a [`ParsedMessage`] (headers, UTF-8 bodies, and every
+//! attachment/inline part keyed by its Gmail-style [`PartPath`]).
+//!
+//! Built on mail-parser 0.11 for header and structure parsing; content bytes are
+//! re-decoded from the raw input here (see `decode.rs` for why). Synchronous and
+//! CPU-bound: call it from `spawn_blocking`.
+//!
+//! Part numbering (must match the emulator's `full` format and Gmail's partId):
+//! the root payload is Gmail's `""`; children of a multipart are numbered from 0
+//! in document order, grandchildren "1.0", "1.1", …; a message/rfc822 part is a
+//! leaf whose content is the embedded message's bytes. A single-part message
+//! whose only leaf is not a body (e.g. a bare application/pdf) stores that leaf
+//! as "0", because the schema's part_id must be non-empty digits-and-dots.
+
+mod addresses;
+mod body;
+mod decode;
+mod encoded_words;
+mod error;
+mod headers;
+mod part_path;
+mod parts;
+mod text;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, Utc};
+use mail_parser::{HeaderName, MessageParser};
+
+pub use addresses::Address;
+pub use error::MimeError;
+pub use part_path::{InvalidPartPath, PartPath};
+pub use parts::ParsedPart;
+
+/// One message, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedMessage {
+    /// Message-ID without angle brackets.
+    pub rfc822_message_id: Option<String>,
+    /// First In-Reply-To id, without angle brackets.
+    pub in_reply_to: Option<String>,
+    /// References ids in order, without angle brackets.
+    pub references: Vec<String>,
+    /// Subject, encoded words decoded.
+    pub subject: Option<String>,
+    pub from: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub reply_to: Vec<Address>,
+    /// The Date header in UTC; `None` when absent or unparseable.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The chosen text/plain body, UTF-8, NUL-free.
+    pub body_text: Option<String>,
+    /// The chosen text/html body, UTF-8, NUL-free.
+    pub body_html: Option<String>,
+    /// Every leaf that is not one of the two bodies, in document order.
+    pub parts: Vec<ParsedPart>,
+}
+
+/// Parses raw RFC 822 bytes.
+///
+/// Lenient like mail-parser and Gmail: damaged structure, bad encodings and wrong
+/// charset labels still produce a message. Errors only for input with no message
+/// in it (empty, or no header block), or if mail-parser fails internally.
+/// Never panics.
+pub fn parse(raw: &[u8]) -> Result<ParsedMessage, MimeError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(MimeError::Empty);
+    }
+    // mail-parser documents that it never panics, but it has debug assertions
+    // and unchecked arithmetic on offsets in its recovery paths; one hostile
+    // message must cost a skip, not the worker.
+    catch_unwind(AssertUnwindSafe(|| parse_unchecked(raw)))
+        .unwrap_or(Err(MimeError::ParserFailure { len: raw.len() }))
+}
+
+fn parse_unchecked(raw: &[u8]) -> Result<ParsedMessage, MimeError> {
+    let message = MessageParser::default()
+        .parse(raw)
+        .filter(|m| !m.parts.is_empty())
+        .ok_or(MimeError::NoHeaders { len: raw.len() })?;
+
+    let leaves = parts::leaves(&message);
+    let choice = body::choose(&message, &leaves);
+    let body_of = |index: Option<usize>| {
+        index
+            .and_then(|i| message.parts.get(i))
+            .map(|part| body::body_text(raw, part))
+    };
+    let body_text = body_of(choice.text);
+    let body_html = body_of(choice.html);
+
+    let parsed_parts = leaves
+        .iter()
+        .filter(|leaf| Some(leaf.index) != choice.text && Some(leaf.index) != choice.html)
+        .filter_map(|leaf| {
+            message
+                .parts
+                .get(leaf.index)
+                .map(|part| parts::to_parsed_part(raw, part, leaf))
+        })
+        .collect();
+
+    Ok(ParsedMessage {
+        rfc822_message_id: headers::message_id(&message),
+        in_reply_to: headers::in_reply_to(&message),
+        references: headers::references(&message),
+        subject: headers::subject(&message, raw),
+        from: addresses::collect(&message, HeaderName::From),
+        to: addresses::collect(&message, HeaderName::To),
+        cc: addresses::collect(&message, HeaderName::Cc),
+        bcc: addresses::collect(&message, HeaderName::Bcc),
+        reply_to: addresses::collect(&message, HeaderName::ReplyTo),
+        sent_at: headers::sent_at(&message),
+        body_text,
+        body_html,
+        parts: parsed_parts,
+    })
+}

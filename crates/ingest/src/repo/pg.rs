@@ -1,0 +1,472 @@
+//! PostgreSQL implementation of the repository.
+//!
+//! A batch travels as one `jsonb` parameter unpacked with `jsonb_to_recordset`:
+//! one round trip and one statement per batch whatever its size, and no limit
+//! on bind parameters. Inserted vs updated comes from the system column `xmax`
+//! (0 for a row this statement inserted); rows the `WHERE … IS DISTINCT FROM`
+//! guard left alone return nothing and are reported `Unchanged`, their ids read
+//! afterwards in a second statement that sees every committed row.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, Row};
+use tracing::instrument;
+
+use super::batch::{Keyed, NaturalKey, distinct_by_key};
+use super::text::json_without_nul;
+use super::{
+    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, RepoError, ThreadUpsert,
+    UpsertResult,
+};
+
+impl Keyed for ThreadUpsert {
+    fn natural_key(&self) -> NaturalKey {
+        (self.mailbox_id, self.provider_thread_id.clone())
+    }
+}
+
+impl Keyed for MessageUpsert {
+    fn natural_key(&self) -> NaturalKey {
+        (self.mailbox_id, self.provider_message_id.clone())
+    }
+}
+
+impl Keyed for AttachmentUpsert {
+    fn natural_key(&self) -> NaturalKey {
+        (self.message_id, self.part_id.clone())
+    }
+}
+
+/// The two statements behind one upsert: the write, and the id lookup for
+/// rows the write left unchanged. Both return `(id, key_a, key_b[, inserted])`.
+struct UpsertSql {
+    operation: &'static str,
+    upsert: &'static str,
+    lookup: &'static str,
+}
+
+const THREADS: UpsertSql = UpsertSql {
+    operation: "upsert threads",
+    upsert: r#"
+        INSERT INTO mail_threads AS t (mailbox_id, provider_thread_id, history_id, snippet, subject,
+                                       message_count, first_message_at, last_message_at)
+        SELECT mailbox_id, provider_thread_id, history_id, snippet, subject,
+               message_count, first_message_at, last_message_at
+        FROM jsonb_to_recordset($1) AS x(mailbox_id bigint, provider_thread_id text, history_id bigint,
+                                         snippet text, subject text, message_count integer,
+                                         first_message_at timestamptz, last_message_at timestamptz)
+        ON CONFLICT (mailbox_id, provider_thread_id) DO UPDATE SET
+            history_id = EXCLUDED.history_id,
+            snippet = EXCLUDED.snippet,
+            subject = coalesce(EXCLUDED.subject, t.subject),
+            message_count = EXCLUDED.message_count,
+            first_message_at = EXCLUDED.first_message_at,
+            last_message_at = EXCLUDED.last_message_at,
+            updated_at = now()
+        WHERE (t.history_id, t.snippet, t.subject, t.message_count, t.first_message_at, t.last_message_at)
+              IS DISTINCT FROM
+              (EXCLUDED.history_id, EXCLUDED.snippet, coalesce(EXCLUDED.subject, t.subject), EXCLUDED.message_count,
+               EXCLUDED.first_message_at, EXCLUDED.last_message_at)
+        RETURNING t.id, t.mailbox_id, t.provider_thread_id, (t.xmax = 0) AS inserted"#,
+    lookup: r#"
+        SELECT t.id, t.mailbox_id, t.provider_thread_id
+        FROM mail_threads t
+        JOIN unnest($1::bigint[], $2::text[]) AS k(a, b)
+          ON t.mailbox_id = k.a AND t.provider_thread_id = k.b"#,
+};
+
+const MESSAGES: UpsertSql = UpsertSql {
+    operation: "upsert messages",
+    upsert: r#"
+        INSERT INTO mail_messages AS m (
+            mailbox_id, thread_id, provider_message_id, provider_thread_id, rfc822_message_id,
+            in_reply_to, "references", subject, from_addrs, to_addrs, cc_addrs, bcc_addrs,
+            reply_to_addrs, sent_at, internal_date, label_ids, snippet, size_estimate, history_id,
+            body_text, body_html, raw_sha256, raw_size)
+        SELECT mailbox_id, thread_id, provider_message_id, provider_thread_id, rfc822_message_id,
+               in_reply_to, "references", subject, from_addrs, to_addrs, cc_addrs, bcc_addrs,
+               reply_to_addrs, sent_at, internal_date, label_ids, snippet, size_estimate, history_id,
+               body_text, body_html, raw_sha256, raw_size
+        FROM jsonb_to_recordset($1) AS x(
+            mailbox_id bigint, thread_id bigint, provider_message_id text, provider_thread_id text,
+            rfc822_message_id text, in_reply_to text, "references" text[], subject text,
+            from_addrs jsonb, to_addrs jsonb, cc_addrs jsonb, bcc_addrs jsonb, reply_to_addrs jsonb,
+            sent_at timestamptz, internal_date timestamptz, label_ids text[], snippet text,
+            size_estimate bigint, history_id bigint, body_text text, body_html text,
+            raw_sha256 text, raw_size bigint)
+        ON CONFLICT (mailbox_id, provider_message_id) DO UPDATE SET
+            thread_id = EXCLUDED.thread_id,
+            provider_thread_id = EXCLUDED.provider_thread_id,
+            rfc822_message_id = EXCLUDED.rfc822_message_id,
+            in_reply_to = EXCLUDED.in_reply_to,
+            "references" = EXCLUDED."references",
+            subject = EXCLUDED.subject,
+            from_addrs = EXCLUDED.from_addrs,
+            to_addrs = EXCLUDED.to_addrs,
+            cc_addrs = EXCLUDED.cc_addrs,
+            bcc_addrs = EXCLUDED.bcc_addrs,
+            reply_to_addrs = EXCLUDED.reply_to_addrs,
+            sent_at = EXCLUDED.sent_at,
+            internal_date = EXCLUDED.internal_date,
+            label_ids = EXCLUDED.label_ids,
+            snippet = EXCLUDED.snippet,
+            size_estimate = EXCLUDED.size_estimate,
+            history_id = EXCLUDED.history_id,
+            body_text = EXCLUDED.body_text,
+            body_html = EXCLUDED.body_html,
+            raw_sha256 = EXCLUDED.raw_sha256,
+            raw_size = EXCLUDED.raw_size,
+            -- Gmail listed it, so it exists: a message seen again is not deleted
+            deleted_at = NULL,
+            updated_at = now()
+        WHERE (m.thread_id, m.provider_thread_id, m.rfc822_message_id, m.in_reply_to, m."references",
+               m.subject, m.from_addrs, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.reply_to_addrs,
+               m.sent_at, m.internal_date, m.label_ids, m.snippet, m.size_estimate, m.history_id,
+               m.body_text, m.body_html, m.raw_sha256, m.raw_size, m.deleted_at)
+              IS DISTINCT FROM
+              (EXCLUDED.thread_id, EXCLUDED.provider_thread_id, EXCLUDED.rfc822_message_id,
+               EXCLUDED.in_reply_to, EXCLUDED."references", EXCLUDED.subject, EXCLUDED.from_addrs,
+               EXCLUDED.to_addrs, EXCLUDED.cc_addrs, EXCLUDED.bcc_addrs, EXCLUDED.reply_to_addrs,
+               EXCLUDED.sent_at, EXCLUDED.internal_date, EXCLUDED.label_ids, EXCLUDED.snippet,
+               EXCLUDED.size_estimate, EXCLUDED.history_id, EXCLUDED.body_text, EXCLUDED.body_html,
+               EXCLUDED.raw_sha256, EXCLUDED.raw_size, NULL::timestamptz)
+        RETURNING m.id, m.mailbox_id, m.provider_message_id, (m.xmax = 0) AS inserted"#,
+    lookup: r#"
+        SELECT m.id, m.mailbox_id, m.provider_message_id
+        FROM mail_messages m
+        JOIN unnest($1::bigint[], $2::text[]) AS k(a, b)
+          ON m.mailbox_id = k.a AND m.provider_message_id = k.b"#,
+};
+
+const ATTACHMENTS: UpsertSql = UpsertSql {
+    operation: "upsert attachments",
+    upsert: r#"
+        INSERT INTO mail_attachments AS a (message_id, part_id, filename, mime_type, content_id,
+                                           disposition, size, sha256)
+        SELECT message_id, part_id, filename, mime_type, content_id, disposition, size, sha256
+        FROM jsonb_to_recordset($1) AS x(message_id bigint, part_id text, filename text,
+                                         mime_type text, content_id text, disposition text,
+                                         size bigint, sha256 text)
+        ON CONFLICT (message_id, part_id) DO UPDATE SET
+            filename = EXCLUDED.filename,
+            mime_type = EXCLUDED.mime_type,
+            content_id = EXCLUDED.content_id,
+            disposition = EXCLUDED.disposition,
+            size = EXCLUDED.size,
+            sha256 = EXCLUDED.sha256,
+            updated_at = now()
+        WHERE (a.filename, a.mime_type, a.content_id, a.disposition, a.size, a.sha256)
+              IS DISTINCT FROM
+              (EXCLUDED.filename, EXCLUDED.mime_type, EXCLUDED.content_id, EXCLUDED.disposition,
+               EXCLUDED.size, EXCLUDED.sha256)
+        RETURNING a.id, a.message_id, a.part_id, (a.xmax = 0) AS inserted"#,
+    lookup: r#"
+        SELECT a.id, a.message_id, a.part_id
+        FROM mail_attachments a
+        JOIN unnest($1::bigint[], $2::text[]) AS k(a, b)
+          ON a.message_id = k.a AND a.part_id = k.b"#,
+};
+
+/// Runs one upsert statement for a batch and reports, in input order, what
+/// happened to each row and the id of the stored row.
+async fn upsert<T: Keyed + Serialize>(
+    conn: &mut PgConnection,
+    sql: &UpsertSql,
+    rows: &[T],
+) -> Result<Vec<UpsertResult>, RepoError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let distinct = distinct_by_key(rows);
+    let payload = serde_json::to_value(&distinct.rows).map_err(|source| RepoError::Encode {
+        operation: sql.operation,
+        source,
+    })?;
+    let payload = json_without_nul(&payload);
+
+    let written = sqlx::query(sql.upsert)
+        .bind(payload)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(RepoError::db(sql.operation))?;
+
+    let mut by_key: HashMap<NaturalKey, UpsertResult> = HashMap::with_capacity(written.len());
+    for row in &written {
+        let key = (row.try_get::<i64, _>(1), row.try_get::<String, _>(2));
+        let (Ok(a), Ok(b)) = key else {
+            return Err(RepoError::UnexpectedRow {
+                operation: sql.operation,
+                key: "<undecodable>".into(),
+            });
+        };
+        let id: i64 = row.try_get(0).map_err(RepoError::db(sql.operation))?;
+        let inserted: bool = row.try_get(3).map_err(RepoError::db(sql.operation))?;
+        let outcome = if inserted {
+            Outcome::Inserted
+        } else {
+            Outcome::Updated
+        };
+        by_key.insert((a, b), UpsertResult { id, outcome });
+    }
+
+    let missing: Vec<NaturalKey> = distinct
+        .rows
+        .iter()
+        .map(|r| r.natural_key())
+        .filter(|k| !by_key.contains_key(k))
+        .collect();
+    if !missing.is_empty() {
+        let (parents, ids): (Vec<i64>, Vec<String>) = missing.into_iter().unzip();
+        let found = sqlx::query(sql.lookup)
+            .bind(&parents)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(RepoError::db(sql.operation))?;
+        for row in &found {
+            let id: i64 = row.try_get(0).map_err(RepoError::db(sql.operation))?;
+            let a: i64 = row.try_get(1).map_err(RepoError::db(sql.operation))?;
+            let b: String = row.try_get(2).map_err(RepoError::db(sql.operation))?;
+            by_key.insert(
+                (a, b),
+                UpsertResult {
+                    id,
+                    outcome: Outcome::Unchanged,
+                },
+            );
+        }
+    }
+
+    let per_distinct: Vec<UpsertResult> = distinct
+        .rows
+        .iter()
+        .map(|r| {
+            let key = r.natural_key();
+            by_key
+                .get(&key)
+                .copied()
+                .ok_or_else(|| RepoError::UnexpectedRow {
+                    operation: sql.operation,
+                    key: format!("({}, {})", key.0, key.1),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(distinct
+        .positions
+        .iter()
+        .map(|&i| per_distinct[i])
+        .collect())
+}
+
+/// Upserts threads; one result per input row, in input order.
+#[instrument(skip_all, fields(rows = rows.len()))]
+pub async fn upsert_threads(
+    conn: &mut PgConnection,
+    rows: &[ThreadUpsert],
+) -> Result<Vec<UpsertResult>, RepoError> {
+    upsert(conn, &THREADS, rows).await
+}
+
+/// Upserts messages; one result per input row, in input order.
+#[instrument(skip_all, fields(rows = rows.len()))]
+pub async fn upsert_messages(
+    conn: &mut PgConnection,
+    rows: &[MessageUpsert],
+) -> Result<Vec<UpsertResult>, RepoError> {
+    upsert(conn, &MESSAGES, rows).await
+}
+
+/// Upserts attachments; one result per input row, in input order.
+#[instrument(skip_all, fields(rows = rows.len()))]
+pub async fn upsert_attachments(
+    conn: &mut PgConnection,
+    rows: &[AttachmentUpsert],
+) -> Result<Vec<UpsertResult>, RepoError> {
+    upsert(conn, &ATTACHMENTS, rows).await
+}
+
+/// Records stored objects. A blob's bytes are fixed by its hash, so an existing
+/// row is never rewritten: the outcome is `Inserted` or `Unchanged`.
+#[instrument(skip_all, fields(rows = rows.len()))]
+pub async fn upsert_blobs(
+    conn: &mut PgConnection,
+    rows: &[BlobUpsert],
+) -> Result<Vec<Outcome>, RepoError> {
+    const OP: &str = "upsert blobs";
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Sorted and distinct: concurrent batches then take row locks in one order.
+    let mut distinct: Vec<&BlobUpsert> = rows.iter().collect();
+    distinct.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    distinct.dedup_by(|a, b| a.sha256 == b.sha256);
+    let payload = serde_json::to_value(&distinct).map_err(|source| RepoError::Encode {
+        operation: OP,
+        source,
+    })?;
+    let inserted: HashSet<String> = sqlx::query_scalar(
+        r#"
+        INSERT INTO blobs (sha256, size, storage_key)
+        SELECT sha256, size, storage_key
+        FROM jsonb_to_recordset($1) AS x(sha256 text, size bigint, storage_key text)
+        ON CONFLICT (sha256) DO NOTHING
+        RETURNING sha256"#,
+    )
+    .bind(payload)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db(OP))?
+    .into_iter()
+    .collect();
+    // A hash repeated in one batch is inserted once: its first occurrence.
+    let mut reported: HashSet<&str> = HashSet::new();
+    Ok(rows
+        .iter()
+        .map(|r| {
+            if inserted.contains(&r.sha256) && reported.insert(r.sha256.as_str()) {
+                Outcome::Inserted
+            } else {
+                Outcome::Unchanged
+            }
+        })
+        .collect())
+}
+
+/// Inserts the mailbox if it is new and returns its id either way.
+#[instrument(skip_all)]
+pub async fn upsert_mailbox(
+    conn: &mut PgConnection,
+    org_id: &str,
+    provider_email: &str,
+) -> Result<(i64, Outcome), RepoError> {
+    const OP: &str = "upsert mailbox";
+    let email = provider_email.to_lowercase();
+    // DO UPDATE with a no-op assignment would write a new tuple on every call;
+    // DO NOTHING + a follow-up read writes nothing for an existing mailbox.
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO mailboxes (org_id, provider_email) VALUES ($1, $2)
+         ON CONFLICT (org_id, provider_email) DO NOTHING RETURNING id",
+    )
+    .bind(org_id)
+    .bind(&email)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(RepoError::db(OP))?;
+    if let Some(id) = inserted {
+        return Ok((id, Outcome::Inserted));
+    }
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM mailboxes WHERE org_id = $1 AND provider_email = $2")
+            .bind(org_id)
+            .bind(&email)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(RepoError::db(OP))?;
+    Ok((id, Outcome::Unchanged))
+}
+
+/// Sets the labels (and message historyId) of stored messages; returns the
+/// provider ids whose row actually changed. Unknown ids are ignored.
+#[instrument(skip_all, fields(rows = updates.len()))]
+pub async fn update_labels(
+    conn: &mut PgConnection,
+    mailbox_id: i64,
+    updates: &[LabelUpdate],
+) -> Result<Vec<String>, RepoError> {
+    const OP: &str = "update labels";
+    if updates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut last: HashMap<&str, &LabelUpdate> = HashMap::new();
+    for u in updates {
+        last.insert(u.provider_message_id.as_str(), u);
+    }
+    let mut distinct: Vec<&LabelUpdate> = last.into_values().collect();
+    distinct.sort_by(|a, b| a.provider_message_id.cmp(&b.provider_message_id));
+    let payload = serde_json::to_value(&distinct).map_err(|source| RepoError::Encode {
+        operation: OP,
+        source,
+    })?;
+    sqlx::query_scalar(
+        r#"
+        UPDATE mail_messages AS m
+        SET label_ids = x.label_ids,
+            history_id = COALESCE(x.history_id, m.history_id),
+            updated_at = now()
+        FROM jsonb_to_recordset($2) AS x(provider_message_id text, label_ids text[], history_id bigint)
+        WHERE m.mailbox_id = $1
+          AND m.provider_message_id = x.provider_message_id
+          AND (m.label_ids, m.history_id) IS DISTINCT FROM (x.label_ids, COALESCE(x.history_id, m.history_id))
+        RETURNING m.provider_message_id"#,
+    )
+    .bind(mailbox_id)
+    .bind(json_without_nul(&payload))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db(OP))
+}
+
+/// Soft-deletes messages (row and blobs kept); returns the provider ids that
+/// were live until now. Already-deleted and unknown ids are ignored.
+#[instrument(skip_all, fields(rows = provider_message_ids.len()))]
+pub async fn soft_delete_messages(
+    conn: &mut PgConnection,
+    mailbox_id: i64,
+    provider_message_ids: &[String],
+    deleted_at: DateTime<Utc>,
+) -> Result<Vec<String>, RepoError> {
+    if provider_message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(
+        "UPDATE mail_messages SET deleted_at = $3, updated_at = now()
+         WHERE mailbox_id = $1 AND provider_message_id = ANY($2) AND deleted_at IS NULL
+         RETURNING provider_message_id",
+    )
+    .bind(mailbox_id)
+    .bind(provider_message_ids)
+    .bind(deleted_at)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db("soft delete messages"))
+}
+
+/// The stored historyId of each listed thread that is stored at all.
+#[instrument(skip_all, fields(rows = provider_thread_ids.len()))]
+pub async fn thread_history_ids(
+    conn: &mut PgConnection,
+    mailbox_id: i64,
+    provider_thread_ids: &[String],
+) -> Result<HashMap<String, Option<i64>>, RepoError> {
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT provider_thread_id, history_id FROM mail_threads
+         WHERE mailbox_id = $1 AND provider_thread_id = ANY($2)",
+    )
+    .bind(mailbox_id)
+    .bind(provider_thread_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db("read thread history ids"))?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Which of the given messages are stored (deleted or not).
+#[instrument(skip_all, fields(rows = provider_message_ids.len()))]
+pub async fn stored_message_ids(
+    conn: &mut PgConnection,
+    mailbox_id: i64,
+    provider_message_ids: &[String],
+) -> Result<HashSet<String>, RepoError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT provider_message_id FROM mail_messages
+         WHERE mailbox_id = $1 AND provider_message_id = ANY($2)",
+    )
+    .bind(mailbox_id)
+    .bind(provider_message_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db("read stored message ids"))?;
+    Ok(rows.into_iter().collect())
+}

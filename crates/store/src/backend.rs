@@ -1,0 +1,49 @@
+//! The private backend trait both stores implement (the object_store `ObjectStore` +
+//! `PutMode::Create` shape, reduced to what a content-addressed store needs). `BlobStore`
+//! owns hashing and key layout; a backend only moves bytes and reports put-if-absent results.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::error::StoreError;
+use crate::layout::Layout;
+use crate::sha::Sha256;
+
+/// Input for `put_stream`: chunks of the blob, in order.
+pub type InputStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
+
+/// What a backend reports for a completed put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub sha256: Sha256,
+    pub size: u64,
+    pub created: bool,
+}
+
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// Store `bytes` (whose digest is `sha`) under `key` unless an object is already there.
+    /// Returns `true` when this call created the object.
+    async fn put_bytes(&self, key: &str, sha: &Sha256, bytes: Bytes) -> Result<bool, StoreError>;
+
+    /// Store a stream of unknown size: hash while writing, then place it under
+    /// `layout.key_for(digest)` unless already present.
+    async fn put_stream(
+        &self,
+        layout: &Layout,
+        input: InputStream<'_>,
+    ) -> Result<Stored, StoreError>;
+
+    /// The whole object, or `None` when absent.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+
+    /// The object's size, or `None` when absent.
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Re-hash the stored bytes (streaming, not buffered); `None` when absent.
+    async fn hash_object(&self, key: &str) -> Result<Option<Sha256>, StoreError>;
+
+    /// Every key under `objects_prefix` (unordered for S3 beyond its lexicographic listing).
+    fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>>;
+}

@@ -1,0 +1,110 @@
+//! Filesystem backend: objects are files at `<root>/<key>`. Writes go to a uniquely named
+//! staging file in the destination directory, are fsynced, and are hard-linked into place;
+//! `link(2)` fails with EEXIST when the object exists, which makes the put-if-absent atomic
+//! across tasks and processes without clobbering and without torn files.
+
+mod put;
+mod read;
+mod staging;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::backend::{Backend, InputStream, Stored};
+use crate::error::StoreError;
+use crate::layout::Layout;
+use crate::sha::Sha256;
+
+pub(crate) struct FsBackend {
+    ctx: Ctx,
+}
+
+/// What every blocking helper needs: the root and the URL to name in errors.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub url: String,
+    pub root: PathBuf,
+}
+
+impl Ctx {
+    pub(crate) fn io(&self, op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            url: self.url.clone(),
+            op,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn path_for(&self, key: &str) -> PathBuf {
+        // Keys are validated by `Layout` (no `..`, no leading `/`), so joining is safe.
+        self.root.join(key)
+    }
+
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| StoreError::Task {
+                url: self.url.clone(),
+                message: e.to_string(),
+            })?
+    }
+}
+
+impl FsBackend {
+    /// Open (creating the root directory if needed).
+    pub(crate) async fn open(url: String, root: PathBuf) -> Result<Self, StoreError> {
+        let ctx = Ctx { url, root };
+        let probe = ctx.clone();
+        ctx.blocking(move || {
+            std::fs::create_dir_all(&probe.root)
+                .map_err(|e| probe.io("create store directory", &probe.root, e))
+        })
+        .await?;
+        Ok(Self { ctx })
+    }
+}
+
+#[async_trait]
+impl Backend for FsBackend {
+    async fn put_bytes(&self, key: &str, _sha: &Sha256, bytes: Bytes) -> Result<bool, StoreError> {
+        let ctx = self.ctx.clone();
+        let key = key.to_owned();
+        self.ctx
+            .blocking(move || put::put_bytes(&ctx, &key, &bytes))
+            .await
+    }
+
+    async fn put_stream(
+        &self,
+        layout: &Layout,
+        input: InputStream<'_>,
+    ) -> Result<Stored, StoreError> {
+        put::put_stream(&self.ctx, layout, input).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        read::get(&self.ctx, key).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        read::head(&self.ctx, key).await
+    }
+
+    async fn hash_object(&self, key: &str) -> Result<Option<Sha256>, StoreError> {
+        let ctx = self.ctx.clone();
+        let key = key.to_owned();
+        self.ctx.blocking(move || read::hash_file(&ctx, &key)).await
+    }
+
+    fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>> {
+        read::list(self.ctx.clone(), objects_prefix)
+    }
+}

@@ -1,0 +1,232 @@
+//! `BlobStore`: the public face of the store. It parses the URL, owns the key layout and the
+//! hashing (callers never supply a digest), and dispatches to the fs or S3 backend.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::Stream;
+use futures::stream::{BoxStream, StreamExt};
+use tokio::io::AsyncRead;
+
+use crate::backend::Backend;
+use crate::error::StoreError;
+use crate::layout::Layout;
+use crate::location::{Location, redact};
+use crate::options::StoreOptions;
+use crate::sha::{Sha256, digest_bytes};
+
+/// Result of a put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// Digest of the bytes written (Display = lowercase hex).
+    pub sha256: Sha256,
+    pub size: u64,
+    /// The object key (see [`BlobStore::key_for`]).
+    pub key: String,
+    /// `true` when this call stored the object, `false` when it was already there.
+    pub created: bool,
+}
+
+/// Result of [`BlobStore::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The object exists and its bytes hash to its key.
+    Ok,
+    /// No object under the key.
+    Missing,
+    /// The object exists but its bytes hash to `actual`.
+    Corrupt { actual: Sha256 },
+}
+
+/// A content-addressed blob store. Cheap to clone; safe to share between tasks.
+#[derive(Clone)]
+pub struct BlobStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    layout: Layout,
+    backend: Box<dyn Backend>,
+}
+
+impl fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Hand-written so no backend internals (clients, credentials) can ever be printed.
+        f.debug_struct("BlobStore")
+            .field("url", &self.inner.url)
+            .field("objects_prefix", &self.inner.layout.objects_prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobStore {
+    /// Open a store.
+    ///
+    /// * a path or `file:///dir`: the filesystem backend rooted at that directory (created if
+    ///   absent); object keys are paths relative to it.
+    /// * `s3://bucket[/path][?path_style=true|false]`: the S3 backend. Region, credentials and
+    ///   endpoint come from the standard AWS chain (`AWS_ENDPOINT_URL`, `AWS_PROFILE`, env, SSO…).
+    ///   The URL's path, if any, is prepended to `prefix`: `s3://b/archive` with prefix `org1`
+    ///   stores under `archive/org1/sha256/…`, and keys returned are full object keys.
+    ///   Path-style addressing: `?path_style=`, else `MAILINGEST_S3_FORCE_PATH_STYLE=true|false`,
+    ///   else on when a custom endpoint is configured (S3-compatible servers).
+    ///
+    /// `prefix` (the org id by default) may be empty or contain `/`-separated segments of
+    /// `[A-Za-z0-9._@+=-]` not starting with `.`.
+    pub async fn from_url(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Self::from_url_with(url, prefix, StoreOptions::default()).await
+    }
+
+    /// [`BlobStore::from_url`] with explicit options.
+    pub async fn from_url_with(
+        url: &str,
+        prefix: &str,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let display_url = redact(url);
+        let location = Location::parse(url)?;
+        let (layout, backend): (Layout, Box<dyn Backend>) = match location {
+            Location::Fs { root } => (
+                Layout::new(&[prefix])?,
+                Box::new(crate::fs::FsBackend::open(display_url.clone(), root).await?),
+            ),
+            Location::S3 {
+                bucket,
+                url_prefix,
+                path_style,
+            } => (
+                Layout::new(&[&url_prefix, prefix])?,
+                Box::new(
+                    crate::s3::S3Backend::open(display_url.clone(), bucket, path_style, &options)
+                        .await?,
+                ),
+            ),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url: display_url,
+                layout,
+                backend,
+            }),
+        })
+    }
+
+    /// The store URL as given (credentials, if any were present, redacted).
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// `<prefix>/sha256/<hh>/<hh>/<64 hex>`: for S3 the full object key in the bucket
+    /// (including the URL's path), for the filesystem the path relative to the root directory.
+    pub fn key_for(&self, sha: &Sha256) -> String {
+        self.inner.layout.key_for(sha)
+    }
+
+    /// Store `bytes` unless an object with the same digest exists (put-if-absent).
+    pub async fn put(&self, bytes: Bytes) -> Result<PutOutcome, StoreError> {
+        let sha = digest_bytes(&bytes).await.map_err(|e| self.task_error(e))?;
+        let key = self.key_for(&sha);
+        let size = bytes.len() as u64;
+        let created = self.inner.backend.put_bytes(&key, &sha, bytes).await?;
+        tracing::debug!(store = %self.inner.url, %key, size, created, "put");
+        Ok(PutOutcome {
+            sha256: sha,
+            size,
+            key,
+            created,
+        })
+    }
+
+    /// Store a stream of chunks (size unknown up front), hashing as it is written. Memory use
+    /// is bounded by the chunk size: the fs backend writes a staging file, S3 spools to a
+    /// temporary file and uploads from it (multipart when large).
+    pub async fn put_stream<S>(&self, input: S) -> Result<PutOutcome, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
+    {
+        let stored = self
+            .inner
+            .backend
+            .put_stream(&self.inner.layout, input.boxed())
+            .await?;
+        let key = self.key_for(&stored.sha256);
+        tracing::debug!(store = %self.inner.url, %key, size = stored.size, created = stored.created, "put_stream");
+        Ok(PutOutcome {
+            sha256: stored.sha256,
+            size: stored.size,
+            key,
+            created: stored.created,
+        })
+    }
+
+    /// [`BlobStore::put_stream`] from an `AsyncRead`.
+    pub async fn put_reader<R>(&self, reader: R) -> Result<PutOutcome, StoreError>
+    where
+        R: AsyncRead + Send,
+    {
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20);
+        self.put_stream(stream).await
+    }
+
+    /// The object's bytes. The content is re-hashed on the way out: a damaged object is an
+    /// error ([`StoreError::Corrupt`]), never silently returned.
+    pub async fn get(&self, sha: &Sha256) -> Result<Bytes, StoreError> {
+        let key = self.key_for(sha);
+        let Some(bytes) = self.inner.backend.get(&key).await? else {
+            return Err(StoreError::NotFound {
+                url: self.inner.url.clone(),
+                key,
+            });
+        };
+        let actual = digest_bytes(&bytes).await.map_err(|e| self.task_error(e))?;
+        if actual != *sha {
+            return Err(StoreError::Corrupt {
+                url: self.inner.url.clone(),
+                key,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The object's size, or `None` when absent.
+    pub async fn head(&self, sha: &Sha256) -> Result<Option<u64>, StoreError> {
+        self.inner.backend.head(&self.key_for(sha)).await
+    }
+
+    /// Re-read and re-hash the object (streaming).
+    pub async fn verify(&self, sha: &Sha256) -> Result<Verification, StoreError> {
+        let key = self.key_for(sha);
+        Ok(match self.inner.backend.hash_object(&key).await? {
+            None => Verification::Missing,
+            Some(actual) if actual == *sha => Verification::Ok,
+            Some(actual) => Verification::Corrupt { actual },
+        })
+    }
+
+    /// Every object key under this store's prefix (for verification and garbage collection).
+    /// Objects whose key does not follow the layout are skipped.
+    pub fn list(&self) -> BoxStream<'_, Result<String, StoreError>> {
+        let layout = self.inner.layout.clone();
+        self.inner
+            .backend
+            .list(layout.objects_prefix())
+            .filter(move |item| {
+                let keep = match item {
+                    Ok(key) => layout.parse_key(key).is_some(),
+                    Err(_) => true,
+                };
+                futures::future::ready(keep)
+            })
+            .boxed()
+    }
+
+    fn task_error(&self, e: tokio::task::JoinError) -> StoreError {
+        StoreError::Task {
+            url: self.inner.url.clone(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The conformance suite: the same cases, with the same expectations, against the fs backend
+//! (a temp dir) and the S3 backend (the test S3 server; see `common::S3_ENV_HELP`).
+
+#[path = "conformance/cases.rs"]
+mod cases;
+mod common;
+
+use common::{FsFixture, S3Fixture};
+
+macro_rules! conformance {
+    ($backend:ident, $fixture:ty) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        cases::$name(<$fixture as common::Fixture>::new(stringify!($name)).await)
+                            .await;
+                    }
+                };
+            }
+
+            case!(round_trip);
+            case!(second_put_is_not_created);
+            case!(concurrent_puts_store_one_object);
+            case!(verify_detects_corruption);
+            case!(verify_reports_missing);
+            case!(empty_blob);
+            case!(large_blob_30mb);
+            case!(large_stream_30mb);
+            case!(put_stream_matches_put);
+            case!(list_returns_every_key);
+        }
+    };
+}
+
+conformance!(fs, FsFixture);
+conformance!(s3, S3Fixture);

@@ -1,0 +1,247 @@
+//! Conformance cases, generic over the backend fixture.
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use store::{Sha256, StoreError, Verification};
+
+use crate::common::{Fixture, random_bytes};
+
+const MB30: usize = 30 * 1000 * 1000;
+
+fn chunks(
+    bytes: &Bytes,
+    size: usize,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + use<> {
+    let parts: Vec<std::io::Result<Bytes>> = (0..bytes.len())
+        .step_by(size.max(1))
+        .map(|i| Ok(bytes.slice(i..(i + size).min(bytes.len()))))
+        .collect();
+    futures::stream::iter(parts)
+}
+
+pub async fn round_trip(fx: impl Fixture) {
+    let store = fx.store();
+    let data = random_bytes(100_000);
+    let out = store.put(data.clone()).await.expect("put");
+    assert!(out.created);
+    assert_eq!(out.size, 100_000);
+    assert_eq!(out.sha256, Sha256::digest(&data));
+    assert_eq!(out.key, store.key_for(&out.sha256));
+    let hex = out.sha256.to_string();
+    assert!(
+        out.key
+            .ends_with(&format!("sha256/{}/{}/{hex}", &hex[0..2], &hex[2..4])),
+        "{}",
+        out.key
+    );
+    assert_eq!(store.get(&out.sha256).await.expect("get"), data);
+    assert_eq!(store.head(&out.sha256).await.expect("head"), Some(100_000));
+    assert_eq!(
+        store.verify(&out.sha256).await.expect("verify"),
+        Verification::Ok
+    );
+}
+
+pub async fn second_put_is_not_created(fx: impl Fixture) {
+    let store = fx.store();
+    let data = random_bytes(4096);
+    let first = store.put(data.clone()).await.expect("first put");
+    let second = store.put(data.clone()).await.expect("second put");
+    assert!(first.created);
+    assert!(!second.created);
+    assert_eq!(first.key, second.key);
+    assert_eq!(first.sha256, second.sha256);
+    let third = store
+        .put_stream(chunks(&data, 1000))
+        .await
+        .expect("stream put");
+    assert!(!third.created);
+    assert_eq!(third.key, first.key);
+}
+
+pub async fn concurrent_puts_store_one_object(fx: impl Fixture) {
+    let store = fx.store().clone();
+    let data = random_bytes(256 * 1024);
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = store.clone();
+            let data = data.clone();
+            tokio::spawn(async move { store.put(data).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        let out = task.await.expect("task").expect("put");
+        created += usize::from(out.created);
+    }
+    assert_eq!(
+        created, 1,
+        "exactly one of 32 concurrent puts creates the object"
+    );
+    let keys: Vec<String> = store.list().try_collect().await.expect("list");
+    assert_eq!(keys, vec![store.key_for(&Sha256::digest(&data))]);
+    assert_eq!(store.get(&Sha256::digest(&data)).await.expect("get"), data);
+    assert_eq!(
+        store.verify(&Sha256::digest(&data)).await.expect("verify"),
+        Verification::Ok
+    );
+}
+
+pub async fn verify_detects_corruption(fx: impl Fixture) {
+    let store = fx.store();
+    let data = random_bytes(10_000);
+    let out = store.put(data).await.expect("put");
+    fx.corrupt(&out.key).await;
+    match store.verify(&out.sha256).await.expect("verify") {
+        Verification::Corrupt { actual } => assert_ne!(actual, out.sha256),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    match store.get(&out.sha256).await {
+        Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, out.key),
+        other => panic!("expected a Corrupt error from get, got {other:?}"),
+    }
+}
+
+pub async fn verify_reports_missing(fx: impl Fixture) {
+    let store = fx.store();
+    let never = Sha256::digest(b"never stored in this prefix");
+    assert_eq!(
+        store.verify(&never).await.expect("verify"),
+        Verification::Missing
+    );
+    assert_eq!(store.head(&never).await.expect("head"), None);
+    assert!(matches!(
+        store.get(&never).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let out = store.put(random_bytes(1000)).await.expect("put");
+    fx.remove(&out.key).await;
+    assert_eq!(
+        store.verify(&out.sha256).await.expect("verify"),
+        Verification::Missing
+    );
+    // A later put restores it.
+    let again = store.put(random_bytes(0)).await.expect("unrelated put");
+    assert!(again.created);
+}
+
+pub async fn empty_blob(fx: impl Fixture) {
+    let store = fx.store();
+    let out = store.put(Bytes::new()).await.expect("put empty");
+    assert!(out.created);
+    assert_eq!(out.size, 0);
+    assert_eq!(
+        out.sha256.to_string(),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(store.get(&out.sha256).await.expect("get").len(), 0);
+    assert_eq!(store.head(&out.sha256).await.expect("head"), Some(0));
+    assert_eq!(
+        store.verify(&out.sha256).await.expect("verify"),
+        Verification::Ok
+    );
+    assert!(
+        !store
+            .put(Bytes::new())
+            .await
+            .expect("put empty again")
+            .created
+    );
+    let streamed = store
+        .put_stream(futures::stream::empty())
+        .await
+        .expect("empty stream");
+    assert_eq!(streamed.sha256, out.sha256);
+    assert!(!streamed.created);
+}
+
+pub async fn large_blob_30mb(fx: impl Fixture) {
+    let store = fx.store();
+    let data = random_bytes(MB30);
+    let out = store.put(data.clone()).await.expect("put 30 MB");
+    assert!(out.created);
+    assert_eq!(out.size, MB30 as u64);
+    assert_eq!(
+        store.head(&out.sha256).await.expect("head"),
+        Some(MB30 as u64)
+    );
+    assert!(store.get(&out.sha256).await.expect("get") == data);
+    assert_eq!(
+        store.verify(&out.sha256).await.expect("verify"),
+        Verification::Ok
+    );
+    assert!(!store.put(data).await.expect("put again").created);
+}
+
+pub async fn large_stream_30mb(fx: impl Fixture) {
+    let store = fx.store();
+    let data = random_bytes(MB30);
+    // Odd chunk size so chunk and part boundaries do not line up.
+    let out = store
+        .put_stream(chunks(&data, 1_000_003))
+        .await
+        .expect("put_stream 30 MB");
+    assert!(out.created);
+    assert_eq!(out.size, MB30 as u64);
+    assert_eq!(out.sha256, Sha256::digest(&data));
+    assert_eq!(
+        store.verify(&out.sha256).await.expect("verify"),
+        Verification::Ok
+    );
+    assert!(store.get(&out.sha256).await.expect("get") == data);
+    assert!(!store.put(data).await.expect("put same bytes").created);
+}
+
+pub async fn put_stream_matches_put(fx: impl Fixture) {
+    let store = fx.store();
+    let data = random_bytes(70_000);
+    let streamed = store
+        .put_stream(chunks(&data, 4096))
+        .await
+        .expect("put_stream");
+    assert!(streamed.created);
+    assert_eq!(streamed.sha256, Sha256::digest(&data));
+    assert_eq!(streamed.size, 70_000);
+    assert_eq!(streamed.key, store.key_for(&streamed.sha256));
+    assert_eq!(store.get(&streamed.sha256).await.expect("get"), data);
+    assert!(!store.put(data.clone()).await.expect("put").created);
+
+    let from_reader = store
+        .put_reader(std::io::Cursor::new(data.to_vec()))
+        .await
+        .expect("put_reader");
+    assert_eq!(from_reader.sha256, streamed.sha256);
+    assert!(!from_reader.created);
+
+    // A failing input stream stores nothing and says it was the input.
+    let failing = futures::stream::iter(vec![
+        Ok(Bytes::from_static(b"partial")),
+        Err(std::io::Error::other("connection reset by peer")),
+    ]);
+    match store.put_stream(failing).await {
+        Err(StoreError::Input { .. }) => {}
+        other => panic!("expected an Input error, got {other:?}"),
+    }
+    assert_eq!(
+        store.head(&Sha256::digest(b"partial")).await.expect("head"),
+        None
+    );
+}
+
+pub async fn list_returns_every_key(fx: impl Fixture) {
+    let store = fx.store();
+    assert_eq!(
+        store.list().count().await,
+        0,
+        "a fresh prefix lists nothing"
+    );
+    let mut expected = Vec::new();
+    for n in [0usize, 1, 10, 1000, 5000] {
+        expected.push(store.put(random_bytes(n)).await.expect("put").key);
+    }
+    let mut keys: Vec<String> = store.list().try_collect().await.expect("list");
+    keys.sort();
+    expected.sort();
+    assert_eq!(keys, expected);
+}
