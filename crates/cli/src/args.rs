@@ -71,12 +71,15 @@ impl GlobalArgs {
 pub enum Command {
     /// Apply the database schema (safe to repeat).
     Migrate(commands::migrate::Migrate),
+    /// Back up a time window of one mailbox.
+    Backfill(commands::backfill::Backfill),
 }
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Migrate(cmd) => cmd.run(&self.global).await,
+            Command::Backfill(cmd) => cmd.run(&self.global).await,
         }
     }
 }

@@ -3,9 +3,13 @@
 
 mod args;
 mod commands;
+mod context;
 mod db;
 mod exit;
 mod logging;
+mod progress;
+mod signals;
+mod summary;
 
 use std::process::ExitCode;
 

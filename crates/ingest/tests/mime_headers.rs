@@ -239,3 +239,12 @@ fn addresses_serialize_as_name_and_address() {
     let json = serde_json::to_value(addr(Some("Ann"), None)).expect("serialize");
     assert_eq!(json, serde_json::json!({"name": "Ann", "address": null}));
 }
+
+#[test]
+fn sloppy_message_id_headers() {
+    let raw = b"From: a@b.c\nMessage-ID: not-bracketed@x\nIn-Reply-To: your message of Tuesday <abc@x>\nReferences: <a@x> junk <b@x>\n\nb\n";
+    let m = parse(raw).expect("parses");
+    assert_eq!(m.rfc822_message_id.as_deref(), Some("not-bracketed@x"));
+    assert_eq!(m.in_reply_to.as_deref(), Some("abc@x"));
+    assert_eq!(m.references, ["a@x", "b@x"]);
+}

@@ -44,7 +44,7 @@ impl Engine {
         progress: &Progress,
     ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
-        let metrics_before = self.gmail.metrics();
+        let metrics_before = self.gmail.mailbox_metrics(&request.mailbox.to_lowercase());
         let mailbox = request.mailbox.to_lowercase();
         let mailbox_id = self.register_mailbox(&mailbox).await?;
         // The cursor is read before listing: whatever arrives during the
@@ -87,6 +87,7 @@ impl Engine {
                 cursor,
             )
             .await?;
+        let api = super::summary::api_delta(&self.gmail.mailbox_metrics(&mailbox), &metrics_before);
         Ok(RunSummary {
             run_id,
             mailbox,
@@ -96,7 +97,7 @@ impl Engine {
             tally,
             history_expired: false,
             cursor: Some(profile.history_id.to_string()),
-            api: super::summary::api_delta(&self.gmail.metrics(), &metrics_before),
+            api,
             duration_ms: started.elapsed().as_millis() as u64,
             error,
         })

@@ -1,0 +1,118 @@
+//! `mailingest backfill`: back up a window of one mailbox.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use clap::Args;
+use gmail_emulator::{Emulator, EmulatorConfig};
+use ingest::engine::{BackfillRequest, Progress, Window};
+use tracing::info;
+
+use crate::args::GlobalArgs;
+use crate::progress::ProgressDisplay;
+use crate::{context, signals, summary};
+
+#[derive(Debug, Args)]
+pub struct Backfill {
+    /// The mailbox to back up (its email address).
+    #[arg(long)]
+    mailbox: String,
+    /// The last N days up to now.
+    #[arg(long, default_value_t = 7, conflicts_with_all = ["since", "until"])]
+    days: u32,
+    /// Window start (RFC 3339, YYYY-MM-DD in UTC, or epoch seconds).
+    #[arg(long, requires = "until", value_parser = parse_time)]
+    since: Option<DateTime<Utc>>,
+    /// Window end, exclusive.
+    #[arg(long, requires = "since", value_parser = parse_time)]
+    until: Option<DateTime<Utc>>,
+    /// Include messages in SPAM and TRASH.
+    #[arg(long)]
+    include_spam_trash: bool,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Serve a seeded synthetic mailbox from the built-in emulator and back it up.
+    #[arg(long)]
+    demo: bool,
+    /// With --demo: how many messages the synthetic mailbox holds.
+    #[arg(long, default_value_t = 2000, requires = "demo")]
+    demo_messages: usize,
+}
+
+/// Accepts RFC 3339, a bare date (midnight UTC) or epoch seconds.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(Utc.from_utc_datetime(&t));
+        }
+    }
+    if let Ok(secs) = s.parse::<i64>() {
+        if let Some(t) = Utc.timestamp_opt(secs, 0).single() {
+            return Ok(t);
+        }
+    }
+    Err(format!("'{s}' is not a time (use RFC 3339, YYYY-MM-DD or epoch seconds)"))
+}
+
+impl Backfill {
+    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let window = match (self.since, self.until) {
+            (Some(since), Some(until)) => Window::new(since, until),
+            _ => Window::last_days(self.days, Utc::now()),
+        };
+        let window = match window {
+            Ok(w) => w,
+            Err(e) => return summary::engine_error(e),
+        };
+        let emulator = if self.demo {
+            let config = EmulatorConfig {
+                seed: 42,
+                messages: self.demo_messages,
+                days: self.days.max(1),
+                mailboxes: vec![self.mailbox.to_lowercase()],
+                ..EmulatorConfig::default()
+            };
+            let emulator = Emulator::start(config)
+                .await
+                .map_err(|e| anyhow!("starting the demo emulator: {e}"))?;
+            info!(url = %emulator.url(), messages = self.demo_messages, "demo: serving a synthetic mailbox");
+            Some(emulator)
+        } else {
+            None
+        };
+        let endpoint = emulator.as_ref().map(|e| e.url());
+        let gmail = context::gmail_client(global, endpoint.as_deref()).await?;
+        let engine = context::engine(global, gmail.clone(), 12).await?;
+
+        let progress = Arc::new(Progress::default());
+        let cancel = signals::cancel_on_signal();
+        let display = ProgressDisplay::start(progress.clone(), gmail, self.mailbox.to_lowercase());
+        let result = engine
+            .backfill(
+                BackfillRequest {
+                    mailbox: self.mailbox.clone(),
+                    window,
+                    include_spam_trash: self.include_spam_trash,
+                },
+                cancel,
+                &progress,
+            )
+            .await;
+        drop(display);
+        if let Some(emulator) = emulator {
+            emulator.shutdown().await;
+        }
+        let run = match result {
+            Ok(run) => run,
+            Err(e) => return summary::engine_error(e).context("backfill"),
+        };
+        summary::print(&run, self.json);
+        Ok(summary::exit_code(&run))
+    }
+}

@@ -1,0 +1,68 @@
+//! Building the engine from the global options: database, store, Gmail client.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::{Context, anyhow};
+use gmail::{AuthSpec, ClientConfig, GmailClient};
+use ingest::engine::{Engine, EngineOptions};
+use store::BlobStore;
+
+use crate::args::GlobalArgs;
+use crate::db;
+
+/// Where blobs go when neither --store nor MAILINGEST_STORE says.
+pub fn default_store() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("mailingest").join("store")
+}
+
+/// The auth spec from --auth, defaulting to none for a loopback endpoint
+/// (the emulator) and refusing to guess for Google itself.
+pub fn auth_spec(global: &GlobalArgs, endpoint: &str) -> anyhow::Result<AuthSpec> {
+    match &global.auth {
+        Some(spec) => AuthSpec::from_str(spec).map_err(|e| anyhow!("--auth: {e}")),
+        None if endpoint != gmail::DEFAULT_ENDPOINT => Ok(AuthSpec::None),
+        None => Err(anyhow!(
+            "no credentials: pass --auth installed:client_secret.json, service-account:KEY.json or token-env:VAR"
+        )),
+    }
+}
+
+pub async fn gmail_client(global: &GlobalArgs, endpoint: Option<&str>) -> anyhow::Result<GmailClient> {
+    let endpoint = endpoint
+        .or(global.gmail_endpoint.as_deref())
+        .unwrap_or(gmail::DEFAULT_ENDPOINT)
+        .to_owned();
+    let auth = auth_spec(global, &endpoint)?;
+    let config = ClientConfig::new(auth).with_endpoint(endpoint);
+    GmailClient::new(config).await.context("setting up the Gmail client")
+}
+
+pub async fn blob_store(global: &GlobalArgs) -> anyhow::Result<BlobStore> {
+    let url = match &global.store {
+        Some(url) => url.clone(),
+        None => default_store().to_string_lossy().into_owned(),
+    };
+    BlobStore::from_url(&url, &global.org)
+        .await
+        .context("opening the attachment store")
+}
+
+/// The engine over the given Gmail client.
+pub async fn engine(global: &GlobalArgs, gmail: GmailClient, connections: u32) -> anyhow::Result<Engine> {
+    let pool = db::connect(global.database_url()?, connections).await?;
+    ingest::schema::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    Ok(Engine {
+        pool,
+        gmail,
+        store: blob_store(global).await?,
+        org: global.org.clone(),
+        options: EngineOptions::default(),
+    })
+}
