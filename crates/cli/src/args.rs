@@ -40,6 +40,12 @@ pub struct GlobalArgs {
     pub org: String,
     #[arg(long, value_enum, global = true, default_value = "text")]
     pub log_format: LogFormat,
+    /// Gmail quota units per second per mailbox (250 on older Cloud projects, 100 on newer).
+    #[arg(long, env = "MAILINGEST_QUOTA_UNITS_PER_SEC", global = true)]
+    pub quota_units_per_sec: Option<f64>,
+    /// Concurrent Gmail requests per mailbox.
+    #[arg(long, env = "MAILINGEST_MAX_CONCURRENT_REQUESTS", global = true, default_value_t = 10)]
+    pub max_concurrent_requests: usize,
 }
 
 // Hand-written: the database URL may carry a password.
@@ -55,6 +61,8 @@ impl std::fmt::Debug for GlobalArgs {
             .field("auth", &self.auth)
             .field("org", &self.org)
             .field("log_format", &self.log_format)
+            .field("quota_units_per_sec", &self.quota_units_per_sec)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
             .finish()
     }
 }
@@ -73,6 +81,18 @@ pub enum Command {
     Migrate(commands::migrate::Migrate),
     /// Back up a time window of one mailbox.
     Backfill(commands::backfill::Backfill),
+    /// Apply what changed in Gmail since the last run.
+    Sync(commands::sync::Sync),
+    /// Sync due mailboxes forever (several workers may share one database).
+    Worker(commands::worker::Worker),
+    /// Manage the mailboxes served.
+    Mailbox(commands::mailbox::Mailbox),
+    /// Check that every copy is complete, duplicate-free and untampered.
+    Verify(commands::verify::Verify),
+    /// Per mailbox: last run, cursor age, counts, schedule.
+    Status(commands::status::Status),
+    /// Google sign-in for the installed-app flow.
+    Auth(commands::auth::Auth),
 }
 
 impl Cli {
@@ -80,6 +100,12 @@ impl Cli {
         match self.command {
             Command::Migrate(cmd) => cmd.run(&self.global).await,
             Command::Backfill(cmd) => cmd.run(&self.global).await,
+            Command::Sync(cmd) => cmd.run(&self.global).await,
+            Command::Worker(cmd) => cmd.run(&self.global).await,
+            Command::Mailbox(cmd) => cmd.run(&self.global).await,
+            Command::Verify(cmd) => cmd.run(&self.global).await,
+            Command::Status(cmd) => cmd.run(&self.global).await,
+            Command::Auth(cmd) => cmd.run().await,
         }
     }
 }

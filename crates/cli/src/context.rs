@@ -11,6 +11,9 @@ use store::BlobStore;
 use crate::args::GlobalArgs;
 use crate::db;
 
+/// The demo emulator has no quota; pace the client well above anything real.
+const DEMO_QUOTA: f64 = 100_000.0;
+
 /// Where blobs go when neither --store nor MAILINGEST_STORE says.
 pub fn default_store() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
@@ -32,13 +35,25 @@ pub fn auth_spec(global: &GlobalArgs, endpoint: &str) -> anyhow::Result<AuthSpec
     }
 }
 
-pub async fn gmail_client(global: &GlobalArgs, endpoint: Option<&str>) -> anyhow::Result<GmailClient> {
-    let endpoint = endpoint
+/// The Gmail client. `demo` is the in-process emulator's URL: it gets no auth
+/// and, unless --quota-units-per-sec says otherwise, no real quota.
+pub async fn gmail_client(global: &GlobalArgs, demo: Option<&str>) -> anyhow::Result<GmailClient> {
+    let endpoint = demo
         .or(global.gmail_endpoint.as_deref())
         .unwrap_or(gmail::DEFAULT_ENDPOINT)
         .to_owned();
     let auth = auth_spec(global, &endpoint)?;
-    let config = ClientConfig::new(auth).with_endpoint(endpoint);
+    let mut config = ClientConfig::new(auth).with_endpoint(endpoint);
+    let default_quota = if demo.is_some() { DEMO_QUOTA } else { config.quota.units_per_second };
+    let units = global.quota_units_per_sec.unwrap_or(default_quota);
+    if !(units.is_finite() && units > 0.0) {
+        return Err(anyhow!("--quota-units-per-sec must be a positive number"));
+    }
+    if global.max_concurrent_requests == 0 {
+        return Err(anyhow!("--max-concurrent-requests must be at least 1"));
+    }
+    config.quota = gmail::QuotaConfig::per_second(units);
+    config.quota.max_concurrent = global.max_concurrent_requests;
     GmailClient::new(config).await.context("setting up the Gmail client")
 }
 

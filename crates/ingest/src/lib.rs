@@ -6,6 +6,8 @@
 //! client, the attachment store and the ledger.
 
 pub mod engine;
+pub mod mailboxes;
 pub mod mime;
 pub mod repo;
 pub mod schema;
+pub mod verify;

@@ -1,4 +1,10 @@
 //! One module per subcommand, each with `async fn run(self, …)`.
 
+pub mod auth;
 pub mod backfill;
+pub mod mailbox;
 pub mod migrate;
+pub mod status;
+pub mod sync;
+pub mod verify;
+pub mod worker;

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use gmail::ListQuery;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -130,12 +130,15 @@ impl Engine {
         let lister = self.list_changed_threads(ctx, window, thread_tx, cancel, progress);
         let fetchers = async move {
             tokio_stream_from(thread_rx)
-                .map(|(id, snippet)| async move {
-                    if cancel.is_cancelled() {
-                        return Ok(None);
+                .map(|(id, snippet)| {
+                    async move {
+                        if cancel.is_cancelled() {
+                            return Ok(None);
+                        }
+                        self.fetch_thread(ctx, &id, snippet, Some(window), progress)
+                            .await
                     }
-                    self.fetch_thread(ctx, &id, snippet, Some(window), progress)
-                        .await
+                    .boxed()
                 })
                 .buffer_unordered(self.options.threads_in_flight)
                 .try_for_each(|work| {
@@ -147,6 +150,7 @@ impl Engine {
                         }
                         Ok(())
                     }
+                    .boxed()
                 })
                 .await
         };

@@ -6,6 +6,7 @@ mod error;
 mod progress;
 mod run;
 mod summary;
+mod sync;
 mod thread_fetch;
 mod window;
 mod writer;
@@ -19,6 +20,7 @@ pub use error::EngineError;
 pub use progress::{Progress, ProgressSnapshot};
 pub use run::{CursorUpdate, RUN_LOCK_CLASS, RunKind, RunLease, RunStatus};
 pub use summary::{BlobCounts, RunSummary, Skipped, Tally};
+pub use sync::SyncRequest;
 pub use window::Window;
 
 /// Tuning knobs; the defaults suit one mailbox on a small machine.
@@ -51,4 +53,21 @@ pub struct Engine {
     /// The organisation owning the mailboxes this engine registers.
     pub org: String,
     pub options: EngineOptions,
+}
+
+#[cfg(test)]
+mod send_check {
+    use super::*;
+    fn assert_send<T: Send>(_: T) {}
+    #[allow(dead_code)]
+    fn futures_are_send(e: &'static Engine, p: &'static Progress) {
+        assert_send(e.sync(
+            SyncRequest {
+                mailbox: String::new(),
+                fallback_days: 1,
+            },
+            tokio_util::sync::CancellationToken::new(),
+            p,
+        ));
+    }
 }

@@ -9,8 +9,7 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use chrono::{DateTime, TimeZone, Utc};
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use gmail::{GmailError, MessageMinimal, RawMessage};
 use store::PutOutcome;
 use tracing::{debug, warn};
@@ -62,11 +61,6 @@ pub(crate) struct ThreadWork {
     /// reason): the next run must look at it again.
     pub history_id: Option<u64>,
     pub snippet: Option<String>,
-    /// The thread's earliest message: its subject names the thread.
-    pub first_message_id: Option<String>,
-    pub message_count: i32,
-    pub first_message_at: Option<DateTime<Utc>>,
-    pub last_message_at: Option<DateTime<Utc>>,
     pub messages: Vec<FetchedMessage>,
     pub label_updates: Vec<LabelUpdate>,
     pub skipped: Vec<Skipped>,
@@ -77,10 +71,6 @@ pub(crate) struct ThreadWork {
 
 fn is_spam_or_trash(labels: &[String]) -> bool {
     labels.iter().any(|l| l == "SPAM" || l == "TRASH")
-}
-
-fn ms_to_time(ms: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(ms).single()
 }
 
 impl Engine {
@@ -128,14 +118,14 @@ impl Engine {
                 })
             })
             .collect::<Result<_, EngineError>>()?;
-        let new_ids: Vec<&str> = wanted
+        let new_ids: Vec<String> = wanted
             .iter()
             .filter(|m| !stored.contains(&m.id))
-            .map(|m| m.id.as_str())
+            .map(|m| m.id.clone())
             .collect();
 
         let results: Vec<MessageResult> = stream::iter(new_ids)
-            .map(|id| self.fetch_message(ctx, id, progress))
+            .map(|id| self.fetch_message(ctx, id, progress).boxed())
             .buffer_unordered(MESSAGES_IN_FLIGHT_PER_THREAD)
             .try_collect()
             .await?;
@@ -144,24 +134,6 @@ impl Engine {
             provider_thread_id: minimal.id.clone(),
             history_id: None,
             snippet: listed_snippet,
-            first_message_id: minimal
-                .messages
-                .iter()
-                .min_by_key(|m| m.internal_date_ms)
-                .map(|m| m.id.clone()),
-            message_count: i32::try_from(minimal.messages.len()).unwrap_or(i32::MAX),
-            first_message_at: minimal
-                .messages
-                .iter()
-                .map(|m| m.internal_date_ms)
-                .min()
-                .and_then(ms_to_time),
-            last_message_at: minimal
-                .messages
-                .iter()
-                .map(|m| m.internal_date_ms)
-                .max()
-                .and_then(ms_to_time),
             messages: Vec::new(),
             label_updates,
             skipped: Vec::new(),
@@ -204,15 +176,15 @@ impl Engine {
     async fn fetch_message(
         &self,
         ctx: &RunContext,
-        id: &str,
+        id: String,
         progress: &Progress,
     ) -> Result<MessageResult, EngineError> {
-        let raw = match self.gmail.message_raw(&ctx.mailbox, id).await {
+        let raw = match self.gmail.message_raw(&ctx.mailbox, &id).await {
             Ok(raw) => raw,
             Err(GmailError::NotFound { .. }) => {
                 return Ok(MessageResult::Skipped {
                     skipped: Skipped {
-                        message_id: id.to_owned(),
+                        message_id: id,
                         reason: "not found: deleted between listing and fetch".into(),
                     },
                     raw_blob: None,

@@ -19,7 +19,7 @@ use super::run::history_i64;
 use super::summary::Tally;
 use super::thread_fetch::{RunContext, ThreadWork};
 use super::{Engine, EngineError, Progress, RunLease};
-use crate::repo::{self, AttachmentUpsert, MessageUpsert, Outcome, ThreadUpsert};
+use crate::repo::{self, AttachmentUpsert, LabelUpdate, MessageUpsert, Outcome, ThreadUpsert};
 
 impl Engine {
     /// Drains `rx`, committing batches of about `batch_messages` messages.
@@ -71,11 +71,20 @@ impl Engine {
             .begin()
             .await
             .map_err(EngineError::db("begin batch"))?;
-        let tally = write_batch(&mut tx, ctx, &batch).await?;
+        let tally = write_batch(&mut tx, ctx, &batch, &PageChanges::default()).await?;
         tx.commit().await.map_err(EngineError::db("commit batch"))?;
         debug!(threads = batch.len(), "batch committed");
         Ok(tally)
     }
+}
+
+/// Changes an incremental sync applies beside new messages.
+#[derive(Debug, Default)]
+pub(crate) struct PageChanges {
+    /// Label sets of stored messages, in history order (the last one wins).
+    pub label_updates: Vec<LabelUpdate>,
+    /// Messages Gmail deleted: soft-deleted here.
+    pub deletes: Vec<String>,
 }
 
 /// Writes one batch inside the caller's transaction.
@@ -83,6 +92,7 @@ pub(crate) async fn write_batch(
     conn: &mut PgConnection,
     ctx: &RunContext,
     batch: &[ThreadWork],
+    changes: &PageChanges,
 ) -> Result<Tally, EngineError> {
     let mut tally = Tally::default();
     let mut events: Vec<NewEvent> = Vec::new();
@@ -104,21 +114,11 @@ pub(crate) async fn write_batch(
     let thread_rows: Vec<ThreadUpsert> = batch
         .iter()
         .map(|w| {
-            let subject = w.first_message_id.as_ref().and_then(|first| {
-                w.messages
-                    .iter()
-                    .find(|m| &m.meta.id == first)
-                    .and_then(|m| m.parsed.subject.clone())
-            });
             Ok(ThreadUpsert {
                 mailbox_id: ctx.mailbox_id,
                 provider_thread_id: w.provider_thread_id.clone(),
                 history_id: w.history_id.map(history_i64).transpose()?,
                 snippet: w.snippet.clone(),
-                subject,
-                message_count: w.message_count,
-                first_message_at: w.first_message_at,
-                last_message_at: w.last_message_at,
             })
         })
         .collect::<Result<_, EngineError>>()?;
@@ -134,7 +134,6 @@ pub(crate) async fn write_batch(
                 json!({
                     "outcome": result.outcome,
                     "history_id": row.history_id.map(|h| h.to_string()),
-                    "message_count": row.message_count,
                 }),
             ));
         }
@@ -239,17 +238,18 @@ pub(crate) async fn write_batch(
     }
 
     // 5. Labels of messages already stored.
-    let label_updates: Vec<_> = batch
+    let label_updates: Vec<LabelUpdate> = batch
         .iter()
         .flat_map(|w| w.label_updates.iter().cloned())
+        .chain(changes.label_updates.iter().cloned())
         .collect();
     let changed = repo::pg::update_labels(conn, ctx.mailbox_id, &label_updates).await?;
-    let by_id: HashMap<&str, &repo::LabelUpdate> = label_updates
+    let by_id: HashMap<&str, &LabelUpdate> = label_updates
         .iter()
         .map(|u| (u.provider_message_id.as_str(), u))
         .collect();
     tally.messages.updated += changed.len() as u64;
-    tally.messages.unchanged += (label_updates.len() - changed.len()) as u64;
+    tally.messages.unchanged += (by_id.len() - changed.len()) as u64;
     tally.labels_changed += changed.len() as u64;
     for id in &changed {
         events.push(NewEvent::new(
@@ -259,7 +259,25 @@ pub(crate) async fn write_batch(
         ));
     }
 
-    // 6. Skipped messages are recorded, not lost.
+    // 6. Deletions: soft, the row and its blobs stay.
+    let deleted =
+        repo::pg::soft_delete_messages(conn, ctx.mailbox_id, &changes.deletes, Utc::now()).await?;
+    tally.messages_deleted += deleted.len() as u64;
+    for id in &deleted {
+        events.push(NewEvent::new(
+            EventType::MessageDeleted,
+            format!("message:{id}"),
+            json!({}),
+        ));
+    }
+
+    // 7. Thread subject, counts and times follow from the stored messages.
+    let mut touched: Vec<i64> = thread_ids.values().copied().collect();
+    touched.extend(repo::pg::thread_ids_of_messages(conn, ctx.mailbox_id, &changed).await?);
+    touched.extend(repo::pg::thread_ids_of_messages(conn, ctx.mailbox_id, &deleted).await?);
+    repo::pg::refresh_threads(conn, &touched).await?;
+
+    // 8. Skipped messages are recorded, not lost.
     for work in batch {
         for s in &work.skipped {
             events.push(NewEvent::new(

@@ -50,25 +50,16 @@ struct UpsertSql {
 const THREADS: UpsertSql = UpsertSql {
     operation: "upsert threads",
     upsert: r#"
-        INSERT INTO mail_threads AS t (mailbox_id, provider_thread_id, history_id, snippet, subject,
-                                       message_count, first_message_at, last_message_at)
-        SELECT mailbox_id, provider_thread_id, history_id, snippet, subject,
-               message_count, first_message_at, last_message_at
-        FROM jsonb_to_recordset($1) AS x(mailbox_id bigint, provider_thread_id text, history_id bigint,
-                                         snippet text, subject text, message_count integer,
-                                         first_message_at timestamptz, last_message_at timestamptz)
+        INSERT INTO mail_threads AS t (mailbox_id, provider_thread_id, history_id, snippet)
+        SELECT mailbox_id, provider_thread_id, history_id, snippet
+        FROM jsonb_to_recordset($1) AS x(mailbox_id bigint, provider_thread_id text,
+                                         history_id bigint, snippet text)
         ON CONFLICT (mailbox_id, provider_thread_id) DO UPDATE SET
             history_id = EXCLUDED.history_id,
-            snippet = EXCLUDED.snippet,
-            subject = coalesce(EXCLUDED.subject, t.subject),
-            message_count = EXCLUDED.message_count,
-            first_message_at = EXCLUDED.first_message_at,
-            last_message_at = EXCLUDED.last_message_at,
+            snippet = coalesce(EXCLUDED.snippet, t.snippet),
             updated_at = now()
-        WHERE (t.history_id, t.snippet, t.subject, t.message_count, t.first_message_at, t.last_message_at)
-              IS DISTINCT FROM
-              (EXCLUDED.history_id, EXCLUDED.snippet, coalesce(EXCLUDED.subject, t.subject), EXCLUDED.message_count,
-               EXCLUDED.first_message_at, EXCLUDED.last_message_at)
+        WHERE (t.history_id, t.snippet)
+              IS DISTINCT FROM (EXCLUDED.history_id, coalesce(EXCLUDED.snippet, t.snippet))
         RETURNING t.id, t.mailbox_id, t.provider_thread_id, (t.xmax = 0) AS inserted"#,
     lookup: r#"
         SELECT t.id, t.mailbox_id, t.provider_thread_id
@@ -287,6 +278,46 @@ pub async fn upsert_attachments(
     upsert(conn, &ATTACHMENTS, rows).await
 }
 
+/// Derives each thread's subject (its earliest live message's), message count
+/// and first/last message times from the stored, not deleted, messages.
+/// Writes only threads whose derived values changed; returns how many.
+#[instrument(skip_all, fields(threads = thread_ids.len()))]
+pub async fn refresh_threads(conn: &mut PgConnection, thread_ids: &[i64]) -> Result<u64, RepoError> {
+    if thread_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = thread_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let result = sqlx::query(
+        r#"
+        WITH live AS (
+            SELECT t.id,
+                   count(m.id)::int AS message_count,
+                   min(m.internal_date) AS first_at,
+                   max(m.internal_date) AS last_at,
+                   (array_agg(m.subject ORDER BY m.internal_date, m.id)
+                        FILTER (WHERE m.id IS NOT NULL))[1] AS subject
+            FROM unnest($1::bigint[]) AS t(id)
+            LEFT JOIN mail_messages m ON m.thread_id = t.id AND m.deleted_at IS NULL
+            GROUP BY t.id)
+        UPDATE mail_threads t
+        SET message_count = live.message_count, first_message_at = live.first_at,
+            last_message_at = live.last_at, subject = coalesce(live.subject, t.subject),
+            updated_at = now()
+        FROM live
+        WHERE t.id = live.id
+          AND (t.message_count, t.first_message_at, t.last_message_at, t.subject)
+              IS DISTINCT FROM
+              (live.message_count, live.first_at, live.last_at, coalesce(live.subject, t.subject))"#,
+    )
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(RepoError::db("refresh threads"))?;
+    Ok(result.rows_affected())
+}
+
 /// Records stored objects. A blob's bytes are fixed by its hash, so an existing
 /// row is never rewritten: the outcome is `Inserted` or `Unchanged`.
 #[instrument(skip_all, fields(rows = rows.len()))]
@@ -450,6 +481,26 @@ pub async fn thread_history_ids(
     .await
     .map_err(RepoError::db("read thread history ids"))?;
     Ok(rows.into_iter().collect())
+}
+
+/// The thread row ids of the given stored messages.
+pub async fn thread_ids_of_messages(
+    conn: &mut PgConnection,
+    mailbox_id: i64,
+    provider_message_ids: &[String],
+) -> Result<Vec<i64>, RepoError> {
+    if provider_message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(
+        "SELECT DISTINCT thread_id FROM mail_messages
+         WHERE mailbox_id = $1 AND provider_message_id = ANY($2)",
+    )
+    .bind(mailbox_id)
+    .bind(provider_message_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db("read thread ids of messages"))
 }
 
 /// Which of the given messages are stored (deleted or not).

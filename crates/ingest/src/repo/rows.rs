@@ -19,21 +19,21 @@ pub struct BlobUpsert {
 }
 
 /// A Gmail thread: natural key `(mailbox_id, provider_thread_id)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Subject, message count and first/last message times are not set here: they
+/// are derived from the stored messages by `refresh_threads`, so backfill and
+/// sync agree on what they mean whatever each of them saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ThreadUpsert {
     pub mailbox_id: i64,
     pub provider_thread_id: String,
-    /// Gmail's thread historyId as listed. Written in the same transaction as
-    /// the last of the thread's messages, so "stored == listed" really means
-    /// every message of that thread state is stored.
+    /// Gmail's thread historyId as listed, or `None` when not known to be
+    /// current. Written in the same transaction as the last of the thread's
+    /// messages, so "stored == listed" really means every message of that
+    /// thread state is stored.
     pub history_id: Option<i64>,
+    /// `None` keeps the stored snippet.
     pub snippet: Option<String>,
-    /// The subject of the thread's first message; `None` keeps the stored one
-    /// (a re-fetch that only saw later messages must not replace it).
-    pub subject: Option<String>,
-    pub message_count: i32,
-    pub first_message_at: Option<DateTime<Utc>>,
-    pub last_message_at: Option<DateTime<Utc>>,
 }
 
 /// A Gmail message: natural key `(mailbox_id, provider_message_id)`.

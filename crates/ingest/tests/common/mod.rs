@@ -31,10 +31,6 @@ pub fn thread(mailbox_id: i64, id: &str) -> ThreadUpsert {
         provider_thread_id: id.to_owned(),
         history_id: Some(1000),
         snippet: Some("hello".into()),
-        subject: Some("Subject".into()),
-        message_count: 1,
-        first_message_at: Some(Utc.timestamp_opt(1_700_000_000, 0).unwrap()),
-        last_message_at: Some(Utc.timestamp_opt(1_700_000_000, 0).unwrap()),
     }
 }
 

@@ -1,0 +1,87 @@
+//! `mailingest mailbox add | list | disable`: the set of mailboxes served.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use ingest::repo::Outcome;
+
+use crate::args::GlobalArgs;
+use crate::{db, exit};
+
+#[derive(Debug, Args)]
+pub struct Mailbox {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Serve a mailbox (or re-enable it).
+    Add {
+        email: String,
+        /// Minutes between scheduled syncs.
+        #[arg(long)]
+        interval_minutes: Option<u64>,
+    },
+    /// List the mailboxes and their schedule.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop scheduling a mailbox (its data is kept).
+    Disable { email: String },
+}
+
+impl Mailbox {
+    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let pool = db::connect(global.database_url()?, 2).await?;
+        ingest::schema::migrate(&pool).await?;
+        let mut conn = pool.acquire().await?;
+        match self.action {
+            Action::Add {
+                email,
+                interval_minutes,
+            } => {
+                if !email.contains('@') {
+                    eprintln!("error: '{email}' is not an email address");
+                    return Ok(ExitCode::from(exit::USAGE));
+                }
+                let interval = interval_minutes.map(|m| std::time::Duration::from_secs(m * 60));
+                let (id, outcome) =
+                    ingest::mailboxes::add(&mut conn, &global.org, &email, interval).await?;
+                let what = match outcome {
+                    Outcome::Inserted => "added",
+                    Outcome::Updated => "updated",
+                    Outcome::Unchanged => "already served",
+                };
+                println!("mailbox {} ({}) {what} [id {id}]", email.to_lowercase(), global.org);
+            }
+            Action::List { json } => {
+                let rows = ingest::mailboxes::list(&mut conn).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&rows)?);
+                } else {
+                    for m in rows {
+                        println!(
+                            "{:<8} {:<40} {:<12} every {}s  next {}  cursor {}",
+                            if m.enabled { "enabled" } else { "disabled" },
+                            m.provider_email,
+                            m.org_id,
+                            m.sync_interval_secs,
+                            m.next_sync_at.to_rfc3339(),
+                            m.history_id.map(|h| h.to_string()).unwrap_or_else(|| "-".into())
+                        );
+                    }
+                }
+            }
+            Action::Disable { email } => {
+                if !ingest::mailboxes::disable(&mut conn, &global.org, &email).await? {
+                    eprintln!("error: mailbox {email} is not registered in org {}", global.org);
+                    return Ok(ExitCode::from(exit::FAILED));
+                }
+                println!("mailbox {} disabled", email.to_lowercase());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,198 @@
+//! The end-to-end test bed: a fresh PostgreSQL database, a temporary store
+//! directory and an in-process Gmail emulator, with the real `mailingest`
+//! binary pointed at all three.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use gmail_emulator::{Emulator, EmulatorConfig};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tempfile::TempDir;
+
+/// The server every test database is created on.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
+    format!("{base}/{db}")
+}
+
+pub struct TestBed {
+    pub db_name: String,
+    pub db_url: String,
+    pub store: TempDir,
+    pub emulator: Emulator,
+    pub mailbox: String,
+    pub pool: PgPool,
+}
+
+impl TestBed {
+    pub async fn new(config: EmulatorConfig) -> TestBed {
+        let db_name = format!(
+            "mi_e2e_{}_{}",
+            std::process::id(),
+            rand_suffix()
+        );
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url())
+            .await
+            .expect("connect to the test server (run scripts/test.sh)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let db_url = with_database(&admin_url(), &db_name);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&db_url)
+            .await
+            .expect("connect to the test database");
+        let mailbox = config.mailboxes[0].clone();
+        let emulator = Emulator::start(config).await.expect("start emulator");
+        TestBed {
+            db_name,
+            db_url,
+            store: tempfile::tempdir().expect("store dir"),
+            emulator,
+            mailbox,
+            pool,
+        }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.store.path().to_path_buf()
+    }
+
+    /// The binary with the test bed's environment.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailingest"));
+        cmd.env("DATABASE_URL", &self.db_url)
+            .env("MAILINGEST_STORE", self.store.path())
+            .env("GMAIL_ENDPOINT", self.emulator.url())
+            .env("MAILINGEST_QUOTA_UNITS_PER_SEC", "100000")
+            .env("RUST_LOG", "warn")
+            .env_remove("MAILINGEST_ORG")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .output()
+            .await
+            .expect("run mailingest")
+    }
+
+    /// Runs with `--json` appended and parses stdout.
+    pub async fn run_json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all).await;
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "mailingest {args:?} exit {code}: stdout is not JSON ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, value)
+    }
+
+    pub async fn backfill(&self, extra: &[&str]) -> (i32, serde_json::Value) {
+        let mut args = vec!["backfill", "--mailbox", self.mailbox.as_str()];
+        args.extend_from_slice(extra);
+        self.run_json(&args).await
+    }
+
+    pub async fn sync(&self) -> (i32, serde_json::Value) {
+        self.run_json(&["sync", "--mailbox", self.mailbox.as_str()]).await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// `mailingest verify` must be clean.
+    pub async fn assert_verify_clean(&self) {
+        let out = self.run(&["verify", "--deep"]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "verify not clean:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Calls of one Gmail method for the test mailbox since the last reset.
+    pub fn calls(&self, method: &str) -> u64 {
+        self.emulator
+            .stats()
+            .mailboxes
+            .get(&self.mailbox)
+            .and_then(|m| m.get(method))
+            .map(|s| s.calls)
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TestBed {
+    fn drop(&mut self) {
+        let name = self.db_name.clone();
+        // Best effort, on its own runtime: Drop cannot be async.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async move {
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(&admin_url())
+                    .await
+                    .ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    nanos ^ (COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 48)
+}
+
+/// A small emulator mailbox for fast tests. Its mail spans 6 days, so a
+/// default 7-day backfill covers all of it however long the test takes.
+pub fn small_mailbox(messages: usize) -> EmulatorConfig {
+    EmulatorConfig {
+        seed: 7,
+        messages,
+        days: 6,
+        mailboxes: vec!["ann@example.com".into()],
+        ..EmulatorConfig::default()
+    }
+}
