@@ -46,11 +46,17 @@ async fn stored_labels(bed: &TestBed) -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
-async fn gmail_labels(bed: &TestBed, ids: impl IntoIterator<Item = String>) -> BTreeMap<String, BTreeSet<String>> {
+async fn gmail_labels(
+    bed: &TestBed,
+    ids: impl IntoIterator<Item = String>,
+) -> BTreeMap<String, BTreeSet<String>> {
     let gmail = client(bed).await;
     let mut out = BTreeMap::new();
     for id in ids {
-        let m = gmail.message_minimal(&bed.mailbox, &id).await.expect("minimal");
+        let m = gmail
+            .message_minimal(&bed.mailbox, &id)
+            .await
+            .expect("minimal");
         out.insert(id, m.label_ids.into_iter().collect());
     }
     out
@@ -70,7 +76,8 @@ fn n(v: &serde_json::Value, path: &[&str]) -> u64 {
     for p in path {
         cur = &cur[*p];
     }
-    cur.as_u64().unwrap_or_else(|| panic!("{path:?} missing in {v}"))
+    cur.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +96,12 @@ async fn sync_mirrors_adds_deletes_relabels_and_trash() {
     for i in 0..5 {
         added.push(
             bed.emulator
-                .insert_raw(&bed.mailbox, &raw_message(i, "new"), &["INBOX", "UNREAD"], None)
+                .insert_raw(
+                    &bed.mailbox,
+                    &raw_message(i, "new"),
+                    &["INBOX", "UNREAD"],
+                    None,
+                )
                 .unwrap(),
         );
     }
@@ -113,7 +125,10 @@ async fn sync_mirrors_adds_deletes_relabels_and_trash() {
     assert_eq!(run["history_expired"], false);
     // Only what changed was fetched: no listing, no thread calls.
     assert_eq!(bed.calls("users.messages.get"), 5);
-    assert_eq!(bed.calls("users.threads.list") + bed.calls("users.threads.get"), 0);
+    assert_eq!(
+        bed.calls("users.threads.list") + bed.calls("users.threads.get"),
+        0
+    );
     assert_eq!(bed.calls("users.messages.list"), 0);
     let pages = n(&run, &["history_pages"]);
     assert_eq!(n(&run, &["api", "total", "quota_units"]), 2 * pages + 5 * 5);
@@ -152,7 +167,10 @@ async fn sync_mirrors_adds_deletes_relabels_and_trash() {
         .fetch_one(&bed.pool)
         .await
         .unwrap();
-    assert_eq!(stored_cursor.map(|c| c as u64), bed.emulator.history_id(&bed.mailbox));
+    assert_eq!(
+        stored_cursor.map(|c| c as u64),
+        bed.emulator.history_id(&bed.mailbox)
+    );
     bed.assert_verify_clean().await;
 }
 
@@ -188,9 +206,16 @@ async fn replayed_history_changes_nothing() {
     assert_eq!(n(&replay, &["messages", "updated"]), 0);
     assert_eq!(n(&replay, &["labels_changed"]), 0);
     assert_eq!(n(&replay, &["messages_deleted"]), 0);
-    assert_eq!(bed.calls("users.messages.get"), 0, "nothing stored is fetched again");
+    assert_eq!(
+        bed.calls("users.messages.get"),
+        0,
+        "nothing stored is fetched again"
+    );
     assert_eq!(stored_labels(&bed).await, snapshot);
-    assert_eq!(bed.count("SELECT count(*) FROM mail_messages").await, tuples);
+    assert_eq!(
+        bed.count("SELECT count(*) FROM mail_messages").await,
+        tuples
+    );
     bed.assert_verify_clean().await;
 }
 
@@ -200,7 +225,12 @@ async fn expired_history_falls_back_to_a_backfill_with_a_fresh_cursor() {
     assert_eq!(bed.backfill(&[]).await.0, 0);
     let added = bed
         .emulator
-        .insert_raw(&bed.mailbox, &raw_message(1, "after-expiry"), &["INBOX"], None)
+        .insert_raw(
+            &bed.mailbox,
+            &raw_message(1, "after-expiry"),
+            &["INBOX"],
+            None,
+        )
         .unwrap();
     bed.emulator.expire_history(&bed.mailbox);
 
@@ -208,11 +238,16 @@ async fn expired_history_falls_back_to_a_backfill_with_a_fresh_cursor() {
     assert_eq!(code, 0, "{run}");
     assert_eq!(run["history_expired"], true);
     assert_eq!(n(&run, &["messages", "inserted"]), 1);
-    assert!(run["window"].is_object(), "the fallback window is reported: {run}");
+    assert!(
+        run["window"].is_object(),
+        "the fallback window is reported: {run}"
+    );
     let run_id = run["run_id"].as_i64().unwrap();
     assert_eq!(ledger_count(&bed, run_id, "history.expired").await, 1);
     let stored: i64 = bed
-        .count(&format!("SELECT count(*) FROM mail_messages WHERE provider_message_id = '{added}'"))
+        .count(&format!(
+            "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{added}'"
+        ))
         .await;
     assert_eq!(stored, 1);
     let cursor: i64 = bed.count("SELECT history_id FROM mailboxes").await;
@@ -296,18 +331,28 @@ async fn sigterm_mid_sync_resumes_from_the_committed_cursor() {
         .unwrap();
     assert!(killed.success());
     let out = child.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
-    let status: String = sqlx::query_scalar("SELECT status FROM sync_runs WHERE kind = 'sync' ORDER BY id DESC LIMIT 1")
-        .fetch_one(&bed.pool)
-        .await
-        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: String = sqlx::query_scalar(
+        "SELECT status FROM sync_runs WHERE kind = 'sync' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&bed.pool)
+    .await
+    .unwrap();
     assert_eq!(status, "interrupted");
 
     bed.emulator.set_faults(Faults::default());
     let (code, run) = bed.sync().await;
     assert_eq!(code, 0, "{run}");
     let stored = stored_labels(&bed).await;
-    assert!(added.iter().all(|id| stored.contains_key(id)), "nothing lost");
+    assert!(
+        added.iter().all(|id| stored.contains_key(id)),
+        "nothing lost"
+    );
     let dups = bed
         .count("SELECT count(*) FROM (SELECT provider_message_id FROM mail_messages GROUP BY 1 HAVING count(*) > 1) d")
         .await;
@@ -328,13 +373,26 @@ async fn three_workers_share_twelve_mailboxes_without_overlap() {
     .await;
     for m in &mailboxes {
         let out = bed.run(&["mailbox", "add", m]).await;
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let mut workers = Vec::new();
     for _ in 0..3 {
         workers.push(
             bed.command()
-                .args(["worker", "--interval", "1s", "--poll", "1s", "--concurrency", "3"])
+                .args([
+                    "worker",
+                    "--interval",
+                    "1s",
+                    "--poll",
+                    "1s",
+                    "--concurrency",
+                    "3",
+                ])
                 .spawn()
                 .unwrap(),
         );
@@ -353,16 +411,26 @@ async fn three_workers_share_twelve_mailboxes_without_overlap() {
         if least >= 3 {
             break;
         }
-        assert!(Instant::now() < deadline, "workers did not sync every mailbox 3 times");
+        assert!(
+            Instant::now() < deadline,
+            "workers did not sync every mailbox 3 times"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for w in &workers {
         let pid = w.id().unwrap();
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
     }
     for w in workers {
         let out = w.wait_with_output().await.unwrap();
-        assert_eq!(out.status.code(), Some(0), "worker exit: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "worker exit: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // No two runs of one mailbox overlapped.
     let overlaps = bed
@@ -374,7 +442,15 @@ async fn three_workers_share_twelve_mailboxes_without_overlap() {
         )
         .await;
     assert_eq!(overlaps, 0);
-    assert_eq!(bed.count("SELECT count(*) FROM sync_runs WHERE status = 'failed'").await, 0);
-    assert_eq!(bed.count("SELECT count(*) FROM sync_runs WHERE status = 'running'").await, 0);
+    assert_eq!(
+        bed.count("SELECT count(*) FROM sync_runs WHERE status = 'failed'")
+            .await,
+        0
+    );
+    assert_eq!(
+        bed.count("SELECT count(*) FROM sync_runs WHERE status = 'running'")
+            .await,
+        0
+    );
     bed.assert_verify_clean().await;
 }

@@ -34,11 +34,7 @@ pub struct TestBed {
 
 impl TestBed {
     pub async fn new(config: EmulatorConfig) -> TestBed {
-        let db_name = format!(
-            "mi_e2e_{}_{}",
-            std::process::id(),
-            rand_suffix()
-        );
+        let db_name = format!("mi_e2e_{}_{}", std::process::id(), rand_suffix());
         let admin = PgPoolOptions::new()
             .max_connections(1)
             .connect(&admin_url())
@@ -116,7 +112,8 @@ impl TestBed {
     }
 
     pub async fn sync(&self) -> (i32, serde_json::Value) {
-        self.run_json(&["sync", "--mailbox", self.mailbox.as_str()]).await
+        self.run_json(&["sync", "--mailbox", self.mailbox.as_str()])
+            .await
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -155,7 +152,10 @@ impl Drop for TestBed {
         let name = self.db_name.clone();
         // Best effort, on its own runtime: Drop cannot be async.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async move {
                 let admin = PgPoolOptions::new()
                     .max_connections(1)

@@ -44,7 +44,12 @@ pub struct GlobalArgs {
     #[arg(long, env = "MAILINGEST_QUOTA_UNITS_PER_SEC", global = true)]
     pub quota_units_per_sec: Option<f64>,
     /// Concurrent Gmail requests per mailbox.
-    #[arg(long, env = "MAILINGEST_MAX_CONCURRENT_REQUESTS", global = true, default_value_t = 10)]
+    #[arg(
+        long,
+        env = "MAILINGEST_MAX_CONCURRENT_REQUESTS",
+        global = true,
+        default_value_t = 10
+    )]
     pub max_concurrent_requests: usize,
 }
 

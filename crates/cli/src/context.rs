@@ -44,7 +44,11 @@ pub async fn gmail_client(global: &GlobalArgs, demo: Option<&str>) -> anyhow::Re
         .to_owned();
     let auth = auth_spec(global, &endpoint)?;
     let mut config = ClientConfig::new(auth).with_endpoint(endpoint);
-    let default_quota = if demo.is_some() { DEMO_QUOTA } else { config.quota.units_per_second };
+    let default_quota = if demo.is_some() {
+        DEMO_QUOTA
+    } else {
+        config.quota.units_per_second
+    };
     let units = global.quota_units_per_sec.unwrap_or(default_quota);
     if !(units.is_finite() && units > 0.0) {
         return Err(anyhow!("--quota-units-per-sec must be a positive number"));
@@ -54,7 +58,9 @@ pub async fn gmail_client(global: &GlobalArgs, demo: Option<&str>) -> anyhow::Re
     }
     config.quota = gmail::QuotaConfig::per_second(units);
     config.quota.max_concurrent = global.max_concurrent_requests;
-    GmailClient::new(config).await.context("setting up the Gmail client")
+    GmailClient::new(config)
+        .await
+        .context("setting up the Gmail client")
 }
 
 pub async fn blob_store(global: &GlobalArgs) -> anyhow::Result<BlobStore> {
@@ -68,7 +74,11 @@ pub async fn blob_store(global: &GlobalArgs) -> anyhow::Result<BlobStore> {
 }
 
 /// The engine over the given Gmail client.
-pub async fn engine(global: &GlobalArgs, gmail: GmailClient, connections: u32) -> anyhow::Result<Engine> {
+pub async fn engine(
+    global: &GlobalArgs,
+    gmail: GmailClient,
+    connections: u32,
+) -> anyhow::Result<Engine> {
     let pool = db::connect(global.database_url()?, connections).await?;
     ingest::schema::migrate(&pool)
         .await

@@ -12,7 +12,9 @@ pub fn cancel_on_signal() -> CancellationToken {
         warn!("signal received: finishing in-flight work, then stopping (signal again to abort)");
         child.cancel();
         wait_for_signal().await;
-        eprintln!("error: aborted by a second signal; the run will be marked interrupted by the next one");
+        eprintln!(
+            "error: aborted by a second signal; the run will be marked interrupted by the next one"
+        );
         std::process::exit(i32::from(crate::exit::INTERRUPTED));
     });
     token

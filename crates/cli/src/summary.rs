@@ -45,7 +45,12 @@ pub fn print(summary: &RunSummary, json: bool) {
     );
     println!(
         "  {:<12} threads listed {}  fetched {}  messages fetched {}  labels changed {}  deleted {}",
-        "work", t.threads_listed, t.threads_fetched, t.messages_fetched, t.labels_changed, t.messages_deleted
+        "work",
+        t.threads_listed,
+        t.threads_fetched,
+        t.messages_fetched,
+        t.labels_changed,
+        t.messages_deleted
     );
     if summary.kind == "sync" {
         println!(
@@ -53,7 +58,11 @@ pub fn print(summary: &RunSummary, json: bool) {
             "history",
             t.history_pages,
             t.history_records,
-            if summary.history_expired { "  (expired: fell back to a backfill)" } else { "" }
+            if summary.history_expired {
+                "  (expired: fell back to a backfill)"
+            } else {
+                ""
+            }
         );
     }
     let api = &summary.api.total;

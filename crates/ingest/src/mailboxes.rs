@@ -34,7 +34,8 @@ pub struct MailboxRow {
     pub last_error: Option<String>,
 }
 
-const MAILBOX_COLUMNS: &str = "id, org_id, provider_email, enabled, history_id, history_id_updated_at,
+const MAILBOX_COLUMNS: &str =
+    "id, org_id, provider_email, enabled, history_id, history_id_updated_at,
      sync_interval_secs, next_sync_at, consecutive_failures, last_error";
 
 /// Registers a mailbox (or re-enables it); returns its id and whether it was new.
@@ -179,13 +180,19 @@ pub async fn finish_scheduled(
 
 /// Puts a claimed mailbox back to be tried again at `now + after` without
 /// counting a failure (another run held it).
-pub async fn release_claim(pool: &PgPool, mailbox_id: i64, after: Duration) -> Result<(), EngineError> {
-    sqlx::query("UPDATE mailboxes SET next_sync_at = now() + make_interval(secs => $2) WHERE id = $1")
-        .bind(mailbox_id)
-        .bind(after.as_secs_f64())
-        .execute(pool)
-        .await
-        .map_err(db("release claim"))?;
+pub async fn release_claim(
+    pool: &PgPool,
+    mailbox_id: i64,
+    after: Duration,
+) -> Result<(), EngineError> {
+    sqlx::query(
+        "UPDATE mailboxes SET next_sync_at = now() + make_interval(secs => $2) WHERE id = $1",
+    )
+    .bind(mailbox_id)
+    .bind(after.as_secs_f64())
+    .execute(pool)
+    .await
+    .map_err(db("release claim"))?;
     Ok(())
 }
 

@@ -110,18 +110,34 @@ pub async fn verify(
             .mailboxes
             .push(verify_mailbox(conn, store, gmail, id, email, options.deep).await?);
     }
-    report.ok = report.findings.is_empty() && report.mailboxes.iter().all(|m| m.findings.is_empty());
+    report.ok =
+        report.findings.is_empty() && report.mailboxes.iter().all(|m| m.findings.is_empty());
     Ok(report)
 }
 
 /// The original spec's duplicate checks, over the whole database.
 async fn duplicate_keys(conn: &mut PgConnection) -> Result<Vec<String>, EngineError> {
     const CHECKS: [(&str, &str); 5] = [
-        ("mailboxes", "SELECT org_id || '/' || provider_email, count(*) FROM mailboxes GROUP BY org_id, provider_email HAVING count(*) > 1"),
-        ("mail_threads", "SELECT mailbox_id || '/' || provider_thread_id, count(*) FROM mail_threads GROUP BY mailbox_id, provider_thread_id HAVING count(*) > 1"),
-        ("mail_messages", "SELECT mailbox_id || '/' || provider_message_id, count(*) FROM mail_messages GROUP BY mailbox_id, provider_message_id HAVING count(*) > 1"),
-        ("mail_attachments", "SELECT message_id || '/' || part_id, count(*) FROM mail_attachments GROUP BY message_id, part_id HAVING count(*) > 1"),
-        ("blobs", "SELECT sha256, count(*) FROM blobs GROUP BY sha256 HAVING count(*) > 1"),
+        (
+            "mailboxes",
+            "SELECT org_id || '/' || provider_email, count(*) FROM mailboxes GROUP BY org_id, provider_email HAVING count(*) > 1",
+        ),
+        (
+            "mail_threads",
+            "SELECT mailbox_id || '/' || provider_thread_id, count(*) FROM mail_threads GROUP BY mailbox_id, provider_thread_id HAVING count(*) > 1",
+        ),
+        (
+            "mail_messages",
+            "SELECT mailbox_id || '/' || provider_message_id, count(*) FROM mail_messages GROUP BY mailbox_id, provider_message_id HAVING count(*) > 1",
+        ),
+        (
+            "mail_attachments",
+            "SELECT message_id || '/' || part_id, count(*) FROM mail_attachments GROUP BY message_id, part_id HAVING count(*) > 1",
+        ),
+        (
+            "blobs",
+            "SELECT sha256, count(*) FROM blobs GROUP BY sha256 HAVING count(*) > 1",
+        ),
     ];
     let mut findings = Vec::new();
     for (table, sql) in CHECKS {
@@ -193,7 +209,10 @@ async fn verify_mailbox(
     let problem_count = problems.len();
     findings.extend(problems.into_iter().take(MAX_LISTED));
     if problem_count > MAX_LISTED {
-        findings.push(format!("… and {} more blob problems", problem_count - MAX_LISTED));
+        findings.push(format!(
+            "… and {} more blob problems",
+            problem_count - MAX_LISTED
+        ));
     }
 
     // The ledger: chain, terminal events, and agreement with the tables.
@@ -220,7 +239,9 @@ async fn verify_mailbox(
     .await
     .map_err(db("ledger/table agreement"))?;
     for id in unrecorded.iter().take(MAX_LISTED) {
-        findings.push(format!("message {id} is stored but the ledger never recorded it"));
+        findings.push(format!(
+            "message {id} is stored but the ledger never recorded it"
+        ));
     }
     let phantom: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT substr(e.subject_key, 9) FROM ledger_events e
@@ -238,9 +259,7 @@ async fn verify_mailbox(
     }
 
     let source = match gmail {
-        Some(gmail) => {
-            source_check(conn, gmail, mailbox_id, &mailbox, &mut findings).await?
-        }
+        Some(gmail) => source_check(conn, gmail, mailbox_id, &mailbox, &mut findings).await?,
         None => None,
     };
     Ok(MailboxReport {
@@ -254,7 +273,11 @@ async fn verify_mailbox(
     })
 }
 
-async fn check_blob(store: &BlobStore, hex: &str, deep: bool) -> Result<Option<String>, EngineError> {
+async fn check_blob(
+    store: &BlobStore,
+    hex: &str,
+    deep: bool,
+) -> Result<Option<String>, EngineError> {
     let Ok(sha) = hex.parse::<Sha256>() else {
         return Ok(Some(format!("blob {hex}: not a sha256")));
     };
@@ -306,14 +329,19 @@ async fn source_check(
     while let Some(page) = pages.next().await {
         listed.extend(page?.messages.into_iter().map(|m| m.id));
     }
-    let stored: HashSet<String> = crate::repo::pg::stored_message_ids(conn, mailbox_id, &listed)
-        .await?;
+    let stored: HashSet<String> =
+        crate::repo::pg::stored_message_ids(conn, mailbox_id, &listed).await?;
     let skipped: HashSet<String> = sqlx::query_scalar(
         "SELECT substr(subject_key, 9) FROM ledger_events
          WHERE mailbox_id = $1 AND event_type = 'message.skipped' AND subject_key = ANY($2)",
     )
     .bind(mailbox_id)
-    .bind(listed.iter().map(|id| format!("message:{id}")).collect::<Vec<_>>())
+    .bind(
+        listed
+            .iter()
+            .map(|id| format!("message:{id}"))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(db("read skipped messages"))?
@@ -331,7 +359,10 @@ async fn source_check(
         ));
     }
     if missing.len() > MAX_LISTED {
-        findings.push(format!("… and {} more missing messages", missing.len() - MAX_LISTED));
+        findings.push(format!(
+            "… and {} more missing messages",
+            missing.len() - MAX_LISTED
+        ));
     }
     Ok(Some(SourceCheck {
         window,

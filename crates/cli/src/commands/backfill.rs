@@ -47,17 +47,19 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(Utc.from_utc_datetime(&t));
-        }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(Utc.from_utc_datetime(&t));
     }
-    if let Ok(secs) = s.parse::<i64>() {
-        if let Some(t) = Utc.timestamp_opt(secs, 0).single() {
-            return Ok(t);
-        }
+    if let Ok(secs) = s.parse::<i64>()
+        && let Some(t) = Utc.timestamp_opt(secs, 0).single()
+    {
+        return Ok(t);
     }
-    Err(format!("'{s}' is not a time (use RFC 3339, YYYY-MM-DD or epoch seconds)"))
+    Err(format!(
+        "'{s}' is not a time (use RFC 3339, YYYY-MM-DD or epoch seconds)"
+    ))
 }
 
 impl Backfill {

@@ -54,7 +54,11 @@ impl Mailbox {
                     Outcome::Updated => "updated",
                     Outcome::Unchanged => "already served",
                 };
-                println!("mailbox {} ({}) {what} [id {id}]", email.to_lowercase(), global.org);
+                println!(
+                    "mailbox {} ({}) {what} [id {id}]",
+                    email.to_lowercase(),
+                    global.org
+                );
             }
             Action::List { json } => {
                 let rows = ingest::mailboxes::list(&mut conn).await?;
@@ -69,14 +73,19 @@ impl Mailbox {
                             m.org_id,
                             m.sync_interval_secs,
                             m.next_sync_at.to_rfc3339(),
-                            m.history_id.map(|h| h.to_string()).unwrap_or_else(|| "-".into())
+                            m.history_id
+                                .map(|h| h.to_string())
+                                .unwrap_or_else(|| "-".into())
                         );
                     }
                 }
             }
             Action::Disable { email } => {
                 if !ingest::mailboxes::disable(&mut conn, &global.org, &email).await? {
-                    eprintln!("error: mailbox {email} is not registered in org {}", global.org);
+                    eprintln!(
+                        "error: mailbox {email} is not registered in org {}",
+                        global.org
+                    );
                     return Ok(ExitCode::from(exit::FAILED));
                 }
                 println!("mailbox {} disabled", email.to_lowercase());

@@ -56,15 +56,22 @@ impl Status {
                         } else {
                             String::new()
                         },
-                        s.last_run_started_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                        s.last_run_error.as_ref().map(|e| format!("; error: {e}")).unwrap_or_default()
+                        s.last_run_started_at
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_default(),
+                        s.last_run_error
+                            .as_ref()
+                            .map(|e| format!("; error: {e}"))
+                            .unwrap_or_default()
                     ),
                     _ => "never".into(),
                 }
             );
             println!(
                 "  cursor     {} (updated {} ago)",
-                m.history_id.map(|h| h.to_string()).unwrap_or_else(|| "none".into()),
+                m.history_id
+                    .map(|h| h.to_string())
+                    .unwrap_or_else(|| "none".into()),
                 age(s.cursor_age_secs)
             );
             println!(
@@ -76,7 +83,10 @@ impl Status {
                 m.next_sync_at.to_rfc3339(),
                 m.sync_interval_secs,
                 m.consecutive_failures,
-                m.last_error.as_ref().map(|e| format!(" (last: {e})")).unwrap_or_default()
+                m.last_error
+                    .as_ref()
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
             );
         }
         Ok(ExitCode::SUCCESS)

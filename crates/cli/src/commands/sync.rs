@@ -55,23 +55,24 @@ impl Sync {
             if cancel.is_cancelled() {
                 break;
             }
-            let (code, rank) = match sync_one(&engine, &gmail, &mailbox, &self, cancel.clone()).await {
-                Ok(run) => {
-                    summary::print(&run, self.json);
-                    let rank = match run.status {
-                        "completed" if run.tally.skipped.is_empty() => 0,
-                        "completed" => 1,
-                        "interrupted" => 4,
-                        _ => 3,
-                    };
-                    (summary::exit_code(&run), rank)
-                }
-                Err(e) if self.all => {
-                    eprintln!("error: {mailbox}: {e:#}");
-                    (ExitCode::from(exit::FAILED), 3)
-                }
-                Err(e) => return summary::engine_error(e),
-            };
+            let (code, rank) =
+                match sync_one(&engine, &gmail, &mailbox, &self, cancel.clone()).await {
+                    Ok(run) => {
+                        summary::print(&run, self.json);
+                        let rank = match run.status {
+                            "completed" if run.tally.skipped.is_empty() => 0,
+                            "completed" => 1,
+                            "interrupted" => 4,
+                            _ => 3,
+                        };
+                        (summary::exit_code(&run), rank)
+                    }
+                    Err(e) if self.all => {
+                        eprintln!("error: {mailbox}: {e:#}");
+                        (ExitCode::from(exit::FAILED), 3)
+                    }
+                    Err(e) => return summary::engine_error(e),
+                };
             if rank > worst_rank {
                 worst = code;
                 worst_rank = rank;

@@ -66,7 +66,11 @@ fn print_text(report: &VerifyReport) {
         let c = &m.counts;
         println!(
             "{} {}: threads {} messages {} (deleted {}) attachments {} blobs {} (checked {}{}) runs {} ledger events {}",
-            if m.findings.is_empty() { "ok     " } else { "PROBLEM" },
+            if m.findings.is_empty() {
+                "ok     "
+            } else {
+                "PROBLEM"
+            },
             m.mailbox,
             c.threads,
             c.messages,
@@ -93,5 +97,12 @@ fn print_text(report: &VerifyReport) {
             println!("        {f}");
         }
     }
-    println!("{}", if report.ok { "verify: clean" } else { "verify: problems found" });
+    println!(
+        "{}",
+        if report.ok {
+            "verify: clean"
+        } else {
+            "verify: problems found"
+        }
+    );
 }

@@ -53,7 +53,9 @@ enum SyncOutcome {
 /// Accepts `90`, `90s`, `5m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 5m, 1h)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 5m, 1h)"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -89,7 +91,8 @@ impl Worker {
             let free = slots.available_permits();
             if free > 0 {
                 let claimed =
-                    match ingest::mailboxes::claim_due(&engine.pool, free as i64, CLAIM_HOLD).await {
+                    match ingest::mailboxes::claim_due(&engine.pool, free as i64, CLAIM_HOLD).await
+                    {
                         Ok(c) => c,
                         Err(e) => {
                             error!(error = %e, "claiming due mailboxes failed; retrying");
@@ -107,8 +110,16 @@ impl Worker {
                     let fallback_days = self.fallback_days;
                     running.spawn(async move {
                         let outcome =
-                            sync_mailbox(&engine, &mailbox.provider_email, fallback_days, cancel).await;
-                        schedule(&engine, mailbox.id, &mailbox.provider_email, outcome, interval).await;
+                            sync_mailbox(&engine, &mailbox.provider_email, fallback_days, cancel)
+                                .await;
+                        schedule(
+                            &engine,
+                            mailbox.id,
+                            &mailbox.provider_email,
+                            outcome,
+                            interval,
+                        )
+                        .await;
                         drop(permit);
                     });
                 }
@@ -122,7 +133,10 @@ impl Worker {
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }
-        info!(in_flight = running.len(), "worker stopping: waiting for in-flight runs");
+        info!(
+            in_flight = running.len(),
+            "worker stopping: waiting for in-flight runs"
+        );
         while running.join_next().await.is_some() {}
         info!("worker stopped");
         Ok(ExitCode::SUCCESS)

@@ -56,11 +56,12 @@ impl Engine {
         let mailbox = request.mailbox.to_lowercase();
         let metrics_before = self.gmail.mailbox_metrics(&mailbox);
         let mailbox_id = self.register_mailbox(&mailbox).await?;
-        let cursor: Option<i64> = sqlx::query_scalar("SELECT history_id FROM mailboxes WHERE id = $1")
-            .bind(mailbox_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(EngineError::db("read cursor"))?;
+        let cursor: Option<i64> =
+            sqlx::query_scalar("SELECT history_id FROM mailboxes WHERE id = $1")
+                .bind(mailbox_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(EngineError::db("read cursor"))?;
         let fallback = Window::last_days(request.fallback_days, chrono::Utc::now())?;
 
         let lease = RunLease::acquire(
@@ -90,11 +91,17 @@ impl Engine {
         let mut tally = Tally::default();
         let result: Result<CursorUpdate, EngineError> = async {
             if let Source::History { start } = source {
-                match self.replay_history(&ctx, &lease, start, &cancel, &mut tally).await {
+                match self
+                    .replay_history(&ctx, &lease, start, &cancel, &mut tally)
+                    .await
+                {
                     // The cursor advanced page by page with the data.
                     Ok(_) => return Ok(CursorUpdate::Keep),
                     Err(EngineError::Gmail(GmailError::HistoryExpired { .. })) => {
-                        warn!(start, "history expired; backing up the fallback window instead");
+                        warn!(
+                            start,
+                            "history expired; backing up the fallback window instead"
+                        );
                         source = Source::Window {
                             window: fallback,
                             expired: true,
@@ -242,7 +249,11 @@ impl Engine {
             .map(|(id, _)| id.clone())
             .collect();
         let stored = {
-            let mut conn = self.pool.acquire().await.map_err(EngineError::db("acquire"))?;
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(EngineError::db("acquire"))?;
             repo::pg::stored_message_ids(&mut conn, ctx.mailbox_id, &candidate_ids).await?
         };
         let mut seen = HashSet::new();
@@ -272,19 +283,20 @@ impl Engine {
         for result in fetched {
             match result {
                 MessageResult::Fetched(m, blobs) => {
-                    let work = threads
-                        .entry(m.meta.thread_id.clone())
-                        .or_insert_with(|| ThreadWork {
-                            provider_thread_id: m.meta.thread_id.clone(),
-                            // The thread changed; the next backfill re-examines it.
-                            history_id: None,
-                            snippet: None,
-                            messages: Vec::new(),
-                            label_updates: Vec::new(),
-                            skipped: Vec::new(),
-                            orphan_blobs: Vec::new(),
-                            blobs: BlobCounts::default(),
-                        });
+                    let work =
+                        threads
+                            .entry(m.meta.thread_id.clone())
+                            .or_insert_with(|| ThreadWork {
+                                provider_thread_id: m.meta.thread_id.clone(),
+                                // The thread changed; the next backfill re-examines it.
+                                history_id: None,
+                                snippet: None,
+                                messages: Vec::new(),
+                                label_updates: Vec::new(),
+                                skipped: Vec::new(),
+                                orphan_blobs: Vec::new(),
+                                blobs: BlobCounts::default(),
+                            });
                     work.blobs.stored += blobs.stored;
                     work.blobs.deduplicated += blobs.deduplicated;
                     work.messages.push(*m);
@@ -311,13 +323,22 @@ impl Engine {
         let new_cursor = if is_last {
             page.history_id.max(*cursor)
         } else {
-            page.records.iter().map(|r| r.id).max().unwrap_or(*cursor).max(*cursor)
+            page.records
+                .iter()
+                .map(|r| r.id)
+                .max()
+                .unwrap_or(*cursor)
+                .max(*cursor)
         };
         let changes = PageChanges {
             label_updates: labels,
             deletes: deleted,
         };
-        let mut tx = self.pool.begin().await.map_err(EngineError::db("begin page"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(EngineError::db("begin page"))?;
         let mut page_tally = write_batch(&mut tx, ctx, &batch, &changes).await?;
         page_tally.merge(write_skips(&mut tx, ctx, &skipped_only).await?);
         sqlx::query(
@@ -362,8 +383,11 @@ async fn write_skips(
     ctx: &RunContext,
     work: &ThreadWork,
 ) -> Result<Tally, EngineError> {
-    let mut tally = Tally::default();
-    tally.blobs = work.blobs;
+    let tally = Tally {
+        blobs: work.blobs,
+        skipped: work.skipped.clone(),
+        ..Tally::default()
+    };
     repo::pg::upsert_blobs(conn, &work.orphan_blobs).await?;
     let events: Vec<NewEvent> = work
         .skipped
@@ -377,6 +401,5 @@ async fn write_skips(
         })
         .collect();
     ledger::append(conn, ctx.mailbox_id, ctx.run_id, &events).await?;
-    tally.skipped = work.skipped.clone();
     Ok(tally)
 }

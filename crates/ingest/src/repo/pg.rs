@@ -282,7 +282,10 @@ pub async fn upsert_attachments(
 /// and first/last message times from the stored, not deleted, messages.
 /// Writes only threads whose derived values changed; returns how many.
 #[instrument(skip_all, fields(threads = thread_ids.len()))]
-pub async fn refresh_threads(conn: &mut PgConnection, thread_ids: &[i64]) -> Result<u64, RepoError> {
+pub async fn refresh_threads(
+    conn: &mut PgConnection,
+    thread_ids: &[i64],
+) -> Result<u64, RepoError> {
     if thread_ids.is_empty() {
         return Ok(0);
     }
