@@ -92,12 +92,14 @@ PY
     fi
 
     export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-    export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
-    export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
+    # Fixed dummy credentials: real ones from a developer's environment must never be sent
+    # to a test server (moto accepts any).
+    export AWS_ACCESS_KEY_ID="testing"
+    export AWS_SECRET_ACCESS_KEY="testing"
     export AWS_REGION="us-east-1"
     export MAILINGEST_TEST_S3_BUCKET="${MAILINGEST_TEST_S3_BUCKET:-mailingest-test}"
-    # Keep a developer's ~/.aws profile from redirecting the tests.
-    unset AWS_PROFILE AWS_SESSION_TOKEN || true
+    # Keep a developer's ~/.aws profile or service endpoint from redirecting the tests.
+    unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 || true
 
     if ! "$py" - <<'PY'
 import os, boto3

@@ -170,9 +170,24 @@ pub(crate) async fn dispatch(state: &State, req: &ApiRequest, in_batch: bool) ->
             "Too many concurrent requests for user",
         );
     }
-    let resp = admitted(state, req, &mailbox, &endpoint, &quota, in_batch).await;
-    state.limits.leave(&mailbox);
-    resp
+    // Leave on drop too: a client that disconnects mid-latency must not leak a slot.
+    let _slot = Slot {
+        state,
+        mailbox: &mailbox,
+    };
+    admitted(state, req, &mailbox, &endpoint, &quota, in_batch).await
+}
+
+/// A held concurrency slot, released when the request finishes or is cancelled.
+struct Slot<'a> {
+    state: &'a State,
+    mailbox: &'a str,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.state.limits.leave(self.mailbox);
+    }
 }
 
 async fn admitted(

@@ -55,6 +55,8 @@ const PEOPLE: &[(&str, &str)] = &[
     ("Emi Tanaka", "emi@example.jp"),
     ("Newsletter", "news@lists.example.com"),
 ];
+/// At most this many messages carry a 1.5–2.6 MB attachment.
+const MAX_LARGE: usize = 8;
 const USER_LABELS: &[&str] = &["Projects", "Receipts", "Travel/2026", "Équipe"];
 
 fn random_bytes(rng: &mut StdRng, prefix: &[u8], len: usize) -> Vec<u8> {
@@ -318,8 +320,8 @@ fn build_body(
         MimePart::new(ct(a.mime), BodyPart::Binary(Cow::Owned(a.bytes.clone())))
             .attachment(a.filename)
     };
-    // Large attachments are rare and deterministic by index, so the default stays small.
-    if pool.len() > 8 && index % 97 == 13 {
+    // Large attachments are rare, capped and deterministic by index, so mailboxes stay modest.
+    if pool.len() > 8 && index % 97 == 13 && index / 97 < MAX_LARGE {
         let big = &pool[8 + (index / 97) % (pool.len() - 8)];
         return Ok(multipart(
             "multipart/mixed",

@@ -399,7 +399,11 @@ fn history_list(state: &State, req: &ApiRequest, mailbox: &str, faults: &Faults)
         },
         None => start,
     };
-    let types = req.params_all("historyTypes");
+    let types: Vec<String> = req
+        .params_all("historyTypes")
+        .iter()
+        .flat_map(|t| t.split(',').map(str::to_string).collect::<Vec<_>>())
+        .collect();
     let label = req.param("labelId").map(str::to_string);
     let Ok(mb) = state.read(mailbox) else {
         return ApiResponse::not_found();

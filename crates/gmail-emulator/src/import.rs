@@ -129,6 +129,70 @@ fn split_labels(s: &str) -> Vec<String> {
     out
 }
 
+/// Decode RFC 2047 encoded words leniently: Takeout writes X-Gmail-Labels as Q-words
+/// containing quotes and commas, which strict parsers leave undecoded.
+fn decode_words(raw: &str) -> String {
+    let unfolded: String = raw.split(['\r', '\n']).collect::<Vec<_>>().join("");
+    let mut out = Vec::new();
+    let mut rest = unfolded.trim();
+    while !rest.is_empty() {
+        let decoded = rest.strip_prefix("=?").and_then(|w| {
+            let (charset, w) = w.split_once('?')?;
+            let (enc, w) = w.split_once('?')?;
+            let end = w.find("?=")?;
+            let text = &w[..end];
+            let bytes = match enc {
+                "Q" | "q" => q_decode(text),
+                "B" | "b" => mail_parser::decoders::base64::base64_decode(text.as_bytes())?,
+                _ => return None,
+            };
+            let charset_ok = charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("us-ascii");
+            charset_ok.then_some((bytes, 2 + charset.len() + 1 + enc.len() + 1 + end + 2))
+        });
+        match decoded {
+            Some((bytes, used)) => {
+                out.extend_from_slice(&bytes);
+                rest = &rest[used..];
+                // Whitespace between adjacent encoded words is not part of the text.
+                let trimmed = rest.trim_start();
+                if trimmed.starts_with("=?") {
+                    rest = trimmed;
+                }
+            }
+            None => {
+                let c = rest.chars().next().unwrap_or(' ');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn q_decode(text: &str) -> Vec<u8> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'_' => out.push(b' '),
+            b'=' => {
+                match text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'='),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
 fn thread(raws: Vec<Vec<u8>>, now_ms: i64) -> Vec<Imported> {
     let count = raws.len() as i64;
     let parser = MessageParser::default();
@@ -173,17 +237,12 @@ fn thread(raws: Vec<Vec<u8>>, now_ms: i64) -> Vec<Imported> {
         if !base.is_empty() {
             by_subject.entry(base).or_insert_with(|| key.clone());
         }
-        let labels = match msg.header("X-Gmail-Labels") {
-            Some(HeaderValue::Text(t)) => split_labels(t)
+        let labels = match msg.header_raw("X-Gmail-Labels") {
+            Some(raw_labels) => split_labels(&decode_words(raw_labels))
                 .iter()
                 .filter_map(|l| gmail_label(l))
                 .collect(),
-            Some(HeaderValue::TextList(l)) => l
-                .iter()
-                .flat_map(|t| split_labels(t))
-                .filter_map(|l| gmail_label(&l))
-                .collect(),
-            _ => vec!["INBOX".to_string()],
+            None => vec!["INBOX".to_string()],
         };
         drop(msg);
         out.push(Imported {
@@ -211,5 +270,17 @@ mod tests {
         assert_eq!(imported[0].labels, vec!["INBOX", "Work, stuff", "UNREAD"]);
         assert_eq!(imported[0].internal_date_ms, 1_704_067_200_000);
         assert_eq!(imported[1].labels, vec!["INBOX"]);
+    }
+
+    #[test]
+    fn takeout_encoded_label_lists() {
+        let raw = "=?UTF-8?Q?Archived,=E2=98=AF,\\'single-quote,takeout?=";
+        let labels: Vec<String> = split_labels(&decode_words(raw));
+        assert_eq!(labels, vec!["Archived", "☯", "\\'single-quote", "takeout"]);
+        let folded = "=?UTF-8?Q?1.Organiza=C4=8Dn=C3=AD,\"3._Culture,_Hle?=\r\n =?UTF-8?Q?d=C3=A1n=C3=AD?=\"";
+        assert_eq!(
+            split_labels(&decode_words(folded)),
+            vec!["1.Organizační", "3. Culture, Hledání"]
+        );
     }
 }

@@ -20,6 +20,7 @@ pub(crate) fn cost(method: &str) -> u32 {
 
 /// Calls and quota units of one method.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct MethodStats {
     /// Requests received (including throttled and failed ones).
     pub calls: u64,
@@ -31,6 +32,7 @@ pub struct MethodStats {
 
 /// A snapshot of what the emulator has served since start or the last reset.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// Mailbox → method (e.g. "users.messages.get") → counters.
     pub mailboxes: BTreeMap<String, BTreeMap<String, MethodStats>>,

@@ -40,9 +40,9 @@ struct Serve {
     /// token=mailbox mapping for `me` (repeat).
     #[arg(long = "token")]
     tokens: Vec<String>,
-    /// Include a few 1.5–2.6 MB attachments.
+    /// Leave out the few 1.5–2.6 MB attachments.
     #[arg(long)]
-    large_attachments: bool,
+    no_large_attachments: bool,
     #[arg(long)]
     quota_per_sec: Option<u32>,
     #[arg(long)]
@@ -96,7 +96,7 @@ async fn main() -> std::process::ExitCode {
         days: s.days,
         import: s.import,
         tokens,
-        large_attachments: s.large_attachments,
+        large_attachments: !s.no_large_attachments,
         faults: Faults {
             error_rate: s.fault_rate,
             unavailable_rate: s.unavailable_rate,

@@ -367,7 +367,10 @@ async fn history_after_mutations_and_404_when_expired() {
 
 /// Captures Retry-After of a failed response.
 #[derive(Default, Clone)]
-struct Capture(Arc<Mutex<Vec<(u16, Option<String>)>>>);
+struct Capture(Arc<Mutex<Vec<Failure>>>);
+
+/// (status, Retry-After) of one failed response.
+type Failure = (u16, Option<String>);
 
 impl Delegate for Capture {
     fn http_failure(&mut self, r: &Response, _: Option<&serde_json::Value>) -> Retry {

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::GmailError;
-use crate::auth::TokenSource;
+use crate::auth::{TokenSource, TransientTokenError};
 use crate::config::RetryPolicy;
 use crate::limiter::MailboxLimiter;
 use crate::metrics::{Method, MetricsTable};
@@ -163,7 +163,13 @@ where
             Err(Failure::Transport(text))
         }
         Err(E::Io(e)) => Err(Failure::Transport(e.to_string())),
-        Err(E::MissingToken(e)) => Err(Failure::Token(e.to_string())),
+        Err(E::MissingToken(e)) => {
+            if e.downcast_ref::<TransientTokenError>().is_some() {
+                Err(Failure::Transport(e.to_string()))
+            } else {
+                Err(Failure::Token(e.to_string()))
+            }
+        }
         Err(other) => Err(Failure::Decode(other.to_string())),
     }
 }

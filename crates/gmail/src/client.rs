@@ -406,8 +406,9 @@ impl GmailClient {
     }
 }
 
-/// Drive a page-fetching function until there is no next token or an error. A token equal to
-/// the one just used ends the stream too: a server bug must not become an endless loop.
+/// Drive a page-fetching function until there is no next token or an error. A repeated token
+/// is followed, not treated as the end: Gmail (and the emulator) may answer an empty page
+/// with the same token it was given.
 fn paginate<P, F, Fut>(fetch: F) -> BoxStream<'static, Result<P, GmailError>>
 where
     P: Send + 'static,
@@ -417,11 +418,8 @@ where
     // State: Some(token) = fetch the page at `token` (None = first page); None = finished.
     futures::stream::unfold((Some(None::<String>), fetch), |(state, fetch)| async move {
         let token = state?;
-        match fetch(token.clone()).await {
-            Ok((page, next)) => {
-                let next = next.filter(|n| Some(n) != token.as_ref());
-                Some((Ok(page), (next.map(Some), fetch)))
-            }
+        match fetch(token).await {
+            Ok((page, next)) => Some((Ok(page), (next.map(Some), fetch))),
             Err(e) => Some((Err(e), (None, fetch))),
         }
     })

@@ -31,8 +31,16 @@ async fn pagination_covers_every_message_and_thread_across_many_pages() {
         page_size: 7,
         ..ListQuery::default()
     };
-    let pages: Vec<_> = c.list_messages(&mb, q.clone()).try_collect().await.expect("pages");
-    assert!(pages.len() >= 30, "expected many pages, got {}", pages.len());
+    let pages: Vec<_> = c
+        .list_messages(&mb, q.clone())
+        .try_collect()
+        .await
+        .expect("pages");
+    assert!(
+        pages.len() >= 30,
+        "expected many pages, got {}",
+        pages.len()
+    );
     assert!(pages.iter().all(|p| p.messages.len() <= 7));
     let listed: Vec<String> = pages
         .iter()
@@ -42,7 +50,10 @@ async fn pagination_covers_every_message_and_thread_across_many_pages() {
     assert_eq!(listed.len(), unique.len(), "a message was listed twice");
     let expected: BTreeSet<_> = emu.message_ids(&mb).into_iter().collect();
     assert_eq!(unique, expected);
-    assert_eq!(c.metrics().method("messages.list").calls, pages.len() as u64);
+    assert_eq!(
+        c.metrics().method("messages.list").calls,
+        pages.len() as u64
+    );
     assert_eq!(
         c.metrics().method("messages.list").quota_units,
         5 * pages.len() as u64
@@ -58,7 +69,12 @@ async fn pagination_covers_every_message_and_thread_across_many_pages() {
         .filter_map(|id| emu.thread_of(&mb, id))
         .collect();
     assert_eq!(thread_ids, expected_threads);
-    assert!(threads.iter().flat_map(|p| &p.threads).all(|t| t.history_id > 0));
+    assert!(
+        threads
+            .iter()
+            .flat_map(|p| &p.threads)
+            .all(|t| t.history_id > 0)
+    );
 }
 
 #[tokio::test]
@@ -71,10 +87,18 @@ async fn window_query_uses_epoch_seconds() {
         .try_collect()
         .await
         .expect("all");
-    let all_ids: Vec<String> = all.iter().flat_map(|p| p.messages.iter().map(|m| m.id.clone())).collect();
+    let all_ids: Vec<String> = all
+        .iter()
+        .flat_map(|p| p.messages.iter().map(|m| m.id.clone()))
+        .collect();
     let mut dates = Vec::new();
     for id in &all_ids {
-        dates.push(c.message_minimal(&mb, id).await.expect("minimal").internal_date_ms);
+        dates.push(
+            c.message_minimal(&mb, id)
+                .await
+                .expect("minimal")
+                .internal_date_ms,
+        );
     }
     dates.sort_unstable();
     // A window over the middle half of the mail, in epoch seconds.
@@ -86,11 +110,21 @@ async fn window_query_uses_epoch_seconds() {
         ..ListQuery::default()
     };
     let windowed: Vec<_> = c.list_messages(&mb, q).try_collect().await.expect("window");
-    let ids: Vec<String> = windowed.iter().flat_map(|p| p.messages.iter().map(|m| m.id.clone())).collect();
+    let ids: Vec<String> = windowed
+        .iter()
+        .flat_map(|p| p.messages.iter().map(|m| m.id.clone()))
+        .collect();
     assert!(!ids.is_empty() && ids.len() < all_ids.len());
     for id in &ids {
-        let d = c.message_minimal(&mb, id).await.expect("minimal").internal_date_ms;
-        assert!(d >= after * 1000 && d < before * 1000, "{id} at {d} outside window");
+        let d = c
+            .message_minimal(&mb, id)
+            .await
+            .expect("minimal")
+            .internal_date_ms;
+        assert!(
+            d >= after * 1000 && d < before * 1000,
+            "{id} at {d} outside window"
+        );
     }
 }
 
@@ -111,10 +145,17 @@ async fn raw_round_trip_and_minimal_shapes() {
         let m = c.message_raw(&mb, &id).await.expect("raw");
         assert_eq!(&m.raw[..], raw.as_bytes());
         assert_eq!(m.id, id);
-        assert!(m.label_ids.contains(&"INBOX".to_string()), "{:?}", m.label_ids);
+        assert!(
+            m.label_ids.contains(&"INBOX".to_string()),
+            "{:?}",
+            m.label_ids
+        );
         assert!(m.history_id > 0 && m.internal_date_ms > 0 && m.size_estimate > 0);
         let min = c.message_minimal(&mb, &id).await.expect("minimal");
-        assert_eq!((min.thread_id.as_str(), min.history_id), (m.thread_id.as_str(), m.history_id));
+        assert_eq!(
+            (min.thread_id.as_str(), min.history_id),
+            (m.thread_id.as_str(), m.history_id)
+        );
     }
     // Every generated message comes back byte-identical.
     for id in emu.message_ids(&mb) {
@@ -140,12 +181,44 @@ async fn history_reports_changes_then_expires() {
     let start = c.profile(&mb).await.expect("profile").history_id;
     let raw = b"From: a@example.com\r\nSubject: new\r\n\r\nhello\r\n";
     let added = emu.insert_raw(&mb, raw, &["INBOX"], None).expect("insert");
-    let victim = emu.message_ids(&mb).into_iter().find(|i| *i != added).expect("victim");
+    let victim = emu
+        .message_ids(&mb)
+        .into_iter()
+        .find(|i| *i != added)
+        .expect("victim");
     emu.delete_message(&mb, &victim).expect("delete");
+    // Gmail may hand out pages with no records but a next page token (here the same token
+    // again): keep going. The emulator's fault RNG is seeded, so this run is reproducible.
+    emu.set_faults(Faults {
+        empty_history_page_rate: 0.9,
+        ..Faults::default()
+    });
     let pages: Vec<_> = c.history(&mb, start).try_collect().await.expect("history");
+    emu.set_faults(Faults::default());
+    assert!(
+        emu.stats()
+            .faults_injected
+            .get("emptyHistoryPage")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    assert!(
+        pages
+            .iter()
+            .any(|p| p.records.is_empty() && p.next_page_token.is_some())
+    );
     let records: Vec<_> = pages.iter().flat_map(|p| p.records.iter()).collect();
-    assert!(records.iter().any(|r| r.messages_added.iter().any(|m| m.id == added)));
-    assert!(records.iter().any(|r| r.messages_deleted.iter().any(|m| m.id == victim)));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.messages_added.iter().any(|m| m.id == added))
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.messages_deleted.iter().any(|m| m.id == victim))
+    );
     assert!(pages.last().expect("a page").history_id > start);
 
     emu.expire_history(&mb);
@@ -172,11 +245,17 @@ async fn missing_message_is_not_found_and_400_is_not_retried() {
     }
     assert!(matches!(
         c.thread_minimal(&mb, "nothread").await,
-        Err(GmailError::NotFound { method: "threads.get", .. })
+        Err(GmailError::NotFound {
+            method: "threads.get",
+            ..
+        })
     ));
     let before = emu.stats().calls(&mb, "users.messages.list");
     let t0 = Instant::now();
-    match c.messages_page(&mb, &ListQuery::default(), Some("not-a-token")).await {
+    match c
+        .messages_page(&mb, &ListQuery::default(), Some("not-a-token"))
+        .await
+    {
         Err(GmailError::BadRequest { method, message }) => {
             assert_eq!(method, "messages.list");
             assert!(message.to_lowercase().contains("pagetoken"), "{message}");
@@ -184,7 +263,11 @@ async fn missing_message_is_not_found_and_400_is_not_retried() {
         other => panic!("expected BadRequest, got {other:?}"),
     }
     assert!(t0.elapsed() < Duration::from_secs(1));
-    assert_eq!(emu.stats().calls(&mb, "users.messages.list") - before, 1, "400 was retried");
+    assert_eq!(
+        emu.stats().calls(&mb, "users.messages.list") - before,
+        1,
+        "400 was retried"
+    );
     assert_eq!(c.metrics().method("messages.list").retries, 0);
     assert_eq!(c.metrics().method("messages.list").failures, 1);
 }
@@ -231,8 +314,16 @@ async fn every_call_succeeds_under_faults_and_quota_429s_and_retries_are_counted
     let stats = emu.stats();
     let injected: u64 = stats.faults_injected.values().sum();
     let quota_429s = stats.faults_injected.get("quota").copied().unwrap_or(0);
-    assert!(quota_429s > 0, "the quota never bit: {:?}", stats.faults_injected);
-    assert!(injected > quota_429s, "no 5xx injected: {:?}", stats.faults_injected);
+    assert!(
+        quota_429s > 0,
+        "the quota never bit: {:?}",
+        stats.faults_injected
+    );
+    assert!(
+        injected > quota_429s,
+        "no 5xx injected: {:?}",
+        stats.faults_injected
+    );
     let m = c.metrics().method("messages.get");
     // Each failed response was retried exactly once; nothing else was.
     assert_eq!(m.retries, injected, "{m:?} vs {:?}", stats.faults_injected);
@@ -260,7 +351,11 @@ async fn retry_after_is_honoured() {
     // One of them was told "Retry-After: 1"; retrying any earlier would have met a second
     // 429 (the window is still full), so exactly one 429 proves no early request.
     let stats = emu.stats();
-    assert_eq!(stats.faults_injected.get("quota").copied(), Some(1), "{stats:?}");
+    assert_eq!(
+        stats.faults_injected.get("quota").copied(),
+        Some(1),
+        "{stats:?}"
+    );
     assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
     let m = c.metrics().method("messages.get");
     assert_eq!((m.retries, m.rate_limited), (1, 1));
@@ -294,7 +389,57 @@ async fn concurrency_cap_holds() {
     assert!(results.iter().all(Result::is_ok));
     let stats = emu.stats();
     assert_eq!(stats.faults_injected.get("concurrency"), None, "{stats:?}");
-    let peak = stats.peak_concurrent_per_mailbox.get(&mb).copied().unwrap_or(0);
+    let peak = stats
+        .peak_concurrent_per_mailbox
+        .get(&mb)
+        .copied()
+        .unwrap_or(0);
     assert_eq!(peak, 10, "the cap should be reached, never exceeded");
     assert_eq!(c.metrics().method("messages.get").retries, 0);
+}
+
+#[tokio::test]
+async fn each_mailbox_has_its_own_quota_bucket_and_metrics() {
+    let (a, b) = ("a@example.com".to_string(), "b@example.com".to_string());
+    let emu = Emulator::start(EmulatorConfig {
+        messages: 6,
+        mailboxes: vec![a.clone(), b.clone()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator");
+    let mut cfg = common::config(&emu.url(), AuthSpec::None);
+    // 50 units/s, no headroom: 6 gets (30 units) per mailbox take 0.5 s after the first.
+    cfg.quota = QuotaConfig {
+        units_per_second: 50.0,
+        headroom: 0.0,
+        burst_units: 5.0,
+        ..QuotaConfig::default()
+    };
+    let c = GmailClient::new(cfg).await.expect("client");
+    let fetch_all = |mb: String| {
+        let c = c.clone();
+        let ids = emu.message_ids(&mb);
+        async move {
+            for id in ids {
+                c.message_raw(&mb, &id).await.expect("raw");
+            }
+        }
+    };
+    let t0 = Instant::now();
+    tokio::join!(fetch_all(a.clone()), fetch_all(b.clone()));
+    let took = t0.elapsed();
+    // Paced (≥ 0.45 s) but not shared: one bucket for both would need ≥ 1.1 s.
+    assert!(took >= Duration::from_millis(450), "not paced: {took:?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "buckets shared? {took:?}"
+    );
+    for mb in [&a, &b] {
+        let m = c.mailbox_metrics(mb).method("messages.get");
+        assert_eq!((m.calls, m.quota_units), (6, 30), "{mb}");
+        // Sequential calls: the waits are the pacing minus each round trip.
+        assert!(m.throttled_ms >= 300, "{mb}: {m:?}");
+    }
+    assert_eq!(c.metrics().method("messages.get").calls, 12);
 }

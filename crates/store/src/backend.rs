@@ -13,6 +13,9 @@ use crate::sha::Sha256;
 /// Input for `put_stream`: chunks of the blob, in order.
 pub type InputStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
 
+/// Output of `get_stream`: the object's chunks, in order.
+pub type OutputStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
 /// What a backend reports for a completed put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stored {
@@ -37,6 +40,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// The whole object, or `None` when absent.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+
+    /// The object as a stream of chunks, or `None` when absent.
+    async fn get_stream(&self, key: &str) -> Result<Option<OutputStream>, StoreError>;
 
     /// The object's size, or `None` when absent.
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError>;

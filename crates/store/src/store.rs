@@ -9,12 +9,12 @@ use futures::Stream;
 use futures::stream::{BoxStream, StreamExt};
 use tokio::io::AsyncRead;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, OutputStream};
 use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::location::{Location, redact};
 use crate::options::StoreOptions;
-use crate::sha::{Sha256, digest_bytes};
+use crate::sha::{Hasher, Sha256, digest_bytes};
 
 /// Result of a put.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +191,28 @@ impl BlobStore {
         Ok(bytes)
     }
 
+    /// The object as a stream of chunks (bounded memory for large objects). The bytes are
+    /// hashed as they pass; if they do not match `sha`, the stream's last item is
+    /// [`StoreError::Corrupt`], so a consumer that reads to the end never accepts bad data.
+    pub async fn get_stream(
+        &self,
+        sha: &Sha256,
+    ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        let key = self.key_for(sha);
+        let Some(inner) = self.inner.backend.get_stream(&key).await? else {
+            return Err(StoreError::NotFound {
+                url: self.inner.url.clone(),
+                key,
+            });
+        };
+        let check = Check {
+            expected: *sha,
+            url: self.inner.url.clone(),
+            key,
+        };
+        Ok(verified(inner, check))
+    }
+
     /// The object's size, or `None` when absent.
     pub async fn head(&self, sha: &Sha256) -> Result<Option<u64>, StoreError> {
         self.inner.backend.head(&self.key_for(sha)).await
@@ -229,4 +251,37 @@ impl BlobStore {
             message: e.to_string(),
         }
     }
+}
+
+struct Check {
+    expected: Sha256,
+    url: String,
+    key: String,
+}
+
+/// Pass `inner` through, hashing; append a `Corrupt` error if the digest does not match.
+fn verified(inner: OutputStream, check: Check) -> BoxStream<'static, Result<Bytes, StoreError>> {
+    let state = Some((inner, Hasher::default(), check));
+    futures::stream::unfold(state, |state| async move {
+        let (mut inner, mut hasher, check) = state?;
+        match inner.next().await {
+            Some(Ok(chunk)) => {
+                hasher.update(&chunk);
+                Some((Ok(chunk), Some((inner, hasher, check))))
+            }
+            Some(Err(e)) => Some((Err(e), None)),
+            None => {
+                let (actual, _) = hasher.finish();
+                (actual != check.expected).then(|| {
+                    let err = StoreError::Corrupt {
+                        url: check.url,
+                        key: check.key,
+                        actual,
+                    };
+                    (Err(err), None)
+                })
+            }
+        }
+    })
+    .boxed()
 }

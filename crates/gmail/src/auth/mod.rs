@@ -7,7 +7,7 @@ mod provider;
 mod spec;
 
 pub use login::login;
-pub(crate) use provider::TokenSource;
+pub(crate) use provider::{TokenSource, TransientTokenError};
 pub use spec::{AuthSpec, default_token_cache};
 
 use std::collections::HashMap;
@@ -170,5 +170,79 @@ fn redact_io(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "file not found".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         kind => format!("{kind}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("gmail-auth-{}-{name}", std::process::id()))
+    }
+
+    #[tokio::test]
+    async fn credential_errors_never_quote_file_contents() {
+        let key = tmp("sa.json");
+        std::fs::write(
+            &key,
+            r#"{"private_key": "-----BEGIN PRIVATE KEY-----SECRETKEYMATERIAL"#,
+        )
+        .expect("write");
+        let spec = AuthSpec::ServiceAccount { key: key.clone() };
+        let e = Authority::from_spec(&spec, Duration::from_secs(1))
+            .await
+            .expect_err("truncated key");
+        let text = format!("{e} {e:?}");
+        assert!(matches!(e, GmailError::Auth(_)), "{text}");
+        assert!(text.contains("not a valid credentials file"), "{text}");
+        assert!(!text.contains("SECRETKEYMATERIAL"), "{text}");
+        let _ = std::fs::remove_file(&key);
+
+        let missing = AuthSpec::ServiceAccount {
+            key: tmp("absent.json"),
+        };
+        let e = Authority::from_spec(&missing, Duration::from_secs(1))
+            .await
+            .expect_err("missing");
+        assert!(e.to_string().contains("file not found"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn installed_without_a_token_cache_points_at_auth_login() {
+        let spec = AuthSpec::Installed {
+            credentials: tmp("client_secret.json"),
+            token_cache: tmp("no-such-cache.json"),
+        };
+        let e = Authority::from_spec(&spec, Duration::from_secs(1))
+            .await
+            .expect_err("no cache");
+        assert!(e.to_string().contains("mailingest auth login"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn login_with_unreadable_secret_fails_cleanly() {
+        let secret = tmp("bad_client_secret.json");
+        std::fs::write(
+            &secret,
+            r#"{"installed": {"client_secret": "GOCSPX-TOPSECRET""#,
+        )
+        .expect("write");
+        let cache = tmp("login-dir").join("token.json");
+        let e = login(&secret, &cache).await.expect_err("bad secret");
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("GOCSPX-TOPSECRET"), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = cache.parent().expect("dir");
+            let mode = std::fs::metadata(dir)
+                .expect("dir made")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let _ = std::fs::remove_file(&secret);
+        let _ = std::fs::remove_dir_all(tmp("login-dir"));
     }
 }

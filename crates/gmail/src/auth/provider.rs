@@ -107,12 +107,35 @@ impl TokenSource {
                 } else {
                     auth.token(scopes).await
                 };
-                // yup-oauth2's errors carry the OAuth server's error code and description,
-                // never the token; still, only their Display text travels further.
-                let tok = tok.map_err(|e| -> BoxError { format!("oauth token: {e}").into() })?;
+                let tok = tok.map_err(classify_oauth_error)?;
                 Ok(tok.token().map(str::to_owned))
             }
         }
+    }
+}
+
+/// A token-endpoint failure worth retrying (connection trouble), as opposed to a refusal.
+#[derive(Debug)]
+pub(crate) struct TransientTokenError(pub(crate) String);
+
+impl std::fmt::Display for TransientTokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TransientTokenError {}
+
+fn classify_oauth_error(e: yup_oauth2::Error) -> BoxError {
+    use yup_oauth2::Error as Y;
+    match e {
+        Y::HttpError(_) | Y::HttpClientError(_) | Y::LowLevelError(_) => {
+            Box::new(TransientTokenError(format!("oauth token endpoint: {e}")))
+        }
+        // serde errors may quote the response body, which can hold a token: drop the text.
+        Y::JSONError(_) => "oauth token endpoint: unexpected response".into(),
+        // AuthError carries the server's error code and description, never a token.
+        other => format!("oauth token: {other}").into(),
     }
 }
 

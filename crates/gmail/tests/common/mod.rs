@@ -43,6 +43,7 @@ pub async fn client(endpoint: &str) -> GmailClient {
 /// One canned HTTP response.
 #[derive(Clone, Debug)]
 pub struct Canned {
+    pub delay: Duration,
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -51,10 +52,15 @@ pub struct Canned {
 impl Canned {
     pub fn json(status: u16, body: &str) -> Self {
         Canned {
+            delay: Duration::ZERO,
             status,
             headers: Vec::new(),
             body: body.to_string(),
         }
+    }
+    pub fn delayed(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
     }
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -127,11 +133,15 @@ async fn serve(
             request_line,
             authorization,
         });
-        let canned = queue
-            .lock()
-            .expect("lock")
-            .pop_front()
-            .unwrap_or_else(|| Canned::json(500, r#"{"error":{"code":500,"message":"script exhausted"}}"#));
+        let canned = queue.lock().expect("lock").pop_front().unwrap_or_else(|| {
+            Canned::json(
+                500,
+                r#"{"error":{"code":500,"message":"script exhausted"}}"#,
+            )
+        });
+        if !canned.delay.is_zero() {
+            tokio::time::sleep(canned.delay).await;
+        }
         let mut out = format!(
             "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
             canned.status,

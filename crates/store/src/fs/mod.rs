@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::backend::{Backend, InputStream, Stored};
+use crate::backend::{Backend, InputStream, OutputStream, Stored};
 use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::sha::Sha256;
@@ -92,6 +92,10 @@ impl Backend for FsBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         read::get(&self.ctx, key).await
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<Option<OutputStream>, StoreError> {
+        read::get_stream(&self.ctx, key).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {

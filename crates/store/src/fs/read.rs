@@ -5,9 +5,11 @@ use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::Ctx;
+use crate::backend::OutputStream;
 use crate::error::StoreError;
 use crate::sha::{Hasher, Sha256};
 
@@ -19,6 +21,19 @@ pub(super) async fn get(ctx: &Ctx, key: &str) -> Result<Option<Bytes>, StoreErro
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ctx.io("read object", &path, e)),
     }
+}
+
+pub(super) async fn get_stream(ctx: &Ctx, key: &str) -> Result<Option<OutputStream>, StoreError> {
+    let path = ctx.path_for(key);
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ctx.io("open object", &path, e)),
+    };
+    let ctx = ctx.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+        .map(move |r| r.map_err(|e| ctx.io("read object", &path, e)));
+    Ok(Some(stream.boxed()))
 }
 
 pub(super) async fn head(ctx: &Ctx, key: &str) -> Result<Option<u64>, StoreError> {

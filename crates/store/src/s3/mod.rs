@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::OnceCell;
 
-use crate::backend::{Backend, InputStream, Stored};
+use crate::backend::{Backend, InputStream, OutputStream, Stored};
 use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::options::StoreOptions;
@@ -102,6 +102,10 @@ impl Backend for S3Backend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         read::get(&self.ctx, key).await
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<Option<OutputStream>, StoreError> {
+        read::get_stream(self.ctx.clone(), key).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {

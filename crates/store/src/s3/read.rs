@@ -7,6 +7,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use super::S3Ctx;
 use super::errors::{map_sdk_error, status_of};
+use crate::backend::OutputStream;
 use crate::error::StoreError;
 use crate::sha::{Hasher, Sha256};
 
@@ -71,6 +72,28 @@ pub(super) async fn get(ctx: &S3Ctx, key: &str) -> Result<Option<Bytes>, StoreEr
         buf.extend_from_slice(&chunk);
     }
     Ok(Some(buf.freeze()))
+}
+
+pub(super) async fn get_stream(
+    ctx: Arc<S3Ctx>,
+    key: &str,
+) -> Result<Option<OutputStream>, StoreError> {
+    let Some(out) = open(&ctx, key).await? else {
+        return Ok(None);
+    };
+    let key = key.to_owned();
+    let stream = stream::unfold(Some(out.body), move |body| {
+        let (ctx, key) = (ctx.clone(), key.clone());
+        async move {
+            let mut body = body?;
+            match body.try_next().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
+                Ok(None) => None,
+                Err(e) => Some((Err(body_error(&ctx, &key, e)), None)),
+            }
+        }
+    });
+    Ok(Some(stream.boxed()))
 }
 
 pub(super) async fn hash_object(ctx: &S3Ctx, key: &str) -> Result<Option<Sha256>, StoreError> {

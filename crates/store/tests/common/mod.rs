@@ -117,6 +117,10 @@ pub struct S3Fixture {
 }
 
 impl S3Fixture {
+    pub async fn new_default(test: &str) -> Self {
+        Self::with_options(test, StoreOptions::default()).await
+    }
+
     pub async fn with_options(test: &str, options: StoreOptions) -> Self {
         let env = s3_env();
         let prefix = unique_prefix(test);

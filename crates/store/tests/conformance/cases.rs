@@ -19,6 +19,16 @@ fn chunks(
     futures::stream::iter(parts)
 }
 
+/// Read an object through `get_stream`, concatenating the chunks.
+async fn read_stream(store: &store::BlobStore, sha: &Sha256) -> Result<Bytes, StoreError> {
+    let mut stream = store.get_stream(sha).await?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(Bytes::from(out))
+}
+
 pub async fn round_trip(fx: impl Fixture) {
     let store = fx.store();
     let data = random_bytes(100_000);
@@ -35,6 +45,10 @@ pub async fn round_trip(fx: impl Fixture) {
         out.key
     );
     assert_eq!(store.get(&out.sha256).await.expect("get"), data);
+    assert_eq!(
+        read_stream(store, &out.sha256).await.expect("get_stream"),
+        data
+    );
     assert_eq!(store.head(&out.sha256).await.expect("head"), Some(100_000));
     assert_eq!(
         store.verify(&out.sha256).await.expect("verify"),
@@ -100,6 +114,10 @@ pub async fn verify_detects_corruption(fx: impl Fixture) {
         Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, out.key),
         other => panic!("expected a Corrupt error from get, got {other:?}"),
     }
+    match read_stream(store, &out.sha256).await {
+        Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, out.key),
+        other => panic!("expected a Corrupt error from get_stream, got {other:?}"),
+    }
 }
 
 pub async fn verify_reports_missing(fx: impl Fixture) {
@@ -112,6 +130,10 @@ pub async fn verify_reports_missing(fx: impl Fixture) {
     assert_eq!(store.head(&never).await.expect("head"), None);
     assert!(matches!(
         store.get(&never).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_stream(&never).await,
         Err(StoreError::NotFound { .. })
     ));
 
@@ -190,6 +212,7 @@ pub async fn large_stream_30mb(fx: impl Fixture) {
         Verification::Ok
     );
     assert!(store.get(&out.sha256).await.expect("get") == data);
+    assert!(read_stream(store, &out.sha256).await.expect("get_stream") == data);
     assert!(!store.put(data).await.expect("put same bytes").created);
 }
 
