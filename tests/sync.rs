@@ -454,3 +454,63 @@ async fn three_workers_share_twelve_mailboxes_without_overlap() {
     );
     bed.assert_verify_clean().await;
 }
+
+/// Holds the run lock of the bed's mailbox on its own connection, as a live
+/// but hung process would, with a running row whose heartbeat is `age_secs` old.
+async fn hung_holder(bed: &TestBed, age_secs: i64) -> (sqlx::PgConnection, i64) {
+    use sqlx::Connection;
+    let out = bed.run(&["mailbox", "add", &bed.mailbox]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let mailbox_id: i64 = bed.count("SELECT id FROM mailboxes").await;
+    let mut holder = sqlx::PgConnection::connect(&bed.db_url).await.unwrap();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(ingest::engine::RUN_LOCK_CLASS)
+        .bind(mailbox_id as i32)
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    assert!(locked);
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO sync_runs (mailbox_id, kind, heartbeat_at, started_at)
+         VALUES ($1, 'sync', now() - make_interval(secs => $2), now() - make_interval(secs => $2))
+         RETURNING id",
+    )
+    .bind(mailbox_id)
+    .bind(age_secs as f64)
+    .fetch_one(&bed.pool)
+    .await
+    .unwrap();
+    (holder, run_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_holds_the_mailbox_exit_75() {
+    let bed = TestBed::new(small_mailbox(5)).await;
+    let (_holder, run_id) = hung_holder(&bed, 5).await;
+    let out = bed.run(&["backfill", "--mailbox", &bed.mailbox]).await;
+    assert_eq!(out.status.code(), Some(75));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("run {run_id}")),
+        "names the live run: {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert_eq!(bed.count("SELECT count(*) FROM mail_messages").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_run_past_its_lease_is_taken_over() {
+    let bed = TestBed::new(small_mailbox(5)).await;
+    let (mut holder, run_id) = hung_holder(&bed, 600).await;
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    let status: String = sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_one(&bed.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "interrupted");
+    // The hung session was terminated: its connection is gone.
+    assert!(sqlx::query("SELECT 1").execute(&mut holder).await.is_err());
+    bed.assert_verify_clean().await;
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// How the emulator is populated and how it misbehaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// Seed of the synthetic generator and of the fault RNG.
     pub seed: u64,
@@ -28,6 +28,28 @@ pub struct EmulatorConfig {
     pub addr: std::net::SocketAddr,
     /// Give a few messages (about 1 in 97, at most 8) a 1.5–2.6 MB attachment.
     pub large_attachments: bool,
+}
+
+/// Bearer tokens are credentials: Debug shows only which mailboxes they map to.
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mapped: Vec<&String> = self.tokens.values().collect();
+        f.debug_struct("EmulatorConfig")
+            .field("seed", &self.seed)
+            .field("messages", &self.messages)
+            .field("days", &self.days)
+            .field("mailboxes", &self.mailboxes)
+            .field("import", &self.import)
+            .field("faults", &self.faults)
+            .field("quota", &self.quota)
+            .field(
+                "tokens",
+                &format_args!("<{} redacted → {mapped:?}>", self.tokens.len()),
+            )
+            .field("addr", &self.addr)
+            .field("large_attachments", &self.large_attachments)
+            .finish()
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -86,4 +108,20 @@ pub struct Quota {
     pub max_concurrent: Option<u32>,
     /// Answer quota exhaustion with 403 userRateLimitExceeded instead of 429 rateLimitExceeded.
     pub use_403: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_tokens() {
+        let cfg = EmulatorConfig {
+            tokens: HashMap::from([("s3cr3t-token".to_string(), "a@example.com".to_string())]),
+            ..EmulatorConfig::default()
+        };
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cr3t-token"), "{shown}");
+        assert!(shown.contains("a@example.com"));
+    }
 }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -198,19 +199,24 @@ pub(crate) fn generate(
         };
         let size = size.min(count - out.len());
         let subject_base = *SUBJECTS.choose(&mut rng).unwrap_or(&"Hello");
-        let spam = rng.random_bool(0.02);
-        let trash = !spam && rng.random_bool(0.02);
+        let spam = rng.random_bool(0.04);
+        let trash = !spam && rng.random_bool(0.04);
         let thread_label = rng
             .random_bool(0.2)
             .then(|| USER_LABELS.choose(&mut rng).copied())
             .flatten();
         let root = out.len();
-        let mut t = now_ms - rng.random_range(0..span_ms);
+        // Reply gaps first, so the whole thread fits inside the window ending now.
+        let gaps: Vec<i64> = (1..size)
+            .map(|_| rng.random_range(120_000..(span_ms / 8).max(120_001)))
+            .collect();
+        let total: i64 = gaps.iter().sum::<i64>().min(span_ms - 1);
+        let mut t = now_ms - total - rng.random_range(0..(span_ms - total).max(1));
         let mut ids: Vec<String> = Vec::new();
         for k in 0..size {
             let index = out.len();
             if k > 0 {
-                t = (t + rng.random_range(300_000..172_800_000)).min(now_ms);
+                t = (t + gaps[k - 1]).min(now_ms);
             }
             let from_me = k > 0 && rng.random_bool(0.3);
             let other = *PEOPLE.choose(&mut rng).unwrap_or(&("X", "x@example.com"));
@@ -220,12 +226,16 @@ pub(crate) fn generate(
             } else {
                 format!("Re: {subject_base}")
             };
-            let body = build_body(&mut rng, &attachments, index, seed)?;
+            let (body, latin1_body) = build_body(&mut rng, &attachments, index, seed)?;
             let mut b = MessageBuilder::new()
                 .message_id(msg_id.trim_matches(['<', '>']).to_string())
-                .subject(subject)
                 .date(t / 1000)
                 .body(body);
+            // Latin-1 messages get a Latin-1 encoded-word subject when the text allows it.
+            b = match latin1_body.then(|| latin1_q_word(&subject)).flatten() {
+                Some(word) => b.header("Subject", Raw::new(word)),
+                None => b.subject(subject),
+            };
             b = if from_me {
                 b.from(("Me".to_string(), mailbox.to_string()))
                     .to((other.0.to_string(), other.1.to_string()))
@@ -283,13 +293,32 @@ pub(crate) fn generate(
     Ok(out)
 }
 
-/// Pick a MIME shape for message number `index`.
+/// `=?iso-8859-1?Q?…?=` of a non-ASCII text representable in Latin-1.
+fn latin1_q_word(text: &str) -> Option<String> {
+    if text.is_ascii() || text.chars().any(|c| u32::from(c) > 0xff) {
+        return None;
+    }
+    let mut out = String::from("=?iso-8859-1?Q?");
+    for b in latin1(text) {
+        match b {
+            b' ' => out.push('_'),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b',' | b'-' | b'!' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("={b:02X}")),
+        }
+    }
+    out.push_str("?=");
+    Some(out)
+}
+
+/// Pick a MIME shape for message number `index`; the flag says the text is Latin-1.
 fn build_body(
     rng: &mut StdRng,
     pool: &[Attachment],
     index: usize,
     seed: u64,
-) -> Result<MimePart<'static>, EmulatorError> {
+) -> Result<(MimePart<'static>, bool), EmulatorError> {
     let b = |n: &str| format!("=_b{seed:x}_{index}_{n}");
     let target = rng.random_range(400..12_000);
     let text = paragraph_text(rng, target);
@@ -323,13 +352,17 @@ fn build_body(
     // Large attachments are rare, capped and deterministic by index, so mailboxes stay modest.
     if pool.len() > 8 && index % 97 == 13 && index / 97 < MAX_LARGE {
         let big = &pool[8 + (index / 97) % (pool.len() - 8)];
-        return Ok(multipart(
-            "multipart/mixed",
-            b("mix"),
-            vec![alternative(text, html), attach(big)],
+        return Ok((
+            multipart(
+                "multipart/mixed",
+                b("mix"),
+                vec![alternative(text, html), attach(big)],
+            ),
+            false,
         ));
     }
-    Ok(match shape {
+    let latin1_shape = shape >= 93;
+    let part = match shape {
         0..=29 => MimePart::new(
             ct("text/plain").attribute("charset", "utf-8"),
             BodyPart::Text(Cow::Owned(text)),
@@ -401,8 +434,12 @@ fn build_body(
                         ct("text/plain").attribute("charset", "utf-8"),
                         BodyPart::Text(Cow::Owned("Forwarding this.\r\n".to_string())),
                     ),
-                    MimePart::new(ct("message/rfc822"), BodyPart::Text(Cow::Owned(inner)))
-                        .transfer_encoding("7bit"),
+                    // Binary + explicit 7bit: written verbatim, no charset parameter.
+                    MimePart::new(
+                        ct("message/rfc822"),
+                        BodyPart::Binary(Cow::Owned(inner.into_bytes())),
+                    )
+                    .transfer_encoding("7bit"),
                 ],
             )
         }
@@ -414,7 +451,8 @@ fn build_body(
                 BodyPart::Binary(Cow::Owned(latin1(&body))),
             )
         }
-    })
+    };
+    Ok((part, latin1_shape))
 }
 
 #[cfg(test)]
@@ -433,6 +471,19 @@ mod tests {
         );
         let c = generate(8, 30, 7, 1_800_000_000_000, false, "me@example.com").expect("gen");
         assert!(a.iter().zip(&c).any(|(x, y)| x.raw != y.raw));
+    }
+
+    #[test]
+    fn latin1_subjects_decode() {
+        let word = latin1_q_word("Übersicht für März").expect("latin-1 text");
+        assert!(word.starts_with("=?iso-8859-1?Q?"));
+        let raw = format!("Subject: {word}\r\n\r\nx\r\n");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .expect("parse");
+        assert_eq!(parsed.subject(), Some("Übersicht für März"));
+        assert_eq!(latin1_q_word("plain"), None);
+        assert_eq!(latin1_q_word("会議"), None);
     }
 
     #[test]

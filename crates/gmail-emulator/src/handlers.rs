@@ -275,7 +275,7 @@ fn attachments_get(state: &State, mailbox: &str, message: &str, attachment: &str
             None => return ApiResponse::not_found(),
         }
     };
-    let parsed = content.parsed();
+    let parsed = crate::mime_tree::Parsed::parse(&content.raw);
     match parsed.root.find(&part_id) {
         Some(p) => ApiResponse::json(&json!({"size": p.body.len(), "data": b64_nopad(&p.body)})),
         None => ApiResponse::not_found(),

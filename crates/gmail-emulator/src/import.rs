@@ -146,7 +146,8 @@ fn decode_words(raw: &str) -> String {
                 "B" | "b" => mail_parser::decoders::base64::base64_decode(text.as_bytes())?,
                 _ => return None,
             };
-            let charset_ok = charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("us-ascii");
+            let charset_ok =
+                charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("us-ascii");
             charset_ok.then_some((bytes, 2 + charset.len() + 1 + enc.len() + 1 + end + 2))
         });
         match decoded {
@@ -178,7 +179,10 @@ fn q_decode(text: &str) -> Vec<u8> {
         match b[i] {
             b'_' => out.push(b' '),
             b'=' => {
-                match text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(v) => {
                         out.push(v);
                         i += 2;

@@ -1,6 +1,18 @@
 //! gmail-emulator: a Gmail REST v1 emulator (the wire format google-gmail1 and Google's
 //! client libraries speak) with synthetic or imported mail, a control API and faults.
 //!
+//! Served (GET, under `{url}gmail/v1/users/{userId}/`): `profile`, `messages`,
+//! `messages/{id}` (format minimal|metadata|full|raw), `messages/{id}/attachments/{aid}`,
+//! `threads`, `threads/{id}`, `history`, `labels`; batches at `{url}batch/gmail/v1` and
+//! `{url}batch`; the control API under `{url}_emulator/` (see `control.rs`).
+//!
+//! Wire choices (as Gmail): uint64/int64 fields (historyId, internalDate, history ids) are
+//! JSON strings, int32 fields (sizeEstimate, body.size, messagesTotal) are numbers; `raw`
+//! is padded base64url, part and attachment `data` is unpadded base64url (google-gmail1 7
+//! cannot decode unpadded data whose length is not a multiple of 4 — use `raw`).
+//! Initial (generated/imported) mail is not in history: the retained history starts at
+//! the historyId the mailbox had when the emulator started.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), gmail_emulator::EmulatorError> {
 //! let emu = gmail_emulator::Emulator::start(Default::default()).await?;
@@ -231,6 +243,7 @@ impl Emulator {
         self.inner.state.limits.stats()
     }
 
+    /// Zero the statistics and restart every user's quota windows.
     pub fn reset_stats(&self) {
         self.inner.state.limits.reset();
     }

@@ -14,8 +14,11 @@ pub(crate) struct PartNode {
     pub mime_type: String,
     pub filename: String,
     pub headers: Vec<(String, String)>,
-    /// Decoded (transfer-encoding removed) body of a leaf; empty for multiparts.
+    /// Decoded (transfer-encoding removed) body of a leaf; empty for multiparts and in
+    /// the cached light tree (bodies are decoded again when a request needs them).
     pub body: Bytes,
+    /// Decoded body size (kept in the light tree too).
+    pub size: usize,
     /// Served by attachmentId rather than inline data.
     pub by_attachment_id: bool,
     pub children: Vec<PartNode>,
@@ -46,7 +49,17 @@ pub(crate) struct Parsed {
 const INLINE_LIMIT: usize = 1 << 20;
 
 impl Parsed {
+    /// The tree with bodies (for format=full and attachments.get).
     pub fn parse(raw: &[u8]) -> Parsed {
+        Self::parse_with(raw, true)
+    }
+
+    /// The tree without bodies: what is cached per message, so memory stays ~1x raw.
+    pub fn parse_light(raw: &[u8]) -> Parsed {
+        Self::parse_with(raw, false)
+    }
+
+    fn parse_with(raw: &[u8], bodies: bool) -> Parsed {
         let Some(msg) = MessageParser::default().parse(raw) else {
             // Unparseable: Gmail still serves it; model it as one opaque text part.
             return Parsed {
@@ -55,7 +68,12 @@ impl Parsed {
                     mime_type: "text/plain".into(),
                     filename: String::new(),
                     headers: Vec::new(),
-                    body: Bytes::copy_from_slice(raw),
+                    body: if bodies {
+                        Bytes::copy_from_slice(raw)
+                    } else {
+                        Bytes::new()
+                    },
+                    size: raw.len(),
                     by_attachment_id: false,
                     children: Vec::new(),
                 },
@@ -63,7 +81,7 @@ impl Parsed {
                 has_attachment: false,
             };
         };
-        let root = build(&msg, raw, 0, String::new(), 0);
+        let root = build(&msg, raw, 0, String::new(), 0, bodies);
         let text = msg
             .body_text(0)
             .map(|t| t.into_owned())
@@ -84,6 +102,7 @@ fn build(
     idx: u32,
     part_id: String,
     depth: usize,
+    bodies: bool,
 ) -> PartNode {
     let Some(part) = msg.part(idx) else {
         return PartNode {
@@ -92,6 +111,7 @@ fn build(
             filename: String::new(),
             headers: Vec::new(),
             body: Bytes::new(),
+            size: 0,
             by_attachment_id: false,
             children: Vec::new(),
         };
@@ -119,7 +139,7 @@ fn build(
                 } else {
                     format!("{part_id}.{n}")
                 };
-                children.push(build(msg, raw, *child, id, depth + 1));
+                children.push(build(msg, raw, *child, id, depth + 1, bodies));
             }
             Bytes::new()
         }
@@ -143,12 +163,14 @@ fn build(
         && (!filename.is_empty()
             || !(mime_type.starts_with("text/") || mime_type == "message/rfc822")
             || body.len() > INLINE_LIMIT);
+    let size = body.len();
     PartNode {
         part_id,
         mime_type,
         filename,
         headers,
-        body,
+        body: if bodies { body } else { Bytes::new() },
+        size,
         by_attachment_id,
         children,
     }
@@ -242,6 +264,10 @@ mod tests {
     #[test]
     fn single_part_is_root_only() {
         let p = Parsed::parse(b"Subject: x\r\n\r\nbody text\r\n");
+        let light = Parsed::parse_light(b"Subject: x\r\n\r\nbody text\r\n");
+        assert!(light.root.body.is_empty());
+        assert_eq!(light.root.size, p.root.size);
+        assert_eq!(light.snippet, "body text");
         assert_eq!(p.root.part_id, "");
         assert!(p.root.children.is_empty());
         assert!(!p.root.by_attachment_id);

@@ -41,9 +41,10 @@ impl Content {
             .clone()
     }
 
+    /// The cached light tree (no bodies): snippet, structure, sizes, headers.
     pub fn parsed(&self) -> Arc<Parsed> {
         self.parsed
-            .get_or_init(|| Arc::new(Parsed::parse(&self.raw)))
+            .get_or_init(|| Arc::new(Parsed::parse_light(&self.raw)))
             .clone()
     }
 }

@@ -109,7 +109,9 @@ fn date_ms(v: &str) -> Result<i64, String> {
 
 /// `Nd`, `Nm`, `Ny` → milliseconds.
 fn relative_ms(v: &str) -> Result<i64, String> {
-    let (num, unit) = v.split_at(v.len().saturating_sub(1));
+    // Split before the last char (not byte): the unit may be any character on bad input.
+    let cut = v.char_indices().last().map_or(0, |(i, _)| i);
+    let (num, unit) = v.split_at(cut);
     let n: i64 = num
         .parse()
         .map_err(|_| format!("Invalid relative time {v:?}"))?;
@@ -160,6 +162,9 @@ mod tests {
             "is:unread",
             "newer_than:3w",
             "after:",
+            "newer_than:3é",
+            "older_than:é",
+            "after:99999999999999999999",
         ] {
             assert!(parse(q, 0).is_err(), "{q} should be rejected");
         }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::mime_tree::PartNode;
+use crate::mime_tree::{Parsed, PartNode};
 use crate::model::{Change, HistoryRecord, Message, MsgRef};
 use crate::state::State;
 
@@ -135,8 +135,8 @@ fn part_json(state: &State, msg_id: &str, p: &PartNode, full: bool) -> Value {
     let body = if !p.children.is_empty() || p.mime_type.starts_with("multipart/") {
         json!({"size": 0})
     } else if p.by_attachment_id {
-        json!({"attachmentId": attachment_id(state, msg_id, &p.part_id), "size": p.body.len()})
-    } else if p.body.is_empty() {
+        json!({"attachmentId": attachment_id(state, msg_id, &p.part_id), "size": p.size})
+    } else if p.size == 0 {
         json!({"size": 0})
     } else {
         json!({"size": p.body.len(), "data": b64_nopad(&p.body)})
@@ -180,9 +180,11 @@ pub(crate) fn message_json(state: &State, m: &Message, format: &Format) -> Value
             obj.insert("payload".into(), part_json(state, &m.id, &root, false));
         }
         Format::Full => {
+            // The cache holds no bodies; decode them for this response only.
+            let with_bodies = Parsed::parse(&m.content.raw);
             obj.insert(
                 "payload".into(),
-                part_json(state, &m.id, &parsed.root, true),
+                part_json(state, &m.id, &with_bodies.root, true),
             );
         }
         Format::Raw => {

@@ -229,7 +229,11 @@ impl Engine {
         let mut labels: Vec<LabelUpdate> = Vec::new();
         for record in &page.records {
             for m in &record.messages_added {
-                added.push((m.id.clone(), m.thread_id.clone()));
+                // As in a backfill: spam and trash only when asked for.
+                let excluded = m.label_ids.iter().any(|l| l == "SPAM" || l == "TRASH");
+                if ctx.include_spam_trash || !excluded {
+                    added.push((m.id.clone(), m.thread_id.clone()));
+                }
             }
             for m in &record.messages_deleted {
                 deleted.push(m.id.clone());

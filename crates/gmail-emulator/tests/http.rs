@@ -1,0 +1,597 @@
+//! Hand-written HTTP where google-gmail1 has no API: batch, control API, standard
+//! parameters, faults, imports, several mailboxes, and the binary.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+
+fn batch_body(boundary: &str, ids: &[String], eol: &str, absolute_base: Option<&str>) -> Vec<u8> {
+    let mut body = String::new();
+    for (n, id) in ids.iter().enumerate() {
+        let target = format!(
+            "{}gmail/v1/users/me/messages/{id}?format=minimal",
+            absolute_base.unwrap_or("/")
+        );
+        body.push_str(&format!(
+            "--{boundary}{eol}Content-Type: application/http{eol}Content-ID: <item+{n}>{eol}{eol}GET {target}{eol}{eol}"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--{eol}"));
+    body.into_bytes()
+}
+
+/// (content id, status, json) of each response part.
+fn parse_batch(reply: &Reply) -> Vec<(String, u16, serde_json::Value)> {
+    let ct = reply
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .expect("content type");
+    assert!(ct.starts_with("multipart/mixed"), "{ct}");
+    let boundary = ct
+        .split("boundary=")
+        .nth(1)
+        .expect("boundary")
+        .trim_matches('"');
+    let text = String::from_utf8(reply.body.to_vec()).expect("utf8");
+    let mut out = Vec::new();
+    for part in text.split(&format!("--{boundary}")).skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        let cid = part
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-ID: "))
+            .expect("content id")
+            .trim()
+            .to_string();
+        let status_line = part
+            .lines()
+            .find(|l| l.starts_with("HTTP/1.1 "))
+            .expect("status");
+        let status: u16 = status_line[9..12].parse().expect("code");
+        let json_start = part.find('{').expect("json");
+        let json_end = part.rfind('}').expect("json end");
+        let v = serde_json::from_str(&part[json_start..=json_end]).expect("part json");
+        out.push((cid, status, v));
+    }
+    out
+}
+
+#[tokio::test]
+async fn batch_of_50_gets_on_both_endpoints() {
+    let emu = start(60).await;
+    let ids: Vec<String> = emu
+        .message_ids(&emu.default_mailbox())
+        .into_iter()
+        .take(50)
+        .collect();
+    // CRLF parts on /batch/gmail/v1.
+    let body = batch_body("batch_abc", &ids, "\r\n", None);
+    let r = request(
+        "POST",
+        &format!("{}batch/gmail/v1", emu.url()),
+        Some("multipart/mixed; boundary=batch_abc"),
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let parts = parse_batch(&r);
+    assert_eq!(parts.len(), 50);
+    for (n, (cid, status, v)) in parts.iter().enumerate() {
+        assert_eq!(cid, &format!("<response-item+{n}>"));
+        assert_eq!(*status, 200);
+        assert_eq!(v["id"], ids[n].as_str());
+    }
+    // Bare-LF parts with absolute URLs on /batch (Google's Python client).
+    let body = batch_body("===x==", &ids[..3], "\n", Some(&emu.url()));
+    let r = request(
+        "POST",
+        &format!("{}batch", emu.url()),
+        Some("multipart/mixed; boundary=\"===x==\""),
+        body,
+    )
+    .await;
+    let parts = parse_batch(&r);
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[2].2["id"], ids[2].as_str());
+    // A batch costs the sum of its parts: 53 gets x 5 units.
+    let stats = emu.stats();
+    assert_eq!(
+        stats.calls(&emu.default_mailbox(), "users.messages.get"),
+        53
+    );
+    assert_eq!(stats.quota_units(&emu.default_mailbox()), 265);
+    assert_eq!(stats.batches, 2);
+    // More than 100 parts is refused.
+    let many: Vec<String> = (0..101).map(|i| format!("x{i}")).collect();
+    let r = request(
+        "POST",
+        &format!("{}batch/gmail/v1", emu.url()),
+        Some("multipart/mixed; boundary=b"),
+        batch_body("b", &many, "\r\n", None),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn batch_parts_are_throttled_individually() {
+    let emu = start(10).await;
+    emu.set_quota(Quota {
+        per_minute: Some(25),
+        ..Quota::default()
+    });
+    let ids: Vec<String> = emu
+        .message_ids(&emu.default_mailbox())
+        .into_iter()
+        .take(8)
+        .collect();
+    let r = request(
+        "POST",
+        &format!("{}batch/gmail/v1", emu.url()),
+        Some("multipart/mixed; boundary=q"),
+        batch_body("q", &ids, "\r\n", None),
+    )
+    .await;
+    let statuses: Vec<u16> = parse_batch(&r).iter().map(|p| p.1).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn errors_have_gmail_shape_and_standard_params_are_ignored() {
+    let emu = start(3).await;
+    let id = emu.message_ids(&emu.default_mailbox())[0].clone();
+    let r = get(&format!(
+        "{}gmail/v1/users/me/messages/{id}?format=raw&alt=json&prettyPrint=false&fields=raw&quotaUser=u&key=k",
+        emu.url()
+    ))
+    .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    let raw = v["raw"].as_str().expect("raw");
+    assert_eq!(raw.len() % 4, 0, "raw is padded base64url");
+    let r = get(&format!("{}gmail/v1/users/me/messages/nope", emu.url())).await;
+    assert_eq!(r.status, 404);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], 404);
+    assert_eq!(v["error"]["status"], "NOT_FOUND");
+    assert_eq!(v["error"]["errors"][0]["reason"], "notFound");
+    assert_eq!(v["error"]["errors"][0]["domain"], "global");
+    let r = get(&format!(
+        "{}gmail/v1/users/me/messages?pageToken=%%%",
+        emu.url()
+    ))
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["errors"][0]["reason"], "invalidArgument");
+    let r = get(&format!("{}gmail/v1/users/me/history", emu.url())).await;
+    assert_eq!(r.status, 400);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_api_over_http() {
+    let emu = start(0).await;
+    let base = format!("{}_emulator/", emu.url());
+    let mb = emu.default_mailbox();
+    let (raw, _) = mixed_message();
+    let r = request(
+        "POST",
+        &format!("{base}mailboxes/{mb}/messages?labels=INBOX,UNREAD"),
+        Some("message/rfc822"),
+        raw.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let id = r.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(emu.raw_message(&mb, &id), Some(raw.clone()));
+    let reply = request(
+        "POST",
+        &format!("{base}mailboxes/{mb}/messages?threadId={id}"),
+        Some("message/rfc822"),
+        raw,
+    )
+    .await;
+    let reply_id = reply.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(emu.thread_of(&mb, &reply_id), Some(id.clone()));
+    let r = request(
+        "POST",
+        &format!("{base}mailboxes/{mb}/messages/{id}/modify"),
+        Some("application/json"),
+        br#"{"addLabelIds":["STARRED"],"removeLabelIds":["UNREAD"]}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let m = get(&format!(
+        "{}gmail/v1/users/me/messages/{id}?format=minimal",
+        emu.url()
+    ))
+    .await
+    .json();
+    assert_eq!(m["labelIds"], serde_json::json!(["INBOX", "STARRED"]));
+    let r = request(
+        "POST",
+        &format!("{base}mailboxes/{mb}/messages/{id}/trash"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = request(
+        "DELETE",
+        &format!("{base}mailboxes/{mb}/messages/{reply_id}"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = get(&format!("{base}mailboxes/{mb}/messages")).await;
+    assert_eq!(r.json()["ids"], serde_json::json!([id]));
+    let r = request(
+        "DELETE",
+        &format!("{base}mailboxes/{mb}/messages/missing"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = request(
+        "PUT",
+        &format!("{base}faults"),
+        Some("application/json"),
+        br#"{"errorRate":1.0}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = get(&format!("{}gmail/v1/users/me/profile", emu.url())).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["error"]["errors"][0]["reason"], "backendError");
+    request("DELETE", &format!("{base}faults"), None, vec![]).await;
+    let r = request(
+        "PUT",
+        &format!("{base}quota"),
+        Some("application/json"),
+        br#"{"perMinute":1}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        get(&format!("{}gmail/v1/users/me/profile", emu.url()))
+            .await
+            .status,
+        200
+    );
+    let limited = get(&format!("{}gmail/v1/users/me/profile", emu.url())).await;
+    assert_eq!(limited.status, 429);
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
+    assert!((1..=60).contains(&retry));
+    let stats = get(&format!("{base}stats")).await.json();
+    assert_eq!(stats["mailboxes"][&mb]["users.getProfile"]["calls"], 3);
+    assert_eq!(stats["mailboxes"][&mb]["users.getProfile"]["throttled"], 1);
+    assert_eq!(stats["mailboxes"][&mb]["users.getProfile"]["quotaUnits"], 2);
+    assert_eq!(stats["faultsInjected"]["backendError"], 1);
+    request("POST", &format!("{base}stats/reset"), None, vec![]).await;
+    assert_eq!(emu.stats().calls(&mb, "users.getProfile"), 0);
+    let r = request(
+        "POST",
+        &format!("{base}mailboxes/{mb}/expire-history"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_drop_vanish_and_empty_history_pages() {
+    let emu = start(10).await;
+    let mb = emu.default_mailbox();
+    let ids = emu.message_ids(&mb);
+    emu.set_faults(Faults {
+        vanish_rate: 1.0,
+        ..Faults::default()
+    });
+    let r = get(&format!(
+        "{}gmail/v1/users/me/messages/{}?format=raw",
+        emu.url(),
+        ids[0]
+    ))
+    .await;
+    assert_eq!(r.status, 404);
+    assert!(!emu.message_ids(&mb).contains(&ids[0]), "vanished for real");
+    assert_eq!(emu.stats().faults_injected.get("vanish"), Some(&1));
+
+    emu.set_faults(Faults {
+        unavailable_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(
+        get(&format!("{}gmail/v1/users/me/labels", emu.url()))
+            .await
+            .status,
+        503
+    );
+
+    // A dropped connection: the client sees a body error, never a clean response.
+    emu.set_faults(Faults {
+        drop_rate: 1.0,
+        ..Faults::default()
+    });
+    let hub = hub(&emu.url());
+    let err = hub
+        .users()
+        .messages_get("me", &ids[1])
+        .format("raw")
+        .doit()
+        .await
+        .expect_err("dropped");
+    assert_eq!(error_code(&err), None, "{err:?}");
+
+    // History: a page with a token and no records, then the records.
+    emu.set_faults(Faults::default());
+    let start_id = emu.history_id(&mb).expect("history id");
+    let (raw, _) = mixed_message();
+    emu.insert_raw(&mb, &raw, &["INBOX"], None).expect("insert");
+    emu.set_faults(Faults {
+        empty_history_page_rate: 1.0,
+        ..Faults::default()
+    });
+    let url = format!(
+        "{}gmail/v1/users/me/history?startHistoryId={start_id}",
+        emu.url()
+    );
+    let page = get(&url).await.json();
+    assert!(page.get("history").is_none());
+    let token = page["nextPageToken"].as_str().expect("token").to_string();
+    emu.set_faults(Faults::default());
+    let page = get(&format!("{url}&pageToken={token}")).await.json();
+    assert_eq!(page["history"].as_array().map(Vec::len), Some(1));
+    assert!(page["history"][0]["messagesAdded"][0]["message"]["labelIds"].is_array());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn takeout_mbox_import_threads_and_labels() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/takeout.mbox");
+    let emu = Emulator::start(EmulatorConfig {
+        messages: 0,
+        import: Some(path),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("start");
+    let mb = emu.default_mailbox();
+    let ids = emu.message_ids(&mb);
+    assert_eq!(ids.len(), 39);
+    let mut threads: HashMap<String, usize> = HashMap::new();
+    for id in &ids {
+        *threads
+            .entry(emu.thread_of(&mb, id).expect("thread"))
+            .or_default() += 1;
+    }
+    let mut sizes: Vec<usize> = threads.values().copied().collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(&sizes[..3], &[7, 6, 6]);
+    let labels = get(&format!("{}gmail/v1/users/me/labels", emu.url()))
+        .await
+        .json();
+    let names: Vec<String> = labels["labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .filter_map(|l| l["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(names.contains(&"takeout".to_string()), "{names:?}");
+    assert!(names.contains(&"☯".to_string()), "{names:?}");
+    // Imported mail keeps its Date as internalDate (2019).
+    let m = get(&format!(
+        "{}gmail/v1/users/me/messages/{}?format=minimal",
+        emu.url(),
+        ids[0]
+    ))
+    .await
+    .json();
+    let date: i64 = m["internalDate"]
+        .as_str()
+        .expect("date")
+        .parse()
+        .expect("ms");
+    assert!(date < 1_600_000_000_000);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn several_mailboxes_and_token_map() {
+    let emu = Emulator::start(EmulatorConfig {
+        messages: 5,
+        mailboxes: vec!["a@example.com".into(), "b@example.com".into()],
+        tokens: HashMap::from([
+            ("tok-a".to_string(), "a@example.com".to_string()),
+            ("tok-b".to_string(), "b@example.com".to_string()),
+        ]),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("start");
+    let hub_b = {
+        use google_gmail1::{Gmail, common, hyper_util};
+        let client: hyper_util::client::legacy::Client<_, common::Body> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(hyper_util::client::legacy::connect::HttpConnector::new());
+        let mut hub = Gmail::new(client, "tok-b".to_string());
+        hub.base_url(emu.url());
+        hub
+    };
+    let (_, p) = hub_b
+        .users()
+        .get_profile("me")
+        .doit()
+        .await
+        .expect("profile");
+    assert_eq!(p.email_address.as_deref(), Some("b@example.com"));
+    let (_, p) = hub_b
+        .users()
+        .get_profile("a@example.com")
+        .doit()
+        .await
+        .expect("explicit");
+    assert_eq!(p.email_address.as_deref(), Some("a@example.com"));
+    // An unknown token for `me` is an auth error; an unknown address is refused.
+    let err = hub(&emu.url())
+        .users()
+        .get_profile("me")
+        .doit()
+        .await
+        .expect_err("bad token");
+    assert_eq!(error_code(&err), Some(401));
+    let err = hub_b
+        .users()
+        .get_profile("c@example.com")
+        .doit()
+        .await
+        .expect_err("unknown");
+    assert_eq!(error_code(&err), Some(403));
+    // Mailboxes hold different mail.
+    assert_ne!(
+        emu.message_ids("a@example.com"),
+        emu.message_ids("b@example.com")
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_prints_url_first_and_stops_on_sigterm() {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gmail-emulator"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--seed",
+            "42",
+            "--messages",
+            "20",
+            "--days",
+            "7",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    let url = line.trim().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
+    let p = get(&format!("{url}gmail/v1/users/me/profile")).await.json();
+    assert_eq!(p["messagesTotal"], 20);
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let status = match status {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            panic!("emulator did not stop on SIGTERM");
+        }
+    };
+    assert!(status.success());
+}
+
+fn walk(part: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    let id = part["partId"].as_str().expect("partId").to_string();
+    for (n, child) in part["parts"].as_array().into_iter().flatten().enumerate() {
+        let want = if id.is_empty() {
+            n.to_string()
+        } else {
+            format!("{id}.{n}")
+        };
+        assert_eq!(child["partId"], want.as_str());
+        walk(child, out);
+    }
+    out.push(part.clone());
+}
+
+#[tokio::test]
+async fn generated_mail_full_format_and_shared_attachments() {
+    use base64::Engine as _;
+    let unpadded = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let emu = start(80).await;
+    let mut attachments = 0;
+    let mut distinct = std::collections::HashSet::new();
+    let mut mime_types = std::collections::HashSet::new();
+    for id in emu.message_ids(&emu.default_mailbox()) {
+        let m = get(&format!(
+            "{}gmail/v1/users/me/messages/{id}?format=full",
+            emu.url()
+        ))
+        .await
+        .json();
+        let mut parts = Vec::new();
+        walk(&m["payload"], &mut parts);
+        for p in parts {
+            mime_types.insert(p["mimeType"].as_str().expect("mime").to_string());
+            let size = p["body"]["size"].as_u64().expect("size") as usize;
+            if let Some(data) = p["body"]["data"].as_str() {
+                assert!(!data.contains('='), "part data is unpadded");
+                assert_eq!(unpadded.decode(data).expect("b64url").len(), size);
+            }
+            if let Some(aid) = p["body"]["attachmentId"].as_str() {
+                let a = get(&format!(
+                    "{}gmail/v1/users/me/messages/{id}/attachments/{aid}",
+                    emu.url()
+                ))
+                .await
+                .json();
+                let bytes = unpadded
+                    .decode(a["data"].as_str().expect("data"))
+                    .expect("b64url");
+                assert_eq!(bytes.len(), size);
+                assert_eq!(a["size"].as_u64(), Some(size as u64));
+                attachments += 1;
+                distinct.insert(bytes);
+            }
+        }
+    }
+    assert!(
+        attachments > distinct.len(),
+        "attachment bytes are shared across messages"
+    );
+    for want in [
+        "multipart/alternative",
+        "multipart/mixed",
+        "multipart/related",
+        "message/rfc822",
+        "image/png",
+    ] {
+        assert!(
+            mime_types.contains(want),
+            "{want} missing from {mime_types:?}"
+        );
+    }
+    emu.shutdown().await;
+}
