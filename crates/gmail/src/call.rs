@@ -287,11 +287,14 @@ impl Mailbox {
                 });
             }
             if failure.is_rate_limit()
-                && let Some(h) = failure.retry_after()
+                && let Some(rate) = self.limiter.bucket.slow_down(Instant::now())
             {
-                // Quota is per mailbox: every call of this mailbox must wait, not just this one.
-                let now = Instant::now();
-                self.limiter.bucket.hold_until(now + h, now);
+                // Our pacing overran the server's quota: pace the whole mailbox slower.
+                tracing::info!(
+                    mailbox = %self.user_id,
+                    units_per_second = rate.round(),
+                    "rate limited by Gmail; slowing down"
+                );
             }
             tracing::debug!(
                 method = method.name(),

@@ -53,9 +53,12 @@ pub struct QuotaConfig {
     /// Gmail quota units per second per mailbox (250 for older Cloud projects, 100 for
     /// projects created after May 2026).
     pub units_per_second: f64,
-    /// Fraction of the quota left unused (0.02 → pace at 98%). Network jitter moves request
-    /// arrivals by milliseconds; pacing at exactly the limit would put every window edge
-    /// one jitter away from a 429.
+    /// Fraction of the quota left unused (0.03 → pace at 97%). Scheduling and network jitter
+    /// move request arrivals; pacing at exactly the limit puts every quota-window edge one
+    /// jitter away from a 429 (the refused call then waits out its Retry-After, and the
+    /// mailbox slows down 10%). At 250 units/s, 3% leaves ~30 ms of slack per window of 50
+    /// messages.get; on a loaded 2-core machine 2% saw occasional 429s and 0% saw several
+    /// per run (benches/quota_floor.rs).
     pub headroom: f64,
     /// Bucket capacity in units (≤ one second of quota). Small by default: a full second
     /// of burst on top of steady pacing is twice the quota in that second.
@@ -68,7 +71,7 @@ impl Default for QuotaConfig {
     fn default() -> Self {
         QuotaConfig {
             units_per_second: 250.0,
-            headroom: 0.02,
+            headroom: 0.03,
             burst_units: 5.0,
             max_concurrent: 10,
         }

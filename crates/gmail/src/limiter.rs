@@ -2,6 +2,13 @@
 //! burst) and a semaphore capping requests in flight. The bucket reserves: a call debits its
 //! cost at once and sleeps until the debt is repaid, so waiting calls are served in order and
 //! admissions never exceed `burst + rate × t` in any interval of length t.
+//!
+//! A rate-limit answer means the server's idea of the quota is below ours (a shared quota, a
+//! misconfigured limit, arrival jitter at a window edge): the bucket then slows down by 10%
+//! (at most once a second, never below a quarter of the configured rate) and creeps back by
+//! 2% of the configured rate per second. The call that was refused waits out its own
+//! Retry-After; the others keep flowing, so one late arrival does not stall the mailbox for
+//! a whole Retry-After second.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,7 +28,15 @@ pub(crate) struct TokenBucket {
 struct BucketState {
     tokens: f64,
     last: Instant,
+    /// Current rate as a fraction of the configured one (AIMD after rate-limit answers).
+    factor: f64,
+    last_cut: Option<Instant>,
 }
+
+const CUT: f64 = 0.9;
+const FLOOR: f64 = 0.25;
+const RECOVERY_PER_SEC: f64 = 0.02;
+const CUT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl TokenBucket {
     /// `rate` units/s (> 0), holding at most `burst` units (≥ 0). Starts full.
@@ -32,13 +47,16 @@ impl TokenBucket {
             state: Mutex::new(BucketState {
                 tokens: burst,
                 last: Instant::now(),
+                factor: 1.0,
+                last_cut: None,
             }),
         }
     }
 
     fn refill(&self, s: &mut BucketState, now: Instant) {
         let dt = now.saturating_duration_since(s.last).as_secs_f64();
-        s.tokens = (s.tokens + dt * self.rate).min(self.burst);
+        s.tokens = (s.tokens + dt * self.rate * s.factor).min(self.burst);
+        s.factor = (s.factor + dt * RECOVERY_PER_SEC).min(1.0);
         s.last = now;
     }
 
@@ -52,19 +70,35 @@ impl TokenBucket {
         if s.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-s.tokens / self.rate)
+            Duration::from_secs_f64(-s.tokens / (self.rate * s.factor))
         }
     }
 
-    /// The server asked everyone to wait until `until` (Retry-After on a quota error): push the
-    /// bucket into debt so no call is admitted before then and none burst right after.
-    pub(crate) fn hold_until(&self, until: Instant, now: Instant) {
-        let Ok(mut s) = self.state.lock() else {
-            return;
-        };
+    /// The server answered with a rate-limit error: pace 10% slower (at most once a second).
+    /// Returns the new rate when it was cut.
+    pub(crate) fn slow_down(&self, now: Instant) -> Option<f64> {
+        let mut s = self.state.lock().ok()?;
         self.refill(&mut s, now);
-        let debt = until.saturating_duration_since(now).as_secs_f64() * self.rate;
-        s.tokens = s.tokens.min(-debt);
+        if s.last_cut
+            .is_some_and(|t| now.saturating_duration_since(t) < CUT_INTERVAL)
+        {
+            return None;
+        }
+        s.factor = (s.factor * CUT).max(FLOOR);
+        s.last_cut = Some(now);
+        Some(self.rate * s.factor)
+    }
+
+    /// The rate currently paced at, units/s.
+    #[cfg(test)]
+    pub(crate) fn current_rate(&self, now: Instant) -> f64 {
+        match self.state.lock() {
+            Ok(mut s) => {
+                self.refill(&mut s, now);
+                self.rate * s.factor
+            }
+            Err(_) => self.rate,
+        }
     }
 
     /// Reserve `cost` and sleep out the wait; returns the time waited.
@@ -139,12 +173,38 @@ mod tests {
     }
 
     #[test]
-    fn hold_until_blocks_everyone() {
-        let b = TokenBucket::new(100.0, 100.0);
+    fn rate_limit_answers_slow_the_bucket_then_it_recovers() {
+        let b = TokenBucket::new(100.0, 5.0);
         let t0 = Instant::now();
-        b.hold_until(t0 + Duration::from_secs(2), t0);
-        let w = b.reserve(1.0, t0);
-        assert!(w >= Duration::from_secs(2), "{w:?}");
+        assert_eq!(b.slow_down(t0), Some(90.0));
+        assert!((b.current_rate(t0) - 90.0).abs() < 1e-9);
+        // A second 429 within the same second does not cut again.
+        assert_eq!(b.slow_down(t0 + Duration::from_millis(500)), None);
+        assert!((b.current_rate(t0 + Duration::from_millis(500)) - 91.0).abs() < 1e-6);
+        // Waits now follow the slower rate: 9 units of debt at 90/s = 0.1 s.
+        let t1 = t0 + Duration::from_millis(500);
+        let _ = b.reserve(5.0, t1); // uses the banked tokens
+        let w = b.reserve(9.0, t1);
+        assert!(
+            w > Duration::from_millis(95) && w < Duration::from_millis(100),
+            "{w:?}"
+        );
+        // Repeated cuts stop at a quarter of the configured rate.
+        let mut t = t1;
+        for _ in 0..40 {
+            t += Duration::from_secs(1);
+            b.slow_down(t);
+        }
+        assert!(b.current_rate(t) >= 25.0 && b.current_rate(t) < 30.0);
+        // Five quiet seconds later: 2% of the configured rate back per second.
+        let later = t + Duration::from_secs(5);
+        let (now_rate, later_rate) = (b.current_rate(t), b.current_rate(later));
+        assert!(
+            (later_rate - (now_rate + 10.0)).abs() < 0.5,
+            "{now_rate} → {later_rate}"
+        );
+        // And never above the configured rate.
+        assert!((b.current_rate(later + Duration::from_secs(100)) - 100.0).abs() < 1e-9);
     }
 
     #[tokio::test]
