@@ -13,18 +13,19 @@
 # Or run it directly: it starts the server, prints the exports, and stays in the foreground
 # until interrupted.
 #
-# Why moto 5.2.5: verified to answer a second `PUT` with `If-None-Match: *` with 412, to honour
-# x-amz-checksum-sha256, and it installs from PyPI in ~30 s into a virtualenv under the
-# git-ignored .cache/ (no compiler needed). Note: moto does NOT check credentials, so the
-# "wrong credentials" test can only be exercised against a real S3.
+# Why moto 5.2.5: verified to answer a second signed `PUT` with `If-None-Match: *` with 412 and
+# to store/return x-amz-checksum-sha256; it installs from PyPI in ~35 s into a virtualenv under
+# the git-ignored .cache/ (no compiler needed). Limits, verified: moto does NOT check
+# credentials (so wrong credentials can only be tested against a real S3) and does NOT reject
+# a PutObject whose x-amz-checksum-sha256 mismatches the body (real S3 answers 400 BadDigest).
 #
 # Safe under `set -euo pipefail` in the caller: every command that may fail is tested.
 
 S3_SERVER_MOTO_VERSION="5.2.5"
 _s3_server_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 S3_SERVER_VENV="${S3_SERVER_VENV:-$_s3_server_root/.cache/moto-venv}"
-S3_SERVER_PID=""
-S3_SERVER_LOG=""
+S3_SERVER_PID="${S3_SERVER_PID:-}"
+S3_SERVER_LOG="${S3_SERVER_LOG:-}"
 
 # Install moto[server] into the venv unless the pinned version is already there.
 s3_server_install() {
@@ -52,6 +53,7 @@ PY
 
 # Start the server on a free loopback port, wait for it, create the test bucket, export the env.
 s3_server_start() {
+    s3_server_stop # a second start must not orphan the first server
     s3_server_install || return 1
     local py="$S3_SERVER_VENV/bin/python"
     local attempt port

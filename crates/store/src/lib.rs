@@ -1,8 +1,22 @@
 //! Content-addressed attachment store: blobs are keyed by the sha256 of their bytes under
 //! `<prefix>/sha256/<hh>/<hh>/<64 hex>`, written put-if-absent, and verifiable.
 //!
-//! Backends: the local filesystem (a path or `file:///…`) and S3 (`s3://bucket/prefix`, via
-//! aws-sdk-s3 and the standard AWS configuration chain). See [`BlobStore::from_url`].
+//! * [`BlobStore::from_url`]: a path or `file:///dir` (filesystem), or
+//!   `s3://bucket[/path][?path_style=true|false]` (S3 via aws-sdk-s3 and the standard AWS
+//!   chain: `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, env credentials, SSO…;
+//!   `MAILINGEST_S3_FORCE_PATH_STYLE=true|false` switches path-style addressing, which is the
+//!   default when a custom endpoint is set). The S3 URL's path is prepended to the prefix.
+//! * [`BlobStore::put`] / [`BlobStore::put_stream`] / [`BlobStore::put_reader`] hash the bytes
+//!   themselves (callers never supply a digest) and report `created = false` when the object
+//!   was already there: fs via staging file + fsync + `link(2)` (EEXIST), S3 via HEAD and
+//!   `PutObject If-None-Match: *` (412) with an `x-amz-checksum-sha256` on every upload and
+//!   multipart above [`StoreOptions::multipart_threshold`] (16 MiB by default).
+//! * [`BlobStore::get`] / [`BlobStore::get_stream`] re-hash on the way out;
+//!   [`BlobStore::verify`] reports `Ok | Missing | Corrupt { actual }`; [`BlobStore::list`]
+//!   streams every key (for verification and garbage collection).
+//!
+//! Tests: `source scripts/s3-server.sh && s3_server_start && cargo test -p store` (the S3
+//! half of the conformance suite fails, loudly, without the server's environment).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), store::StoreError> {
@@ -22,7 +36,7 @@ mod s3;
 mod sha;
 mod store;
 
-pub use backend::InputStream;
+pub use backend::{InputStream, OutputStream};
 pub use error::StoreError;
 pub use options::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, StoreOptions};
 pub use sha::Sha256;

@@ -1,5 +1,6 @@
 //! `Sha256`: the content address of a blob (32 bytes; text form is 64 lowercase hex digits),
-//! and `Hasher`, the incremental hasher the backends feed while writing.
+//! and `Hasher`, the incremental hasher the backends feed while writing. sha2 picks its SHA-NI
+//! backend at run time (benches/put_throughput.rs: ~98 % of `openssl speed -evp sha256`).
 
 use std::fmt;
 use std::str::FromStr;

@@ -72,6 +72,9 @@ impl BlobStore {
     ///   stores under `archive/org1/sha256/…`, and keys returned are full object keys.
     ///   Path-style addressing: `?path_style=`, else `MAILINGEST_S3_FORCE_PATH_STYLE=true|false`,
     ///   else on when a custom endpoint is configured (S3-compatible servers).
+    ///   IAM permissions needed: s3:GetObject, s3:PutObject, s3:AbortMultipartUpload and
+    ///   s3:ListBucket (without it S3 answers HEAD of a missing key with 403, not 404).
+    ///   Nothing is contacted until the first operation, which checks the bucket once.
     ///
     /// `prefix` (the org id by default) may be empty or contain `/`-separated segments of
     /// `[A-Za-z0-9._@+=-]` not starting with `.`.
