@@ -32,7 +32,8 @@ CREATE TABLE mailboxes (
 CREATE INDEX mailboxes_due ON mailboxes (next_sync_at) WHERE enabled;
 
 CREATE TABLE blobs (
-    sha256      text        PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    -- octet_length + a plain class: same values as ~ '^[0-9a-f]{64}$', much cheaper to check
+    sha256      text        PRIMARY KEY CHECK (octet_length(sha256) = 64 AND sha256 ~ '^[0-9a-f]+$'),
     size        bigint      NOT NULL CHECK (size >= 0),
     storage_key text        NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
@@ -133,6 +134,8 @@ CREATE TABLE sync_runs (
     -- who ran it, for `status` and for an operator chasing a stuck run
     host             text,
     pid              integer,
+    -- lets ledger_events reference (run, mailbox) together
+    CONSTRAINT sync_runs_id_mailbox UNIQUE (id, mailbox_id),
     CONSTRAINT sync_runs_window CHECK (window_start IS NULL OR window_end IS NULL OR window_start < window_end),
     CONSTRAINT sync_runs_finished CHECK ((status = 'running') = (finished_at IS NULL))
 );
@@ -143,9 +146,9 @@ CREATE INDEX sync_runs_mailbox_started ON sync_runs (mailbox_id, started_at DESC
 
 CREATE TABLE ledger_events (
     -- one hash chain per mailbox; seq is contiguous from 1 within it
-    mailbox_id   bigint      NOT NULL REFERENCES mailboxes (id),
+    mailbox_id   bigint      NOT NULL,
     seq          bigint      NOT NULL CHECK (seq >= 1),
-    run_id       bigint      NOT NULL REFERENCES sync_runs (id),
+    run_id       bigint      NOT NULL,
     event_type   text        NOT NULL CHECK (event_type IN (
                      'sync.started', 'thread.ingested', 'message.ingested', 'attachment.saved',
                      'message.skipped', 'message.deleted', 'labels.changed', 'history.expired',
@@ -153,9 +156,12 @@ CREATE TABLE ledger_events (
     subject_key  text        NOT NULL,
     payload      jsonb       NOT NULL DEFAULT '{}',
     created_at   timestamptz NOT NULL DEFAULT now(),
-    prev_hash    text        NOT NULL CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
-    hash         text        NOT NULL CHECK (hash ~ '^[0-9a-f]{64}$'),
-    PRIMARY KEY (mailbox_id, seq)
+    prev_hash    text        NOT NULL CHECK (octet_length(prev_hash) = 64 AND prev_hash ~ '^[0-9a-f]+$'),
+    hash         text        NOT NULL CHECK (octet_length(hash) = 64 AND hash ~ '^[0-9a-f]+$'),
+    PRIMARY KEY (mailbox_id, seq),
+    -- an event's run belongs to the event's mailbox (and so the mailbox exists)
+    CONSTRAINT ledger_events_run_of_mailbox FOREIGN KEY (run_id, mailbox_id)
+        REFERENCES sync_runs (id, mailbox_id)
 );
 
 CREATE INDEX ledger_events_run ON ledger_events (run_id, seq);

@@ -18,7 +18,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const BATCH: usize = 500;
 
-#[tokio::main]
+// One thread: the client is a single sequential writer, cross-thread wakeups only add latency.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     let admin_url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
@@ -32,8 +33,13 @@ async fn main() -> Result<(), BoxError> {
         .execute(&mut admin)
         .await?;
 
-    let bench_url = match admin_url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{db}"),
+    // Same server and options, other database: swap the path, keep any `?query`.
+    let (no_query, query) = match admin_url.split_once('?') {
+        Some((u, q)) => (u, format!("?{q}")),
+        None => (admin_url.as_str(), String::new()),
+    };
+    let bench_url = match no_query.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db}{query}"),
         None => return Err("DATABASE_URL has no database path".into()),
     };
     let outcome = run(&bench_url, total).await;
@@ -125,6 +131,8 @@ async fn append_all(
     run_id: i64,
     total: usize,
 ) -> Result<(usize, Duration), BoxError> {
+    // One connection for the whole load, as an ingest worker holds one.
+    let mut conn = pool.acquire().await?;
     let mut appended = 0;
     let mut elapsed = Duration::ZERO;
     while appended < total {
@@ -145,7 +153,7 @@ async fn append_all(
             })
             .collect();
         let started = Instant::now();
-        let mut tx = pool.begin().await?;
+        let mut tx = conn.begin().await?;
         ledger::append(&mut tx, mailbox_id, run_id, &events).await?;
         tx.commit().await?;
         elapsed += started.elapsed();

@@ -5,6 +5,10 @@
 //! Three round trips however large the batch. Everything that can be checked without the
 //! database is checked first, so a bad event never aborts the caller's transaction.
 //!
+//! The transaction must have been begun through sqlx (`pool.begin()`, `conn.begin()`): sqlx's
+//! bookkeeping is how `append` knows it is inside one (a `BEGIN` sent as plain SQL is not
+//! seen, and the call is refused with `NotInTransaction` rather than run unserialised).
+//!
 //! The caller's transaction must be READ COMMITTED (Postgres' default): each statement then
 //! sees the chain as left by the previous lock holder. Under REPEATABLE READ the snapshot can
 //! predate the lock; the primary key still refuses a fork, reported as `ChainConflict`.
@@ -87,6 +91,7 @@ impl Start {
 
 /// Read the chain head and the clock (after the lock is held) and check the run belongs to
 /// the mailbox. The database clock, not the host's, so every worker stamps the same timeline.
+#[instrument(skip_all)]
 async fn read_start(
     conn: &mut PgConnection,
     mailbox_id: i64,
@@ -195,7 +200,7 @@ fn map_insert_error(err: sqlx::Error, mailbox_id: i64) -> LedgerError {
 ///
 /// Terminal events (`sync.completed`, `sync.failed`, `sync.interrupted`) are refused here:
 /// use [`append_terminal`], which makes a second one a no-op instead of an error.
-#[instrument(skip_all, fields(mailbox_id, run_id, events = events.len()))]
+#[instrument(skip_all, fields(mailbox_id = mailbox_id, run_id = run_id, events = events.len()))]
 pub async fn append(
     conn: &mut PgConnection,
     mailbox_id: i64,
@@ -262,7 +267,7 @@ pub async fn append(
 /// Append the terminal event of `run_id`. If the run already has one (of any terminal type),
 /// nothing is written, the chain head does not move, the caller's transaction stays usable,
 /// and the result is [`TerminalOutcome::AlreadyRecorded`].
-#[instrument(skip_all, fields(mailbox_id, run_id, event_type = event.event_type.as_str()))]
+#[instrument(skip_all, fields(mailbox_id = mailbox_id, run_id = run_id, event_type = event.event_type.as_str()))]
 pub async fn append_terminal(
     conn: &mut PgConnection,
     mailbox_id: i64,

@@ -7,6 +7,7 @@
 //! that makes a run exclusive.
 
 use sqlx::PgConnection;
+use tracing::instrument;
 
 /// First half of the ledger's advisory lock key: ASCII "LEDG".
 pub const LEDGER_LOCK_CLASS: i32 = 0x4C45_4447;
@@ -19,6 +20,7 @@ pub const fn mailbox_lock_key(mailbox_id: i64) -> i32 {
 }
 
 /// Block until this transaction holds the chain lock of `mailbox_id`.
+#[instrument(skip_all)]
 pub async fn lock_chain(conn: &mut PgConnection, mailbox_id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(LEDGER_LOCK_CLASS)

@@ -20,7 +20,7 @@ pub struct ChainHead {
 }
 
 /// The head of `mailbox_id`'s chain; `None` when it has no events yet.
-#[instrument(skip_all, fields(mailbox_id))]
+#[instrument(skip_all, fields(mailbox_id = mailbox_id))]
 pub async fn chain_head(
     conn: &mut PgConnection,
     mailbox_id: i64,
@@ -44,7 +44,7 @@ const EVENT_COLUMNS: &str =
     "mailbox_id, seq, run_id, event_type, subject_key, payload, created_at, prev_hash, hash";
 
 /// Every event of `run_id`, in chain order.
-#[instrument(skip_all, fields(run_id))]
+#[instrument(skip_all, fields(run_id = run_id))]
 pub async fn run_events(conn: &mut PgConnection, run_id: i64) -> Result<Vec<Event>, LedgerError> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM ledger_events WHERE run_id = $1 ORDER BY seq");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -55,7 +55,7 @@ pub async fn run_events(conn: &mut PgConnection, run_id: i64) -> Result<Vec<Even
 }
 
 /// How many events of each type `run_id` has, keyed by the dotted type name.
-#[instrument(skip_all, fields(run_id))]
+#[instrument(skip_all, fields(run_id = run_id))]
 pub async fn counts_by_type(
     conn: &mut PgConnection,
     run_id: i64,

@@ -164,7 +164,7 @@ struct RunState {
 
 /// Walk `mailbox_id`'s chain and check it (see the module docs for what is checked).
 /// Faults are reported, not returned as errors; errors mean the walk itself failed.
-#[instrument(skip_all, fields(mailbox_id))]
+#[instrument(skip_all, fields(mailbox_id = mailbox_id))]
 pub async fn verify(conn: &mut PgConnection, mailbox_id: i64) -> Result<ChainReport, LedgerError> {
     if conn.is_in_transaction() {
         return verify_in(conn, mailbox_id).await;
