@@ -290,6 +290,24 @@ async fn an_event_of_another_mailboxs_run_is_named(pool: PgPool) -> TestResult {
     let done = append_committed(&pool, mb, run, &messages("m", 2)).await?;
     let head = done.head.ok_or("no head")?;
     let mut conn = pool.acquire().await?;
+    // The schema refuses it outright …
+    let refused = insert_raw(
+        &mut conn,
+        mb,
+        3,
+        other_run,
+        EventType::MessageIngested,
+        &head.hash,
+    )
+    .await
+    .expect_err("a run of another mailbox is refused by the foreign key");
+    let constraint = refused.to_string().contains("ledger_events_run_of_mailbox");
+    assert!(constraint, "unexpected error: {refused}");
+    // … so only a superuser who switches constraint enforcement off can forge
+    // it, and verify still names the row.
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut *conn)
+        .await?;
     insert_raw(
         &mut conn,
         mb,
@@ -299,6 +317,9 @@ async fn an_event_of_another_mailboxs_run_is_named(pool: PgPool) -> TestResult {
         &head.hash,
     )
     .await?;
+    sqlx::query("SET session_replication_role = origin")
+        .execute(&mut *conn)
+        .await?;
 
     let fault = verify(&pool, mb).await?.first_fault.ok_or("no fault")?;
     assert_eq!(fault.seq, 3);
