@@ -5,11 +5,15 @@ use crate::repo::RepoError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    /// Another live run holds the mailbox.
-    #[error("mailbox {mailbox} is held by run {run_id} (heartbeat {heartbeat_age_secs}s ago)")]
+    /// Another live run holds the mailbox (`run_id` is `None` while that run
+    /// is still starting and has no row yet).
+    #[error(
+        "mailbox {mailbox} is held by {} (heartbeat {heartbeat_age_secs}s ago)",
+        run_id.map_or_else(|| "a run that is starting".to_owned(), |id| format!("run {id}"))
+    )]
     Locked {
         mailbox: String,
-        run_id: i64,
+        run_id: Option<i64>,
         heartbeat_age_secs: i64,
     },
     #[error("mailbox {0} is not registered (add it with `mailingest mailbox add`)")]

@@ -308,15 +308,18 @@ async fn take_over_if_hung(
     .fetch_optional(pool)
     .await
     .map_err(EngineError::db("read live run"))?;
-    let (run_id, age) = match live {
-        Some((id, _, age)) => (id, age),
+    let Some((run_id, _, age)) = live else {
         // Held but no row yet: another run is starting right now.
-        None => (0, 0.0),
-    };
-    if run_id == 0 || age < lease.as_secs_f64() {
         return Err(EngineError::Locked {
             mailbox: mailbox.to_owned(),
-            run_id,
+            run_id: None,
+            heartbeat_age_secs: 0,
+        });
+    };
+    if age < lease.as_secs_f64() {
+        return Err(EngineError::Locked {
+            mailbox: mailbox.to_owned(),
+            run_id: Some(run_id),
             heartbeat_age_secs: age as i64,
         });
     }
@@ -327,8 +330,8 @@ async fn take_over_if_hung(
     );
     let holders: Vec<i32> = sqlx::query_scalar(
         "SELECT pid FROM pg_locks
-         WHERE locktype = 'advisory' AND granted AND classid = $1::int::oid AND objid = $2::int::oid
-           AND objsubid = 2",
+         WHERE locktype = 'advisory' AND granted AND objsubid = 2
+           AND classid = ($1::bigint & 4294967295)::oid AND objid = ($2::bigint & 4294967295)::oid",
     )
     .bind(RUN_LOCK_CLASS)
     .bind(lock_key(mailbox_id))
@@ -349,7 +352,7 @@ async fn take_over_if_hung(
     }
     Err(EngineError::Locked {
         mailbox: mailbox.to_owned(),
-        run_id,
+        run_id: Some(run_id),
         heartbeat_age_secs: age as i64,
     })
 }
