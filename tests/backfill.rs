@@ -374,7 +374,6 @@ async fn new_messages_and_a_relabel_fetch_only_the_two_changed_threads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: thread_fetch.rs builds label updates only from in-window non-SPAM/TRASH messages, so a stored message moved to TRASH keeps stale labels"]
 async fn a_stored_message_moved_to_trash_in_a_live_thread_gets_its_labels_updated() {
     let bed = TestBed::new(small_mailbox(20)).await;
     let exp = expected(&bed).await;

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 /// How long to keep trying before reporting the database unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
@@ -23,6 +23,21 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         options.get_port(),
         options.get_database().unwrap_or("<default>")
     );
+    // One direct attempt first: a refused or rejected connection is reported
+    // at once with its real cause, not as a pool timeout 8 s later.
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(err)) => {
+            return Err(anyhow!("{}", describe(&err)))
+                .with_context(|| format!("cannot connect to {target}"));
+        }
+        Err(_) => {
+            return Err(anyhow!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))
+                .with_context(|| format!("cannot connect to {target}"));
+        }
+    }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(CONNECT_TIMEOUT)

@@ -90,7 +90,7 @@ impl Backfill {
         };
         let endpoint = emulator.as_ref().map(|e| e.url());
         let gmail = context::gmail_client(global, endpoint.as_deref()).await?;
-        let engine = context::engine(global, gmail.clone(), 12).await?;
+        let engine = context::engine(global, gmail.clone(), 24).await?;
 
         let progress = Arc::new(Progress::default());
         let cancel = signals::cancel_on_signal();

@@ -34,7 +34,7 @@ impl Sync {
             return Ok(ExitCode::from(exit::USAGE));
         }
         let gmail = context::gmail_client(global, None).await?;
-        let engine = context::engine(global, gmail.clone(), 12).await?;
+        let engine = context::engine(global, gmail.clone(), 24).await?;
         let cancel = signals::cancel_on_signal();
         let mailboxes: Vec<String> = match (&self.mailbox, self.all) {
             (Some(m), _) => vec![m.clone()],

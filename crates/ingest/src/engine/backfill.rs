@@ -6,6 +6,7 @@
 //! concurrency, the client's quota limiter) turn changed threads into
 //! `ThreadWork`; the writer commits them in batches.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -66,13 +67,18 @@ impl Engine {
             mailbox: mailbox.clone(),
             include_spam_trash: request.include_spam_trash,
         };
+        let committed = Mutex::new(Tally::default());
         let result = self
-            .ingest_window(&ctx, &lease, request.window, &cancel, progress)
+            .ingest_window(&ctx, &lease, request.window, &cancel, progress, &committed)
             .await;
         let (status, tally, error) = match result {
             Ok(tally) if cancel.is_cancelled() => (RunStatus::Interrupted, tally, None),
             Ok(tally) => (RunStatus::Completed, tally, None),
-            Err(e) => (RunStatus::Failed, Tally::default(), Some(e.to_string())),
+            Err(e) => (
+                RunStatus::Failed,
+                committed.into_inner().unwrap_or_default(),
+                Some(e.to_string()),
+            ),
         };
         let cursor = match status {
             RunStatus::Completed => CursorUpdate::IfAbsent(profile.history_id),
@@ -116,6 +122,9 @@ impl Engine {
     }
 
     /// The pipeline over one window; shared by backfill and the sync fallback.
+    ///
+    /// `committed` holds the counts of every batch committed so far, so a run
+    /// that fails half-way still reports (and records) what it wrote.
     pub(crate) async fn ingest_window(
         &self,
         ctx: &RunContext,
@@ -123,6 +132,7 @@ impl Engine {
         window: Window,
         cancel: &CancellationToken,
         progress: &Progress,
+        committed: &Mutex<Tally>,
     ) -> Result<Tally, EngineError> {
         let (thread_tx, thread_rx) = mpsc::channel::<(String, Option<String>)>(THREAD_QUEUE);
         let (work_tx, work_rx) = mpsc::channel::<ThreadWork>(WORK_QUEUE);
@@ -131,31 +141,32 @@ impl Engine {
         let fetchers = async move {
             tokio_stream_from(thread_rx)
                 .map(|(id, snippet)| {
-                    async move {
-                        if cancel.is_cancelled() {
-                            return Ok(None);
-                        }
-                        self.fetch_thread(ctx, &id, snippet, Some(window), progress)
-                            .await
-                    }
-                    .boxed()
-                })
-                .buffer_unordered(self.options.threads_in_flight)
-                .try_for_each(|work| {
                     let work_tx = work_tx.clone();
                     async move {
+                        if cancel.is_cancelled() {
+                            return Ok(());
+                        }
+                        let work = self
+                            .fetch_thread(ctx, &id, snippet, Some(window), progress)
+                            .await?;
+                        // Sent from inside the future, after its database
+                        // connection is back in the pool: a full queue then
+                        // parks only finished work, never a held connection.
                         if let Some(work) = work {
                             // The writer only stops early on error; that error wins.
                             let _ = work_tx.send(work).await;
                         }
-                        Ok(())
+                        Ok::<(), EngineError>(())
                     }
                     .boxed()
                 })
+                .buffer_unordered(self.options.threads_in_flight)
+                .try_for_each(|()| async { Ok(()) })
                 .await
         };
-        let writer = self.write_threads(ctx, lease, work_rx, progress);
-        let (listed, (), mut tally) = tokio::try_join!(lister, fetchers, writer)?;
+        let writer = self.write_threads(ctx, lease, work_rx, progress, committed);
+        let (listed, (), ()) = tokio::try_join!(lister, fetchers, writer)?;
+        let mut tally = committed.lock().map(|t| t.clone()).unwrap_or_default();
         tally.threads_listed = listed.listed;
         tally.threads.unchanged += listed.unchanged;
         info!(

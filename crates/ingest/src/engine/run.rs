@@ -185,11 +185,25 @@ impl RunLease {
     }
 
     /// Records progress counts on the run row (for `status` while it runs).
-    pub async fn record_counts(&self, counts: &serde_json::Value) -> Result<(), EngineError> {
+    pub(crate) async fn record_counts(&self, counts: &super::Tally) -> Result<(), EngineError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(EngineError::db("acquire"))?;
+        self.record_counts_in(&mut conn, counts).await
+    }
+
+    /// The same, inside the transaction that committed them.
+    pub(crate) async fn record_counts_in(
+        &self,
+        conn: &mut PgConnection,
+        counts: &super::Tally,
+    ) -> Result<(), EngineError> {
         sqlx::query("UPDATE sync_runs SET counts = $2, heartbeat_at = now() WHERE id = $1")
             .bind(self.run_id)
-            .bind(counts)
-            .execute(&self.pool)
+            .bind(serde_json::to_value(counts).unwrap_or_default())
+            .execute(conn)
             .await
             .map_err(EngineError::db("record run counts"))?;
         Ok(())

@@ -118,10 +118,17 @@ impl Engine {
             if expired {
                 self.record_expired(&ctx, cursor, window).await?;
             }
-            let window_tally = self
-                .ingest_window(&ctx, &lease, window, &cancel, progress)
-                .await?;
-            tally.merge(window_tally);
+            let committed = std::sync::Mutex::new(Tally::default());
+            match self
+                .ingest_window(&ctx, &lease, window, &cancel, progress, &committed)
+                .await
+            {
+                Ok(window_tally) => tally.merge(window_tally),
+                Err(e) => {
+                    tally.merge(committed.into_inner().unwrap_or_default());
+                    return Err(e);
+                }
+            }
             Ok(CursorUpdate::Replace(profile.history_id))
         }
         .await;
@@ -207,9 +214,7 @@ impl Engine {
             let is_last = page.next_page_token.is_none();
             let page_tally = self.apply_page(ctx, &page, is_last, &mut cursor).await?;
             tally.merge(page_tally);
-            lease
-                .record_counts(&serde_json::to_value(&*tally).unwrap_or_default())
-                .await?;
+            lease.record_counts(tally).await?;
         }
         info!(cursor, pages = tally.history_pages, "history replayed");
         Ok(cursor)

@@ -91,23 +91,20 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        let wanted: Vec<&MessageMinimal> = minimal
-            .messages
-            .iter()
-            .filter(|m| window.is_none_or(|w| w.contains_ms(m.internal_date_ms)))
-            .filter(|m| ctx.include_spam_trash || !is_spam_or_trash(&m.label_ids))
-            .collect();
-        let wanted_ids: Vec<String> = wanted.iter().map(|m| m.id.clone()).collect();
+        // Which messages of the thread are stored at all: their labels are
+        // kept current whatever the window (a stored message moved to TRASH
+        // must show it), and they count as settled.
+        let all_ids: Vec<String> = minimal.messages.iter().map(|m| m.id.clone()).collect();
         let stored = {
             let mut conn = self
                 .pool
                 .acquire()
                 .await
                 .map_err(EngineError::db("acquire connection"))?;
-            repo::pg::stored_message_ids(&mut conn, ctx.mailbox_id, &wanted_ids).await?
+            repo::pg::stored_message_ids(&mut conn, ctx.mailbox_id, &all_ids).await?
         };
-
-        let label_updates: Vec<LabelUpdate> = wanted
+        let label_updates: Vec<LabelUpdate> = minimal
+            .messages
             .iter()
             .filter(|m| stored.contains(&m.id))
             .map(|m| {
@@ -118,6 +115,14 @@ impl Engine {
                 })
             })
             .collect::<Result<_, EngineError>>()?;
+        // What this run fetches: new messages inside the window, spam and
+        // trash only when asked for.
+        let wanted: Vec<&MessageMinimal> = minimal
+            .messages
+            .iter()
+            .filter(|m| window.is_none_or(|w| w.contains_ms(m.internal_date_ms)))
+            .filter(|m| ctx.include_spam_trash || !is_spam_or_trash(&m.label_ids))
+            .collect();
         let new_ids: Vec<String> = wanted
             .iter()
             .filter(|m| !stored.contains(&m.id))

@@ -7,13 +7,14 @@
 //! the tables lack, and vice versa.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use chrono::{TimeZone, Utc};
 use ledger::{EventType, NewEvent};
 use serde_json::json;
 use sqlx::PgConnection;
 use tokio::sync::mpsc;
-use tracing::{debug, instrument};
+use tracing::debug;
 
 use super::run::history_i64;
 use super::summary::Tally;
@@ -23,14 +24,16 @@ use crate::repo::{self, AttachmentUpsert, LabelUpdate, MessageUpsert, Outcome, T
 
 impl Engine {
     /// Drains `rx`, committing batches of about `batch_messages` messages.
+    /// Each batch's counts are merged into `committed` and recorded on the run
+    /// row in the batch's own transaction.
     pub(crate) async fn write_threads(
         &self,
         ctx: &RunContext,
         lease: &RunLease,
         mut rx: mpsc::Receiver<ThreadWork>,
         progress: &Progress,
-    ) -> Result<Tally, EngineError> {
-        let mut tally = Tally::default();
+        committed: &Mutex<Tally>,
+    ) -> Result<(), EngineError> {
         let mut batch: Vec<ThreadWork> = Vec::new();
         while let Some(first) = rx.recv().await {
             let mut size = first.messages.len() + 1;
@@ -46,35 +49,28 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            let done = self.commit_batch(ctx, std::mem::take(&mut batch)).await?;
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(EngineError::db("begin batch"))?;
+            let done = write_batch(&mut tx, ctx, &batch, &PageChanges::default()).await?;
+            let mut so_far = committed.lock().map(|t| t.clone()).unwrap_or_default();
+            so_far.merge(done.clone());
+            lease.record_counts_in(&mut tx, &so_far).await?;
+            tx.commit().await.map_err(EngineError::db("commit batch"))?;
+            debug!(threads = batch.len(), "batch committed");
+            batch.clear();
             Progress::add(
                 &progress.messages_stored,
                 done.messages.inserted + done.messages.updated,
             );
             Progress::add(&progress.threads_done, done.threads.total());
-            tally.merge(done);
-            lease
-                .record_counts(&serde_json::to_value(&tally).unwrap_or_default())
-                .await?;
+            if let Ok(mut t) = committed.lock() {
+                *t = so_far;
+            }
         }
-        Ok(tally)
-    }
-
-    #[instrument(skip_all, fields(threads = batch.len()))]
-    pub(crate) async fn commit_batch(
-        &self,
-        ctx: &RunContext,
-        batch: Vec<ThreadWork>,
-    ) -> Result<Tally, EngineError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(EngineError::db("begin batch"))?;
-        let tally = write_batch(&mut tx, ctx, &batch, &PageChanges::default()).await?;
-        tx.commit().await.map_err(EngineError::db("commit batch"))?;
-        debug!(threads = batch.len(), "batch committed");
-        Ok(tally)
+        Ok(())
     }
 }
 
