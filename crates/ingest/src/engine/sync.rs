@@ -279,55 +279,20 @@ impl Engine {
 
         // Group new messages by thread, as backfill writes them.
         let mut threads: BTreeMap<String, ThreadWork> = BTreeMap::new();
-        let mut skipped_work = ThreadWork {
-            provider_thread_id: String::new(),
-            history_id: None,
-            snippet: None,
-            messages: Vec::new(),
-            label_updates: Vec::new(),
-            skipped: Vec::new(),
-            orphan_blobs: Vec::new(),
-            blobs: BlobCounts::default(),
-        };
+        // Not a thread: carries the page's skips and their blobs.
+        let mut skipped_only = ThreadWork::new(String::new(), None);
         for result in fetched {
-            match result {
-                MessageResult::Fetched(m, blobs) => {
-                    let work =
-                        threads
-                            .entry(m.meta.thread_id.clone())
-                            .or_insert_with(|| ThreadWork {
-                                provider_thread_id: m.meta.thread_id.clone(),
-                                // The thread changed; the next backfill re-examines it.
-                                history_id: None,
-                                snippet: None,
-                                messages: Vec::new(),
-                                label_updates: Vec::new(),
-                                skipped: Vec::new(),
-                                orphan_blobs: Vec::new(),
-                                blobs: BlobCounts::default(),
-                            });
-                    work.blobs.stored += blobs.stored;
-                    work.blobs.deduplicated += blobs.deduplicated;
-                    work.messages.push(*m);
-                }
-                MessageResult::Skipped {
-                    skipped,
-                    raw_blob,
-                    blobs,
-                } => {
-                    skipped_work.blobs.stored += blobs.stored;
-                    skipped_work.blobs.deduplicated += blobs.deduplicated;
-                    skipped_work.orphan_blobs.extend(raw_blob);
-                    skipped_work.skipped.push(skipped);
-                }
-            }
+            let work = match &result {
+                // A sync-added message's thread is not known current: the next
+                // backfill re-examines it.
+                MessageResult::Fetched(m, _) => threads
+                    .entry(m.meta.thread_id.clone())
+                    .or_insert_with_key(|id| ThreadWork::new(id.clone(), None)),
+                MessageResult::Skipped { .. } => &mut skipped_only,
+            };
+            work.absorb(result);
         }
         let batch: Vec<ThreadWork> = threads.into_values().collect();
-        let skipped_only = ThreadWork {
-            // Not a thread: carries the page's skips and their blobs.
-            provider_thread_id: String::new(),
-            ..skipped_work
-        };
 
         let new_cursor = if is_last {
             page.history_id.max(*cursor)

@@ -69,6 +69,47 @@ pub(crate) struct ThreadWork {
     pub blobs: BlobCounts,
 }
 
+impl ThreadWork {
+    /// A thread with nothing in it yet, not (yet) known to be current.
+    pub(crate) fn new(provider_thread_id: String, snippet: Option<String>) -> Self {
+        ThreadWork {
+            provider_thread_id,
+            history_id: None,
+            snippet,
+            messages: Vec::new(),
+            label_updates: Vec::new(),
+            skipped: Vec::new(),
+            orphan_blobs: Vec::new(),
+            blobs: BlobCounts::default(),
+        }
+    }
+
+    /// Takes one message's outcome; returns the id of the message it settles.
+    pub(crate) fn absorb(&mut self, result: MessageResult) -> String {
+        match result {
+            MessageResult::Fetched(m, blobs) => {
+                self.blobs.stored += blobs.stored;
+                self.blobs.deduplicated += blobs.deduplicated;
+                let id = m.meta.id.clone();
+                self.messages.push(*m);
+                id
+            }
+            MessageResult::Skipped {
+                skipped,
+                raw_blob,
+                blobs,
+            } => {
+                self.blobs.stored += blobs.stored;
+                self.blobs.deduplicated += blobs.deduplicated;
+                self.orphan_blobs.extend(raw_blob);
+                let id = skipped.message_id.clone();
+                self.skipped.push(skipped);
+                id
+            }
+        }
+    }
+}
+
 fn is_spam_or_trash(labels: &[String]) -> bool {
     labels.iter().any(|l| l == "SPAM" || l == "TRASH")
 }
@@ -135,39 +176,13 @@ impl Engine {
             .try_collect()
             .await?;
 
-        let mut work = ThreadWork {
-            provider_thread_id: minimal.id.clone(),
-            history_id: None,
-            snippet: listed_snippet,
-            messages: Vec::new(),
-            label_updates,
-            skipped: Vec::new(),
-            orphan_blobs: Vec::new(),
-            blobs: BlobCounts::default(),
-        };
+        let mut work = ThreadWork::new(minimal.id.clone(), listed_snippet);
+        work.label_updates = label_updates;
         // Permanently skipped messages (gone, unparseable) do not make a thread
         // incomplete: fetching them again cannot succeed.
         let mut settled: HashSet<String> = stored;
         for result in results {
-            match result {
-                MessageResult::Fetched(m, blobs) => {
-                    settled.insert(m.meta.id.clone());
-                    work.blobs.stored += blobs.stored;
-                    work.blobs.deduplicated += blobs.deduplicated;
-                    work.messages.push(*m);
-                }
-                MessageResult::Skipped {
-                    skipped,
-                    raw_blob,
-                    blobs,
-                } => {
-                    settled.insert(skipped.message_id.clone());
-                    work.blobs.stored += blobs.stored;
-                    work.blobs.deduplicated += blobs.deduplicated;
-                    work.orphan_blobs.extend(raw_blob);
-                    work.skipped.push(skipped);
-                }
-            }
+            settled.insert(work.absorb(result));
         }
         let complete = minimal.messages.iter().all(|m| settled.contains(&m.id));
         if complete {
