@@ -314,14 +314,23 @@ async fn take_over_if_hung(
     mailbox: &str,
     lease: Duration,
 ) -> Result<(), EngineError> {
-    let live: Option<(i64, DateTime<Utc>, f64)> = sqlx::query_as(
-        "SELECT id, heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8
-         FROM sync_runs WHERE mailbox_id = $1 AND status = 'running'",
-    )
-    .bind(mailbox_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(EngineError::db("read live run"))?;
+    // The holder takes the lock before it inserts its run row: give a run
+    // that is starting a moment to appear, so the message can name it.
+    let mut live: Option<(i64, DateTime<Utc>, f64)> = None;
+    for _ in 0..30 {
+        live = sqlx::query_as(
+            "SELECT id, heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8
+             FROM sync_runs WHERE mailbox_id = $1 AND status = 'running'",
+        )
+        .bind(mailbox_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(EngineError::db("read live run"))?;
+        if live.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let Some((run_id, _, age)) = live else {
         // Held but no row yet: another run is starting right now.
         return Err(EngineError::Locked {
