@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use common::{TestBed, small_mailbox};
-use gmail::{AuthSpec, ClientConfig, GmailClient};
 use gmail_emulator::{Faults, Quota};
 use serde_json::Value;
 
@@ -23,24 +22,7 @@ struct Expected {
 }
 
 async fn expected(bed: &TestBed) -> Expected {
-    let gmail =
-        GmailClient::new(ClientConfig::new(AuthSpec::None).with_endpoint(bed.emulator.url()))
-            .await
-            .expect("client");
-    let mut messages = BTreeSet::new();
-    let mut threads = BTreeSet::new();
-    for id in bed.emulator.message_ids(&bed.mailbox) {
-        let m = gmail
-            .message_minimal(&bed.mailbox, &id)
-            .await
-            .expect("minimal");
-        if m.label_ids.iter().any(|l| l == "SPAM" || l == "TRASH") {
-            continue;
-        }
-        threads.insert(m.thread_id.clone());
-        messages.insert(id);
-    }
-    bed.emulator.reset_stats();
+    let (messages, threads) = bed.expected_ids().await;
     Expected { messages, threads }
 }
 

@@ -10,30 +10,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{TestBed, small_mailbox};
-use gmail::{AuthSpec, ClientConfig, GmailClient};
 use gmail_emulator::Faults;
 use serde_json::Value;
 
 /// Non-spam, non-trash message ids and their threads (what a backfill stores).
 async fn expected(bed: &TestBed) -> (BTreeSet<String>, BTreeSet<String>) {
-    let gmail =
-        GmailClient::new(ClientConfig::new(AuthSpec::None).with_endpoint(bed.emulator.url()))
-            .await
-            .expect("client");
-    let mut messages = BTreeSet::new();
-    let mut threads = BTreeSet::new();
-    for id in bed.emulator.message_ids(&bed.mailbox) {
-        let m = gmail
-            .message_minimal(&bed.mailbox, &id)
-            .await
-            .expect("minimal");
-        if !m.label_ids.iter().any(|l| l == "SPAM" || l == "TRASH") {
-            threads.insert(m.thread_id);
-            messages.insert(id);
-        }
-    }
-    bed.emulator.reset_stats();
-    (messages, threads)
+    bed.expected_ids().await
 }
 
 /// Latency on every Gmail call, so a run takes a few seconds.

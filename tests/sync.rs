@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::{TestBed, small_mailbox};
-use gmail::{AuthSpec, ClientConfig, GmailClient};
 use gmail_emulator::{EmulatorConfig, Faults};
 
 fn raw_message(n: usize, subject: &str) -> Vec<u8> {
@@ -25,12 +24,6 @@ fn raw_message(n: usize, subject: &str) -> Vec<u8> {
         chrono::Utc::now().to_rfc2822()
     )
     .into_bytes()
-}
-
-async fn client(bed: &TestBed) -> GmailClient {
-    GmailClient::new(ClientConfig::new(AuthSpec::None).with_endpoint(bed.emulator.url()))
-        .await
-        .expect("client")
 }
 
 /// provider id → label set of every live (not deleted) stored message.
@@ -50,7 +43,7 @@ async fn gmail_labels(
     bed: &TestBed,
     ids: impl IntoIterator<Item = String>,
 ) -> BTreeMap<String, BTreeSet<String>> {
-    let gmail = client(bed).await;
+    let gmail = bed.gmail().await;
     let mut out = BTreeMap::new();
     for id in ids {
         let m = gmail

@@ -3,6 +3,7 @@
 //! binary pointed at all three.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
@@ -133,6 +134,35 @@ impl TestBed {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Our Gmail client, pointed at the emulator.
+    pub async fn gmail(&self) -> gmail::GmailClient {
+        gmail::GmailClient::new(
+            gmail::ClientConfig::new(gmail::AuthSpec::None).with_endpoint(self.emulator.url()),
+        )
+        .await
+        .expect("gmail client")
+    }
+
+    /// What a default backfill stores: the ids of every message not in SPAM
+    /// or TRASH, and of their threads. Resets the emulator's statistics.
+    pub async fn expected_ids(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let gmail = self.gmail().await;
+        let mut messages = BTreeSet::new();
+        let mut threads = BTreeSet::new();
+        for id in self.emulator.message_ids(&self.mailbox) {
+            let m = gmail
+                .message_minimal(&self.mailbox, &id)
+                .await
+                .expect("minimal");
+            if !m.label_ids.iter().any(|l| l == "SPAM" || l == "TRASH") {
+                threads.insert(m.thread_id);
+                messages.insert(id);
+            }
+        }
+        self.emulator.reset_stats();
+        (messages, threads)
     }
 
     /// Calls of one Gmail method for the test mailbox since the last reset.
