@@ -6,6 +6,14 @@
 //! (0 for a row this statement inserted); rows the `WHERE … IS DISTINCT FROM`
 //! guard left alone return nothing and are reported `Unchanged`, their ids read
 //! afterwards in a second statement that sees every committed row.
+//!
+//! Reads by natural key are written as `unnest(keys) CROSS JOIN LATERAL (… LIMIT 1)`,
+//! never `key = ANY($n)`: during a first backfill the tables grow by thousands of rows
+//! a second while their statistics still describe an empty table, and with `= ANY`
+//! the planner then picks a scan of every row of the mailbox (through the
+//! `(mailbox_id, internal_date)` index) for each call. That made one lookup per
+//! thread cost O(mailbox) and the backfill quadratic. The lateral form leaves one
+//! plan: a unique-index probe per key, whatever the statistics say.
 
 use std::collections::{HashMap, HashSet};
 
@@ -63,9 +71,10 @@ const THREADS: UpsertSql = UpsertSql {
         RETURNING t.id, t.mailbox_id, t.provider_thread_id, (t.xmax = 0) AS inserted"#,
     lookup: r#"
         SELECT t.id, t.mailbox_id, t.provider_thread_id
-        FROM mail_threads t
-        JOIN unnest($1::bigint[], $2::text[]) AS k(a, b)
-          ON t.mailbox_id = k.a AND t.provider_thread_id = k.b"#,
+        FROM unnest($1::bigint[], $2::text[]) AS k(a, b)
+        CROSS JOIN LATERAL (
+            SELECT id, mailbox_id, provider_thread_id FROM mail_threads
+            WHERE mailbox_id = k.a AND provider_thread_id = k.b LIMIT 1) t"#,
 };
 
 const MESSAGES: UpsertSql = UpsertSql {
@@ -126,9 +135,10 @@ const MESSAGES: UpsertSql = UpsertSql {
         RETURNING m.id, m.mailbox_id, m.provider_message_id, (m.xmax = 0) AS inserted"#,
     lookup: r#"
         SELECT m.id, m.mailbox_id, m.provider_message_id
-        FROM mail_messages m
-        JOIN unnest($1::bigint[], $2::text[]) AS k(a, b)
-          ON m.mailbox_id = k.a AND m.provider_message_id = k.b"#,
+        FROM unnest($1::bigint[], $2::text[]) AS k(a, b)
+        CROSS JOIN LATERAL (
+            SELECT id, mailbox_id, provider_message_id FROM mail_messages
+            WHERE mailbox_id = k.a AND provider_message_id = k.b LIMIT 1) m"#,
 };
 
 const ATTACHMENTS: UpsertSql = UpsertSql {
@@ -155,9 +165,10 @@ const ATTACHMENTS: UpsertSql = UpsertSql {
         RETURNING a.id, a.message_id, a.part_id, (a.xmax = 0) AS inserted"#,
     lookup: r#"
         SELECT a.id, a.message_id, a.part_id
-        FROM mail_attachments a
-        JOIN unnest($1::bigint[], $2::text[]) AS k(a, b)
-          ON a.message_id = k.a AND a.part_id = k.b"#,
+        FROM unnest($1::bigint[], $2::text[]) AS k(a, b)
+        CROSS JOIN LATERAL (
+            SELECT id, message_id, part_id FROM mail_attachments
+            WHERE message_id = k.a AND part_id = k.b LIMIT 1) a"#,
 };
 
 /// Runs one upsert statement for a batch and reports, in input order, what
@@ -295,15 +306,16 @@ pub async fn refresh_threads(
     let result = sqlx::query(
         r#"
         WITH live AS (
-            SELECT t.id,
-                   count(m.id)::int AS message_count,
-                   min(m.internal_date) AS first_at,
-                   max(m.internal_date) AS last_at,
-                   (array_agg(m.subject ORDER BY m.internal_date, m.id)
-                        FILTER (WHERE m.id IS NOT NULL))[1] AS subject
+            -- per thread, so each aggregate reads only its thread's rows (see module docs)
+            SELECT t.id, s.message_count, s.first_at, s.last_at, s.subject
             FROM unnest($1::bigint[]) AS t(id)
-            LEFT JOIN mail_messages m ON m.thread_id = t.id AND m.deleted_at IS NULL
-            GROUP BY t.id)
+            CROSS JOIN LATERAL (
+                SELECT count(*)::int AS message_count,
+                       min(m.internal_date) AS first_at,
+                       max(m.internal_date) AS last_at,
+                       (array_agg(m.subject ORDER BY m.internal_date, m.id))[1] AS subject
+                FROM mail_messages m
+                WHERE m.thread_id = t.id AND m.deleted_at IS NULL) s)
         UPDATE mail_threads t
         SET message_count = live.message_count, first_message_at = live.first_at,
             last_message_at = live.last_at, subject = coalesce(live.subject, t.subject),
@@ -475,8 +487,11 @@ pub async fn thread_history_ids(
     provider_thread_ids: &[String],
 ) -> Result<HashMap<String, Option<i64>>, RepoError> {
     let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT provider_thread_id, history_id FROM mail_threads
-         WHERE mailbox_id = $1 AND provider_thread_id = ANY($2)",
+        "SELECT t.provider_thread_id, t.history_id
+         FROM unnest($2::text[]) AS k(id)
+         CROSS JOIN LATERAL (
+             SELECT provider_thread_id, history_id FROM mail_threads
+             WHERE mailbox_id = $1 AND provider_thread_id = k.id LIMIT 1) t",
     )
     .bind(mailbox_id)
     .bind(provider_thread_ids)
@@ -496,8 +511,11 @@ pub async fn thread_ids_of_messages(
         return Ok(Vec::new());
     }
     sqlx::query_scalar(
-        "SELECT DISTINCT thread_id FROM mail_messages
-         WHERE mailbox_id = $1 AND provider_message_id = ANY($2)",
+        "SELECT DISTINCT m.thread_id
+         FROM unnest($2::text[]) AS k(id)
+         CROSS JOIN LATERAL (
+             SELECT thread_id FROM mail_messages
+             WHERE mailbox_id = $1 AND provider_message_id = k.id LIMIT 1) m",
     )
     .bind(mailbox_id)
     .bind(provider_message_ids)
@@ -514,8 +532,11 @@ pub async fn stored_message_ids(
     provider_message_ids: &[String],
 ) -> Result<HashSet<String>, RepoError> {
     let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT provider_message_id FROM mail_messages
-         WHERE mailbox_id = $1 AND provider_message_id = ANY($2)",
+        "SELECT m.provider_message_id
+         FROM unnest($2::text[]) AS k(id)
+         CROSS JOIN LATERAL (
+             SELECT provider_message_id FROM mail_messages
+             WHERE mailbox_id = $1 AND provider_message_id = k.id LIMIT 1) m",
     )
     .bind(mailbox_id)
     .bind(provider_message_ids)
