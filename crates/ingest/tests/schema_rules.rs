@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::mailbox;
+use common::{blobs, mailbox, message, thread};
 use sqlx::{PgConnection, PgPool};
 
 async fn run(conn: &mut PgConnection, mailbox_id: i64, status: &str) -> Result<i64, sqlx::Error> {
@@ -162,4 +162,35 @@ async fn fresh_database_migrated_from_two_pools_at_once(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(tables, 7);
+}
+
+/// Bodies are stored lz4-compressed wherever the server offers it (14+ with lz4),
+/// and read back unchanged.
+#[sqlx::test(migrations = "../../migrations")]
+async fn message_bodies_use_lz4_where_the_server_has_it(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let mb = mailbox(&mut conn).await;
+    blobs(&mut conn).await;
+    let t = ingest::repo::pg::upsert_threads(&mut conn, &[thread(mb, "t1")])
+        .await
+        .unwrap();
+    let mut m = message(mb, t[0].id, "m1");
+    let body: String = (0..4_000).map(|i| format!("line {i} é\n")).collect();
+    m.body_text = Some(body.clone());
+    ingest::repo::pg::upsert_messages(&mut conn, &[m]).await.unwrap();
+    let (back, method): (String, Option<String>) = sqlx::query_as(
+        "SELECT body_text, pg_column_compression(body_text) FROM mail_messages
+         WHERE provider_message_id = 'm1'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(back, body);
+    if version >= 140_000 {
+        assert_eq!(method.as_deref(), Some("lz4"), "PostgreSQL {version}");
+    }
 }

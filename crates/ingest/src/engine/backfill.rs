@@ -17,7 +17,7 @@ use tracing::info;
 
 use super::run::{CursorUpdate, RunKind, RunLease, RunStatus};
 use super::summary::{RunSummary, Tally};
-use super::thread_fetch::{RunContext, ThreadWork};
+use super::thread_fetch::{ListedThread, RunContext, ThreadWork};
 use super::{Engine, EngineError, Progress, Window};
 use crate::repo;
 
@@ -134,20 +134,20 @@ impl Engine {
         progress: &Progress,
         committed: &Mutex<Tally>,
     ) -> Result<Tally, EngineError> {
-        let (thread_tx, thread_rx) = mpsc::channel::<(String, Option<String>)>(THREAD_QUEUE);
+        let (thread_tx, thread_rx) = mpsc::channel::<ListedThread>(THREAD_QUEUE);
         let (work_tx, work_rx) = mpsc::channel::<ThreadWork>(WORK_QUEUE);
 
         let lister = self.list_changed_threads(ctx, window, thread_tx, cancel, progress);
         let fetchers = async move {
             tokio_stream_from(thread_rx)
-                .map(|(id, snippet)| {
+                .map(|listed: ListedThread| {
                     let work_tx = work_tx.clone();
                     async move {
                         if cancel.is_cancelled() {
                             return Ok(());
                         }
                         let work = self
-                            .fetch_thread(ctx, &id, snippet, Some(window), progress)
+                            .fetch_thread(ctx, listed, Some(window), progress)
                             .await?;
                         // Sent from inside the future, after its database
                         // connection is back in the pool: a full queue then
@@ -183,7 +183,7 @@ impl Engine {
         &self,
         ctx: &RunContext,
         window: Window,
-        tx: mpsc::Sender<(String, Option<String>)>,
+        tx: mpsc::Sender<ListedThread>,
         cancel: &CancellationToken,
         progress: &Progress,
     ) -> Result<Listed, EngineError> {
@@ -212,13 +212,18 @@ impl Engine {
             Progress::add(&progress.threads_listed, page.threads.len() as u64);
             listed.listed += page.threads.len() as u64;
             for thread in page.threads {
-                let current = stored.get(&thread.id).copied().flatten();
-                if current == Some(super::run::history_i64(thread.history_id)?) {
+                let row = stored.get(&thread.id).copied();
+                if row.flatten() == Some(super::run::history_i64(thread.history_id)?) {
                     listed.unchanged += 1;
                     continue;
                 }
                 Progress::add(&progress.threads_changed, 1);
-                if tx.send((thread.id, Some(thread.snippet))).await.is_err() {
+                let changed = ListedThread {
+                    id: thread.id,
+                    snippet: Some(thread.snippet),
+                    stored: row.is_some(),
+                };
+                if tx.send(changed).await.is_err() {
                     // Fetchers stopped (an error is on its way); stop listing.
                     return Ok(listed);
                 }

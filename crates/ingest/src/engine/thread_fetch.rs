@@ -31,6 +31,18 @@ pub(crate) struct RunContext {
     pub include_spam_trash: bool,
 }
 
+/// A thread threads.list returned whose stored historyId differs from the listed one.
+#[derive(Debug)]
+pub(crate) struct ListedThread {
+    pub id: String,
+    pub snippet: Option<String>,
+    /// Whether the thread has a row. Messages are stored under their thread's
+    /// row, so for a thread without one there is nothing to look up: on a first
+    /// backfill that saves one query per thread. (A message Gmail moved here
+    /// from another thread is then fetched again and its row updated.)
+    pub stored: bool,
+}
+
 /// One message fetched, parsed and archived, waiting for its rows.
 #[derive(Debug)]
 pub(crate) struct FetchedMessage {
@@ -119,11 +131,11 @@ impl Engine {
     pub(crate) async fn fetch_thread(
         &self,
         ctx: &RunContext,
-        thread_id: &str,
-        listed_snippet: Option<String>,
+        listed: ListedThread,
         window: Option<Window>,
         progress: &Progress,
     ) -> Result<Option<ThreadWork>, EngineError> {
+        let thread_id = listed.id.as_str();
         let minimal = match self.gmail.thread_minimal(&ctx.mailbox, thread_id).await {
             Ok(m) => m,
             Err(GmailError::NotFound { .. }) => {
@@ -136,7 +148,9 @@ impl Engine {
         // kept current whatever the window (a stored message moved to TRASH
         // must show it), and they count as settled.
         let all_ids: Vec<String> = minimal.messages.iter().map(|m| m.id.clone()).collect();
-        let stored = {
+        let stored = if !listed.stored {
+            HashSet::new()
+        } else {
             let mut conn = self
                 .pool
                 .acquire()
@@ -176,7 +190,7 @@ impl Engine {
             .try_collect()
             .await?;
 
-        let mut work = ThreadWork::new(minimal.id.clone(), listed_snippet);
+        let mut work = ThreadWork::new(minimal.id.clone(), listed.snippet);
         work.label_updates = label_updates;
         // Permanently skipped messages (gone, unparseable) do not make a thread
         // incomplete: fetching them again cannot succeed.
