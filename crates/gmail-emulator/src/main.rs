@@ -68,6 +68,10 @@ struct Serve {
     vanish_rate: f64,
     #[arg(long, default_value_t = 0.0)]
     empty_history_page_rate: f64,
+    /// Parse and encode every message before printing the URL (benchmarks: keeps
+    /// the emulator's first-touch work out of the measured run).
+    #[arg(long)]
+    warm: bool,
 }
 
 #[tokio::main]
@@ -77,6 +81,7 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let Command::Serve(s) = Cli::parse().command;
+    let s_warm = s.warm;
     let mut tokens = std::collections::HashMap::new();
     for t in &s.tokens {
         match t.split_once('=') {
@@ -124,6 +129,9 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if s_warm {
+        emu.warm_caches().await;
+    }
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{}", emu.url());
     let _ = out.flush();

@@ -194,11 +194,15 @@ pub(crate) fn message_json(state: &State, m: &Message, format: &Format) -> Value
     Value::Object(obj)
 }
 
-/// `format=raw` fast path: one allocation, no serde_json::Value tree.
+/// `format=raw` fast path: one allocation, no serde_json::Value tree, and the
+/// base64 body copied in as it is. serde_json checks every byte of a string for
+/// escapes, which made this one field a third of the emulator's CPU in the
+/// backfill benchmark (taken from the system under test on a 2-core machine);
+/// base64url (`A-Z a-z 0-9 - _ =`) never needs escaping.
 pub(crate) fn raw_message_bytes(m: &Message) -> Bytes {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
-    struct Raw<'a> {
+    struct Head<'a> {
         id: &'a str,
         thread_id: &'a str,
         #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -207,11 +211,14 @@ pub(crate) fn raw_message_bytes(m: &Message) -> Bytes {
         size_estimate: usize,
         history_id: String,
         internal_date: String,
-        raw: &'a str,
     }
     let parsed = m.content.parsed();
     let b64 = m.content.raw_b64();
-    let v = Raw {
+    debug_assert!(
+        b64.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='))
+    );
+    let head = Head {
         id: &m.id,
         thread_id: &m.thread_id,
         label_ids: &m.labels,
@@ -219,12 +226,17 @@ pub(crate) fn raw_message_bytes(m: &Message) -> Bytes {
         size_estimate: m.content.raw.len(),
         history_id: m.history_id.to_string(),
         internal_date: m.internal_date_ms.to_string(),
-        raw: &b64,
     };
     let mut out = Vec::with_capacity(b64.len() + 512);
-    if serde_json::to_writer(&mut out, &v).is_err() {
+    if serde_json::to_writer(&mut out, &head).is_err() {
         out.clear();
+        return Bytes::from(out);
     }
+    // `{…}` → `{…,"raw":"<b64>"}`
+    out.pop();
+    out.extend_from_slice(b",\"raw\":\"");
+    out.extend_from_slice(b64.as_bytes());
+    out.extend_from_slice(b"\"}");
     Bytes::from(out)
 }
 
@@ -274,6 +286,34 @@ mod tests {
             Some(("18c0".to_string(), "1.2".to_string()))
         );
         assert_eq!(parse_attachment_id("garbage"), None);
+    }
+
+    #[test]
+    fn raw_response_is_json_with_the_bytes() {
+        use base64::Engine as _;
+        let raw = b"From: a@example.com\r\nSubject: caf\xc3\xa9 \"q\"\r\n\r\nbody \\ \xff??>>\r\n";
+        for labels in [vec![], vec!["INBOX".to_owned(), "Label_1".to_owned()]] {
+            let m = Message {
+                id: "18c0".into(),
+                thread_id: "18bf".into(),
+                labels: labels.clone(),
+                internal_date_ms: 1_700_000_000_123,
+                history_id: 42,
+                content: crate::model::Content::new(Bytes::from_static(raw)),
+            };
+            let v: Value = serde_json::from_slice(&raw_message_bytes(&m)).expect("valid JSON");
+            assert_eq!(v["id"], "18c0");
+            assert_eq!(v["threadId"], "18bf");
+            assert_eq!(v["historyId"], "42");
+            assert_eq!(v["internalDate"], "1700000000123");
+            assert_eq!(v["sizeEstimate"], raw.len());
+            assert_eq!(v.get("labelIds").is_some(), !labels.is_empty());
+            let b64 = v["raw"].as_str().expect("raw is a string");
+            let back = base64::engine::general_purpose::URL_SAFE
+                .decode(b64)
+                .expect("padded base64url");
+            assert_eq!(back, raw);
+        }
     }
 
     #[test]

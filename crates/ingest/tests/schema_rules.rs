@@ -181,7 +181,9 @@ async fn message_bodies_use_lz4_where_the_server_has_it(pool: PgPool) {
     let mut m = message(mb, t[0].id, "m1");
     let body: String = (0..4_000).map(|i| format!("line {i} é\n")).collect();
     m.body_text = Some(body.clone());
-    ingest::repo::pg::upsert_messages(&mut conn, &[m]).await.unwrap();
+    ingest::repo::pg::upsert_messages(&mut conn, &[m])
+        .await
+        .unwrap();
     let (back, method): (String, Option<String>) = sqlx::query_as(
         "SELECT body_text, pg_column_compression(body_text) FROM mail_messages
          WHERE provider_message_id = 'm1'",
