@@ -175,7 +175,6 @@ impl Emulator {
         })
     }
 
-    /// Base URL with trailing slash, e.g. "http://127.0.0.1:41234/".
     /// Parses and base64-encodes every stored message now instead of on its first
     /// fetch (both are cached per message). For benchmarks: the first backfill of a
     /// large mailbox otherwise pays the emulator's first-touch work on the same CPUs
@@ -197,6 +196,7 @@ impl Emulator {
         .await;
     }
 
+    /// Base URL with trailing slash, e.g. "http://127.0.0.1:41234/".
     pub fn url(&self) -> String {
         format!("http://{}/", self.inner.addr)
     }

@@ -81,7 +81,6 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let Command::Serve(s) = Cli::parse().command;
-    let s_warm = s.warm;
     let mut tokens = std::collections::HashMap::new();
     for t in &s.tokens {
         match t.split_once('=') {
@@ -129,7 +128,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    if s_warm {
+    if s.warm {
         emu.warm_caches().await;
     }
     let mut out = std::io::stdout();

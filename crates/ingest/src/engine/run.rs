@@ -351,9 +351,13 @@ async fn take_over_if_hung(
         heartbeat_age_secs = age as i64,
         "live run missed its lease; taking over"
     );
+    // Advisory locks are per database, but pg_locks shows the whole cluster: without
+    // the database filter this would terminate the holder of the same mailbox id in
+    // another mailingest database on the same server.
     let holders: Vec<i32> = sqlx::query_scalar(
         "SELECT pid FROM pg_locks
          WHERE locktype = 'advisory' AND granted AND objsubid = 2
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND classid = ($1::bigint & 4294967295)::oid AND objid = ($2::bigint & 4294967295)::oid",
     )
     .bind(RUN_LOCK_CLASS)

@@ -148,15 +148,15 @@ impl Engine {
         // kept current whatever the window (a stored message moved to TRASH
         // must show it), and they count as settled.
         let all_ids: Vec<String> = minimal.messages.iter().map(|m| m.id.clone()).collect();
-        let stored = if !listed.stored {
-            HashSet::new()
-        } else {
+        let stored = if listed.stored {
             let mut conn = self
                 .pool
                 .acquire()
                 .await
                 .map_err(EngineError::db("acquire connection"))?;
             repo::pg::stored_message_ids(&mut conn, ctx.mailbox_id, &all_ids).await?
+        } else {
+            HashSet::new()
         };
         let label_updates: Vec<LabelUpdate> = minimal
             .messages
