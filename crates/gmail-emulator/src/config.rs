@@ -28,6 +28,11 @@ pub struct EmulatorConfig {
     pub addr: std::net::SocketAddr,
     /// Give a few messages (about 1 in 97, at most 8) a 1.5–2.6 MB attachment.
     pub large_attachments: bool,
+    /// Percent of synthetic messages that carry an attachment, inline image or
+    /// forwarded message. `None`: the generator's own mix (about 38%, every
+    /// shape well represented for tests); `Some(15)` matches the benchmark's
+    /// "about 15% with attachments" mailbox.
+    pub attachment_percent: Option<u8>,
 }
 
 /// Bearer tokens are credentials: Debug shows only which mailboxes they map to.
@@ -48,6 +53,7 @@ impl std::fmt::Debug for EmulatorConfig {
             )
             .field("addr", &self.addr)
             .field("large_attachments", &self.large_attachments)
+            .field("attachment_percent", &self.attachment_percent)
             .finish()
     }
 }
@@ -65,6 +71,7 @@ impl Default for EmulatorConfig {
             tokens: HashMap::new(),
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             large_attachments: true,
+            attachment_percent: None,
         }
     }
 }

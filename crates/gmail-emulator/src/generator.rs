@@ -178,6 +178,7 @@ pub(crate) fn generate(
     days: u32,
     now_ms: i64,
     large: bool,
+    attachment_percent: Option<u8>,
     mailbox: &str,
 ) -> Result<Vec<Generated>, EmulatorError> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -226,7 +227,8 @@ pub(crate) fn generate(
             } else {
                 format!("Re: {subject_base}")
             };
-            let (body, latin1_body) = build_body(&mut rng, &attachments, index, seed)?;
+            let (body, latin1_body) =
+                build_body(&mut rng, &attachments, index, seed, attachment_percent)?;
             let mut b = MessageBuilder::new()
                 .message_id(msg_id.trim_matches(['<', '>']).to_string())
                 .date(t / 1000)
@@ -312,12 +314,30 @@ fn latin1_q_word(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// Shapes 55..=92 carry a non-body part (attachments, an inline image, a
+/// forwarded message): 38 of 100. With a wanted percentage, a uniform roll in
+/// 0..100 is mapped so that `percent` of rolls land in those shapes (spread
+/// over all of them) and the rest over the plain ones (0..=54, 93..=99).
+fn shape_for(roll: u32, attachment_percent: Option<u8>) -> u32 {
+    const WITH: u32 = 38;
+    let Some(percent) = attachment_percent.map(|p| u32::from(p.min(100))) else {
+        return roll;
+    };
+    if roll < percent {
+        55 + roll * WITH / percent
+    } else {
+        let plain = (roll - percent) * (100 - WITH) / (100 - percent);
+        if plain < 55 { plain } else { 93 + (plain - 55) }
+    }
+}
+
 /// Pick a MIME shape for message number `index`; the flag says the text is Latin-1.
 fn build_body(
     rng: &mut StdRng,
     pool: &[Attachment],
     index: usize,
     seed: u64,
+    attachment_percent: Option<u8>,
 ) -> Result<(MimePart<'static>, bool), EmulatorError> {
     let b = |n: &str| format!("=_b{seed:x}_{index}_{n}");
     let target = rng.random_range(400..12_000);
@@ -328,7 +348,7 @@ fn build_body(
             .map(|p| format!("<p>{p}</p>"))
             .collect::<String>()
     );
-    let shape = rng.random_range(0..100);
+    let shape = shape_for(rng.random_range(0..100), attachment_percent);
     let alternative = |text: String, html: String| {
         multipart(
             "multipart/alternative",
@@ -461,16 +481,53 @@ mod tests {
 
     #[test]
     fn deterministic_for_a_seed() {
-        let a = generate(7, 30, 7, 1_800_000_000_000, false, "me@example.com").expect("gen");
-        let b = generate(7, 30, 7, 1_800_000_000_000, false, "me@example.com").expect("gen");
+        let a = generate(7, 30, 7, 1_800_000_000_000, false, None, "me@example.com").expect("gen");
+        let b = generate(7, 30, 7, 1_800_000_000_000, false, None, "me@example.com").expect("gen");
         assert_eq!(a.len(), 30);
         assert!(
             a.iter()
                 .zip(&b)
                 .all(|(x, y)| x.raw == y.raw && x.labels == y.labels)
         );
-        let c = generate(8, 30, 7, 1_800_000_000_000, false, "me@example.com").expect("gen");
+        let c = generate(8, 30, 7, 1_800_000_000_000, false, None, "me@example.com").expect("gen");
         assert!(a.iter().zip(&c).any(|(x, y)| x.raw != y.raw));
+    }
+
+    fn share_with_attachments(percent: Option<u8>) -> f64 {
+        let msgs = generate(
+            9,
+            1500,
+            7,
+            1_800_000_000_000,
+            false,
+            percent,
+            "me@example.com",
+        )
+        .expect("gen");
+        let with = msgs
+            .iter()
+            .filter(|m| {
+                mail_parser::MessageParser::default()
+                    .parse(&m.raw[..])
+                    .is_some_and(|p| p.attachment_count() > 0)
+            })
+            .count();
+        with as f64 / msgs.len() as f64
+    }
+
+    #[test]
+    fn attachment_percent_sets_the_share_of_messages_with_parts() {
+        let default = share_with_attachments(None);
+        assert!((0.32..0.44).contains(&default), "default mix: {default}");
+        let fifteen = share_with_attachments(Some(15));
+        assert!((0.11..0.19).contains(&fifteen), "15%: {fifteen}");
+        assert_eq!(share_with_attachments(Some(0)), 0.0);
+        for roll in 0..100 {
+            assert_eq!(shape_for(roll, None), roll);
+            let with = (55..=92).contains(&shape_for(roll, Some(15)));
+            assert_eq!(with, roll < 15, "roll {roll}");
+            assert!(shape_for(roll, Some(100)) <= 92 && shape_for(roll, Some(0)) < 100);
+        }
     }
 
     #[test]
@@ -488,7 +545,8 @@ mod tests {
 
     #[test]
     fn content_is_parseable_mime() {
-        let msgs = generate(42, 120, 7, 1_800_000_000_000, false, "me@example.com").expect("gen");
+        let msgs =
+            generate(42, 120, 7, 1_800_000_000_000, false, None, "me@example.com").expect("gen");
         let mut attachments = 0;
         for m in &msgs {
             let parsed = mail_parser::MessageParser::default()

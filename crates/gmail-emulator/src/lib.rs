@@ -107,6 +107,7 @@ fn populate(config: &EmulatorConfig, now: i64) -> Result<Vec<Mailbox>, EmulatorE
             config.days,
             now,
             config.large_attachments,
+            config.attachment_percent,
             email,
         )?;
         let mut order: Vec<usize> = (0..generated.len()).collect();

@@ -43,6 +43,10 @@ struct Serve {
     /// Leave out the few 1.5–2.6 MB attachments.
     #[arg(long)]
     no_large_attachments: bool,
+    /// Percent of messages with an attachment, inline image or forwarded
+    /// message (default: the generator's own mix, about 38%).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    attachment_percent: Option<u8>,
     #[arg(long)]
     quota_per_sec: Option<u32>,
     #[arg(long)]
@@ -101,6 +105,7 @@ async fn main() -> std::process::ExitCode {
         import: s.import,
         tokens,
         large_attachments: !s.no_large_attachments,
+        attachment_percent: s.attachment_percent,
         faults: Faults {
             error_rate: s.fault_rate,
             unavailable_rate: s.unavailable_rate,

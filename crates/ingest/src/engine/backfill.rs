@@ -17,7 +17,8 @@ use tracing::info;
 
 use super::run::{CursorUpdate, RunKind, RunLease, RunStatus};
 use super::summary::{RunSummary, Tally};
-use super::thread_fetch::{ListedThread, RunContext, ThreadWork};
+use super::thread_fetch::{ListedThread, RunContext};
+use super::writer::{QueueBudget, QueuedWork};
 use super::{Engine, EngineError, Progress, Window};
 use crate::repo;
 
@@ -31,8 +32,6 @@ pub struct BackfillRequest {
 
 /// Changed threads queued between the lister and the fetchers.
 const THREAD_QUEUE: usize = 256;
-/// Fetched threads queued between the fetchers and the writer.
-const WORK_QUEUE: usize = 16;
 
 impl Engine {
     /// Runs a backfill from start to summary. A run that started always ends
@@ -135,13 +134,18 @@ impl Engine {
         committed: &Mutex<Tally>,
     ) -> Result<Tally, EngineError> {
         let (thread_tx, thread_rx) = mpsc::channel::<ListedThread>(THREAD_QUEUE);
-        let (work_tx, work_rx) = mpsc::channel::<ThreadWork>(WORK_QUEUE);
+        // Fetched work waits for the writer under a budget of messages, not
+        // threads (a thread may hold hundreds): two batches, so fetching goes
+        // on while a batch commits, and memory stays bounded whatever the mailbox.
+        let budget = QueueBudget::new(2 * self.options.batch_messages);
+        let (work_tx, work_rx) = mpsc::channel::<QueuedWork>(budget.capacity());
 
         let lister = self.list_changed_threads(ctx, window, thread_tx, cancel, progress);
         let fetchers = async move {
             tokio_stream_from(thread_rx)
                 .map(|listed: ListedThread| {
                     let work_tx = work_tx.clone();
+                    let budget = budget.clone();
                     async move {
                         if cancel.is_cancelled() {
                             return Ok(());
@@ -153,8 +157,9 @@ impl Engine {
                         // connection is back in the pool: a full queue then
                         // parks only finished work, never a held connection.
                         if let Some(work) = work {
+                            let queued = budget.admit(work).await?;
                             // The writer only stops early on error; that error wins.
-                            let _ = work_tx.send(work).await;
+                            let _ = work_tx.send(queued).await;
                         }
                         Ok::<(), EngineError>(())
                     }

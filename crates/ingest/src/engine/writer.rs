@@ -7,13 +7,13 @@
 //! the tables lack, and vice versa.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use ledger::{EventType, NewEvent};
 use serde_json::json;
 use sqlx::PgConnection;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::debug;
 
 use super::run::history_i64;
@@ -30,21 +30,26 @@ impl Engine {
         &self,
         ctx: &RunContext,
         lease: &RunLease,
-        mut rx: mpsc::Receiver<ThreadWork>,
+        mut rx: mpsc::Receiver<QueuedWork>,
         progress: &Progress,
         committed: &Mutex<Tally>,
     ) -> Result<(), EngineError> {
         let mut batch: Vec<ThreadWork> = Vec::new();
+        // Released after the commit: the batch being written counts against
+        // the queue's budget until its memory is freed.
+        let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
         while let Some(first) = rx.recv().await {
-            let mut size = first.messages.len() + 1;
-            batch.push(first);
+            let mut size = first.work.messages.len() + 1;
+            batch.push(first.work);
+            permits.push(first.permit);
             // Take whatever else is ready, up to the batch size, without waiting:
             // under load batches fill up; when idle, a thread commits at once.
             while size < self.options.batch_messages {
                 match rx.try_recv() {
-                    Ok(work) => {
-                        size += work.messages.len() + 1;
-                        batch.push(work);
+                    Ok(queued) => {
+                        size += queued.work.messages.len() + 1;
+                        batch.push(queued.work);
+                        permits.push(queued.permit);
                     }
                     Err(_) => break,
                 }
@@ -61,6 +66,7 @@ impl Engine {
             tx.commit().await.map_err(EngineError::db("commit batch"))?;
             debug!(threads = batch.len(), "batch committed");
             batch.clear();
+            permits.clear();
             Progress::add(
                 &progress.messages_stored,
                 done.messages.inserted + done.messages.updated,
@@ -71,6 +77,46 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// The message budget of the queue between fetchers and writer.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueBudget {
+    messages: Arc<Semaphore>,
+    capacity: usize,
+}
+
+/// A fetched thread waiting for the writer, holding its share of the budget.
+#[derive(Debug)]
+pub(crate) struct QueuedWork {
+    pub work: ThreadWork,
+    permit: OwnedSemaphorePermit,
+}
+
+impl QueueBudget {
+    pub(crate) fn new(messages: usize) -> Self {
+        let capacity = messages.clamp(1, u32::MAX as usize);
+        QueueBudget {
+            messages: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    /// How many queued threads the budget can ever admit (each costs at least one).
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Waits until the thread's messages (plus one for the thread) fit. A
+    /// thread larger than the whole budget waits for all of it.
+    pub(crate) async fn admit(&self, work: ThreadWork) -> Result<QueuedWork, EngineError> {
+        let cost = (work.messages.len() + 1).min(self.capacity);
+        let permit = Arc::clone(&self.messages)
+            .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| EngineError::Internal("write queue closed".into()))?;
+        Ok(QueuedWork { work, permit })
     }
 }
 

@@ -11,7 +11,7 @@
 
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
-use super::parts::{Leaf, content, mime_type};
+use super::parts::{ContentSource, Leaf, content, mime_type};
 use super::text::decode_text;
 
 /// The chosen body parts, as indices into `message.parts`.
@@ -100,7 +100,7 @@ fn broken_multipart_root(message: &Message<'_>, leaves: &[Leaf]) -> Option<usize
 
 /// A body part's text: transfer-decoded from the raw bytes, then converted from
 /// its declared charset (see `decode_text` for the fallbacks). Never contains NUL.
-pub(crate) fn body_text(raw: &[u8], part: &MessagePart<'_>) -> String {
+pub(crate) fn body_text(raw: &[u8], part: &MessagePart<'_>, source: ContentSource) -> String {
     let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
-    decode_text(&content(raw, part), charset)
+    decode_text(&content(raw, part, source), charset)
 }

@@ -30,6 +30,58 @@ impl TransferEncoding {
     }
 }
 
+/// Byte classes for [`is_canonical_base64`]: 0 alphabet, 1 line break, 2 `=`, 3 other.
+static BASE64_CLASS: [u8; 256] = {
+    let mut table = [3u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'+' || c == b'/' {
+            table[b] = 0;
+        }
+        b += 1;
+    }
+    table[b'\r' as usize] = 1;
+    table[b'\n' as usize] = 1;
+    table[b'=' as usize] = 2;
+    table
+};
+
+/// Whether `raw` is base64 in its plainest form: only alphabet characters and
+/// line breaks, then at most two `=` of padding and line breaks, a whole number
+/// of quanta. Every decoder reads such input the same way; anything else (junk,
+/// `=` mid-stream, a dangling character) is where decoders differ. One table
+/// lookup per byte: this runs over every attachment.
+pub(crate) fn is_canonical_base64(raw: &[u8]) -> bool {
+    let body_end = raw
+        .iter()
+        .rposition(|&b| BASE64_CLASS[usize::from(b)] != 1 && b != b'=')
+        .map_or(0, |i| i + 1);
+    let (body, tail) = raw.split_at(body_end);
+    let mut symbols = 0usize;
+    let mut worst = 0u8;
+    for &b in body {
+        let class = BASE64_CLASS[usize::from(b)];
+        // `=` (2) and other bytes (3) have this bit; alphabet and line breaks do not.
+        worst |= class & 2;
+        symbols += usize::from(class == 0);
+    }
+    if worst != 0 {
+        return false;
+    }
+    let padding = tail.iter().filter(|&&b| b == b'=').count();
+    // Padding is one run: no line break between two `=`.
+    let run_ok = tail
+        .iter()
+        .skip_while(|&&b| b != b'=')
+        .take(padding)
+        .all(|&b| b == b'=');
+    run_ok
+        && padding <= 2
+        && (symbols + padding).is_multiple_of(4)
+        && (padding == 0 || !symbols.is_multiple_of(4))
+}
+
 /// Decodes `raw` according to `encoding`.
 pub(crate) fn decode(encoding: TransferEncoding, raw: &[u8]) -> Vec<u8> {
     match encoding {
@@ -277,6 +329,34 @@ mod tests {
             decode_quoted_printable(b"caf=C3=A9 =\r\nau lait  \r\n1+1=2 =ZZ"),
             "café au lait\r\n1+1=2 =ZZ".as_bytes()
         );
+    }
+
+    #[test]
+    fn canonical_base64_is_recognised() {
+        for ok in [
+            &b""[..],
+            b"aGVsbG8=\r\n",
+            b"aGVs\r\nbG8gd29y\r\nbGQ=",
+            b"QUJD",
+            b"QQ==\n",
+        ] {
+            assert!(is_canonical_base64(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"aGVsbG8"[..],
+            b"Q=",
+            b"QQ=\r\nQQ==",
+            b"QUJD=",
+            b"aGV sbG8=",
+            b"aG-V",
+            b"QQ===",
+        ] {
+            assert!(
+                !is_canonical_base64(bad),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

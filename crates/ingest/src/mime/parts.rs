@@ -9,10 +9,13 @@
 //! A nested `message/rfc822` is a leaf: its parts live in a separate `Message`
 //! inside `PartType::Message` and are not walked.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
+use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
-use super::decode::{TransferEncoding, decode};
+use super::decode::{TransferEncoding, decode, is_canonical_base64};
 use super::part_path::PartPath;
 use super::text::clean_opt;
 
@@ -146,14 +149,72 @@ pub(crate) fn raw_body<'r>(raw: &'r [u8], part: &MessagePart<'_>) -> &'r [u8] {
     &raw[start..end]
 }
 
+/// Where a part's transfer-decoded bytes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContentSource {
+    /// mail-parser's decoded bytes where they are exactly the content (see
+    /// [`parser_content`]), our lenient decoder otherwise.
+    ParserWhereExact,
+    /// Always our decoder over the raw bytes (the reference the fast path is
+    /// tested against).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Raw,
+}
+
 /// The part's content with its transfer encoding removed.
-pub(crate) fn content(raw: &[u8], part: &MessagePart<'_>) -> Vec<u8> {
+pub(crate) fn content<'p>(
+    raw: &[u8],
+    part: &'p MessagePart<'_>,
+    source: ContentSource,
+) -> Cow<'p, [u8]> {
+    if source == ContentSource::ParserWhereExact
+        && let Some(bytes) = parser_content(raw, part)
+    {
+        return Cow::Borrowed(bytes);
+    }
     let encoding = TransferEncoding::from_header(part.content_transfer_encoding());
-    decode(encoding, raw_body(raw, part))
+    Cow::Owned(decode(encoding, raw_body(raw, part)))
+}
+
+/// mail-parser has already removed the transfer encoding of every part; decoding
+/// again was the largest single cost of parsing. Its bytes are used only where
+/// they are provably ours: canonical base64 parts (line breaks, including the
+/// one before the next boundary, are not content; junk, stray `=` and dangling
+/// characters are where lenient decoders differ) with no encoding problem
+/// reported (otherwise it hands back the still-encoded text) and, for text it converted
+/// to UTF-8, a conversion that cannot have changed a byte: no charset decoder
+/// ran (absent, UTF-8 or unknown label) and nothing became U+FFFD.
+/// Quoted-printable and unencoded parts are sliced and decoded from the raw
+/// bytes: mail-parser leaves the line break before the boundary out of those,
+/// where our offsets (and the emulator's part data) keep it.
+pub(crate) fn parser_content<'p>(raw: &[u8], part: &'p MessagePart<'_>) -> Option<&'p [u8]> {
+    let base64 =
+        TransferEncoding::from_header(part.content_transfer_encoding()) == TransferEncoding::Base64;
+    if part.is_encoding_problem || !base64 || !is_canonical_base64(raw_body(raw, part)) {
+        return None;
+    }
+    match &part.body {
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => Some(bytes.as_ref()),
+        PartType::Text(text) | PartType::Html(text) => {
+            let decoder_ran = part
+                .content_type()
+                .and_then(|ct| ct.attribute("charset"))
+                .is_some_and(|label| charset_decoder(label.as_bytes()).is_some());
+            (!decoder_ran && !text.contains('\u{FFFD}')).then_some(text.as_bytes())
+        }
+        // A nested message's raw bytes are not always its part's (in a digest
+        // they are the enclosing message's).
+        PartType::Message(_) | PartType::Multipart(_) => None,
+    }
 }
 
 /// Builds the `ParsedPart` for one leaf.
-pub(crate) fn to_parsed_part(raw: &[u8], part: &MessagePart<'_>, leaf: &Leaf) -> ParsedPart {
+pub(crate) fn to_parsed_part(
+    raw: &[u8],
+    part: &MessagePart<'_>,
+    leaf: &Leaf,
+    source: ContentSource,
+) -> ParsedPart {
     let disposition = part.content_disposition().map(|cd| {
         if cd.ctype().trim().eq_ignore_ascii_case("inline") {
             "inline".to_owned()
@@ -170,6 +231,6 @@ pub(crate) fn to_parsed_part(raw: &[u8], part: &MessagePart<'_>, leaf: &Leaf) ->
                 .map(|id| id.trim().trim_start_matches('<').trim_end_matches('>')),
         ),
         disposition,
-        content: Bytes::from(content(raw, part)),
+        content: Bytes::from(content(raw, part, source).into_owned()),
     }
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL implementation of the repository.
 //!
-//! A batch travels as one `jsonb` parameter unpacked with `jsonb_to_recordset`:
+//! A batch travels as one `jsonb` parameter unpacked with `jsonb_to_recordset`
+//! (message bodies beside it as `text[]` parameters zipped in with `ROWS FROM`):
 //! one round trip and one statement per batch whatever its size, and no limit
 //! on bind parameters. Inserted vs updated comes from the system column `xmax`
 //! (0 for a row this statement inserted); rows the `WHERE … IS DISTINCT FROM`
@@ -15,6 +16,7 @@
 //! thread cost O(mailbox) and the backfill quadratic. The lateral form leaves one
 //! plan: a unique-index probe per key, whatever the statistics say.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -23,7 +25,7 @@ use sqlx::{PgConnection, Row};
 use tracing::instrument;
 
 use super::batch::{Keyed, NaturalKey, distinct_by_key};
-use super::text::json_without_nul;
+use super::text::{json_without_nul, without_nul};
 use super::{
     AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, RepoError, ThreadUpsert,
     UpsertResult,
@@ -47,6 +49,42 @@ impl Keyed for AttachmentUpsert {
     }
 }
 
+/// Long text columns bound as `text[]` parameters `$2, $3, …` beside the jsonb
+/// batch in `$1`: message bodies are most of a batch's bytes, and as array
+/// elements they are neither JSON-escaped here nor JSON-parsed by Postgres.
+trait LongText {
+    const LONG_TEXT_COLUMNS: usize = 0;
+    fn long_text(&self, _column: usize) -> Option<&str> {
+        None
+    }
+}
+
+impl LongText for ThreadUpsert {}
+impl LongText for AttachmentUpsert {}
+
+impl LongText for MessageUpsert {
+    const LONG_TEXT_COLUMNS: usize = 2;
+    fn long_text(&self, column: usize) -> Option<&str> {
+        match column {
+            0 => self.body_text.as_deref(),
+            _ => self.body_html.as_deref(),
+        }
+    }
+}
+
+/// A batch as JSON text for a `$n::jsonb` parameter, NUL-free (Postgres text
+/// and jsonb cannot hold U+0000). Serialised straight to text; only a batch
+/// that does contain an escaped NUL goes through a `Value` to be cleaned.
+fn json_payload<T: Serialize>(operation: &'static str, rows: &T) -> Result<String, RepoError> {
+    let encode = |source| RepoError::Encode { operation, source };
+    let text = serde_json::to_string(rows).map_err(encode)?;
+    if !text.contains("\\u0000") {
+        return Ok(text);
+    }
+    let value = serde_json::to_value(rows).map_err(encode)?;
+    serde_json::to_string(&json_without_nul(&value)).map_err(encode)
+}
+
 /// The two statements behind one upsert: the write, and the id lookup for
 /// rows the write left unchanged. Both return `(id, key_a, key_b[, inserted])`.
 struct UpsertSql {
@@ -60,7 +98,7 @@ const THREADS: UpsertSql = UpsertSql {
     upsert: r#"
         INSERT INTO mail_threads AS t (mailbox_id, provider_thread_id, history_id, snippet)
         SELECT mailbox_id, provider_thread_id, history_id, snippet
-        FROM jsonb_to_recordset($1) AS x(mailbox_id bigint, provider_thread_id text,
+        FROM jsonb_to_recordset($1::jsonb) AS x(mailbox_id bigint, provider_thread_id text,
                                          history_id bigint, snippet text)
         ON CONFLICT (mailbox_id, provider_thread_id) DO UPDATE SET
             history_id = EXCLUDED.history_id,
@@ -89,13 +127,20 @@ const MESSAGES: UpsertSql = UpsertSql {
                in_reply_to, "references", subject, from_addrs, to_addrs, cc_addrs, bcc_addrs,
                reply_to_addrs, sent_at, internal_date, label_ids, snippet, size_estimate, history_id,
                body_text, body_html, raw_sha256, raw_size
-        FROM jsonb_to_recordset($1) AS x(
-            mailbox_id bigint, thread_id bigint, provider_message_id text, provider_thread_id text,
-            rfc822_message_id text, in_reply_to text, "references" text[], subject text,
-            from_addrs jsonb, to_addrs jsonb, cc_addrs jsonb, bcc_addrs jsonb, reply_to_addrs jsonb,
-            sent_at timestamptz, internal_date timestamptz, label_ids text[], snippet text,
-            size_estimate bigint, history_id bigint, body_text text, body_html text,
-            raw_sha256 text, raw_size bigint)
+        FROM ROWS FROM (
+            jsonb_to_recordset($1::jsonb) AS (
+                mailbox_id bigint, thread_id bigint, provider_message_id text,
+                provider_thread_id text, rfc822_message_id text, in_reply_to text,
+                "references" text[], subject text, from_addrs jsonb, to_addrs jsonb,
+                cc_addrs jsonb, bcc_addrs jsonb, reply_to_addrs jsonb, sent_at timestamptz,
+                internal_date timestamptz, label_ids text[], snippet text, size_estimate bigint,
+                history_id bigint, raw_sha256 text, raw_size bigint),
+            unnest($2::text[]),
+            unnest($3::text[])
+        ) AS x(mailbox_id, thread_id, provider_message_id, provider_thread_id, rfc822_message_id,
+               in_reply_to, "references", subject, from_addrs, to_addrs, cc_addrs, bcc_addrs,
+               reply_to_addrs, sent_at, internal_date, label_ids, snippet, size_estimate,
+               history_id, raw_sha256, raw_size, body_text, body_html)
         ON CONFLICT (mailbox_id, provider_message_id) DO UPDATE SET
             thread_id = EXCLUDED.thread_id,
             provider_thread_id = EXCLUDED.provider_thread_id,
@@ -147,7 +192,7 @@ const ATTACHMENTS: UpsertSql = UpsertSql {
         INSERT INTO mail_attachments AS a (message_id, part_id, filename, mime_type, content_id,
                                            disposition, size, sha256)
         SELECT message_id, part_id, filename, mime_type, content_id, disposition, size, sha256
-        FROM jsonb_to_recordset($1) AS x(message_id bigint, part_id text, filename text,
+        FROM jsonb_to_recordset($1::jsonb) AS x(message_id bigint, part_id text, filename text,
                                          mime_type text, content_id text, disposition text,
                                          size bigint, sha256 text)
         ON CONFLICT (message_id, part_id) DO UPDATE SET
@@ -173,7 +218,7 @@ const ATTACHMENTS: UpsertSql = UpsertSql {
 
 /// Runs one upsert statement for a batch and reports, in input order, what
 /// happened to each row and the id of the stored row.
-async fn upsert<T: Keyed + Serialize>(
+async fn upsert<T: Keyed + LongText + Serialize>(
     conn: &mut PgConnection,
     sql: &UpsertSql,
     rows: &[T],
@@ -182,14 +227,23 @@ async fn upsert<T: Keyed + Serialize>(
         return Ok(Vec::new());
     }
     let distinct = distinct_by_key(rows);
-    let payload = serde_json::to_value(&distinct.rows).map_err(|source| RepoError::Encode {
-        operation: sql.operation,
-        source,
-    })?;
-    let payload = json_without_nul(&payload);
+    let payload = json_payload(sql.operation, &distinct.rows)?;
+    let long_text: Vec<Vec<Option<Cow<'_, str>>>> = (0..T::LONG_TEXT_COLUMNS)
+        .map(|column| {
+            distinct
+                .rows
+                .iter()
+                .map(|row| row.long_text(column).map(without_nul))
+                .collect()
+        })
+        .collect();
 
-    let written = sqlx::query(sql.upsert)
-        .bind(payload)
+    let mut query = sqlx::query(sql.upsert).bind(payload);
+    for column in &long_text {
+        let column: Vec<Option<&str>> = column.iter().map(|v| v.as_deref()).collect();
+        query = query.bind(column);
+    }
+    let written = query
         .fetch_all(&mut *conn)
         .await
         .map_err(RepoError::db(sql.operation))?;
@@ -348,15 +402,12 @@ pub async fn upsert_blobs(
     let mut distinct: Vec<&BlobUpsert> = rows.iter().collect();
     distinct.sort_by(|a, b| a.sha256.cmp(&b.sha256));
     distinct.dedup_by(|a, b| a.sha256 == b.sha256);
-    let payload = serde_json::to_value(&distinct).map_err(|source| RepoError::Encode {
-        operation: OP,
-        source,
-    })?;
+    let payload = json_payload(OP, &distinct)?;
     let inserted: HashSet<String> = sqlx::query_scalar(
         r#"
         INSERT INTO blobs (sha256, size, storage_key)
         SELECT sha256, size, storage_key
-        FROM jsonb_to_recordset($1) AS x(sha256 text, size bigint, storage_key text)
+        FROM jsonb_to_recordset($1::jsonb) AS x(sha256 text, size bigint, storage_key text)
         ON CONFLICT (sha256) DO NOTHING
         RETURNING sha256"#,
     )
@@ -431,24 +482,21 @@ pub async fn update_labels(
     }
     let mut distinct: Vec<&LabelUpdate> = last.into_values().collect();
     distinct.sort_by(|a, b| a.provider_message_id.cmp(&b.provider_message_id));
-    let payload = serde_json::to_value(&distinct).map_err(|source| RepoError::Encode {
-        operation: OP,
-        source,
-    })?;
+    let payload = json_payload(OP, &distinct)?;
     sqlx::query_scalar(
         r#"
         UPDATE mail_messages AS m
         SET label_ids = x.label_ids,
             history_id = COALESCE(x.history_id, m.history_id),
             updated_at = now()
-        FROM jsonb_to_recordset($2) AS x(provider_message_id text, label_ids text[], history_id bigint)
+        FROM jsonb_to_recordset($2::jsonb) AS x(provider_message_id text, label_ids text[], history_id bigint)
         WHERE m.mailbox_id = $1
           AND m.provider_message_id = x.provider_message_id
           AND (m.label_ids, m.history_id) IS DISTINCT FROM (x.label_ids, COALESCE(x.history_id, m.history_id))
         RETURNING m.provider_message_id"#,
     )
     .bind(mailbox_id)
-    .bind(json_without_nul(&payload))
+    .bind(payload)
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db(OP))

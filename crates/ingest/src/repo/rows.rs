@@ -59,7 +59,10 @@ pub struct MessageUpsert {
     pub snippet: Option<String>,
     pub size_estimate: Option<i64>,
     pub history_id: Option<i64>,
+    /// Bound as a `text[]` parameter beside the JSON batch, not serialised.
+    #[serde(skip)]
     pub body_text: Option<String>,
+    #[serde(skip)]
     pub body_html: Option<String>,
     pub raw_sha256: String,
     pub raw_size: i64,
