@@ -74,28 +74,30 @@ async fn assert_complete(bed: &TestBed, messages: &BTreeSet<String>, threads: &B
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_several_points_then_rerun_completes() {
-    let bed = TestBed::new(small_mailbox(120)).await;
+    let bed = TestBed::new(small_mailbox(240)).await;
     let (messages, threads) = expected(&bed).await;
     bed.emulator.set_faults(slow());
 
-    // Kill points: before anything can be committed, early, mid-run, and right
-    // after the first batch is visible.
+    // Kill points: before anything can be committed, early, right after a
+    // batch is visible, and once half the mailbox is stored. The later points
+    // follow progress, not the clock, so a faster build still dies mid-run.
     enum Point {
         After(u64),
-        FirstBatch,
+        NextBatch,
+        Stored(usize),
     }
     let points = [
         Point::After(150),
         Point::After(700),
-        Point::FirstBatch,
-        Point::After(1800),
+        Point::NextBatch,
+        Point::Stored(messages.len() / 2),
     ];
     let mut killed_mid_run = 0;
     for point in &points {
         let mut child = spawn_backfill(&bed);
         match point {
             Point::After(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
-            Point::FirstBatch => {
+            Point::NextBatch => {
                 let current: i64 = sqlx::query_scalar("SELECT count(*) FROM mail_messages")
                     .fetch_one(&bed.pool)
                     .await
@@ -105,6 +107,10 @@ async fn kill_9_at_several_points_then_rerun_completes() {
                     "no batch committed within 30 s"
                 );
             }
+            Point::Stored(n) => assert!(
+                wait_for_rows(&bed, *n as i64, Duration::from_secs(30)).await,
+                "{n} messages not stored within 30 s"
+            ),
         }
         let finished_already = child.try_wait().expect("try_wait").is_some();
         child.start_kill().expect("kill -9");

@@ -305,11 +305,13 @@ async fn sigterm_mid_sync_resumes_from_the_committed_cursor() {
                 .unwrap(),
         );
     }
-    // Slow enough that the signal lands mid-run.
+    // Slow enough that the signal lands mid-run: 60 messages, 16 in flight,
+    // 150 ms each, so fetching lasts ~0.45 s after the first answer.
     bed.emulator.set_faults(Faults {
         latency_ms: 150,
         ..Faults::default()
     });
+    bed.emulator.reset_stats();
     let child = bed
         .command()
         .args(["sync", "--mailbox", &bed.mailbox, "--json"])
@@ -317,7 +319,16 @@ async fn sigterm_mid_sync_resumes_from_the_committed_cursor() {
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Signal once the first message has been served (the emulator counts a
+    // call after its latency), not after a fixed delay a faster build outruns.
+    let started = std::time::Instant::now();
+    while bed.calls("users.messages.get") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the sync fetched nothing within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()

@@ -3,6 +3,8 @@
 //! * hashing alone (`store::Sha256::digest`, the store's code path: sha2 0.10, SHA-NI) vs `openssl speed -evp sha256`
 //!   (run here when `openssl` is on PATH; the target is >= 80 % of it);
 //! * fs store puts into a temp dir (staging file + fsync + link + dir fsync per blob);
+//! * fs store puts of mail-sized (50 KB) blobs, durable one by one (`put`) vs deferred and
+//!   flushed by one `sync` per 64 blobs (`put_deferred`, as a backfill writes them);
 //! * S3 store puts to the test S3 server when AWS_ENDPOINT_URL and MAILINGEST_TEST_S3_BUCKET are
 //!   set (`source scripts/s3-server.sh && s3_server_start`); BENCH_S3_MIB sets the volume
 //!   (default 256: moto keeps objects in its Python process's memory).
@@ -103,6 +105,29 @@ fn main() {
     );
     drop(dir);
 
+    let mail_blobs = if full { 10_000 } else { 256 };
+    for deferred in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = rt
+            .block_on(BlobStore::from_url(
+                dir.path().to_str().expect("utf-8"),
+                "bench",
+            ))
+            .expect("open fs store");
+        let (wall, cpu) = put_small_blobs(&rt, &store, mail_blobs, &base[..50_000], deferred);
+        let label = if deferred {
+            "fs put_deferred, sync per 64"
+        } else {
+            "fs put (durable each)"
+        };
+        println!(
+            "{label:<44} {:>9.0} blobs/s ({mail_blobs} x 50 KB in {:.2} s; process CPU {:.0} us/blob)",
+            mail_blobs as f64 / wall.as_secs_f64(),
+            wall.as_secs_f64(),
+            cpu.map_or(f64::NAN, |c| c.as_secs_f64() * 1e6 / mail_blobs as f64),
+        );
+    }
+
     match (
         std::env::var("AWS_ENDPOINT_URL"),
         std::env::var("MAILINGEST_TEST_S3_BUCKET"),
@@ -172,6 +197,52 @@ fn measure_async(
                 .await;
         });
     })
+}
+
+/// `n` distinct blobs of `base`'s size, 64 at a time with `CONCURRENCY` in flight; deferred
+/// puts are followed by one `sync` per 64, which is inside the timed region.
+fn put_small_blobs(
+    rt: &tokio::runtime::Runtime,
+    store: &BlobStore,
+    n: usize,
+    base: &[u8],
+    deferred: bool,
+) -> (Duration, Option<Duration>) {
+    let mut wall = Duration::ZERO;
+    let cpu0 = process_cpu();
+    for first in (0..n).step_by(BATCH) {
+        let blobs = batch(base, first, BATCH.min(n - first));
+        let start = Instant::now();
+        rt.block_on(async {
+            futures::stream::iter(blobs)
+                .map(|b| async move {
+                    if deferred {
+                        store.put_deferred(b).await
+                    } else {
+                        store.put(b).await
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .for_each(|r| {
+                    r.expect("put");
+                    futures::future::ready(())
+                })
+                .await;
+            if deferred {
+                store.sync().await.expect("sync");
+            }
+        });
+        wall += start.elapsed();
+    }
+    (wall, process_cpu().zip(cpu0).map(|(b, a)| b - a))
+}
+
+/// User + system CPU of this process (Linux `/proc/self/stat`, clock ticks of 10 ms).
+fn process_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn mib_per_sec(mib: usize, d: Duration) -> f64 {

@@ -16,6 +16,15 @@ pub type InputStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
 /// Output of `get_stream`: the object's chunks, in order.
 pub type OutputStream = BoxStream<'static, Result<Bytes, StoreError>>;
 
+/// When a put's bytes must be on stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Before the put returns.
+    Immediate,
+    /// Once a later `sync` returns: many puts share one flush.
+    Deferred,
+}
+
 /// What a backend reports for a completed put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stored {
@@ -27,8 +36,18 @@ pub(crate) struct Stored {
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Store `bytes` (whose digest is `sha`) under `key` unless an object is already there.
-    /// Returns `true` when this call created the object.
-    async fn put_bytes(&self, key: &str, sha: &Sha256, bytes: Bytes) -> Result<bool, StoreError>;
+    /// Returns `true` when this call created the object. With [`Durability::Deferred`] the
+    /// object may stay in volatile caches until the next [`Backend::sync`].
+    async fn put_bytes(
+        &self,
+        key: &str,
+        sha: &Sha256,
+        bytes: Bytes,
+        durability: Durability,
+    ) -> Result<bool, StoreError>;
+
+    /// Make every deferred put that returned before this call durable.
+    async fn sync(&self) -> Result<(), StoreError>;
 
     /// Store a stream of unknown size: hash while writing, then place it under
     /// `layout.key_for(digest)` unless already present.

@@ -11,6 +11,11 @@
 //!   was already there: fs via staging file + fsync + `link(2)` (EEXIST), S3 via HEAD and
 //!   `PutObject If-None-Match: *` (412) with an `x-amz-checksum-sha256` on every upload and
 //!   multipart above [`StoreOptions::multipart_threshold`] (16 MiB by default).
+//! * [`BlobStore::put_deferred`] + [`BlobStore::sync`]: the same put-if-absent, but the fs
+//!   backend skips its per-object fsyncs and one sync (a `syncfs(2)` on Linux) makes every
+//!   earlier deferred put durable; [`BlobStore::is_durable`] checks a put's [`PendingSync`]
+//!   ticket. For callers that record many blobs at once (the ingest writer syncs before each
+//!   batch's transaction, so rows still never point at a blob a machine crash could lose).
 //! * [`BlobStore::get`] / [`BlobStore::get_stream`] re-hash on the way out;
 //!   [`BlobStore::verify`] reports `Ok | Missing | Corrupt { actual }`; [`BlobStore::list`]
 //!   streams every key (for verification and garbage collection).
@@ -40,4 +45,4 @@ pub use backend::{InputStream, OutputStream};
 pub use error::StoreError;
 pub use options::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, StoreOptions};
 pub use sha::Sha256;
-pub use store::{BlobStore, PutOutcome, Verification};
+pub use store::{BlobStore, PendingSync, PutOutcome, Verification};

@@ -3,13 +3,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::Stream;
 use futures::stream::{BoxStream, StreamExt};
 use tokio::io::AsyncRead;
 
-use crate::backend::{Backend, OutputStream};
+use crate::backend::{Backend, Durability, OutputStream};
 use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::location::{Location, redact};
@@ -26,7 +27,16 @@ pub struct PutOutcome {
     pub key: String,
     /// `true` when this call stored the object, `false` when it was already there.
     pub created: bool,
+    /// `None`: durable when the put returned ([`BlobStore::put`]). `Some`: written by
+    /// [`BlobStore::put_deferred`] and durable once [`BlobStore::is_durable`] says so.
+    pub pending: Option<PendingSync>,
 }
+
+/// A deferred put's place in this store's order of completed puts. The put is durable once a
+/// [`BlobStore::sync`] that started after it has returned; [`BlobStore::is_durable`] checks.
+/// Tickets of one store are ordered, so a batch needs to keep only its largest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PendingSync(u64);
 
 /// Result of [`BlobStore::verify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +59,10 @@ struct Inner {
     url: String,
     layout: Layout,
     backend: Box<dyn Backend>,
+    /// Deferred puts completed so far; the n-th gets ticket n.
+    deferred_puts: AtomicU64,
+    /// Every ticket up to this one is durable.
+    synced_through: AtomicU64,
 }
 
 impl fmt::Debug for BlobStore {
@@ -112,6 +126,8 @@ impl BlobStore {
                 url: display_url,
                 layout,
                 backend,
+                deferred_puts: AtomicU64::new(0),
+                synced_through: AtomicU64::new(0),
             }),
         })
     }
@@ -127,19 +143,67 @@ impl BlobStore {
         self.inner.layout.key_for(sha)
     }
 
-    /// Store `bytes` unless an object with the same digest exists (put-if-absent).
+    /// Store `bytes` unless an object with the same digest exists (put-if-absent). The
+    /// object is durable when this returns.
     pub async fn put(&self, bytes: Bytes) -> Result<PutOutcome, StoreError> {
+        self.put_with(bytes, Durability::Immediate).await
+    }
+
+    /// [`BlobStore::put`], but durability may wait for the next [`BlobStore::sync`], so that
+    /// many puts share one flush (the fs backend skips its per-object fsyncs; S3 objects are
+    /// durable anyway). The object is readable at once. Before recording anywhere that the
+    /// object exists, call `sync` and check [`BlobStore::is_durable`] with the outcome's
+    /// `pending` ticket: a crash of the machine (not only of the process) before the sync may
+    /// lose the object.
+    pub async fn put_deferred(&self, bytes: Bytes) -> Result<PutOutcome, StoreError> {
+        self.put_with(bytes, Durability::Deferred).await
+    }
+
+    async fn put_with(
+        &self,
+        bytes: Bytes,
+        durability: Durability,
+    ) -> Result<PutOutcome, StoreError> {
         let sha = digest_bytes(&bytes).await.map_err(|e| self.task_error(e))?;
         let key = self.key_for(&sha);
         let size = bytes.len() as u64;
-        let created = self.inner.backend.put_bytes(&key, &sha, bytes).await?;
-        tracing::debug!(store = %self.inner.url, %key, size, created, "put");
+        let created = self
+            .inner
+            .backend
+            .put_bytes(&key, &sha, bytes, durability)
+            .await?;
+        // Numbered only once the backend is done with it, so a sync that reads a count at
+        // least this large started after these writes.
+        let pending = (durability == Durability::Deferred)
+            .then(|| PendingSync(self.inner.deferred_puts.fetch_add(1, Ordering::AcqRel) + 1));
+        tracing::debug!(store = %self.inner.url, %key, size, created, deferred = pending.is_some(), "put");
         Ok(PutOutcome {
             sha256: sha,
             size,
             key,
             created,
+            pending,
         })
+    }
+
+    /// Make every [`BlobStore::put_deferred`] that returned before this call durable (fs: one
+    /// `syncfs(2)` on Linux). Cheap when there is nothing to flush. An error means nothing
+    /// new is known to be durable; a later sync tries again.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let through = self.inner.deferred_puts.load(Ordering::Acquire);
+        if through <= self.inner.synced_through.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.inner.backend.sync().await?;
+        self.inner
+            .synced_through
+            .fetch_max(through, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Whether the deferred put that returned `ticket` is durable.
+    pub fn is_durable(&self, ticket: PendingSync) -> bool {
+        ticket.0 <= self.inner.synced_through.load(Ordering::Acquire)
     }
 
     /// Store a stream of chunks (size unknown up front), hashing as it is written. Memory use
@@ -161,6 +225,7 @@ impl BlobStore {
             size: stored.size,
             key,
             created: stored.created,
+            pending: None,
         })
     }
 

@@ -32,6 +32,7 @@ macro_rules! conformance {
             case!(large_stream_30mb);
             case!(put_stream_matches_put);
             case!(list_returns_every_key);
+            case!(deferred_puts_become_durable_at_sync);
         }
     };
 }

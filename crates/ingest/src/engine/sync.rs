@@ -23,9 +23,9 @@ use tracing::{info, warn};
 
 use super::run::{CursorUpdate, RunKind, RunLease, RunStatus, history_i64};
 use super::summary::{RunSummary, Tally, api_delta};
-use super::thread_fetch::{MessageResult, RunContext, ThreadWork};
-use super::writer::{PageChanges, write_batch};
-use super::{BlobCounts, Engine, EngineError, Progress, Window};
+use super::thread_fetch::{BlobPuts, MessageResult, RunContext, ThreadWork};
+use super::writer::{PageChanges, check_blobs_durable, make_blobs_durable, write_batch};
+use super::{Engine, EngineError, Progress, Window};
 use crate::repo::{self, LabelUpdate};
 
 /// New messages of one page fetched at once (the client caps requests per mailbox).
@@ -308,13 +308,15 @@ impl Engine {
             label_updates: labels,
             deletes: deleted,
         };
+        // Blobs before rows, flushed once for the whole page.
+        make_blobs_durable(&self.store, batch.iter().chain([&skipped_only])).await?;
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(EngineError::db("begin page"))?;
-        let mut page_tally = write_batch(&mut tx, ctx, &batch, &changes).await?;
-        page_tally.merge(write_skips(&mut tx, ctx, &skipped_only).await?);
+        let mut page_tally = write_batch(&mut tx, ctx, &self.store, &batch, &changes).await?;
+        page_tally.merge(write_skips(&mut tx, ctx, &self.store, &skipped_only).await?);
         sqlx::query(
             "UPDATE mailboxes SET history_id = $2, history_id_updated_at = now(), updated_at = now()
              WHERE id = $1 AND history_id IS DISTINCT FROM $2",
@@ -344,7 +346,7 @@ impl Engine {
                     reason: "not found: deleted after it was added".into(),
                 },
                 raw_blob: None,
-                blobs: BlobCounts::default(),
+                blobs: BlobPuts::default(),
             }),
             Err(e) => Err(e.into()),
         }
@@ -355,10 +357,12 @@ impl Engine {
 async fn write_skips(
     conn: &mut sqlx::PgConnection,
     ctx: &RunContext,
+    store: &store::BlobStore,
     work: &ThreadWork,
 ) -> Result<Tally, EngineError> {
+    check_blobs_durable(store, work)?;
     let tally = Tally {
-        blobs: work.blobs,
+        blobs: work.blobs.counts,
         skipped: work.skipped.clone(),
         ..Tally::default()
     };

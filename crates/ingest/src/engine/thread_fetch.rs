@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use gmail::{GmailError, MessageMinimal, RawMessage};
-use store::PutOutcome;
+use store::{PendingSync, PutOutcome};
 use tracing::{debug, warn};
 
 use super::summary::{BlobCounts, Skipped};
@@ -78,7 +78,7 @@ pub(crate) struct ThreadWork {
     pub skipped: Vec<Skipped>,
     /// Blobs archived for messages that were then skipped (unparseable).
     pub orphan_blobs: Vec<BlobUpsert>,
-    pub blobs: BlobCounts,
+    pub blobs: BlobPuts,
 }
 
 impl ThreadWork {
@@ -92,7 +92,7 @@ impl ThreadWork {
             label_updates: Vec::new(),
             skipped: Vec::new(),
             orphan_blobs: Vec::new(),
-            blobs: BlobCounts::default(),
+            blobs: BlobPuts::default(),
         }
     }
 
@@ -100,8 +100,7 @@ impl ThreadWork {
     pub(crate) fn absorb(&mut self, result: MessageResult) -> String {
         match result {
             MessageResult::Fetched(m, blobs) => {
-                self.blobs.stored += blobs.stored;
-                self.blobs.deduplicated += blobs.deduplicated;
+                self.blobs.merge(blobs);
                 let id = m.meta.id.clone();
                 self.messages.push(*m);
                 id
@@ -111,8 +110,7 @@ impl ThreadWork {
                 raw_blob,
                 blobs,
             } => {
-                self.blobs.stored += blobs.stored;
-                self.blobs.deduplicated += blobs.deduplicated;
+                self.blobs.merge(blobs);
                 self.orphan_blobs.extend(raw_blob);
                 let id = skipped.message_id.clone();
                 self.skipped.push(skipped);
@@ -222,7 +220,7 @@ impl Engine {
                         reason: "not found: deleted between listing and fetch".into(),
                     },
                     raw_blob: None,
-                    blobs: BlobCounts::default(),
+                    blobs: BlobPuts::default(),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -234,13 +232,15 @@ impl Engine {
 
     /// Stores the raw message and its parts, and parses it. A message the
     /// parser rejects is still archived (its raw blob is kept and recorded).
+    /// The puts are deferred: the writer makes them durable, all at once,
+    /// before the batch that references them commits (`make_blobs_durable`).
     pub(crate) async fn archive_message(
         &self,
         raw: RawMessage,
     ) -> Result<MessageResult, EngineError> {
-        let mut blobs = BlobCounts::default();
-        let raw_put = self.store.put(raw.raw.clone()).await?;
-        count_put(&mut blobs, &raw_put);
+        let mut blobs = BlobPuts::default();
+        let raw_put = self.store.put_deferred(raw.raw.clone()).await?;
+        blobs.add(&raw_put);
         let raw_blob = blob_row(&raw_put);
         let meta = RawMeta {
             id: raw.id,
@@ -273,8 +273,8 @@ impl Engine {
         };
         let mut parts = Vec::with_capacity(parsed.parts.len());
         for part in &parsed.parts {
-            let put = self.store.put(part.content.clone()).await?;
-            count_put(&mut blobs, &put);
+            let put = self.store.put_deferred(part.content.clone()).await?;
+            blobs.add(&put);
             parts.push((part.clone(), blob_row(&put)));
         }
         // The bytes live in the store now; keep only metadata in memory.
@@ -300,19 +300,36 @@ impl Engine {
 }
 
 pub(crate) enum MessageResult {
-    Fetched(Box<FetchedMessage>, BlobCounts),
+    Fetched(Box<FetchedMessage>, BlobPuts),
     Skipped {
         skipped: Skipped,
         raw_blob: Option<BlobUpsert>,
-        blobs: BlobCounts,
+        blobs: BlobPuts,
     },
 }
 
-fn count_put(blobs: &mut BlobCounts, put: &PutOutcome) {
-    if put.created {
-        blobs.stored += 1;
-    } else {
-        blobs.deduplicated += 1;
+/// What archiving put into the store: the summary's counts, and the latest
+/// deferred put, which must be durable before any row points at these blobs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BlobPuts {
+    pub counts: BlobCounts,
+    pub durable_after: Option<PendingSync>,
+}
+
+impl BlobPuts {
+    pub(crate) fn add(&mut self, put: &PutOutcome) {
+        if put.created {
+            self.counts.stored += 1;
+        } else {
+            self.counts.deduplicated += 1;
+        }
+        self.durable_after = self.durable_after.max(put.pending);
+    }
+
+    pub(crate) fn merge(&mut self, other: BlobPuts) {
+        self.counts.stored += other.counts.stored;
+        self.counts.deduplicated += other.counts.deduplicated;
+        self.durable_after = self.durable_after.max(other.durable_after);
     }
 }
 

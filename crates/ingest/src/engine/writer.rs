@@ -13,6 +13,7 @@ use chrono::{TimeZone, Utc};
 use ledger::{EventType, NewEvent};
 use serde_json::json;
 use sqlx::PgConnection;
+use store::BlobStore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::debug;
 
@@ -54,12 +55,15 @@ impl Engine {
                     Err(_) => break,
                 }
             }
+            // Blobs before rows, flushed once for the whole batch.
+            make_blobs_durable(&self.store, &batch).await?;
             let mut tx = self
                 .pool
                 .begin()
                 .await
                 .map_err(EngineError::db("begin batch"))?;
-            let done = write_batch(&mut tx, ctx, &batch, &PageChanges::default()).await?;
+            let done =
+                write_batch(&mut tx, ctx, &self.store, &batch, &PageChanges::default()).await?;
             let mut so_far = committed.lock().map(|t| t.clone()).unwrap_or_default();
             so_far.merge(done.clone());
             lease.record_counts_in(&mut tx, &so_far).await?;
@@ -129,21 +133,50 @@ pub(crate) struct PageChanges {
     pub deletes: Vec<String>,
 }
 
-/// Writes one batch inside the caller's transaction.
+/// Makes every blob the batch archived durable: one store sync covers the
+/// deferred puts of all its messages. Call it before opening the transaction
+/// that writes the batch, so no transaction waits on the disk.
+pub(crate) async fn make_blobs_durable<'a>(
+    store: &BlobStore,
+    batch: impl IntoIterator<Item = &'a ThreadWork>,
+) -> Result<(), EngineError> {
+    if batch.into_iter().any(|w| w.blobs.durable_after.is_some()) {
+        store.sync().await?;
+    }
+    Ok(())
+}
+
+/// Refuses to write rows for blobs the store has not made durable: a crash
+/// of the machine could otherwise leave a row pointing at nothing.
+pub(crate) fn check_blobs_durable(store: &BlobStore, work: &ThreadWork) -> Result<(), EngineError> {
+    match work.blobs.durable_after {
+        Some(ticket) if !store.is_durable(ticket) => Err(EngineError::Internal(format!(
+            "thread {}: its blobs are not yet durable in the store; rows must not be written \
+             before make_blobs_durable",
+            work.provider_thread_id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes one batch inside the caller's transaction. The batch's blobs must
+/// already be durable (`make_blobs_durable`).
 pub(crate) async fn write_batch(
     conn: &mut PgConnection,
     ctx: &RunContext,
+    store: &BlobStore,
     batch: &[ThreadWork],
     changes: &PageChanges,
 ) -> Result<Tally, EngineError> {
     let mut tally = Tally::default();
     let mut events: Vec<NewEvent> = Vec::new();
 
-    // 1. Blobs: the objects are already in the store.
+    // 1. Blobs: the objects are already in the store, durably.
     let mut blob_rows = Vec::new();
     for work in batch {
-        tally.blobs.stored += work.blobs.stored;
-        tally.blobs.deduplicated += work.blobs.deduplicated;
+        check_blobs_durable(store, work)?;
+        tally.blobs.stored += work.blobs.counts.stored;
+        tally.blobs.deduplicated += work.blobs.counts.deduplicated;
         blob_rows.extend(work.orphan_blobs.iter().cloned());
         for m in &work.messages {
             blob_rows.push(m.raw_blob.clone());
@@ -335,4 +368,47 @@ pub(crate) async fn write_batch(
     tally.threads_fetched += batch.len() as u64;
     tally.messages_fetched += message_rows.len() as u64;
     Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blobs before rows: a thread whose blobs were put deferred is refused
+    /// until the store has synced them, and a re-put of a known blob owes a
+    /// sync too (its first writer may not have flushed it).
+    #[tokio::test]
+    async fn rows_wait_for_their_deferred_blobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::from_url(dir.path().to_str().expect("utf-8"), "org")
+            .await
+            .expect("store");
+        let mut work = ThreadWork::new("t1".into(), None);
+        check_blobs_durable(&store, &work).expect("nothing stored, nothing owed");
+
+        let put = store
+            .put_deferred(bytes::Bytes::from_static(b"raw message"))
+            .await
+            .expect("put");
+        work.blobs.add(&put);
+        let err = check_blobs_durable(&store, &work).expect_err("not yet durable");
+        assert!(err.to_string().contains("thread t1"), "{err}");
+
+        make_blobs_durable(&store, [&work]).await.expect("sync");
+        check_blobs_durable(&store, &work).expect("durable after the sync");
+
+        let mut again = ThreadWork::new("t2".into(), None);
+        let reput = store
+            .put_deferred(bytes::Bytes::from_static(b"raw message"))
+            .await
+            .expect("re-put");
+        assert!(!reput.created);
+        again.blobs.add(&reput);
+        assert_eq!(again.blobs.counts.deduplicated, 1);
+        check_blobs_durable(&store, &again).expect_err("a re-put waits for a sync as well");
+        make_blobs_durable(&store, [&work, &again])
+            .await
+            .expect("sync");
+        check_blobs_durable(&store, &again).expect("durable");
+    }
 }

@@ -1,25 +1,29 @@
 //! Filesystem backend: objects are files at `<root>/<key>`. Writes go to a uniquely named
 //! staging file in the destination directory, are fsynced, and are hard-linked into place;
 //! `link(2)` fails with EEXIST when the object exists, which makes the put-if-absent atomic
-//! across tasks and processes without clobbering and without torn files.
+//! across tasks and processes without clobbering and without torn files. Deferred puts skip
+//! the fsyncs and leave them to one `sync` (flush.rs).
 
+mod flush;
 mod put;
 mod read;
 mod staging;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::backend::{Backend, InputStream, OutputStream, Stored};
+use crate::backend::{Backend, Durability, InputStream, OutputStream, Stored};
 use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::sha::Sha256;
 
 pub(crate) struct FsBackend {
     ctx: Ctx,
+    flush: Arc<flush::Flush>,
 }
 
 /// What every blocking helper needs: the root and the URL to name in errors.
@@ -63,23 +67,44 @@ impl FsBackend {
     pub(crate) async fn open(url: String, root: PathBuf) -> Result<Self, StoreError> {
         let ctx = Ctx { url, root };
         let probe = ctx.clone();
-        ctx.blocking(move || {
-            std::fs::create_dir_all(&probe.root)
-                .map_err(|e| probe.io("create store directory", &probe.root, e))
+        let flush = ctx
+            .blocking(move || {
+                std::fs::create_dir_all(&probe.root)
+                    .map_err(|e| probe.io("create store directory", &probe.root, e))?;
+                flush::Flush::open(&probe)
+            })
+            .await?;
+        Ok(Self {
+            ctx,
+            flush: Arc::new(flush),
         })
-        .await?;
-        Ok(Self { ctx })
     }
 }
 
 #[async_trait]
 impl Backend for FsBackend {
-    async fn put_bytes(&self, key: &str, _sha: &Sha256, bytes: Bytes) -> Result<bool, StoreError> {
+    async fn put_bytes(
+        &self,
+        key: &str,
+        _sha: &Sha256,
+        bytes: Bytes,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
         let ctx = self.ctx.clone();
         let key = key.to_owned();
+        let flush = Arc::clone(&self.flush);
         self.ctx
-            .blocking(move || put::put_bytes(&ctx, &key, &bytes))
+            .blocking(move || {
+                let deferred = (durability == Durability::Deferred).then_some(&*flush);
+                put::put_bytes(&ctx, &key, &bytes, deferred)
+            })
             .await
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        let ctx = self.ctx.clone();
+        let flush = Arc::clone(&self.flush);
+        self.ctx.blocking(move || flush.sync(&ctx)).await
     }
 
     async fn put_stream(

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::Ctx;
+use super::flush::Flush;
 use super::staging::{Staging, ensure_dir, fsync_dir};
 use crate::backend::{InputStream, Stored};
 use crate::error::StoreError;
@@ -16,21 +17,37 @@ use crate::layout::Layout;
 use crate::sha::Hasher;
 
 /// Blocking: store `bytes` under `key` unless present. Returns whether this call created it.
-pub(super) fn put_bytes(ctx: &Ctx, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+/// `deferred`: skip every fsync and record what needs one in `Flush` instead.
+pub(super) fn put_bytes(
+    ctx: &Ctx,
+    key: &str,
+    bytes: &[u8],
+    deferred: Option<&Flush>,
+) -> Result<bool, StoreError> {
     let target = ctx.path_for(key);
     let size = bytes.len() as u64;
-    // Fast path: already stored, so re-runs write nothing.
+    // Fast path: already stored, so re-runs write nothing. A deferred put still owes a flush:
+    // the object may be another writer's, not yet durable.
     if let Some(existing) = existing_size(ctx, &target)? {
+        if let Some(flush) = deferred {
+            flush.record(&target);
+        }
         return check_size(ctx, key, size, existing).map(|()| false);
     }
     let dir = parent(&target);
-    ensure_dir(ctx, dir)?;
+    ensure_dir(ctx, dir, deferred)?;
     let (staging, mut file) = Staging::create(ctx, dir)?;
     file.write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| match deferred {
+            Some(_) => Ok(()),
+            None => file.sync_all(),
+        })
         .map_err(|e| ctx.io("write staging file", staging.path(), e))?;
     drop(file);
-    place(ctx, staging, key, size)
+    if let Some(flush) = deferred {
+        flush.record(&target);
+    }
+    place(ctx, staging, key, size, deferred)
 }
 
 /// Store a stream; the staging file lives in `<root>/<prefix>/sha256/` until the digest is known.
@@ -44,7 +61,7 @@ pub(super) async fn put_stream(
         let ctx2 = ctx.clone();
         let dir = staging_dir.clone();
         ctx.blocking(move || {
-            ensure_dir(&ctx2, &dir)?;
+            ensure_dir(&ctx2, &dir, None)?;
             Staging::create(&ctx2, &dir)
         })
         .await?
@@ -70,8 +87,8 @@ pub(super) async fn put_stream(
     let ctx2 = ctx.clone();
     let created = ctx
         .blocking(move || {
-            ensure_dir(&ctx2, parent(&ctx2.path_for(&key)))?;
-            place(&ctx2, staging, &key, size)
+            ensure_dir(&ctx2, parent(&ctx2.path_for(&key)), None)?;
+            place(&ctx2, staging, &key, size, None)
         })
         .await?;
     Ok(Stored {
@@ -83,7 +100,13 @@ pub(super) async fn put_stream(
 
 /// Hard-link the complete, fsynced staging file to `key`. EEXIST means another writer won the
 /// race (or the object was there): success with `created = false` after a size check.
-fn place(ctx: &Ctx, staging: Staging, key: &str, size: u64) -> Result<bool, StoreError> {
+fn place(
+    ctx: &Ctx,
+    staging: Staging,
+    key: &str,
+    size: u64,
+    deferred: Option<&Flush>,
+) -> Result<bool, StoreError> {
     let target = ctx.path_for(key);
     let dir = parent(&target);
     match std::fs::hard_link(staging.path(), &target) {
@@ -91,7 +114,10 @@ fn place(ctx: &Ctx, staging: Staging, key: &str, size: u64) -> Result<bool, Stor
             // Remove the staging name before the directory fsync so one fsync makes both
             // the new entry and the removal durable.
             drop(staging);
-            fsync_dir(ctx, dir)?;
+            match deferred {
+                Some(flush) => flush.record(dir),
+                None => fsync_dir(ctx, dir)?,
+            }
             Ok(true)
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Ctx;
+use super::flush::Flush;
 use crate::error::StoreError;
 
 /// Prefix of staging file names; `.` keeps them out of listings and away from valid keys.
@@ -63,8 +64,13 @@ pub(crate) fn fsync_dir(ctx: &Ctx, dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Create `dir` and any missing ancestors, fsyncing each new directory's parent so the new
-/// entries are durable. Concurrent creators are fine (EEXIST is success).
-pub(crate) fn ensure_dir(ctx: &Ctx, dir: &Path) -> Result<(), StoreError> {
+/// entries are durable (`deferred`: recording it there instead). Concurrent creators are fine
+/// (EEXIST is success).
+pub(crate) fn ensure_dir(
+    ctx: &Ctx,
+    dir: &Path,
+    deferred: Option<&Flush>,
+) -> Result<(), StoreError> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -81,7 +87,10 @@ pub(crate) fn ensure_dir(ctx: &Ctx, dir: &Path) -> Result<(), StoreError> {
         match std::fs::create_dir(d) {
             Ok(()) => {
                 if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    fsync_dir(ctx, parent)?;
+                    match deferred {
+                        Some(flush) => flush.record(parent),
+                        None => fsync_dir(ctx, parent)?,
+                    }
                 }
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists && d.is_dir() => {}

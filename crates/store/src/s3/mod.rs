@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::OnceCell;
 
-use crate::backend::{Backend, InputStream, OutputStream, Stored};
+use crate::backend::{Backend, Durability, InputStream, OutputStream, Stored};
 use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::options::StoreOptions;
@@ -88,8 +88,19 @@ impl S3Backend {
 
 #[async_trait]
 impl Backend for S3Backend {
-    async fn put_bytes(&self, key: &str, sha: &Sha256, bytes: Bytes) -> Result<bool, StoreError> {
+    async fn put_bytes(
+        &self,
+        key: &str,
+        sha: &Sha256,
+        bytes: Bytes,
+        _durability: Durability,
+    ) -> Result<bool, StoreError> {
+        // S3 acknowledges a PutObject only once the object is durable: nothing to defer.
         put::put_bytes(&self.ctx, key, sha, bytes).await
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn put_stream(

@@ -268,3 +268,69 @@ pub async fn list_returns_every_key(fx: impl Fixture) {
     expected.sort();
     assert_eq!(keys, expected);
 }
+
+pub async fn deferred_puts_become_durable_at_sync(fx: impl Fixture) {
+    let store = fx.store().clone();
+    let immediate = store.put(random_bytes(1000)).await.expect("put");
+    assert_eq!(immediate.pending, None, "put is durable when it returns");
+    store.sync().await.expect("sync with nothing deferred");
+
+    let data = random_bytes(50_000);
+    let first = store
+        .put_deferred(data.clone())
+        .await
+        .expect("deferred put");
+    assert!(first.created);
+    let ticket = first.pending.expect("a deferred put has a ticket");
+    assert!(!store.is_durable(ticket), "not durable before a sync");
+    // Readable at once, and put-if-absent still holds.
+    assert_eq!(store.get(&first.sha256).await.expect("get"), data);
+    let again = store.put_deferred(data.clone()).await.expect("second");
+    assert!(!again.created);
+    assert!(again.pending > first.pending, "tickets are ordered");
+
+    // Concurrent deferred puts (distinct and shared content) from many tasks.
+    let shared = random_bytes(20_000);
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            let mine = random_bytes(3000 + i);
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let a = store.put_deferred(mine).await.expect("own");
+                let b = store.put_deferred(shared).await.expect("shared");
+                (a, b)
+            })
+        })
+        .collect();
+    let mut outcomes = vec![first.clone(), again.clone()];
+    let mut shared_created = 0;
+    for task in tasks {
+        let (a, b) = task.await.expect("task");
+        shared_created += usize::from(b.created);
+        outcomes.extend([a, b]);
+    }
+    assert_eq!(
+        shared_created, 1,
+        "one of 16 deferred puts creates the shared object"
+    );
+    store.sync().await.expect("sync");
+    for out in &outcomes {
+        assert!(
+            store.is_durable(out.pending.expect("ticket")),
+            "{}",
+            out.key
+        );
+        assert_eq!(
+            store.verify(&out.sha256).await.expect("verify"),
+            Verification::Ok
+        );
+    }
+    // A put after the sync waits for the next one.
+    let late = store.put_deferred(random_bytes(10)).await.expect("late");
+    assert!(!store.is_durable(late.pending.expect("ticket")));
+    store.sync().await.expect("second sync");
+    assert!(store.is_durable(late.pending.expect("ticket")));
+    let keys: Vec<String> = store.list().try_collect().await.expect("list");
+    assert_eq!(keys.len(), 2 + 16 + 1 + 1, "{keys:?}");
+}
