@@ -33,7 +33,6 @@ pub(crate) struct Flush {
 #[derive(Default)]
 struct Unflushed {
     any: bool,
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
     paths: Vec<PathBuf>,
 }
 
@@ -54,10 +53,21 @@ impl Flush {
     pub(crate) fn record(&self, path: &Path) {
         let mut u = self.unflushed.lock().unwrap_or_else(|p| p.into_inner());
         u.any = true;
-        #[cfg(not(target_os = "linux"))]
-        u.paths.push(path.to_owned());
-        #[cfg(target_os = "linux")]
-        let _ = path;
+        if KEEP_PATHS {
+            u.paths.push(path.to_owned());
+        }
+    }
+
+    /// Record an object written (or found) without an fsync: the file, and every directory
+    /// from its own up to the root, since another writer (another process, even) may have
+    /// created one of them and not flushed it yet.
+    pub(crate) fn record_object(&self, ctx: &Ctx, object: &Path) {
+        self.record(object);
+        if KEEP_PATHS {
+            for dir in directories_up_to_root(object, &ctx.root) {
+                self.record(dir);
+            }
+        }
     }
 
     /// Blocking: make every write recorded before this call durable.
@@ -82,21 +92,36 @@ impl Flush {
         result
     }
 
-    #[cfg(target_os = "linux")]
-    fn flush(&self, ctx: &Ctx, _paths: &[PathBuf]) -> Result<(), StoreError> {
-        rustix::fs::syncfs(&self.root)
-            .map_err(|e| ctx.io("syncfs store filesystem", &ctx.root, e.into()))
-    }
-
-    #[cfg(not(target_os = "linux"))]
     fn flush(&self, ctx: &Ctx, paths: &[PathBuf]) -> Result<(), StoreError> {
-        fsync_each(ctx, paths)
+        #[cfg(target_os = "linux")]
+        {
+            let _ = paths;
+            rustix::fs::syncfs(&self.root)
+                .map_err(|e| ctx.io("syncfs store filesystem", &ctx.root, e.into()))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            fsync_each(ctx, paths)
+        }
     }
+}
+
+/// Paths are kept only where `sync` fsyncs them one by one.
+const KEEP_PATHS: bool = !cfg!(target_os = "linux");
+
+/// The directories holding `object`, innermost first, up to and including `root`.
+fn directories_up_to_root<'a>(object: &'a Path, root: &'a Path) -> impl Iterator<Item = &'a Path> {
+    let mut reached_root = false;
+    object.ancestors().skip(1).take_while(move |dir| {
+        let take = !reached_root && dir.starts_with(root);
+        reached_root = *dir == root;
+        take
+    })
 }
 
 /// fsync every path once (files first, then directories, so a directory is flushed after
 /// the files whose entries it holds).
-#[cfg(any(not(target_os = "linux"), test))]
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 pub(crate) fn fsync_each(ctx: &Ctx, paths: &[PathBuf]) -> Result<(), StoreError> {
     let mut paths: Vec<&PathBuf> = paths.iter().collect();
     paths.sort();
@@ -139,6 +164,13 @@ mod tests {
 
         // The portable path fsyncs each file and directory, and names a path it cannot open.
         fsync_each(&ctx, &[file.clone(), dir.path().to_owned(), file.clone()]).expect("fsync");
+        let object = dir.path().join("org/sha256/ab/cd/abcd");
+        let dirs: Vec<&Path> = directories_up_to_root(&object, dir.path()).collect();
+        let want: Vec<PathBuf> = ["org/sha256/ab/cd", "org/sha256/ab", "org/sha256", "org", ""]
+            .iter()
+            .map(|d| dir.path().join(d))
+            .collect();
+        assert_eq!(dirs, want.iter().map(PathBuf::as_path).collect::<Vec<_>>());
         let gone = dir.path().join("gone");
         let err = fsync_each(&ctx, &[gone]).expect_err("missing path");
         assert!(err.to_string().contains("gone"), "{err}");

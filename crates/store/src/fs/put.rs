@@ -30,7 +30,7 @@ pub(super) fn put_bytes(
     // the object may be another writer's, not yet durable.
     if let Some(existing) = existing_size(ctx, &target)? {
         if let Some(flush) = deferred {
-            flush.record(&target);
+            flush.record_object(ctx, &target);
         }
         return check_size(ctx, key, size, existing).map(|()| false);
     }
@@ -45,7 +45,7 @@ pub(super) fn put_bytes(
         .map_err(|e| ctx.io("write staging file", staging.path(), e))?;
     drop(file);
     if let Some(flush) = deferred {
-        flush.record(&target);
+        flush.record_object(ctx, &target);
     }
     place(ctx, staging, key, size, deferred)
 }
