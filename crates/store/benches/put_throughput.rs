@@ -84,13 +84,7 @@ fn main() {
         }
     }
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fs_store = rt
-        .block_on(BlobStore::from_url(
-            dir.path().to_str().expect("utf-8"),
-            "bench",
-        ))
-        .expect("open fs store");
+    let (dir, fs_store) = temp_fs_store(&rt);
     let fs = measure_async(&rt, &fs_store, total_mib, &base);
     report(
         &format!("fs store put ({CONCURRENCY} concurrent)"),
@@ -107,13 +101,7 @@ fn main() {
 
     let mail_blobs = if full { 10_000 } else { 256 };
     for deferred in [false, true] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = rt
-            .block_on(BlobStore::from_url(
-                dir.path().to_str().expect("utf-8"),
-                "bench",
-            ))
-            .expect("open fs store");
+        let (_dir, store) = temp_fs_store(&rt);
         let (wall, cpu) = put_small_blobs(&rt, &store, mail_blobs, &base[..50_000], deferred);
         let label = if deferred {
             "fs put_deferred, sync per 64"
@@ -142,6 +130,18 @@ fn main() {
         }
         _ => println!("S3: AWS_ENDPOINT_URL / MAILINGEST_TEST_S3_BUCKET not set; skipped"),
     }
+}
+
+/// An fs store in a fresh temp dir (removed when the returned guard drops).
+fn temp_fs_store(rt: &tokio::runtime::Runtime) -> (tempfile::TempDir, BlobStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = rt
+        .block_on(BlobStore::from_url(
+            dir.path().to_str().expect("utf-8"),
+            "bench",
+        ))
+        .expect("open fs store");
+    (dir, store)
 }
 
 /// Distinct blobs `first..first+n`: the shared random base with the index in the first bytes.
