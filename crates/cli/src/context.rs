@@ -1,11 +1,14 @@
-//! Building the engine from the global options: database, store, Gmail client.
+//! Building what commands work with from the global options: the database
+//! (connected and migrated, in one place), the store, the Gmail client, the engine.
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use gmail::{AuthSpec, ClientConfig, GmailClient};
 use ingest::engine::{Engine, EngineOptions};
+use ingest::repo::{Repository, pg::PgRepository};
 use store::BlobStore;
 
 use crate::args::GlobalArgs;
@@ -73,18 +76,25 @@ pub async fn blob_store(global: &GlobalArgs) -> anyhow::Result<BlobStore> {
         .context("opening the attachment store")
 }
 
+/// The database, connected and with the schema applied.
+pub async fn database(
+    global: &GlobalArgs,
+    connections: u32,
+) -> anyhow::Result<Arc<dyn Repository>> {
+    let pool = db::connect(global.database_url()?, connections).await?;
+    let repo = PgRepository::new(pool);
+    repo.migrate().await.context("applying migrations")?;
+    Ok(Arc::new(repo))
+}
+
 /// The engine over the given Gmail client.
 pub async fn engine(
     global: &GlobalArgs,
     gmail: GmailClient,
     connections: u32,
 ) -> anyhow::Result<Engine> {
-    let pool = db::connect(global.database_url()?, connections).await?;
-    ingest::schema::migrate(&pool)
-        .await
-        .context("applying migrations")?;
     Ok(Engine {
-        pool,
+        repo: database(global, connections).await?,
         gmail,
         store: blob_store(global).await?,
         org: global.org.clone(),

@@ -1,14 +1,66 @@
-//! The exit codes scripts rely on (DESIGN.md, "CLI contract").
+//! The exit codes scripts rely on, and the one mapping from outcomes to them.
+//!
+//! 0 done; 1 failed; 2 usage; 3 done but some messages skipped; 4 verify found
+//! problems; 75 another run holds (or took over) the mailbox; 130 interrupted.
 
-/// The job failed.
-pub const FAILED: u8 = 1;
-/// The command line was wrong.
-pub const USAGE: u8 = 2;
-/// The job finished but some messages were skipped (listed in the summary).
-pub const SKIPPED: u8 = 3;
-/// `verify` found problems.
-pub const VERIFY_PROBLEMS: u8 = 4;
-/// Another run holds this mailbox.
-pub const LOCKED: u8 = 75;
-/// Interrupted by a signal; a re-run resumes.
-pub const INTERRUPTED: u8 = 130;
+use std::process::ExitCode;
+
+use ingest::engine::{EngineError, RunOutcome, RunSummary};
+
+/// What a command amounted to, ordered from best to worst so that a command
+/// over several mailboxes (`sync --all`) exits with its worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    Done,
+    /// Done, but some messages were skipped (listed in the summary).
+    Skipped,
+    /// Another run holds this mailbox, or took it over mid-run.
+    Locked,
+    /// `verify` found problems.
+    VerifyProblems,
+    /// The command line was wrong.
+    Usage,
+    Failed,
+    /// Interrupted by a signal; a re-run resumes.
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Done => 0,
+            Exit::Failed => 1,
+            Exit::Usage => 2,
+            Exit::Skipped => 3,
+            Exit::VerifyProblems => 4,
+            Exit::Locked => 75,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// Engine errors with an exit code of their own; `None`: an ordinary failure.
+    pub fn of_error(err: &EngineError) -> Option<Exit> {
+        match err {
+            EngineError::Locked { .. } | EngineError::LeaseLost { .. } => Some(Exit::Locked),
+            EngineError::InvalidWindow(_) => Some(Exit::Usage),
+            _ => None,
+        }
+    }
+}
+
+impl From<&RunSummary> for Exit {
+    fn from(run: &RunSummary) -> Exit {
+        match run.outcome() {
+            RunOutcome::Completed => Exit::Done,
+            RunOutcome::CompletedWithSkips => Exit::Skipped,
+            RunOutcome::Interrupted => Exit::Interrupted,
+            RunOutcome::Failed => Exit::Failed,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::Cli;
+use crate::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
             // clap prints help/version to stdout with exit 0, usage errors to stderr with 2.
             let _ = err.print();
             return if err.use_stderr() {
-                ExitCode::from(exit::USAGE)
+                Exit::Usage.into()
             } else {
                 ExitCode::SUCCESS
             };
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(exit::FAILED);
+            return Exit::Failed.into();
         }
     };
     match runtime.block_on(cli.run()) {
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line, the whole cause chain, never a backtrace.
             eprintln!("error: {err:#}");
-            ExitCode::from(exit::FAILED)
+            Exit::Failed.into()
         }
     }
 }

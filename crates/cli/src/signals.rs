@@ -15,7 +15,7 @@ pub fn cancel_on_signal() -> CancellationToken {
         eprintln!(
             "error: aborted by a second signal; the run will be marked interrupted by the next one"
         );
-        std::process::exit(i32::from(crate::exit::INTERRUPTED));
+        std::process::exit(i32::from(crate::exit::Exit::Interrupted.code()));
     });
     token
 }

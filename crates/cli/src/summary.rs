@@ -1,12 +1,11 @@
-//! Printing a run summary (text, or one JSON object on stdout) and mapping it
-//! to the exit code.
+//! Printing a run summary (text, or one JSON object on stdout).
 
 use std::process::ExitCode;
 
-use ingest::engine::{EngineError, RunSummary};
+use ingest::engine::{EngineError, RunKind, RunSummary};
 use ingest::repo::OutcomeCounts;
 
-use crate::exit;
+use crate::exit::Exit;
 
 pub fn print(summary: &RunSummary, json: bool) {
     if json {
@@ -52,7 +51,7 @@ pub fn print(summary: &RunSummary, json: bool) {
         t.labels_changed,
         t.messages_deleted
     );
-    if summary.kind == "sync" {
+    if summary.kind == RunKind::Sync {
         println!(
             "  {:<12} pages {}  records {}{}",
             "history",
@@ -84,27 +83,14 @@ pub fn print(summary: &RunSummary, json: bool) {
     }
 }
 
-/// The exit code of a finished run.
-pub fn exit_code(summary: &RunSummary) -> ExitCode {
-    match summary.status {
-        "completed" if summary.tally.skipped.is_empty() => ExitCode::SUCCESS,
-        "completed" => ExitCode::from(exit::SKIPPED),
-        "interrupted" => ExitCode::from(exit::INTERRUPTED),
-        _ => ExitCode::from(exit::FAILED),
-    }
-}
-
-/// Engine errors with their own exit code; anything else is a failure.
+/// An engine error as the command's result: its own exit code with one line
+/// on stderr, or an ordinary failure for `main` to report.
 pub fn engine_error(err: EngineError) -> anyhow::Result<ExitCode> {
-    match err {
-        EngineError::Locked { .. } => {
+    match Exit::of_error(&err) {
+        Some(exit) => {
             eprintln!("error: {err}");
-            Ok(ExitCode::from(exit::LOCKED))
+            Ok(exit.into())
         }
-        EngineError::InvalidWindow(_) => {
-            eprintln!("error: {err}");
-            Ok(ExitCode::from(exit::USAGE))
-        }
-        other => Err(other.into()),
+        None => Err(err.into()),
     }
 }

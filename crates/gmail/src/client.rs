@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use google_gmail1::Gmail;
 use google_gmail1::common::Body;
@@ -17,6 +16,7 @@ use crate::call::{Mailbox, Recorder, SCOPE, settle};
 use crate::config::{ClientConfig, QuotaConfig};
 use crate::limiter::MailboxLimiter;
 use crate::metrics::{ApiMetrics, Method, MetricsTable};
+use crate::paginate::{Page, paginate};
 use crate::query::build_q;
 use crate::transport::{self, Connector, Endpoint};
 use crate::types::*;
@@ -163,27 +163,14 @@ impl GmailClient {
     ) -> Result<ThreadPage, GmailError> {
         let mb = self.mailbox(mailbox).await?;
         let m = Method::ThreadsList;
-        let search = build_q(q.after, q.before);
         let j: JThreadList = mb
             .run(m, mailbox, || async {
                 let mut rec = Recorder::default();
-                let mut call = mb
-                    .hub
-                    .users()
-                    .threads_list(&mb.user_id)
-                    .include_spam_trash(q.include_spam_trash)
-                    .max_results(q.page_size.clamp(1, 500))
-                    .add_scope(SCOPE);
-                if let Some(s) = &search {
-                    call = call.q(s);
-                }
-                for l in &q.label_ids {
-                    call = call.add_label_ids(l);
-                }
-                if let Some(t) = page_token {
-                    call = call.page_token(t);
-                }
-                let r = call.delegate(&mut rec).doit().await;
+                let call = mb.hub.users().threads_list(&mb.user_id).add_scope(SCOPE);
+                let r = with_query(call, q, page_token)
+                    .delegate(&mut rec)
+                    .doit()
+                    .await;
                 settle(r, &rec).await
             })
             .await?;
@@ -199,68 +186,43 @@ impl GmailClient {
     ) -> Result<MessagePage, GmailError> {
         let mb = self.mailbox(mailbox).await?;
         let m = Method::MessagesList;
-        let search = build_q(q.after, q.before);
         let j: JMessageList = mb
             .run(m, mailbox, || async {
                 let mut rec = Recorder::default();
-                let mut call = mb
-                    .hub
-                    .users()
-                    .messages_list(&mb.user_id)
-                    .include_spam_trash(q.include_spam_trash)
-                    .max_results(q.page_size.clamp(1, 500))
-                    .add_scope(SCOPE);
-                if let Some(s) = &search {
-                    call = call.q(s);
-                }
-                for l in &q.label_ids {
-                    call = call.add_label_ids(l);
-                }
-                if let Some(t) = page_token {
-                    call = call.page_token(t);
-                }
-                let r = call.delegate(&mut rec).doit().await;
+                let call = mb.hub.users().messages_list(&mb.user_id).add_scope(SCOPE);
+                let r = with_query(call, q, page_token)
+                    .delegate(&mut rec)
+                    .doit()
+                    .await;
                 settle(r, &rec).await
             })
             .await?;
         j.into_page(m.name())
     }
 
-    /// Every page of `threads.list` for the window, in order. Stops after the first error.
+    /// Every page of `threads.list` for the window, in order. Stops after the first error; a
+    /// token cycle ends it with `PageTokenCycle`.
     pub fn list_threads(
         &self,
         mailbox: &str,
         q: ListQuery,
     ) -> BoxStream<'static, Result<ThreadPage, GmailError>> {
-        let client = self.clone();
-        let mailbox = mailbox.to_string();
-        let q = Arc::new(q);
-        paginate(move |token| {
-            let (client, mailbox, q) = (client.clone(), mailbox.clone(), q.clone());
-            async move {
-                let page = client.threads_page(&mailbox, &q, token.as_deref()).await?;
-                let next = page.next_page_token.clone();
-                Ok((page, next))
-            }
+        self.pages(Method::ThreadsList, mailbox, move |c, mailbox, token| {
+            let q = q.clone();
+            async move { c.threads_page(&mailbox, &q, token.as_deref()).await }
         })
     }
 
-    /// Every page of `messages.list` for the window, in order. Stops after the first error.
+    /// Every page of `messages.list` for the window, in order. Stops after the first error; a
+    /// token cycle ends it with `PageTokenCycle`.
     pub fn list_messages(
         &self,
         mailbox: &str,
         q: ListQuery,
     ) -> BoxStream<'static, Result<MessagePage, GmailError>> {
-        let client = self.clone();
-        let mailbox = mailbox.to_string();
-        let q = Arc::new(q);
-        paginate(move |token| {
-            let (client, mailbox, q) = (client.clone(), mailbox.clone(), q.clone());
-            async move {
-                let page = client.messages_page(&mailbox, &q, token.as_deref()).await?;
-                let next = page.next_page_token.clone();
-                Ok((page, next))
-            }
+        self.pages(Method::MessagesList, mailbox, move |c, mailbox, token| {
+            let q = q.clone();
+            async move { c.messages_page(&mailbox, &q, token.as_deref()).await }
         })
     }
 
@@ -295,9 +257,9 @@ impl GmailClient {
         &self,
         mailbox: &str,
         id: &str,
-    ) -> Result<MessageMinimal, GmailError> {
+    ) -> Result<MessageMeta, GmailError> {
         let j = self.message_get(mailbox, id, "minimal").await?;
-        j.into_minimal(Method::MessagesGet.name())
+        j.into_meta(Method::MessagesGet.name())
     }
 
     /// `messages.get?format=raw`: the RFC 822 bytes and the message's metadata.
@@ -366,22 +328,38 @@ impl GmailClient {
     }
 
     /// Every page of `history.list` since `start_history_id`, in order (pages may be empty).
+    /// Stops after the first error; a token cycle ends it with `PageTokenCycle`.
     pub fn history(
         &self,
         mailbox: &str,
         start_history_id: u64,
     ) -> BoxStream<'static, Result<HistoryPage, GmailError>> {
-        let client = self.clone();
-        let mailbox = mailbox.to_string();
-        paginate(move |token| {
-            let (client, mailbox) = (client.clone(), mailbox.clone());
-            async move {
-                let page = client
-                    .history_page(&mailbox, start_history_id, token.as_deref())
-                    .await?;
-                let next = page.next_page_token.clone();
-                Ok((page, next))
-            }
+        self.pages(
+            Method::HistoryList,
+            mailbox,
+            move |c, mailbox, token| async move {
+                c.history_page(&mailbox, start_history_id, token.as_deref())
+                    .await
+            },
+        )
+    }
+
+    /// A list stream over `fetch`, which gets its own client handle and mailbox name so the
+    /// stream owns everything it needs ('static).
+    fn pages<P, F, Fut>(
+        &self,
+        method: Method,
+        mailbox: &str,
+        fetch: F,
+    ) -> BoxStream<'static, Result<P, GmailError>>
+    where
+        P: Page + Send + 'static,
+        F: Fn(GmailClient, String, Option<String>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<P, GmailError>> + Send + 'static,
+    {
+        let (client, mailbox) = (self.clone(), mailbox.to_string());
+        paginate(method, move |token| {
+            fetch(client.clone(), mailbox.clone(), token)
         })
     }
 
@@ -406,22 +384,54 @@ impl GmailClient {
     }
 }
 
-/// Drive a page-fetching function until there is no next token or an error. A repeated token
-/// is followed, not treated as the end: Gmail (and the emulator) may answer an empty page
-/// with the same token it was given.
-fn paginate<P, F, Fut>(fetch: F) -> BoxStream<'static, Result<P, GmailError>>
-where
-    P: Send + 'static,
-    F: Fn(Option<String>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(P, Option<String>), GmailError>> + Send + 'static,
-{
-    // State: Some(token) = fetch the page at `token` (None = first page); None = finished.
-    futures::stream::unfold((Some(None::<String>), fetch), |(state, fetch)| async move {
-        let token = state?;
-        match fetch(token).await {
-            Ok((page, next)) => Some((Ok(page), (next.map(Some), fetch))),
-            Err(e) => Some((Err(e), (None, fetch))),
+/// The setters a [`ListQuery`] maps onto. google-gmail1 generates the same ones on every list
+/// builder but shares no trait between them, so this mirrors them (each impl forwards to the
+/// builder's own method) and `with_query` is written once.
+trait ListCall: Sized {
+    fn include_spam_trash(self, v: bool) -> Self;
+    fn max_results(self, v: u32) -> Self;
+    fn q(self, v: &str) -> Self;
+    fn add_label_ids(self, v: &str) -> Self;
+    fn page_token(self, v: &str) -> Self;
+}
+
+macro_rules! list_call {
+    ($($call:ident),+) => {$(
+        impl ListCall for google_gmail1::api::$call<'_, Connector> {
+            fn include_spam_trash(self, v: bool) -> Self {
+                Self::include_spam_trash(self, v)
+            }
+            fn max_results(self, v: u32) -> Self {
+                Self::max_results(self, v)
+            }
+            fn q(self, v: &str) -> Self {
+                Self::q(self, v)
+            }
+            fn add_label_ids(self, v: &str) -> Self {
+                Self::add_label_ids(self, v)
+            }
+            fn page_token(self, v: &str) -> Self {
+                Self::page_token(self, v)
+            }
         }
-    })
-    .boxed()
+    )+};
+}
+
+list_call!(UserThreadListCall, UserMessageListCall);
+
+/// Apply the window, filters, page size and page token to a list call.
+fn with_query<C: ListCall>(call: C, q: &ListQuery, page_token: Option<&str>) -> C {
+    let mut call = call
+        .include_spam_trash(q.include_spam_trash)
+        .max_results(q.page_size.clamp(1, 500));
+    if let Some(s) = build_q(q.after, q.before) {
+        call = call.q(&s);
+    }
+    for l in &q.label_ids {
+        call = call.add_label_ids(l);
+    }
+    if let Some(t) = page_token {
+        call = call.page_token(t);
+    }
+    call
 }

@@ -50,6 +50,12 @@ pub enum GmailError {
         message: String,
     },
 
+    /// A list stream's `nextPageToken` pointed back at a page already fetched (or an empty
+    /// page kept answering with its own token, 100 times in a row). Following it would loop
+    /// forever and re-serve items, so the stream ends with this instead.
+    #[error("{method}: nextPageToken repeats an earlier page; listing stopped to avoid a loop")]
+    PageTokenCycle { method: &'static str },
+
     /// The client configuration is invalid (endpoint, auth spec, limits).
     #[error("gmail config: {0}")]
     Config(String),
@@ -61,11 +67,4 @@ pub enum GmailError {
         #[source]
         source: std::io::Error,
     },
-}
-
-impl GmailError {
-    /// True for errors a caller may skip over (the item is gone) rather than abort on.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, GmailError::NotFound { .. })
-    }
 }

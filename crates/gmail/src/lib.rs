@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod limiter;
 mod metrics;
+mod paginate;
 mod query;
 mod retry;
 mod secret;
@@ -28,6 +29,6 @@ pub use metrics::{ApiMetrics, Method, MethodMetrics};
 pub use query::build_q;
 pub use secret::Secret;
 pub use types::{
-    HistoryPage, HistoryRecord, LabelChange, ListQuery, MessageMinimal, MessageMinimalRef,
+    HistoryPage, HistoryRecord, LabelChange, ListQuery, MessageMeta, MessageMinimalRef,
     MessagePage, MessageRef, Profile, RawMessage, ThreadMinimal, ThreadPage, ThreadRef,
 };

@@ -72,14 +72,16 @@ pub struct MessagePage {
     pub next_page_token: Option<String>,
 }
 
-/// `messages.get?format=minimal`.
+/// One message without its body: `messages.get?format=minimal`, each message of
+/// `threads.get?format=minimal`, and the metadata half of a raw fetch. One type for all three
+/// so callers carry it from listing to storage without copying fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MessageMinimal {
+pub struct MessageMeta {
     pub id: String,
     pub thread_id: String,
     pub label_ids: Vec<String>,
-    pub history_id: u64,
     pub internal_date_ms: i64,
+    pub history_id: u64,
     pub size_estimate: u64,
 }
 
@@ -88,18 +90,13 @@ pub struct MessageMinimal {
 pub struct ThreadMinimal {
     pub id: String,
     pub history_id: u64,
-    pub messages: Vec<MessageMinimal>,
+    pub messages: Vec<MessageMeta>,
 }
 
 /// `messages.get?format=raw`: the whole RFC 822 message, decoded from base64url.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawMessage {
-    pub id: String,
-    pub thread_id: String,
-    pub label_ids: Vec<String>,
-    pub internal_date_ms: i64,
-    pub history_id: u64,
-    pub size_estimate: u64,
+    pub meta: MessageMeta,
     pub raw: bytes::Bytes,
 }
 
@@ -107,12 +104,7 @@ pub struct RawMessage {
 impl std::fmt::Debug for RawMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawMessage")
-            .field("id", &self.id)
-            .field("thread_id", &self.thread_id)
-            .field("label_ids", &self.label_ids)
-            .field("internal_date_ms", &self.internal_date_ms)
-            .field("history_id", &self.history_id)
-            .field("size_estimate", &self.size_estimate)
+            .field("meta", &self.meta)
             .field("raw_len", &self.raw.len())
             .finish()
     }
@@ -154,4 +146,30 @@ pub struct HistoryPage {
     /// The mailbox's current history id at the time of this page.
     pub history_id: u64,
     pub next_page_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_message_debug_shows_metadata_not_mail() {
+        let m = RawMessage {
+            meta: MessageMeta {
+                id: "m1".into(),
+                thread_id: "t1".into(),
+                label_ids: vec!["INBOX".into()],
+                internal_date_ms: 1,
+                history_id: 2,
+                size_estimate: 3,
+            },
+            raw: bytes::Bytes::from_static(b"Subject: private body"),
+        };
+        let text = format!("{m:?}");
+        assert!(
+            text.contains("\"m1\"") && text.contains("raw_len: 21"),
+            "{text}"
+        );
+        assert!(!text.contains("private"), "{text}");
+    }
 }

@@ -295,8 +295,8 @@ impl JMessage {
         })
     }
 
-    pub(crate) fn into_minimal(self, method: &'static str) -> Result<MessageMinimal, GmailError> {
-        Ok(MessageMinimal {
+    pub(crate) fn into_meta(self, method: &'static str) -> Result<MessageMeta, GmailError> {
+        Ok(MessageMeta {
             history_id: u64_field(method, "historyId", self.history_id.as_ref())?,
             internal_date_ms: i64_field(method, "internalDate", self.internal_date.as_ref())?,
             size_estimate: count(method, "sizeEstimate", self.size_estimate.as_ref())?,
@@ -306,20 +306,15 @@ impl JMessage {
         })
     }
 
-    pub(crate) fn into_raw(self, method: &'static str) -> Result<RawMessage, GmailError> {
-        let raw = match self.raw {
+    pub(crate) fn into_raw(mut self, method: &'static str) -> Result<RawMessage, GmailError> {
+        let raw = match self.raw.take() {
             Some(B64::Bytes(b)) => b,
             Some(B64::Text(t)) => decode_base64url(&t)
                 .map_err(|e| decode_err(method, format!("raw: invalid base64url: {e}")))?,
             None => return Err(decode_err(method, "raw is missing".into())),
         };
         Ok(RawMessage {
-            history_id: u64_field(method, "historyId", self.history_id.as_ref())?,
-            internal_date_ms: i64_field(method, "internalDate", self.internal_date.as_ref())?,
-            size_estimate: count(method, "sizeEstimate", self.size_estimate.as_ref())?,
-            id: required(method, "message id", self.id)?,
-            thread_id: required(method, "threadId", self.thread_id)?,
-            label_ids: self.label_ids.unwrap_or_default(),
+            meta: self.into_meta(method)?,
             raw: bytes::Bytes::from(raw),
         })
     }
@@ -331,7 +326,7 @@ impl JThread {
             .messages
             .unwrap_or_default()
             .into_iter()
-            .map(|m| m.into_minimal(method))
+            .map(|m| m.into_meta(method))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ThreadMinimal {
             history_id: u64_field(method, "historyId", self.history_id.as_ref())?,
@@ -451,10 +446,17 @@ mod tests {
         let j: JMessage = serde_json::from_str(body).expect("json");
         let m = j.into_raw("messages.get").expect("raw");
         assert_eq!(&m.raw[..], b"hello!!");
-        assert_eq!(m.history_id, 123);
-        assert_eq!(m.internal_date_ms, 1_700_000_000_000);
-        assert_eq!(m.size_estimate, 42);
-        assert_eq!(m.label_ids, vec!["INBOX".to_string()]);
+        assert_eq!(
+            m.meta,
+            MessageMeta {
+                id: "m1".into(),
+                thread_id: "t1".into(),
+                label_ids: vec!["INBOX".into()],
+                internal_date_ms: 1_700_000_000_000,
+                history_id: 123,
+                size_estimate: 42,
+            }
+        );
     }
 
     #[test]
@@ -463,7 +465,7 @@ mod tests {
             r#"{"id":"m1","threadId":"t1","historyId":"12x","internalDate":"5"}"#,
         )
         .expect("json");
-        match j.into_minimal("messages.get") {
+        match j.into_meta("messages.get") {
             Err(GmailError::Decode { method, message }) => {
                 assert_eq!(method, "messages.get");
                 assert!(message.contains("historyId"), "{message}");
@@ -473,14 +475,14 @@ mod tests {
         let j: JMessage =
             serde_json::from_str(r#"{"id":"m1","threadId":"t1","historyId":7,"internalDate":-1}"#)
                 .expect("json");
-        let m = j.into_minimal("messages.get").expect("numbers tolerated");
+        let m = j.into_meta("messages.get").expect("numbers tolerated");
         assert_eq!((m.history_id, m.internal_date_ms), (7, -1));
         let j: JMessage = serde_json::from_str(
             r#"{"id":"m1","threadId":"t1","historyId":"-3","internalDate":"1"}"#,
         )
         .expect("json");
         assert!(matches!(
-            j.into_minimal("messages.get"),
+            j.into_meta("messages.get"),
             Err(GmailError::Decode { .. })
         ));
     }

@@ -144,26 +144,28 @@ async fn raw_round_trip_and_minimal_shapes() {
             .expect("insert");
         let m = c.message_raw(&mb, &id).await.expect("raw");
         assert_eq!(&m.raw[..], raw.as_bytes());
-        assert_eq!(m.id, id);
+        let meta = &m.meta;
+        assert_eq!(meta.id, id);
         assert!(
-            m.label_ids.contains(&"INBOX".to_string()),
+            meta.label_ids.contains(&"INBOX".to_string()),
             "{:?}",
-            m.label_ids
+            meta.label_ids
         );
-        assert!(m.history_id > 0 && m.internal_date_ms > 0 && m.size_estimate > 0);
+        assert!(meta.history_id > 0 && meta.internal_date_ms > 0 && meta.size_estimate > 0);
+        // format=minimal and format=raw describe the message with the same type and values.
         let min = c.message_minimal(&mb, &id).await.expect("minimal");
-        assert_eq!(
-            (min.thread_id.as_str(), min.history_id),
-            (m.thread_id.as_str(), m.history_id)
-        );
+        assert_eq!(&min, meta);
     }
     // Every generated message comes back byte-identical.
     for id in emu.message_ids(&mb) {
         let m = c.message_raw(&mb, &id).await.expect("raw");
         assert_eq!(Some(m.raw.to_vec()), emu.raw_message(&mb, &id), "{id}");
-        let t = c.thread_minimal(&mb, &m.thread_id).await.expect("thread");
-        assert!(t.messages.iter().any(|x| x.id == id));
-        assert!(t.history_id >= m.history_id);
+        let t = c
+            .thread_minimal(&mb, &m.meta.thread_id)
+            .await
+            .expect("thread");
+        assert!(t.messages.iter().any(|x| x == &m.meta));
+        assert!(t.history_id >= m.meta.history_id);
     }
     let p = c.profile(&mb).await.expect("profile");
     assert_eq!(p.email_address, mb);

@@ -1,14 +1,16 @@
 //! Wire shapes the emulator does not produce, served by a scripted HTTP server: unpadded
 //! base64url `raw` (google-gmail1 7 rejects it), Retry-After as an HTTP-date, Gmail's
 //! "Retry after <RFC3339>" in a 403, non-JSON 5xx bodies, timeouts, the retry budget, a
-//! plain 403, and the Authorization header each auth mode sends.
+//! plain 403, the Authorization header each auth mode sends, and list endpoints whose
+//! nextPageToken never moves on.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{Canned, Scripted};
-use gmail::{AuthSpec, GmailClient, GmailError, RetryPolicy};
+use futures::StreamExt;
+use gmail::{AuthSpec, GmailClient, GmailError, ListQuery, RetryPolicy};
 
 const MSG_UNPADDED: &str = r#"{"id":"m1","threadId":"t1","labelIds":["INBOX"],"historyId":"77",
     "internalDate":"1700000000123","sizeEstimate":7,"raw":"aGVsbG8hIQ"}"#;
@@ -35,7 +37,10 @@ async fn unpadded_raw_is_decoded_despite_google_gmail1() {
     for _ in 0..2 {
         let m = c.message_raw("u@example.com", "m1").await.expect("raw");
         assert_eq!(&m.raw[..], b"hello!!");
-        assert_eq!((m.history_id, m.internal_date_ms), (77, 1_700_000_000_123));
+        assert_eq!(
+            (m.meta.history_id, m.meta.internal_date_ms),
+            (77, 1_700_000_000_123)
+        );
     }
     let reqs = s.requests();
     assert_eq!(reqs.len(), 2, "decoding must not cost a retry");
@@ -209,4 +214,82 @@ async fn endpoint_rules_are_enforced_at_construction() {
         .await
         .is_ok()
     );
+}
+
+/// Pull a list stream to its end (bounded, so a paginator that loops fails the test instead
+/// of hanging it).
+async fn drain<T: std::fmt::Debug>(
+    mut s: futures::stream::BoxStream<'static, Result<T, GmailError>>,
+) -> Vec<Result<T, GmailError>> {
+    let mut out = Vec::new();
+    while let Some(item) = s.next().await {
+        out.push(item);
+        assert!(out.len() <= 1_000, "the stream does not end");
+    }
+    out
+}
+
+fn ends_in_cycle<T: std::fmt::Debug>(out: &[Result<T, GmailError>], expected: &str) {
+    match out.last() {
+        Some(Err(e @ GmailError::PageTokenCycle { method })) => {
+            assert_eq!(*method, expected);
+            assert!(e.to_string().starts_with(expected), "{e}");
+        }
+        other => panic!("expected PageTokenCycle, got {other:?}"),
+    }
+    let (ok, err) = out.split_at(out.len() - 1);
+    assert!(ok.iter().all(Result::is_ok), "{out:?}");
+    assert_eq!(err.len(), 1);
+}
+
+#[tokio::test]
+async fn threads_list_repeating_its_token_ends_with_a_cycle_error() {
+    let page = r#"{"threads":[{"id":"t1","snippet":"hi","historyId":"5"}],
+        "nextPageToken":"loop","resultSizeEstimate":1}"#;
+    // More answers than the paginator may use: it must stop on its own, not run dry.
+    let s = Scripted::start(vec![Canned::json(200, page); 10]).await;
+    let c = client_for(&s).await;
+    let out = drain(c.list_threads("u@example.com", ListQuery::default())).await;
+    // Page 1 (no token) → "loop"; the page at "loop" points at "loop" again: stop.
+    assert_eq!(out.len(), 2, "{out:?}");
+    ends_in_cycle(&out, "threads.list");
+    let reqs = s.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(!reqs[0].request_line.contains("pageToken"), "{reqs:?}");
+    assert!(
+        reqs[1].request_line.contains("pageToken=loop"),
+        "{}",
+        reqs[1].request_line
+    );
+}
+
+#[tokio::test]
+async fn history_list_repeating_its_token_ends_with_a_cycle_error() {
+    let with_records = r#"{"historyId":"9","nextPageToken":"same","history":[
+        {"id":"8","messagesDeleted":[{"message":{"id":"m1","threadId":"t1"}}]}]}"#;
+    let s = Scripted::start(vec![Canned::json(200, with_records); 10]).await;
+    let c = client_for(&s).await;
+    let out = drain(c.history("u@example.com", 7)).await;
+    assert_eq!(out.len(), 2, "{out:?}");
+    ends_in_cycle(&out, "history.list");
+    assert_eq!(s.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn history_list_stuck_on_empty_pages_ends_after_a_bounded_number_of_calls() {
+    // An empty page answering with its own token is Gmail's "ask again"; the client follows
+    // it, but only MAX_STALLED_PAGES (100) times in a row: 1 + 1 + 100 calls, then the error.
+    const STALLS: usize = 100;
+    let empty = r#"{"historyId":"9","nextPageToken":"same"}"#;
+    let s = Scripted::start(vec![Canned::json(200, empty); STALLS + 50]).await;
+    let c = client_for(&s).await;
+    let out = drain(c.history("u@example.com", 7)).await;
+    assert_eq!(s.requests().len(), STALLS + 2);
+    assert_eq!(
+        out.len(),
+        STALLS + 2,
+        "every page up to the cycle is yielded"
+    );
+    ends_in_cycle(&out, "history.list");
+    assert_eq!(c.metrics().method("history.list").calls, STALLS as u64 + 2);
 }

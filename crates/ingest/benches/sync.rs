@@ -12,7 +12,10 @@ use std::time::Instant;
 use futures::{StreamExt, stream};
 use gmail::{AuthSpec, ClientConfig, GmailClient, QuotaConfig};
 use gmail_emulator::{Emulator, EmulatorConfig};
-use ingest::engine::{BackfillRequest, Engine, EngineOptions, Progress, SyncRequest, Window};
+use ingest::engine::{
+    BackfillRequest, Engine, EngineOptions, MailboxRef, Progress, SyncRequest, Window,
+};
+use ingest::repo::{Repository, pg::PgRepository};
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -32,11 +35,12 @@ async fn engine(db_url: &str, emulator: &Emulator, store: &std::path::Path) -> E
         .connect(db_url)
         .await
         .expect("db");
-    ingest::schema::migrate(&pool).await.expect("migrate");
+    let repo = PgRepository::new(pool);
+    repo.migrate().await.expect("migrate");
     let mut config = ClientConfig::new(AuthSpec::None).with_endpoint(emulator.url());
     config.quota = QuotaConfig::per_second(1_000_000.0);
     Engine {
-        pool,
+        repo: Arc::new(repo),
         gmail: GmailClient::new(config).await.expect("client"),
         store: store::BlobStore::from_url(&store.to_string_lossy(), "bench")
             .await
@@ -83,7 +87,7 @@ async fn main() {
     let window = Window::last_days(7, chrono::Utc::now()).expect("window");
     e.backfill(
         BackfillRequest {
-            mailbox: mailbox.clone(),
+            mailbox: MailboxRef::address(&mailbox),
             window,
             include_spam_trash: false,
         },
@@ -101,7 +105,7 @@ async fn main() {
     let run = e
         .sync(
             SyncRequest {
-                mailbox: mailbox.clone(),
+                mailbox: MailboxRef::address(&mailbox),
                 fallback_days: 7,
             },
             CancellationToken::new(),
@@ -137,7 +141,7 @@ async fn main() {
     for m in &mailboxes {
         e.sync(
             SyncRequest {
-                mailbox: m.clone(),
+                mailbox: MailboxRef::address(m),
                 fallback_days: 7,
             },
             CancellationToken::new(),
@@ -161,7 +165,7 @@ async fn main() {
                 let p = Progress::default();
                 e.sync(
                     SyncRequest {
-                        mailbox: m,
+                        mailbox: MailboxRef::address(&m),
                         fallback_days: 7,
                     },
                     CancellationToken::new(),
@@ -184,7 +188,7 @@ async fn main() {
         inserted as f64 / wall
     );
     emulator.shutdown().await;
-    e.pool.close().await;
+    drop(e);
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
     )))

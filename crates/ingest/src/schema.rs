@@ -1,17 +1,3 @@
-//! The embedded schema: `migrations/` at the workspace root, compiled in.
-//!
-//! sqlx's Postgres migrator takes an advisory lock for the duration of a
-//! migration run, so two processes migrating at once serialise instead of
-//! racing, and an already-applied migration is skipped by checksum.
+//! The embedded PostgreSQL schema, re-exported where callers have always found it.
 
-use sqlx::PgPool;
-use sqlx::migrate::{MigrateError, Migrator};
-
-/// Every migration of the product, embedded at compile time.
-pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
-
-/// Applies all pending migrations; harmless when there are none.
-#[tracing::instrument(skip_all)]
-pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
-    MIGRATOR.run(pool).await
-}
+pub use crate::repo::pg::schema::{MIGRATOR, migrate};

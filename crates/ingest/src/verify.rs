@@ -9,32 +9,20 @@
 //! message listed in the last completed backfill window is stored or recorded
 //! as skipped, so a silent drop shows.
 
-use std::collections::HashSet;
-
 use futures::{StreamExt, TryStreamExt, stream};
 use gmail::{GmailClient, ListQuery};
 use serde::Serialize;
-use sqlx::PgConnection;
 use store::{BlobStore, Sha256, Verification};
 use tracing::instrument;
 
 use crate::engine::{EngineError, Window};
+pub use crate::repo::MailboxCounts;
+use crate::repo::Repository;
 
 /// Blob checks in flight at once.
 const BLOB_CHECKS_IN_FLIGHT: usize = 32;
 /// Findings listed per kind before the rest are only counted.
 const MAX_LISTED: usize = 20;
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct MailboxCounts {
-    pub threads: i64,
-    pub messages: i64,
-    pub messages_deleted: i64,
-    pub attachments: i64,
-    pub blobs: i64,
-    pub runs: i64,
-    pub ledger_events: i64,
-}
 
 /// The comparison against Gmail for the last completed backfill window.
 #[derive(Debug, Clone, Serialize)]
@@ -75,13 +63,9 @@ pub struct VerifyOptions {
     pub deep: bool,
 }
 
-fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> EngineError {
-    move |source| EngineError::Database { operation, source }
-}
-
 #[instrument(skip_all)]
 pub async fn verify(
-    conn: &mut PgConnection,
+    repo: &dyn Repository,
     store: &BlobStore,
     gmail: Option<&GmailClient>,
     options: &VerifyOptions,
@@ -92,68 +76,35 @@ pub async fn verify(
         mailboxes: Vec::new(),
         findings: Vec::new(),
     };
-    report.findings.extend(duplicate_keys(conn).await?);
+    let duplicates = repo.duplicate_keys().await?;
+    let mut listed_per_table = std::collections::HashMap::new();
+    for d in duplicates {
+        let listed = listed_per_table.entry(d.table).or_insert(0usize);
+        if *listed < MAX_LISTED {
+            *listed += 1;
+            report.findings.push(format!(
+                "{}: natural key {} appears {} times",
+                d.table, d.key, d.count
+            ));
+        }
+    }
 
-    let mailboxes: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT id, provider_email FROM mailboxes
-         WHERE $1::text IS NULL OR provider_email = lower($1) ORDER BY id",
-    )
-    .bind(&options.mailbox)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("list mailboxes"))?;
+    let mailboxes = repo.mailboxes_to_verify(options.mailbox.as_deref()).await?;
     if let (Some(wanted), true) = (&options.mailbox, mailboxes.is_empty()) {
         return Err(EngineError::UnknownMailbox(wanted.clone()));
     }
     for (id, email) in mailboxes {
         report
             .mailboxes
-            .push(verify_mailbox(conn, store, gmail, id, email, options.deep).await?);
+            .push(verify_mailbox(repo, store, gmail, id, email, options.deep).await?);
     }
     report.ok =
         report.findings.is_empty() && report.mailboxes.iter().all(|m| m.findings.is_empty());
     Ok(report)
 }
 
-/// The original spec's duplicate checks, over the whole database.
-async fn duplicate_keys(conn: &mut PgConnection) -> Result<Vec<String>, EngineError> {
-    const CHECKS: [(&str, &str); 5] = [
-        (
-            "mailboxes",
-            "SELECT org_id || '/' || provider_email, count(*) FROM mailboxes GROUP BY org_id, provider_email HAVING count(*) > 1",
-        ),
-        (
-            "mail_threads",
-            "SELECT mailbox_id || '/' || provider_thread_id, count(*) FROM mail_threads GROUP BY mailbox_id, provider_thread_id HAVING count(*) > 1",
-        ),
-        (
-            "mail_messages",
-            "SELECT mailbox_id || '/' || provider_message_id, count(*) FROM mail_messages GROUP BY mailbox_id, provider_message_id HAVING count(*) > 1",
-        ),
-        (
-            "mail_attachments",
-            "SELECT message_id || '/' || part_id, count(*) FROM mail_attachments GROUP BY message_id, part_id HAVING count(*) > 1",
-        ),
-        (
-            "blobs",
-            "SELECT sha256, count(*) FROM blobs GROUP BY sha256 HAVING count(*) > 1",
-        ),
-    ];
-    let mut findings = Vec::new();
-    for (table, sql) in CHECKS {
-        let dups: Vec<(String, i64)> = sqlx::query_as(sql)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db("duplicate check"))?;
-        for (key, n) in dups.iter().take(MAX_LISTED) {
-            findings.push(format!("{table}: natural key {key} appears {n} times"));
-        }
-    }
-    Ok(findings)
-}
-
 async fn verify_mailbox(
-    conn: &mut PgConnection,
+    repo: &dyn Repository,
     store: &BlobStore,
     gmail: Option<&GmailClient>,
     mailbox_id: i64,
@@ -161,45 +112,34 @@ async fn verify_mailbox(
     deep: bool,
 ) -> Result<MailboxReport, EngineError> {
     let mut findings = Vec::new();
-    let counts: (i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT
-            (SELECT count(*) FROM mail_threads WHERE mailbox_id = $1),
-            (SELECT count(*) FROM mail_messages WHERE mailbox_id = $1),
-            (SELECT count(*) FROM mail_messages WHERE mailbox_id = $1 AND deleted_at IS NOT NULL),
-            (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id WHERE m.mailbox_id = $1),
-            (SELECT count(DISTINCT sha256) FROM (
-                SELECT raw_sha256 AS sha256 FROM mail_messages WHERE mailbox_id = $1
-                UNION ALL
-                SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id WHERE m.mailbox_id = $1) s),
-            (SELECT count(*) FROM sync_runs WHERE mailbox_id = $1),
-            (SELECT count(*) FROM ledger_events WHERE mailbox_id = $1)",
-    )
-    .bind(mailbox_id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db("count rows"))?;
-    let counts = MailboxCounts {
-        threads: counts.0,
-        messages: counts.1,
-        messages_deleted: counts.2,
-        attachments: counts.3,
-        blobs: counts.4,
-        runs: counts.5,
-        ledger_events: counts.6,
+    let counts = repo.mailbox_counts(mailbox_id).await?;
+    let blobs_checked = check_blobs(repo, store, mailbox_id, deep, &mut findings).await?;
+    let ledger_ok = check_ledger(repo, mailbox_id, &mut findings).await?;
+    let source = match gmail {
+        Some(gmail) => source_check(repo, gmail, mailbox_id, &mailbox, &mut findings).await?,
+        None => None,
     };
+    Ok(MailboxReport {
+        mailbox,
+        mailbox_id,
+        counts,
+        blobs_checked,
+        ledger_ok,
+        source,
+        findings,
+    })
+}
 
-    // Every object a row points at is in the store (and, deep, intact).
-    let shas: Vec<String> = sqlx::query_scalar(
-        "SELECT raw_sha256 FROM mail_messages WHERE mailbox_id = $1
-         UNION
-         SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
-         WHERE m.mailbox_id = $1",
-    )
-    .bind(mailbox_id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("list referenced blobs"))?;
-    let blobs_checked = shas.len() as u64;
+/// Every object a row points at is in the store (and, deep, intact). Returns how many were checked.
+async fn check_blobs(
+    repo: &dyn Repository,
+    store: &BlobStore,
+    mailbox_id: i64,
+    deep: bool,
+    findings: &mut Vec<String>,
+) -> Result<u64, EngineError> {
+    let shas = repo.referenced_blobs(mailbox_id).await?;
+    let checked = shas.len() as u64;
     let problems: Vec<String> = stream::iter(shas)
         .map(|hex| async move { check_blob(store, &hex, deep).await })
         .buffer_unordered(BLOB_CHECKS_IN_FLIGHT)
@@ -214,9 +154,17 @@ async fn verify_mailbox(
             problem_count - MAX_LISTED
         ));
     }
+    Ok(checked)
+}
 
-    // The ledger: chain, terminal events, and agreement with the tables.
-    let chain = ledger::verify(conn, mailbox_id).await?;
+/// The ledger: chain, terminal events, and agreement with the tables. Returns
+/// whether the chain itself is intact.
+async fn check_ledger(
+    repo: &dyn Repository,
+    mailbox_id: i64,
+    findings: &mut Vec<String>,
+) -> Result<bool, EngineError> {
+    let chain = repo.verify_ledger(mailbox_id).await?;
     if let Some(fault) = &chain.first_fault {
         findings.push(format!(
             "ledger: {fault} ({} faulty events in all)",
@@ -226,51 +174,26 @@ async fn verify_mailbox(
     for run in &chain.run_faults {
         findings.push(format!("ledger: {run}"));
     }
-    let unrecorded: Vec<String> = sqlx::query_scalar(
-        "SELECT m.provider_message_id FROM mail_messages m
-         WHERE m.mailbox_id = $1 AND NOT EXISTS (
-             SELECT 1 FROM ledger_events e
-             WHERE e.mailbox_id = $1 AND e.event_type = 'message.ingested'
-               AND e.subject_key = 'message:' || m.provider_message_id)
-         ORDER BY 1 LIMIT 21",
-    )
-    .bind(mailbox_id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("ledger/table agreement"))?;
-    for id in unrecorded.iter().take(MAX_LISTED) {
+    let limit = MAX_LISTED as i64 + 1;
+    for id in repo
+        .messages_without_ingest_event(mailbox_id, limit)
+        .await?
+        .iter()
+        .take(MAX_LISTED)
+    {
         findings.push(format!(
             "message {id} is stored but the ledger never recorded it"
         ));
     }
-    let phantom: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT substr(e.subject_key, 9) FROM ledger_events e
-         WHERE e.mailbox_id = $1 AND e.event_type = 'message.ingested'
-           AND NOT EXISTS (SELECT 1 FROM mail_messages m
-                           WHERE m.mailbox_id = $1 AND 'message:' || m.provider_message_id = e.subject_key)
-         ORDER BY 1 LIMIT 21",
-    )
-    .bind(mailbox_id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("ledger/table agreement"))?;
-    for id in phantom.iter().take(MAX_LISTED) {
+    for id in repo
+        .ingest_events_without_message(mailbox_id, limit)
+        .await?
+        .iter()
+        .take(MAX_LISTED)
+    {
         findings.push(format!("the ledger records message {id} but no row exists"));
     }
-
-    let source = match gmail {
-        Some(gmail) => source_check(conn, gmail, mailbox_id, &mailbox, &mut findings).await?,
-        None => None,
-    };
-    Ok(MailboxReport {
-        mailbox,
-        mailbox_id,
-        counts,
-        blobs_checked,
-        ledger_ok: chain.is_ok(),
-        source,
-        findings,
-    })
+    Ok(chain.is_ok())
 }
 
 async fn check_blob(
@@ -298,27 +221,15 @@ async fn check_blob(
 
 /// Lists the last completed backfill window in Gmail and compares.
 async fn source_check(
-    conn: &mut PgConnection,
+    repo: &dyn Repository,
     gmail: &GmailClient,
     mailbox_id: i64,
     mailbox: &str,
     findings: &mut Vec<String>,
 ) -> Result<Option<SourceCheck>, EngineError> {
-    let last: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as(
-            "SELECT window_start, window_end FROM sync_runs
-             WHERE mailbox_id = $1 AND kind = 'backfill' AND status = 'completed'
-               AND window_start IS NOT NULL AND window_end IS NOT NULL
-             ORDER BY finished_at DESC LIMIT 1",
-        )
-        .bind(mailbox_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db("read last backfill window"))?;
-    let Some((since, until)) = last else {
+    let Some(window) = repo.last_backfill_window(mailbox_id).await? else {
         return Ok(None);
     };
-    let window = Window::new(since, until)?;
     let query = ListQuery {
         after: Some(window.after_secs()),
         before: Some(window.before_secs()),
@@ -329,24 +240,8 @@ async fn source_check(
     while let Some(page) = pages.next().await {
         listed.extend(page?.messages.into_iter().map(|m| m.id));
     }
-    let stored: HashSet<String> =
-        crate::repo::pg::stored_message_ids(conn, mailbox_id, &listed).await?;
-    let skipped: HashSet<String> = sqlx::query_scalar(
-        "SELECT substr(subject_key, 9) FROM ledger_events
-         WHERE mailbox_id = $1 AND event_type = 'message.skipped' AND subject_key = ANY($2)",
-    )
-    .bind(mailbox_id)
-    .bind(
-        listed
-            .iter()
-            .map(|id| format!("message:{id}"))
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("read skipped messages"))?
-    .into_iter()
-    .collect();
+    let stored = repo.stored_message_ids(mailbox_id, &listed).await?;
+    let skipped = repo.skipped_message_ids(mailbox_id, &listed).await?;
     let missing: Vec<&String> = listed
         .iter()
         .filter(|id| !stored.contains(*id) && !skipped.contains(*id))

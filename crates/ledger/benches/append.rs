@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use ledger::{EventType, NewEvent, TerminalOutcome};
+use ledger::{EventType, NewEvent, Subject, TerminalOutcome};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -95,7 +95,7 @@ async fn run(url: &str, total: usize) -> Result<(), BoxError> {
         &mut tx,
         mailbox_id,
         run_id,
-        NewEvent::new(EventType::SyncCompleted, "bench@example.com", json!({})),
+        NewEvent::new(EventType::SyncCompleted, Subject::Run(run_id), json!({})),
     )
     .await?;
     if !matches!(end, TerminalOutcome::Recorded { .. }) {
@@ -141,7 +141,7 @@ async fn append_all(
             .map(|i| {
                 NewEvent::new(
                     EventType::MessageIngested,
-                    format!("{:016x}", i as u64 * 0x9E37_79B9),
+                    Subject::Message(format!("{:016x}", i as u64 * 0x9E37_79B9)),
                     json!({
                         "thread_id": format!("{:016x}", i / 3),
                         "size": 1000 + i % 50_000,

@@ -47,26 +47,29 @@ pub enum TerminalOutcome {
 }
 
 /// An event validated and rendered, ready to hash.
-struct Prepared<'a> {
+struct Prepared {
     event_type: EventType,
-    subject_key: &'a str,
+    subject_key: String,
     payload: String,
 }
 
-fn prepare(index: usize, event: &NewEvent) -> Result<Prepared<'_>, LedgerError> {
-    if event.subject_key.contains('\0') {
-        return Err(LedgerError::InvalidEvent {
+fn prepare(index: usize, event: &NewEvent) -> Result<Prepared, LedgerError> {
+    // Only keys that parse back to their subject are stored (this also keeps out U+0000,
+    // which Postgres text cannot store).
+    event
+        .subject
+        .validate()
+        .map_err(|e| LedgerError::InvalidEvent {
             index,
-            reason: "subject_key contains U+0000 (Postgres text cannot store it)".into(),
-        });
-    }
+            reason: e.to_string(),
+        })?;
     let payload = canonical_json(&event.payload).map_err(|p| LedgerError::InvalidEvent {
         index,
         reason: p.to_string(),
     })?;
     Ok(Prepared {
         event_type: event.event_type,
-        subject_key: &event.subject_key,
+        subject_key: event.subject.to_string(),
         payload,
     })
 }
@@ -133,21 +136,21 @@ async fn read_start(
 }
 
 /// The rows to insert, column by column (the UNNEST arrays).
-struct Columns<'a> {
+struct Columns {
     seqs: Vec<i64>,
     types: Vec<&'static str>,
-    subjects: Vec<&'a str>,
+    subjects: Vec<String>,
     payloads: Vec<String>,
     prev_hashes: Vec<String>,
     hashes: Vec<String>,
 }
 
-fn chain_batch<'a>(
+fn chain_batch(
     mailbox_id: i64,
     run_id: i64,
     start: &Start,
-    batch: Vec<Prepared<'a>>,
-) -> Result<Columns<'a>, LedgerError> {
+    batch: Vec<Prepared>,
+) -> Result<Columns, LedgerError> {
     let n = batch.len();
     let mut cols = Columns {
         seqs: Vec::with_capacity(n),
@@ -166,7 +169,7 @@ fn chain_batch<'a>(
             seq,
             run_id,
             event_type: event.event_type.as_str(),
-            subject_key: event.subject_key,
+            subject_key: &event.subject_key,
             payload_canonical: &event.payload,
             created_at_micros: start.created_at_micros,
         };
@@ -294,7 +297,7 @@ pub async fn append_terminal(
             seq: start.next_seq,
             run_id,
             event_type: prepared.event_type.as_str(),
-            subject_key: prepared.subject_key,
+            subject_key: &prepared.subject_key,
             payload_canonical: &prepared.payload,
             created_at_micros: start.created_at_micros,
         },
@@ -316,7 +319,7 @@ pub async fn append_terminal(
     .bind(start.next_seq)
     .bind(run_id)
     .bind(prepared.event_type.as_str())
-    .bind(prepared.subject_key)
+    .bind(&prepared.subject_key)
     .bind(&prepared.payload)
     .bind(start.created_at)
     .bind(&start.prev_hash)

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LedgerError;
+use crate::subject::{Subject, SubjectError};
 
 /// What happened. The strings are the values the schema's CHECK constraint allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,24 +115,21 @@ impl TryFrom<String> for EventType {
     }
 }
 
-/// An event to append. `subject_key` names what it is about in provider terms (a Gmail
-/// message or thread id, `message_id/part_id` for an attachment, the mailbox for run events).
+/// An event to append. `subject` names what it is about (a run, a Gmail thread, message or
+/// message part, a mailbox); it is stored as `subject_key = subject.to_string()`, and an
+/// invalid subject (see [`Subject::validate`]) is refused by `append`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub event_type: EventType,
-    pub subject_key: String,
+    pub subject: Subject,
     pub payload: serde_json::Value,
 }
 
 impl NewEvent {
-    pub fn new(
-        event_type: EventType,
-        subject_key: impl Into<String>,
-        payload: serde_json::Value,
-    ) -> Self {
+    pub fn new(event_type: EventType, subject: Subject, payload: serde_json::Value) -> Self {
         NewEvent {
             event_type,
-            subject_key: subject_key.into(),
+            subject,
             payload,
         }
     }
@@ -149,6 +147,14 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
     pub prev_hash: String,
     pub hash: String,
+}
+
+impl Event {
+    /// The stored `subject_key` parsed back into a [`Subject`]. Fails for keys no valid
+    /// subject renders to (e.g. rows written before subjects were typed).
+    pub fn subject(&self) -> Result<Subject, SubjectError> {
+        self.subject_key.parse()
+    }
 }
 
 #[cfg(test)]

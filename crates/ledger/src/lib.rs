@@ -15,6 +15,7 @@ pub mod event;
 pub mod hash;
 pub mod lock;
 pub mod read;
+pub mod subject;
 pub mod verify;
 
 pub use append::{Appended, TerminalOutcome, append, append_terminal};
@@ -23,4 +24,5 @@ pub use event::{Event, EventType, NewEvent};
 pub use hash::{GENESIS_HASH, HashInput, event_hash};
 pub use lock::LEDGER_LOCK_CLASS;
 pub use read::{ChainHead, chain_head, counts_by_type, run_events};
+pub use subject::{Subject, SubjectError};
 pub use verify::{ChainFault, ChainReport, FaultReason, RunFault, RunFaultReason, verify};

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ledger::{EventType, GENESIS_HASH, LedgerError};
+use ledger::{EventType, GENESIS_HASH, LedgerError, Subject};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -92,7 +92,8 @@ async fn eight_concurrent_writers_form_one_linear_chain(pool: PgPool) -> TestRes
         let first = first.ok_or("empty batch")?;
         for i in 0..PER_BATCH {
             let e = &events[(first - 1) as usize + i];
-            assert_eq!(e.subject_key, format!("{prefix}-{i}"));
+            assert_eq!(e.subject_key, format!("message:{prefix}-{i}"));
+            assert_eq!(e.subject()?, message(&format!("{prefix}-{i}")));
         }
     }
 
@@ -101,7 +102,7 @@ async fn eight_concurrent_writers_form_one_linear_chain(pool: PgPool) -> TestRes
         &mut tx,
         mb,
         run,
-        ev(EventType::SyncCompleted, "busy@example.com", json!({})),
+        ev(EventType::SyncCompleted, Subject::Run(run), json!({})),
     )
     .await?;
     assert_eq!(
@@ -195,8 +196,8 @@ async fn refusals_happen_before_any_statement_so_the_transaction_survives(
         "{err:?}"
     );
     let batch = vec![
-        ev(EventType::MessageIngested, "m1", json!({})),
-        ev(EventType::SyncCompleted, "x", json!({})),
+        ev(EventType::MessageIngested, message("m1"), json!({})),
+        ev(EventType::SyncCompleted, Subject::Run(run), json!({})),
     ];
     let err = ledger::append(&mut tx, mb, run, &batch).await;
     assert!(
@@ -213,7 +214,37 @@ async fn refusals_happen_before_any_statement_so_the_transaction_survives(
         &mut tx,
         mb,
         run,
-        &[ev(EventType::MessageSkipped, "m\0", json!({}))],
+        &[ev(EventType::MessageSkipped, message("m\0"), json!({}))],
+    )
+    .await;
+    assert!(
+        matches!(err, Err(LedgerError::InvalidEvent { index: 0, .. })),
+        "{err:?}"
+    );
+    // A subject whose key would not parse back to it (here it would read as a part).
+    let err = ledger::append(
+        &mut tx,
+        mb,
+        run,
+        &[
+            ev(EventType::MessageSkipped, message("m"), json!({})),
+            ev(EventType::MessageSkipped, message("m/part:1"), json!({})),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(&err, Err(LedgerError::InvalidEvent { index: 1, reason }) if reason.contains("'/'")),
+        "{err:?}"
+    );
+    let err = ledger::append_terminal(
+        &mut tx,
+        mb,
+        run,
+        ev(
+            EventType::SyncFailed,
+            Subject::Mailbox(String::new()),
+            json!({}),
+        ),
     )
     .await;
     assert!(
@@ -226,7 +257,7 @@ async fn refusals_happen_before_any_statement_so_the_transaction_survives(
         run,
         &[ev(
             EventType::MessageSkipped,
-            "m",
+            message("m"),
             json!({"reason": "nul\u{0}"}),
         )],
     )
@@ -256,19 +287,30 @@ async fn payloads_survive_jsonb_normalisation(pool: PgPool) -> TestResult {
     let mut events = vec![
         ev(
             EventType::LabelsChanged,
-            "m1",
+            message("m1"),
             json!({"zeta": 1, "alpha": {"b": [3.0, -0.0, 1e300, 5e-324], "a": null}, "": true}),
         ),
         ev(
             EventType::MessageSkipped,
-            "m2",
+            message("m2"),
             json!({"reason": "tab\there \"quoted\" \\ é 😀 \u{1}", "n": u64::MAX, "i": i64::MIN}),
         ),
-        ev(EventType::HistoryExpired, "", json!([])),
-        ev(EventType::MessageDeleted, "m3", json!("just a string")),
+        ev(
+            EventType::HistoryExpired,
+            Subject::Mailbox("json@example.com".into()),
+            json!([]),
+        ),
+        ev(
+            EventType::MessageDeleted,
+            message("m3"),
+            json!("just a string"),
+        ),
         ev(
             EventType::AttachmentSaved,
-            "m4/1.2",
+            Subject::Part {
+                message: "m4".into(),
+                part: "1.2".into(),
+            },
             json!(1152921504606846976.0_f64),
         ),
     ];
@@ -282,7 +324,7 @@ async fn payloads_survive_jsonb_normalisation(pool: PgPool) -> TestResult {
         let f = if f.is_finite() { f } else { i as f64 / 7.0 };
         events.push(ev(
             EventType::ThreadIngested,
-            &format!("t{i}"),
+            Subject::Thread(format!("t{i}")),
             json!({"f": f, "g": (x % 1_000_000) as f64 / 1000.0, "big": (x >> 1) as f64}),
         ));
     }
@@ -296,6 +338,12 @@ async fn payloads_survive_jsonb_normalisation(pool: PgPool) -> TestResult {
     let stored = ledger::run_events(&mut *pool.acquire().await?, run).await?;
     assert_eq!(stored[1].payload, events[1].payload);
     assert_eq!(stored[0].payload["alpha"]["b"][2], json!(1e300));
+    // And the same subjects: every key parses back to the subject appended.
+    for (stored, sent) in stored.iter().zip(&events) {
+        assert_eq!(stored.subject()?, sent.subject);
+    }
+    assert_eq!(stored[4].subject_key, "message:m4/part:1.2");
+    assert_eq!(stored[4].subject()?.message_id(), Some("m4"));
     Ok(())
 }
 
@@ -305,13 +353,13 @@ async fn run_reads_list_events_and_count_types(pool: PgPool) -> TestResult {
     let run = running_run(&pool, mb).await?;
     let mut batch = vec![ev(
         EventType::SyncStarted,
-        "read@example.com",
+        Subject::Mailbox("read@example.com".into()),
         json!({"kind": "backfill"}),
     )];
     batch.extend(messages("m", 3));
     batch.push(ev(
         EventType::MessageSkipped,
-        "m-x",
+        message("m-x"),
         json!({"reason": "too large"}),
     ));
     append_committed(&pool, mb, run, &batch).await?;
@@ -320,6 +368,8 @@ async fn run_reads_list_events_and_count_types(pool: PgPool) -> TestResult {
     assert_eq!(events.len(), 5);
     assert_eq!(events[0].event_type, EventType::SyncStarted);
     assert_eq!(events[0].seq, 1);
+    assert_eq!(events[0].subject_key, "mailbox:read@example.com");
+    assert_eq!(events[4].subject()?, message("m-x"));
     assert_eq!(events[4].payload, json!({"reason": "too large"}));
     assert!(events.iter().all(|e| e.run_id == run && e.mailbox_id == mb));
     assert_eq!(events[1].prev_hash, events[0].hash);

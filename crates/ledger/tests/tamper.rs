@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ledger::{ChainReport, EventType, FaultReason, RunFaultReason};
+use ledger::{ChainReport, EventType, FaultReason, RunFaultReason, Subject};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -17,7 +17,7 @@ async fn finished_chain(pool: &PgPool, email: &str, n: usize) -> Result<(i64, i6
         &mut tx,
         mb,
         run,
-        ev(EventType::SyncCompleted, email, json!({})),
+        ev(EventType::SyncCompleted, Subject::Run(run), json!({})),
     )
     .await?;
     tx.commit().await?;
@@ -222,7 +222,13 @@ async fn finished_runs_need_exactly_one_matching_terminal(pool: PgPool) -> TestR
     // Run 2: the ledger says failed, the table says completed.
     let liar = running_run(&pool, mb).await?;
     let mut tx = pool.begin().await?;
-    ledger::append_terminal(&mut tx, mb, liar, ev(EventType::SyncFailed, "x", json!({}))).await?;
+    ledger::append_terminal(
+        &mut tx,
+        mb,
+        liar,
+        ev(EventType::SyncFailed, Subject::Run(liar), json!({})),
+    )
+    .await?;
     tx.commit().await?;
     finish_run(&pool, liar, "completed").await?;
     // Run 3: still running with no terminal event: fine.

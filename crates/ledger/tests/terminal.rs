@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ledger::{EventType, LedgerError, TerminalOutcome};
+use ledger::{EventType, LedgerError, Subject, TerminalOutcome};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -16,7 +16,7 @@ async fn second_terminal_in_one_transaction_is_already_recorded(pool: PgPool) ->
     let mut tx = pool.begin().await?;
     let done = ev(
         EventType::SyncCompleted,
-        "t@example.com",
+        Subject::Run(run),
         json!({"messages": 2}),
     );
     let first = ledger::append_terminal(&mut tx, mb, run, done.clone()).await?;
@@ -58,7 +58,7 @@ async fn a_later_terminal_of_another_type_is_already_recorded_too(pool: PgPool) 
         run,
         ev(
             EventType::SyncFailed,
-            "t2@example.com",
+            Subject::Run(run),
             json!({"error": "boom"}),
         ),
     )
@@ -73,7 +73,7 @@ async fn a_later_terminal_of_another_type_is_already_recorded_too(pool: PgPool) 
         &mut tx,
         mb,
         run,
-        ev(EventType::SyncInterrupted, "t2@example.com", json!({})),
+        ev(EventType::SyncInterrupted, Subject::Run(run), json!({})),
     )
     .await?;
     assert_eq!(out, TerminalOutcome::AlreadyRecorded);
@@ -102,7 +102,7 @@ async fn append_terminal_refuses_non_terminal_types_and_plain_connections(
         &mut tx,
         mb,
         run,
-        ev(EventType::MessageIngested, "m", json!({})),
+        ev(EventType::MessageIngested, message("m"), json!({})),
     )
     .await;
     assert!(
@@ -121,7 +121,7 @@ async fn append_terminal_refuses_non_terminal_types_and_plain_connections(
         &mut plain,
         mb,
         run,
-        ev(EventType::SyncCompleted, "m", json!({})),
+        ev(EventType::SyncCompleted, Subject::Run(run), json!({})),
     )
     .await;
     assert!(matches!(err, Err(LedgerError::NotInTransaction)), "{err:?}");

@@ -3,14 +3,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use clap::Args;
-use gmail_emulator::{Emulator, EmulatorConfig};
-use ingest::engine::{BackfillRequest, Progress, Window};
-use tracing::info;
+use ingest::engine::{BackfillRequest, MailboxRef, Progress, Window};
 
 use crate::args::GlobalArgs;
+use crate::exit::Exit;
 use crate::progress::ProgressDisplay;
 use crate::{context, signals, summary};
 
@@ -34,12 +33,49 @@ pub struct Backfill {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    #[cfg(feature = "demo")]
+    #[command(flatten)]
+    demo: Demo,
+}
+
+/// `--demo`: a seeded synthetic mailbox served by the built-in Gmail emulator
+/// (a default cargo feature; `--no-default-features` builds without it).
+#[cfg(feature = "demo")]
+#[derive(Debug, Args)]
+struct Demo {
     /// Serve a seeded synthetic mailbox from the built-in emulator and back it up.
-    #[arg(long)]
-    demo: bool,
+    #[arg(long = "demo")]
+    enabled: bool,
     /// With --demo: how many messages the synthetic mailbox holds.
-    #[arg(long, default_value_t = 2000, requires = "demo")]
+    #[arg(long, default_value_t = 2000, requires = "enabled")]
     demo_messages: usize,
+}
+
+#[cfg(feature = "demo")]
+impl Demo {
+    /// Starts the emulator when asked to.
+    async fn start(
+        &self,
+        mailbox: &str,
+        days: u32,
+    ) -> anyhow::Result<Option<gmail_emulator::Emulator>> {
+        use gmail_emulator::{Emulator, EmulatorConfig};
+        if !self.enabled {
+            return Ok(None);
+        }
+        let config = EmulatorConfig {
+            seed: 42,
+            messages: self.demo_messages,
+            days: days.max(1),
+            mailboxes: vec![mailbox.to_lowercase()],
+            ..EmulatorConfig::default()
+        };
+        let emulator = Emulator::start(config)
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the demo emulator: {e}"))?;
+        tracing::info!(url = %emulator.url(), messages = self.demo_messages, "demo: serving a synthetic mailbox");
+        Ok(Some(emulator))
+    }
 }
 
 /// Accepts RFC 3339, a bare date (midnight UTC) or epoch seconds.
@@ -72,23 +108,12 @@ impl Backfill {
             Ok(w) => w,
             Err(e) => return summary::engine_error(e),
         };
-        let emulator = if self.demo {
-            let config = EmulatorConfig {
-                seed: 42,
-                messages: self.demo_messages,
-                days: self.days.max(1),
-                mailboxes: vec![self.mailbox.to_lowercase()],
-                ..EmulatorConfig::default()
-            };
-            let emulator = Emulator::start(config)
-                .await
-                .map_err(|e| anyhow!("starting the demo emulator: {e}"))?;
-            info!(url = %emulator.url(), messages = self.demo_messages, "demo: serving a synthetic mailbox");
-            Some(emulator)
-        } else {
-            None
-        };
+        #[cfg(feature = "demo")]
+        let emulator = self.demo.start(&self.mailbox, self.days).await?;
+        #[cfg(feature = "demo")]
         let endpoint = emulator.as_ref().map(|e| e.url());
+        #[cfg(not(feature = "demo"))]
+        let endpoint: Option<String> = None;
         let gmail = context::gmail_client(global, endpoint.as_deref()).await?;
         let engine = context::engine(global, gmail.clone(), 24).await?;
 
@@ -98,7 +123,7 @@ impl Backfill {
         let result = engine
             .backfill(
                 BackfillRequest {
-                    mailbox: self.mailbox.clone(),
+                    mailbox: MailboxRef::address(&self.mailbox),
                     window,
                     include_spam_trash: self.include_spam_trash,
                 },
@@ -107,6 +132,7 @@ impl Backfill {
             )
             .await;
         drop(display);
+        #[cfg(feature = "demo")]
         if let Some(emulator) = emulator {
             emulator.shutdown().await;
         }
@@ -115,6 +141,6 @@ impl Backfill {
             Err(e) => return summary::engine_error(e).context("backfill"),
         };
         summary::print(&run, self.json);
-        Ok(summary::exit_code(&run))
+        Ok(Exit::from(&run).into())
     }
 }

@@ -6,7 +6,8 @@ use clap::{Args, Subcommand};
 use ingest::repo::Outcome;
 
 use crate::args::GlobalArgs;
-use crate::{db, exit};
+use crate::context;
+use crate::exit::Exit;
 
 #[derive(Debug, Args)]
 pub struct Mailbox {
@@ -34,9 +35,7 @@ enum Action {
 
 impl Mailbox {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let pool = db::connect(global.database_url()?, 2).await?;
-        ingest::schema::migrate(&pool).await?;
-        let mut conn = pool.acquire().await?;
+        let repo = context::database(global, 2).await?;
         match self.action {
             Action::Add {
                 email,
@@ -44,11 +43,10 @@ impl Mailbox {
             } => {
                 if !email.contains('@') {
                     eprintln!("error: '{email}' is not an email address");
-                    return Ok(ExitCode::from(exit::USAGE));
+                    return Ok(Exit::Usage.into());
                 }
                 let interval = interval_minutes.map(|m| std::time::Duration::from_secs(m * 60));
-                let (id, outcome) =
-                    ingest::mailboxes::add(&mut conn, &global.org, &email, interval).await?;
+                let (id, outcome) = repo.add_mailbox(&global.org, &email, interval).await?;
                 let what = match outcome {
                     Outcome::Inserted => "added",
                     Outcome::Updated => "updated",
@@ -61,7 +59,7 @@ impl Mailbox {
                 );
             }
             Action::List { json } => {
-                let rows = ingest::mailboxes::list(&mut conn).await?;
+                let rows = repo.list_mailboxes().await?;
                 if json {
                     println!("{}", serde_json::to_string(&rows)?);
                 } else {
@@ -81,12 +79,12 @@ impl Mailbox {
                 }
             }
             Action::Disable { email } => {
-                if !ingest::mailboxes::disable(&mut conn, &global.org, &email).await? {
+                if !repo.disable_mailbox(&global.org, &email).await? {
                     eprintln!(
                         "error: mailbox {email} is not registered in org {}",
                         global.org
                     );
-                    return Ok(ExitCode::from(exit::FAILED));
+                    return Ok(Exit::Failed.into());
                 }
                 println!("mailbox {} disabled", email.to_lowercase());
             }

@@ -2,21 +2,17 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 
 use crate::args::GlobalArgs;
-use crate::db;
+use crate::context;
 
 #[derive(Debug, Args)]
 pub struct Migrate {}
 
 impl Migrate {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let pool = db::connect(global.database_url()?, 2).await?;
-        ingest::schema::migrate(&pool)
-            .await
-            .context("applying migrations")?;
+        context::database(global, 2).await?;
         let applied = ingest::schema::MIGRATOR.iter().count();
         println!("schema up to date ({applied} migrations)");
         Ok(ExitCode::SUCCESS)

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use ingest::repo::RunStatus;
+
 use crate::args::GlobalArgs;
-use crate::db;
+use crate::context;
 
 #[derive(Debug, Args)]
 pub struct Status {
@@ -26,10 +28,7 @@ fn age(secs: Option<f64>) -> String {
 
 impl Status {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let pool = db::connect(global.database_url()?, 2).await?;
-        ingest::schema::migrate(&pool).await?;
-        let mut conn = pool.acquire().await?;
-        let rows = ingest::mailboxes::status(&mut conn).await?;
+        let rows = context::database(global, 2).await?.mailbox_status().await?;
         if self.json {
             println!("{}", serde_json::to_string(&rows)?);
             return Ok(ExitCode::SUCCESS);
@@ -50,8 +49,8 @@ impl Status {
                 match (&s.last_run_id, &s.last_run_status) {
                     (Some(id), Some(status)) => format!(
                         "{id} {} {status}{} (started {}{})",
-                        s.last_run_kind.as_deref().unwrap_or("?"),
-                        if status == "running" {
+                        s.last_run_kind.map_or("?", |k| k.as_str()),
+                        if *status == RunStatus::Running {
                             format!(", heartbeat {} ago", age(s.last_run_heartbeat_age_secs))
                         } else {
                             String::new()

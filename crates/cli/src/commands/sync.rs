@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Args;
-use ingest::engine::{Engine, Progress, RunSummary, SyncRequest};
+use ingest::engine::{Engine, MailboxRef, Progress, RunSummary, SyncRequest};
 
 use crate::args::GlobalArgs;
+use crate::exit::Exit;
 use crate::progress::ProgressDisplay;
-use crate::{context, exit, signals, summary};
+use crate::{context, signals, summary};
 
 #[derive(Debug, Args)]
 pub struct Sync {
@@ -31,70 +32,63 @@ impl Sync {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         if self.fallback_days == 0 {
             eprintln!("error: --fallback-days must be at least 1");
-            return Ok(ExitCode::from(exit::USAGE));
+            return Ok(Exit::Usage.into());
         }
         let gmail = context::gmail_client(global, None).await?;
         let engine = context::engine(global, gmail.clone(), 24).await?;
         let cancel = signals::cancel_on_signal();
-        let mailboxes: Vec<String> = match (&self.mailbox, self.all) {
-            (Some(m), _) => vec![m.clone()],
-            (None, true) => {
-                let mut conn = engine.pool.acquire().await?;
-                ingest::mailboxes::list(&mut conn)
-                    .await?
-                    .into_iter()
-                    .filter(|m| m.enabled && m.org_id == global.org)
-                    .map(|m| m.provider_email)
-                    .collect()
-            }
+        let mailboxes: Vec<MailboxRef> = match (&self.mailbox, self.all) {
+            (Some(m), _) => vec![MailboxRef::address(m)],
+            (None, true) => engine
+                .repo
+                .list_mailboxes()
+                .await?
+                .into_iter()
+                .filter(|m| m.enabled && m.org_id == global.org)
+                .map(|m| MailboxRef::Known {
+                    id: m.id,
+                    org: m.org_id,
+                    email: m.provider_email,
+                })
+                .collect(),
             (None, false) => return Err(anyhow!("pass --mailbox EMAIL or --all")),
         };
-        let mut worst = ExitCode::SUCCESS;
-        let mut worst_rank = 0;
+        let mut worst = Exit::Done;
         for mailbox in mailboxes {
             if cancel.is_cancelled() {
                 break;
             }
-            let (code, rank) =
-                match sync_one(&engine, &gmail, &mailbox, &self, cancel.clone()).await {
-                    Ok(run) => {
-                        summary::print(&run, self.json);
-                        let rank = match run.status {
-                            "completed" if run.tally.skipped.is_empty() => 0,
-                            "completed" => 1,
-                            "interrupted" => 4,
-                            _ => 3,
-                        };
-                        (summary::exit_code(&run), rank)
-                    }
-                    Err(e) if self.all => {
-                        eprintln!("error: {mailbox}: {e:#}");
-                        (ExitCode::from(exit::FAILED), 3)
-                    }
-                    Err(e) => return summary::engine_error(e),
-                };
-            if rank > worst_rank {
-                worst = code;
-                worst_rank = rank;
-            }
+            let exit = match sync_one(&engine, &gmail, &mailbox, &self, cancel.clone()).await {
+                Ok(run) => {
+                    summary::print(&run, self.json);
+                    Exit::from(&run)
+                }
+                Err(e) if self.all => {
+                    eprintln!("error: {}: {e}", mailbox.email());
+                    Exit::of_error(&e).unwrap_or(Exit::Failed)
+                }
+                Err(e) => return summary::engine_error(e),
+            };
+            worst = worst.max(exit);
         }
-        Ok(worst)
+        Ok(worst.into())
     }
 }
 
 async fn sync_one(
     engine: &Engine,
     gmail: &gmail::GmailClient,
-    mailbox: &str,
+    mailbox: &MailboxRef,
     args: &Sync,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<RunSummary, ingest::engine::EngineError> {
     let progress = Arc::new(Progress::default());
-    let display = ProgressDisplay::start(progress.clone(), gmail.clone(), mailbox.to_lowercase());
+    let display =
+        ProgressDisplay::start(progress.clone(), gmail.clone(), mailbox.email().to_owned());
     let result = engine
         .sync(
             SyncRequest {
-                mailbox: mailbox.to_owned(),
+                mailbox: mailbox.clone(),
                 fallback_days: args.fallback_days,
             },
             cancel,

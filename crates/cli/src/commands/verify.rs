@@ -6,7 +6,8 @@ use clap::Args;
 use ingest::verify::{VerifyOptions, VerifyReport};
 
 use crate::args::GlobalArgs;
-use crate::{context, db, exit};
+use crate::context;
+use crate::exit::Exit;
 
 #[derive(Debug, Args)]
 pub struct Verify {
@@ -26,17 +27,15 @@ pub struct Verify {
 
 impl Verify {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let pool = db::connect(global.database_url()?, 4).await?;
-        ingest::schema::migrate(&pool).await?;
+        let repo = context::database(global, 4).await?;
         let store = context::blob_store(global).await?;
         let gmail = if self.offline {
             None
         } else {
             Some(context::gmail_client(global, None).await?)
         };
-        let mut conn = pool.acquire().await?;
         let report = ingest::verify::verify(
-            &mut conn,
+            repo.as_ref(),
             &store,
             gmail.as_ref(),
             &VerifyOptions {
@@ -51,10 +50,11 @@ impl Verify {
             print_text(&report);
         }
         Ok(if report.ok {
-            ExitCode::SUCCESS
+            Exit::Done
         } else {
-            ExitCode::from(exit::VERIFY_PROBLEMS)
-        })
+            Exit::VerifyProblems
+        }
+        .into())
     }
 }
 

@@ -80,7 +80,6 @@ pub struct Seen {
 pub struct Scripted {
     pub url: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
-    queue: Arc<Mutex<VecDeque<Canned>>>,
 }
 
 impl Scripted {
@@ -89,13 +88,13 @@ impl Scripted {
         let url = format!("http://{}/", listener.local_addr().expect("addr"));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let queue = Arc::new(Mutex::new(VecDeque::from(responses)));
-        let (s2, q2) = (seen.clone(), queue.clone());
+        let s2 = seen.clone();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(serve(sock, s2.clone(), q2.clone()));
+                tokio::spawn(serve(sock, s2.clone(), queue.clone()));
             }
         });
-        Scripted { url, seen, queue }
+        Scripted { url, seen }
     }
 
     pub fn requests(&self) -> Vec<Seen> {

@@ -6,26 +6,23 @@
 //! concurrency, the client's quota limiter) turn changed threads into
 //! `ThreadWork`; the writer commits them in batches.
 
-use std::sync::Mutex;
-use std::time::Instant;
-
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use gmail::ListQuery;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::run::{CursorUpdate, RunKind, RunLease, RunStatus};
-use super::summary::{RunSummary, Tally};
-use super::thread_fetch::{ListedThread, RunContext};
+use super::run::{Run, RunEnding, RunPlan};
+use super::summary::RunSummary;
+use super::thread_fetch::ListedThread;
 use super::writer::{QueueBudget, QueuedWork};
-use super::{Engine, EngineError, Progress, Window};
-use crate::repo;
+use super::{Engine, EngineError, MailboxRef, Progress, Window};
+use crate::repo::{CursorUpdate, HistoryCursor, RunKind, as_i64};
 
 /// What to back up.
 #[derive(Debug, Clone)]
 pub struct BackfillRequest {
-    pub mailbox: String,
+    pub mailbox: MailboxRef,
     pub window: Window,
     pub include_spam_trash: bool,
 }
@@ -34,105 +31,47 @@ pub struct BackfillRequest {
 const THREAD_QUEUE: usize = 256;
 
 impl Engine {
-    /// Runs a backfill from start to summary. A run that started always ends
-    /// recorded (completed, failed or interrupted) unless the process dies,
-    /// and then the next run marks it interrupted.
+    /// Backs up a window: one run, from lease to summary.
     pub async fn backfill(
         &self,
         request: BackfillRequest,
         cancel: CancellationToken,
         progress: &Progress,
     ) -> Result<RunSummary, EngineError> {
-        let started = Instant::now();
-        let metrics_before = self.gmail.mailbox_metrics(&request.mailbox.to_lowercase());
-        let mailbox = request.mailbox.to_lowercase();
-        let mailbox_id = self.register_mailbox(&mailbox).await?;
         // The cursor is read before listing: whatever arrives during the
         // backfill is then picked up by the next incremental sync.
-        let profile = self.gmail.profile(&mailbox).await?;
-        let lease = RunLease::acquire(
-            &self.pool,
-            mailbox_id,
-            &mailbox,
-            RunKind::Backfill,
-            Some(request.window),
-            Some(profile.history_id),
-            self.options.lease,
-        )
-        .await?;
-        let ctx = RunContext {
-            run_id: lease.run_id,
-            mailbox_id,
-            mailbox: mailbox.clone(),
+        let profile = self.gmail.profile(request.mailbox.email()).await?;
+        let cursor = HistoryCursor(profile.history_id);
+        let plan = RunPlan {
+            kind: RunKind::Backfill,
+            mailbox: request.mailbox.clone(),
+            window: Some(request.window),
+            start_history_id: Some(cursor),
             include_spam_trash: request.include_spam_trash,
         };
-        let committed = Mutex::new(Tally::default());
-        let result = self
-            .ingest_window(&ctx, &lease, request.window, &cancel, progress, &committed)
-            .await;
-        let (status, tally, error) = match result {
-            Ok(tally) if cancel.is_cancelled() => (RunStatus::Interrupted, tally, None),
-            Ok(tally) => (RunStatus::Completed, tally, None),
-            Err(e) => (
-                RunStatus::Failed,
-                committed.into_inner().unwrap_or_default(),
-                Some(e.to_string()),
-            ),
-        };
-        let cursor = match status {
-            RunStatus::Completed => CursorUpdate::IfAbsent(profile.history_id),
-            _ => CursorUpdate::Keep,
-        };
-        let run_id = lease.run_id;
-        lease
-            .finish(
-                status,
-                serde_json::to_value(&tally).unwrap_or_default(),
-                error.clone(),
-                cursor,
-            )
-            .await?;
-        let api = super::summary::api_delta(&self.gmail.mailbox_metrics(&mailbox), &metrics_before);
-        Ok(RunSummary {
-            run_id,
-            mailbox,
-            kind: RunKind::Backfill.as_str(),
-            status: status.as_str(),
-            window: Some(request.window),
-            tally,
-            history_expired: false,
-            cursor: Some(profile.history_id.to_string()),
-            api,
-            duration_ms: started.elapsed().as_millis() as u64,
-            error,
+        let window = request.window;
+        let cancel = &cancel;
+        self.run(plan, cancel, |run| async move {
+            self.ingest_window(&run, window, cancel, progress).await?;
+            Ok(RunEnding {
+                cursor: CursorUpdate::IfAbsent(cursor),
+                window: Some(window),
+                history_expired: false,
+            })
         })
-    }
-
-    /// Inserts the mailbox row if it is new; returns its id.
-    pub(crate) async fn register_mailbox(&self, mailbox: &str) -> Result<i64, EngineError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(EngineError::db("acquire connection"))?;
-        Ok(repo::pg::upsert_mailbox(&mut conn, &self.org, mailbox)
-            .await?
-            .0)
+        .await
     }
 
     /// The pipeline over one window; shared by backfill and the sync fallback.
-    ///
-    /// `committed` holds the counts of every batch committed so far, so a run
-    /// that fails half-way still reports (and records) what it wrote.
+    /// Every batch's counts land in the run's as it commits, so a run that
+    /// fails half-way still reports (and records) what it wrote.
     pub(crate) async fn ingest_window(
         &self,
-        ctx: &RunContext,
-        lease: &RunLease,
+        run: &Run,
         window: Window,
         cancel: &CancellationToken,
         progress: &Progress,
-        committed: &Mutex<Tally>,
-    ) -> Result<Tally, EngineError> {
+    ) -> Result<(), EngineError> {
         let (thread_tx, thread_rx) = mpsc::channel::<ListedThread>(THREAD_QUEUE);
         // Fetched work waits for the writer under a budget of messages, not
         // threads (a thread may hold hundreds): two batches, so fetching goes
@@ -140,7 +79,7 @@ impl Engine {
         let budget = QueueBudget::new(2 * self.options.batch_messages);
         let (work_tx, work_rx) = mpsc::channel::<QueuedWork>(budget.capacity());
 
-        let lister = self.list_changed_threads(ctx, window, thread_tx, cancel, progress);
+        let lister = self.list_changed_threads(run, window, thread_tx, cancel, progress);
         let fetchers = async move {
             tokio_stream_from(thread_rx)
                 .map(|listed: ListedThread| {
@@ -151,7 +90,7 @@ impl Engine {
                             return Ok(());
                         }
                         let work = self
-                            .fetch_thread(ctx, listed, Some(window), progress)
+                            .fetch_thread(run, listed, Some(window), progress)
                             .await?;
                         // Sent from inside the future, after its database
                         // connection is back in the pool: a full queue then
@@ -169,24 +108,21 @@ impl Engine {
                 .try_for_each(|()| async { Ok(()) })
                 .await
         };
-        let writer = self.write_threads(ctx, lease, work_rx, progress, committed);
+        let writer = self.write_threads(run, work_rx, progress);
         let (listed, (), ()) = tokio::try_join!(lister, fetchers, writer)?;
-        let mut tally = committed.lock().map(|t| t.clone()).unwrap_or_default();
-        tally.threads_listed = listed.listed;
-        tally.threads.unchanged += listed.unchanged;
         info!(
             threads_listed = listed.listed,
             threads_unchanged = listed.unchanged,
             "window done"
         );
-        Ok(tally)
+        Ok(())
     }
 
     /// Pages through threads.list for the window and sends every thread whose
     /// stored historyId differs from the listed one.
     async fn list_changed_threads(
         &self,
-        ctx: &RunContext,
+        run: &Run,
         window: Window,
         tx: mpsc::Sender<ListedThread>,
         cancel: &CancellationToken,
@@ -195,10 +131,10 @@ impl Engine {
         let query = ListQuery {
             after: Some(window.after_secs()),
             before: Some(window.before_secs()),
-            include_spam_trash: ctx.include_spam_trash,
+            include_spam_trash: run.include_spam_trash(),
             ..ListQuery::default()
         };
-        let mut pages = self.gmail.list_threads(&ctx.mailbox, query);
+        let mut pages = self.gmail.list_threads(run.mailbox(), query);
         let mut listed = Listed::default();
         while let Some(page) = pages.next().await {
             if cancel.is_cancelled() {
@@ -206,27 +142,34 @@ impl Engine {
             }
             let page = page?;
             let ids: Vec<String> = page.threads.iter().map(|t| t.id.clone()).collect();
-            let stored = {
-                let mut conn = self
-                    .pool
-                    .acquire()
-                    .await
-                    .map_err(EngineError::db("acquire connection"))?;
-                repo::pg::thread_history_ids(&mut conn, ctx.mailbox_id, &ids).await?
-            };
+            let stored = self.repo.thread_history_ids(run.mailbox_id(), &ids).await?;
             Progress::add(&progress.threads_listed, page.threads.len() as u64);
-            listed.listed += page.threads.len() as u64;
+            let mut page_listed = Listed {
+                listed: page.threads.len() as u64,
+                unchanged: 0,
+            };
+            let mut changed = Vec::new();
             for thread in page.threads {
                 let row = stored.get(&thread.id).copied();
-                if row.flatten() == Some(super::run::history_i64(thread.history_id)?) {
-                    listed.unchanged += 1;
+                if row.flatten() == Some(as_i64("historyId", thread.history_id)?) {
+                    page_listed.unchanged += 1;
                     continue;
                 }
+                changed.push((thread, row.is_some()));
+            }
+            // Unchanged threads are settled as they are listed: count them now.
+            run.count(|t| {
+                t.threads_listed += page_listed.listed;
+                t.threads.unchanged += page_listed.unchanged;
+            });
+            listed.listed += page_listed.listed;
+            listed.unchanged += page_listed.unchanged;
+            for (thread, stored) in changed {
                 Progress::add(&progress.threads_changed, 1);
                 let changed = ListedThread {
                     id: thread.id,
                     snippet: Some(thread.snippet),
-                    stored: row.is_some(),
+                    stored,
                 };
                 if tx.send(changed).await.is_err() {
                     // Fetchers stopped (an error is on its way); stop listing.

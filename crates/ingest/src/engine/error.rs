@@ -16,8 +16,22 @@ pub enum EngineError {
         run_id: Option<i64>,
         heartbeat_age_secs: i64,
     },
+    /// The run lost its mailbox to another run while it worked (its lock's
+    /// connection dropped and the lease was taken over). Nothing after that
+    /// point was committed; the run that took over carries on.
+    #[error(
+        "run {run_id} lost mailbox {mailbox} to another run; it stopped without committing more (the next run resumes)"
+    )]
+    LeaseLost { mailbox: String, run_id: i64 },
     #[error("mailbox {0} is not registered (add it with `mailingest mailbox add`)")]
     UnknownMailbox(String),
+    /// A mailbox of another organisation was handed to this engine.
+    #[error("mailbox {mailbox} belongs to org {owner}, not {engine_org}")]
+    ForeignMailbox {
+        mailbox: String,
+        owner: String,
+        engine_org: String,
+    },
     #[error("invalid window: {0}")]
     InvalidWindow(String),
     #[error(transparent)]
@@ -25,21 +39,7 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
-    Ledger(#[from] ledger::LedgerError),
-    #[error(transparent)]
     Repo(#[from] RepoError),
-    #[error("database error during {operation}: {source}")]
-    Database {
-        operation: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
     #[error("{0}")]
     Internal(String),
-}
-
-impl EngineError {
-    pub(crate) fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> EngineError {
-        move |source| EngineError::Database { operation, source }
-    }
 }

@@ -1,7 +1,10 @@
 //! The engines: backfill of a window and incremental sync from a history
-//! cursor, both built on one pipeline (list → fetch → write) and one run lease.
+//! cursor. Both are bodies run by one lifecycle (`run`: lease, fence,
+//! heartbeat, finish) and both feed one committer (`commit`: one fenced
+//! transaction per batch). Neither sees SQL: they talk to the repository traits.
 
 mod backfill;
+mod commit;
 mod error;
 mod progress;
 mod run;
@@ -11,17 +14,19 @@ mod thread_fetch;
 mod window;
 mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
-
-use sqlx::PgPool;
 
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
 pub use progress::{Progress, ProgressSnapshot};
-pub use run::{CursorUpdate, RUN_LOCK_CLASS, RunKind, RunLease, RunStatus};
-pub use summary::{BlobCounts, RunSummary, Skipped, Tally};
+pub use summary::{BlobCounts, RunOutcome, RunSummary, Skipped, Tally};
 pub use sync::SyncRequest;
 pub use window::Window;
+
+use crate::repo::Repository;
+pub use crate::repo::pg::RUN_LOCK_CLASS;
+pub use crate::repo::{CursorUpdate, RunKind, RunStatus};
 
 /// Tuning knobs; the defaults suit one mailbox on a small machine.
 #[derive(Debug, Clone)]
@@ -44,15 +49,58 @@ impl Default for EngineOptions {
     }
 }
 
+/// Which mailbox a run works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxRef {
+    /// An address in the engine's org, registered if new (the CLI's case).
+    Address(String),
+    /// A mailbox row already known, worked on by its id as it is (the
+    /// worker's case: the row it claimed, never looked up again).
+    Known { id: i64, org: String, email: String },
+}
+
+impl MailboxRef {
+    pub fn address(email: &str) -> Self {
+        MailboxRef::Address(email.to_lowercase())
+    }
+
+    pub fn email(&self) -> &str {
+        match self {
+            MailboxRef::Address(email) | MailboxRef::Known { email, .. } => email,
+        }
+    }
+}
+
 /// Everything a run needs: the database, the Gmail client and the store.
 #[derive(Clone)]
 pub struct Engine {
-    pub pool: PgPool,
+    pub repo: Arc<dyn Repository>,
     pub gmail: gmail::GmailClient,
     pub store: store::BlobStore,
     /// The organisation owning the mailboxes this engine registers.
     pub org: String,
     pub options: EngineOptions,
+}
+
+impl Engine {
+    /// The mailbox's row id and address (lowercase), registering an address if new.
+    pub(crate) async fn resolve(&self, mailbox: &MailboxRef) -> Result<(i64, String), EngineError> {
+        match mailbox {
+            MailboxRef::Address(email) => {
+                let email = email.to_lowercase();
+                let (id, _) = self.repo.register_mailbox(&self.org, &email).await?;
+                Ok((id, email))
+            }
+            MailboxRef::Known { org, email, .. } if *org != self.org => {
+                Err(EngineError::ForeignMailbox {
+                    mailbox: email.clone(),
+                    owner: org.clone(),
+                    engine_org: self.org.clone(),
+                })
+            }
+            MailboxRef::Known { id, email, .. } => Ok((*id, email.to_lowercase())),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -63,8 +111,17 @@ mod send_check {
     fn futures_are_send(e: &'static Engine, p: &'static Progress) {
         assert_send(e.sync(
             SyncRequest {
-                mailbox: String::new(),
+                mailbox: MailboxRef::address("a@example.com"),
                 fallback_days: 1,
+            },
+            tokio_util::sync::CancellationToken::new(),
+            p,
+        ));
+        assert_send(e.backfill(
+            BackfillRequest {
+                mailbox: MailboxRef::address("a@example.com"),
+                window: Window::last_days(1, chrono::Utc::now()).expect("window"),
+                include_spam_trash: false,
             },
             tokio_util::sync::CancellationToken::new(),
             p,

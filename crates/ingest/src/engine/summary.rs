@@ -1,9 +1,11 @@
-//! The run summary: what a run did, as the CLI prints it (`--json`: one object).
+//! The run summary: what a run did, as the CLI prints it (`--json`: one object),
+//! and [`RunOutcome`], the one classification of a finished run that the CLI's
+//! exit codes and the worker's schedule both follow.
 
 use serde::Serialize;
 
 use super::Window;
-use crate::repo::OutcomeCounts;
+use crate::repo::{OutcomeCounts, RepoError, RunKind, RunStatus};
 
 /// Objects written to the store vs found already there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -52,6 +54,14 @@ impl Tally {
         self.history_records += other.history_records;
         self.skipped.extend(other.skipped);
     }
+
+    /// The counts as stored on the run row (`sync_runs.counts`).
+    pub(crate) fn to_json(&self) -> Result<serde_json::Value, RepoError> {
+        serde_json::to_value(self).map_err(|source| RepoError::Encode {
+            operation: "run counts",
+            source,
+        })
+    }
 }
 
 /// The summary of one run.
@@ -59,8 +69,8 @@ impl Tally {
 pub struct RunSummary {
     pub run_id: i64,
     pub mailbox: String,
-    pub kind: &'static str,
-    pub status: &'static str,
+    pub kind: RunKind,
+    pub status: RunStatus,
     pub window: Option<Window>,
     #[serde(flatten)]
     pub tally: Tally,
@@ -70,6 +80,30 @@ pub struct RunSummary {
     pub api: gmail::ApiMetrics,
     pub duration_ms: u64,
     pub error: Option<String>,
+}
+
+/// What a finished run amounts to for whoever started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RunOutcome {
+    /// Everything in scope is stored.
+    Completed,
+    /// Completed, but some messages were skipped (listed in the summary).
+    CompletedWithSkips,
+    /// Failed; what was committed stays, and the next run resumes.
+    Failed,
+    /// Stopped by a signal; the next run resumes.
+    Interrupted,
+}
+
+impl RunSummary {
+    pub fn outcome(&self) -> RunOutcome {
+        match self.status {
+            RunStatus::Completed if self.tally.skipped.is_empty() => RunOutcome::Completed,
+            RunStatus::Completed => RunOutcome::CompletedWithSkips,
+            RunStatus::Interrupted => RunOutcome::Interrupted,
+            RunStatus::Failed | RunStatus::Running => RunOutcome::Failed,
+        }
+    }
 }
 
 /// API usage between two snapshots of the client's counters.

@@ -10,26 +10,18 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
-use gmail::{GmailError, MessageMinimal, RawMessage};
+use gmail::{GmailError, MessageMeta, RawMessage};
 use store::{PendingSync, PutOutcome};
 use tracing::{debug, warn};
 
+use super::run::Run;
 use super::summary::{BlobCounts, Skipped};
 use super::{Engine, EngineError, Progress, Window};
 use crate::mime::{self, ParsedMessage};
-use crate::repo::{self, BlobUpsert, LabelUpdate};
+use crate::repo::{BlobUpsert, LabelUpdate, as_i64};
 
 /// Raw fetches in flight per thread (the client's per-mailbox cap bounds the total).
 const MESSAGES_IN_FLIGHT_PER_THREAD: usize = 4;
-
-/// What the run needs to know about the mailbox it works on.
-#[derive(Debug, Clone)]
-pub(crate) struct RunContext {
-    pub run_id: i64,
-    pub mailbox_id: i64,
-    pub mailbox: String,
-    pub include_spam_trash: bool,
-}
 
 /// A thread threads.list returned whose stored historyId differs from the listed one.
 #[derive(Debug)]
@@ -46,56 +38,25 @@ pub(crate) struct ListedThread {
 /// One message fetched, parsed and archived, waiting for its rows.
 #[derive(Debug)]
 pub(crate) struct FetchedMessage {
-    pub meta: RawMeta,
+    pub meta: MessageMeta,
     pub parsed: ParsedMessage,
     pub raw_blob: BlobUpsert,
     /// (part, blob) for every attachment and inline part.
     pub parts: Vec<(mime::ParsedPart, BlobUpsert)>,
 }
 
-/// Gmail's metadata of a fetched message (the raw bytes are already stored).
-#[derive(Debug, Clone)]
-pub(crate) struct RawMeta {
-    pub id: String,
-    pub thread_id: String,
-    pub label_ids: Vec<String>,
-    pub internal_date_ms: i64,
-    pub history_id: u64,
-    pub size_estimate: u64,
-}
-
-/// A thread ready to be written.
-#[derive(Debug)]
-pub(crate) struct ThreadWork {
-    pub provider_thread_id: String,
-    /// The thread historyId to record, or `None` when some of its messages are
-    /// not stored (outside the window, excluded, or skipped for a transient
-    /// reason): the next run must look at it again.
-    pub history_id: Option<u64>,
-    pub snippet: Option<String>,
+/// Messages fetched for one commit: stored ones waiting for their rows, and
+/// skipped ones waiting to be recorded, with what archiving put in the store.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
     pub messages: Vec<FetchedMessage>,
-    pub label_updates: Vec<LabelUpdate>,
     pub skipped: Vec<Skipped>,
     /// Blobs archived for messages that were then skipped (unparseable).
     pub orphan_blobs: Vec<BlobUpsert>,
     pub blobs: BlobPuts,
 }
 
-impl ThreadWork {
-    /// A thread with nothing in it yet, not (yet) known to be current.
-    pub(crate) fn new(provider_thread_id: String, snippet: Option<String>) -> Self {
-        ThreadWork {
-            provider_thread_id,
-            history_id: None,
-            snippet,
-            messages: Vec::new(),
-            label_updates: Vec::new(),
-            skipped: Vec::new(),
-            orphan_blobs: Vec::new(),
-            blobs: BlobPuts::default(),
-        }
-    }
-
+impl Fetched {
     /// Takes one message's outcome; returns the id of the message it settles.
     pub(crate) fn absorb(&mut self, result: MessageResult) -> String {
         match result {
@@ -120,6 +81,32 @@ impl ThreadWork {
     }
 }
 
+/// A thread ready to be written.
+#[derive(Debug)]
+pub(crate) struct ThreadWork {
+    pub provider_thread_id: String,
+    /// The thread historyId to record, or `None` when some of its messages are
+    /// not stored (outside the window, excluded, or skipped for a transient
+    /// reason): the next run must look at it again.
+    pub history_id: Option<u64>,
+    pub snippet: Option<String>,
+    pub label_updates: Vec<LabelUpdate>,
+    pub fetched: Fetched,
+}
+
+impl ThreadWork {
+    /// A thread with nothing in it yet, not (yet) known to be current.
+    pub(crate) fn new(provider_thread_id: String, snippet: Option<String>) -> Self {
+        ThreadWork {
+            provider_thread_id,
+            history_id: None,
+            snippet,
+            label_updates: Vec::new(),
+            fetched: Fetched::default(),
+        }
+    }
+}
+
 fn is_spam_or_trash(labels: &[String]) -> bool {
     labels.iter().any(|l| l == "SPAM" || l == "TRASH")
 }
@@ -128,13 +115,13 @@ impl Engine {
     /// Fetches what is new in one thread. `Ok(None)`: the thread vanished.
     pub(crate) async fn fetch_thread(
         &self,
-        ctx: &RunContext,
+        run: &Run,
         listed: ListedThread,
         window: Option<Window>,
         progress: &Progress,
     ) -> Result<Option<ThreadWork>, EngineError> {
         let thread_id = listed.id.as_str();
-        let minimal = match self.gmail.thread_minimal(&ctx.mailbox, thread_id).await {
+        let minimal = match self.gmail.thread_minimal(run.mailbox(), thread_id).await {
             Ok(m) => m,
             Err(GmailError::NotFound { .. }) => {
                 debug!(thread_id, "thread vanished between list and get");
@@ -147,12 +134,9 @@ impl Engine {
         // must show it), and they count as settled.
         let all_ids: Vec<String> = minimal.messages.iter().map(|m| m.id.clone()).collect();
         let stored = if listed.stored {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(EngineError::db("acquire connection"))?;
-            repo::pg::stored_message_ids(&mut conn, ctx.mailbox_id, &all_ids).await?
+            self.repo
+                .stored_message_ids(run.mailbox_id(), &all_ids)
+                .await?
         } else {
             HashSet::new()
         };
@@ -164,17 +148,17 @@ impl Engine {
                 Ok(LabelUpdate {
                     provider_message_id: m.id.clone(),
                     label_ids: m.label_ids.clone(),
-                    history_id: Some(super::run::history_i64(m.history_id)?),
+                    history_id: Some(as_i64("historyId", m.history_id)?),
                 })
             })
             .collect::<Result<_, EngineError>>()?;
         // What this run fetches: new messages inside the window, spam and
         // trash only when asked for.
-        let wanted: Vec<&MessageMinimal> = minimal
+        let wanted: Vec<&MessageMeta> = minimal
             .messages
             .iter()
             .filter(|m| window.is_none_or(|w| w.contains_ms(m.internal_date_ms)))
-            .filter(|m| ctx.include_spam_trash || !is_spam_or_trash(&m.label_ids))
+            .filter(|m| run.include_spam_trash() || !is_spam_or_trash(&m.label_ids))
             .collect();
         let new_ids: Vec<String> = wanted
             .iter()
@@ -183,7 +167,7 @@ impl Engine {
             .collect();
 
         let results: Vec<MessageResult> = stream::iter(new_ids)
-            .map(|id| self.fetch_message(ctx, id, progress).boxed())
+            .map(|id| self.fetch_message(run, id, progress).boxed())
             .buffer_unordered(MESSAGES_IN_FLIGHT_PER_THREAD)
             .try_collect()
             .await?;
@@ -194,24 +178,25 @@ impl Engine {
         // incomplete: fetching them again cannot succeed.
         let mut settled: HashSet<String> = stored;
         for result in results {
-            settled.insert(work.absorb(result));
+            settled.insert(work.fetched.absorb(result));
         }
         let complete = minimal.messages.iter().all(|m| settled.contains(&m.id));
         if complete {
             work.history_id = Some(minimal.history_id);
         }
-        work.messages
+        work.fetched
+            .messages
             .sort_by_key(|m| (m.meta.internal_date_ms, m.meta.id.clone()));
         Ok(Some(work))
     }
 
     async fn fetch_message(
         &self,
-        ctx: &RunContext,
+        run: &Run,
         id: String,
         progress: &Progress,
     ) -> Result<MessageResult, EngineError> {
-        let raw = match self.gmail.message_raw(&ctx.mailbox, &id).await {
+        let raw = match self.gmail.message_raw(run.mailbox(), &id).await {
             Ok(raw) => raw,
             Err(GmailError::NotFound { .. }) => {
                 return Ok(MessageResult::Skipped {
@@ -239,18 +224,10 @@ impl Engine {
         raw: RawMessage,
     ) -> Result<MessageResult, EngineError> {
         let mut blobs = BlobPuts::default();
-        let raw_put = self.store.put_deferred(raw.raw.clone()).await?;
+        let RawMessage { meta, raw: bytes } = raw;
+        let raw_put = self.store.put_deferred(bytes.clone()).await?;
         blobs.add(&raw_put);
         let raw_blob = blob_row(&raw_put);
-        let meta = RawMeta {
-            id: raw.id,
-            thread_id: raw.thread_id,
-            label_ids: raw.label_ids,
-            internal_date_ms: raw.internal_date_ms,
-            history_id: raw.history_id,
-            size_estimate: raw.size_estimate,
-        };
-        let bytes: Bytes = raw.raw;
         let parsed = tokio::task::spawn_blocking(move || mime::parse(&bytes))
             .await
             .map_err(|e| EngineError::Internal(format!("parser task failed: {e}")))?;

@@ -24,10 +24,34 @@ pub enum RepoError {
         operation: &'static str,
         key: String,
     },
+    /// A value does not fit the column it goes to (a Gmail historyId above 2^63).
+    #[error("{what} {value} does not fit a signed 64-bit column")]
+    OutOfRange { what: &'static str, value: u64 },
+    /// Another live run holds the mailbox (`run_id` is `None` while that run
+    /// is still starting and has no row yet).
+    #[error("the mailbox is held by another run")]
+    Locked {
+        run_id: Option<i64>,
+        heartbeat_age_secs: i64,
+    },
+    /// The run no longer owns its mailbox (another run took it over): the
+    /// transaction that found out committed nothing.
+    #[error("run {run_id} no longer holds its mailbox")]
+    LeaseLost { run_id: i64 },
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    /// A stored value the schema does not allow (a status string, say).
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl RepoError {
     pub(crate) fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> RepoError {
         move |source| RepoError::Database { operation, source }
     }
+}
+
+/// A Gmail u64 (historyId) as the signed 64-bit value a column holds.
+pub(crate) fn as_i64(what: &'static str, value: u64) -> Result<i64, RepoError> {
+    i64::try_from(value).map_err(|_| RepoError::OutOfRange { what, value })
 }

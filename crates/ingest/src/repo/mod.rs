@@ -1,8 +1,12 @@
-//! The repository layer: every SQL statement that writes mail tables.
+//! The repository boundary: every SQL statement of ingest lives behind it.
 //!
-//! The row types here (`ThreadUpsert`, `MessageUpsert`, …) are backend-neutral;
-//! `pg` implements them for PostgreSQL. A second backend (SQLite for the
-//! embedded default) implements the same functions over the same types.
+//! Two traits, shaped like object_store's: [`Repository`] for what a run, the
+//! worker, `status` and `verify` read and decide, and [`RepoTx`] for one
+//! fenced transaction that writes a batch of rows, their ledger events, the
+//! run's counts and the cursor together. The engines see only these traits and
+//! the backend-neutral row types (`ThreadUpsert`, `MessageUpsert`, …), so a
+//! second backend implements the traits and passes the same tests.
+//! [`pg`] is the PostgreSQL implementation.
 //!
 //! Every write is one statement per batch of the shape
 //! `INSERT … ON CONFLICT (natural key) DO UPDATE … WHERE (row differs)`, so the
@@ -11,11 +15,173 @@
 
 mod batch;
 mod error;
+mod model;
 mod outcome;
 pub mod pg;
 mod rows;
 mod text;
 
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ledger::NewEvent;
+
 pub use error::RepoError;
+pub(crate) use error::as_i64;
+pub use model::{
+    CursorUpdate, DuplicateKey, Fence, HeldRun, HistoryCursor, MailboxCounts, MailboxRow,
+    MailboxStatus, NextSync, RunEnd, RunKind, RunStart, RunStatus, UnknownValue,
+};
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use rows::{AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, ThreadUpsert};
+
+use crate::engine::Window;
+
+/// The database as the rest of ingest sees it. Methods that write a mailbox's
+/// mail take a [`Fence`] (through [`Repository::begin`] or
+/// [`Repository::finish_run`]) and commit nothing once the run has lost it.
+#[async_trait]
+pub trait Repository: Send + Sync + 'static {
+    /// Applies the embedded schema; harmless when it is current.
+    async fn migrate(&self) -> Result<(), RepoError>;
+
+    // Mailboxes and their schedule.
+
+    /// Inserts the mailbox if it is new; returns its id either way.
+    async fn register_mailbox(&self, org: &str, email: &str) -> Result<(i64, Outcome), RepoError>;
+    /// Registers a mailbox for the worker (or re-enables it), optionally with its own interval.
+    async fn add_mailbox(
+        &self,
+        org: &str,
+        email: &str,
+        interval: Option<Duration>,
+    ) -> Result<(i64, Outcome), RepoError>;
+    /// Stops scheduling a mailbox; its data stays. False when unknown.
+    async fn disable_mailbox(&self, org: &str, email: &str) -> Result<bool, RepoError>;
+    /// Every mailbox of every org, ordered by org and address.
+    async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError>;
+    /// The mailbox's history cursor, if it has one.
+    async fn mailbox_cursor(&self, mailbox_id: i64) -> Result<Option<HistoryCursor>, RepoError>;
+    /// Claims up to `limit` due, enabled mailboxes of `org`, hiding them from
+    /// other workers for `hold`. Concurrent claimers never get the same mailbox.
+    async fn claim_due(
+        &self,
+        org: &str,
+        limit: usize,
+        hold: Duration,
+    ) -> Result<Vec<MailboxRow>, RepoError>;
+    /// Sets when a claimed mailbox is due again.
+    async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError>;
+    /// Per mailbox: schedule, cursor age, stored counts and the last run.
+    async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError>;
+
+    // The run lifecycle.
+
+    /// Takes the mailbox for a new run: marks runs whose process died
+    /// interrupted, records the run and its `sync.started` event. Fails with
+    /// [`RepoError::Locked`] while another live run holds the mailbox.
+    async fn start_run(&self, start: &RunStart) -> Result<HeldRun, RepoError>;
+    /// Proves the run alive for `status` and for takeover; false once it has lost the mailbox.
+    async fn heartbeat(&self, fence: Fence) -> Result<bool, RepoError>;
+    /// Ends the run (status, counts, terminal event, cursor) in one fenced
+    /// transaction and releases the mailbox.
+    async fn finish_run(&self, run: HeldRun, end: &RunEnd) -> Result<(), RepoError>;
+    /// Opens a write transaction that proves, inside itself, that the run
+    /// still holds its mailbox ([`RepoError::LeaseLost`] otherwise).
+    async fn begin(&self, fence: Fence) -> Result<Box<dyn RepoTx>, RepoError>;
+
+    // Reads the engines plan with.
+
+    /// The stored historyId of each listed thread that has a row (`None`: not known current).
+    async fn thread_history_ids(
+        &self,
+        mailbox_id: i64,
+        provider_thread_ids: &[String],
+    ) -> Result<HashMap<String, Option<i64>>, RepoError>;
+    /// Which of the given messages are stored (deleted or not).
+    async fn stored_message_ids(
+        &self,
+        mailbox_id: i64,
+        provider_message_ids: &[String],
+    ) -> Result<HashSet<String>, RepoError>;
+
+    // What `verify` checks.
+
+    /// Natural keys present more than once, over the whole database.
+    async fn duplicate_keys(&self) -> Result<Vec<DuplicateKey>, RepoError>;
+    /// (id, address) of the mailboxes with this address in any org, or of all.
+    async fn mailboxes_to_verify(
+        &self,
+        email: Option<&str>,
+    ) -> Result<Vec<(i64, String)>, RepoError>;
+    async fn mailbox_counts(&self, mailbox_id: i64) -> Result<MailboxCounts, RepoError>;
+    /// Every sha256 a row of the mailbox references (raw messages and parts), distinct.
+    async fn referenced_blobs(&self, mailbox_id: i64) -> Result<Vec<String>, RepoError>;
+    /// Walks the mailbox's ledger chain and checks each run's terminal event.
+    async fn verify_ledger(&self, mailbox_id: i64) -> Result<ledger::ChainReport, RepoError>;
+    /// Stored messages with no `message.ingested` event (up to `limit`).
+    async fn messages_without_ingest_event(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, RepoError>;
+    /// Message ids the ledger records as ingested that have no row (up to `limit`).
+    async fn ingest_events_without_message(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, RepoError>;
+    /// The window of the mailbox's last completed backfill.
+    async fn last_backfill_window(&self, mailbox_id: i64) -> Result<Option<Window>, RepoError>;
+    /// Which of the given messages the ledger records as skipped.
+    async fn skipped_message_ids(
+        &self,
+        mailbox_id: i64,
+        provider_message_ids: &[String],
+    ) -> Result<HashSet<String>, RepoError>;
+}
+
+/// One fenced write transaction: rows, ledger events, run counts and cursor
+/// commit together or not at all. Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait RepoTx: Send {
+    /// Records stored objects; `Inserted` or `Unchanged` per input row.
+    async fn upsert_blobs(&mut self, rows: &[BlobUpsert]) -> Result<Vec<Outcome>, RepoError>;
+    /// One result per input row, in input order (likewise the next two).
+    async fn upsert_threads(
+        &mut self,
+        rows: &[ThreadUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError>;
+    async fn upsert_messages(
+        &mut self,
+        rows: &[MessageUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError>;
+    async fn upsert_attachments(
+        &mut self,
+        rows: &[AttachmentUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError>;
+    /// Sets labels of stored messages; returns the ids whose row changed.
+    async fn update_labels(&mut self, updates: &[LabelUpdate]) -> Result<Vec<String>, RepoError>;
+    /// Soft-deletes messages; returns the ids that were live until now.
+    async fn soft_delete_messages(
+        &mut self,
+        provider_message_ids: &[String],
+        deleted_at: DateTime<Utc>,
+    ) -> Result<Vec<String>, RepoError>;
+    /// The thread row ids of the given stored messages.
+    async fn thread_ids_of_messages(
+        &mut self,
+        provider_message_ids: &[String],
+    ) -> Result<Vec<i64>, RepoError>;
+    /// Re-derives subject, count and times of these threads from their live messages.
+    async fn refresh_threads(&mut self, thread_ids: &[i64]) -> Result<u64, RepoError>;
+    /// Appends events to the mailbox's ledger chain, under the fence's run.
+    async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), RepoError>;
+    /// Records the run's counts so far (and proves it alive).
+    async fn record_run_counts(&mut self, counts: &serde_json::Value) -> Result<(), RepoError>;
+    /// Moves the mailbox's cursor forward to `cursor`; never backwards.
+    async fn advance_cursor(&mut self, cursor: HistoryCursor) -> Result<(), RepoError>;
+    async fn commit(self: Box<Self>) -> Result<(), RepoError>;
+}

@@ -47,12 +47,4 @@ impl OutcomeCounts {
     pub fn total(&self) -> u64 {
         self.inserted + self.updated + self.unchanged
     }
-
-    pub fn from_results<'a>(results: impl IntoIterator<Item = &'a UpsertResult>) -> Self {
-        let mut counts = OutcomeCounts::default();
-        for r in results {
-            counts.record(r.outcome);
-        }
-        counts
-    }
 }

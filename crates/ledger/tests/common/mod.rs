@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use ledger::canonical::canonical_json;
-use ledger::{EventType, HashInput, NewEvent, event_hash};
+use ledger::{EventType, HashInput, NewEvent, Subject, event_hash};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 
@@ -38,17 +38,21 @@ pub async fn finish_run(pool: &PgPool, run_id: i64, status: &str) -> Result<(), 
     Ok(())
 }
 
-pub fn ev(event_type: EventType, subject: &str, payload: Value) -> NewEvent {
+pub fn ev(event_type: EventType, subject: Subject, payload: Value) -> NewEvent {
     NewEvent::new(event_type, subject, payload)
 }
 
-/// `n` message.ingested events with subjects `{prefix}-{i}`.
+pub fn message(id: &str) -> Subject {
+    Subject::Message(id.to_owned())
+}
+
+/// `n` message.ingested events about messages `{prefix}-{i}`.
 pub fn messages(prefix: &str, n: usize) -> Vec<NewEvent> {
     (0..n)
         .map(|i| {
             ev(
                 EventType::MessageIngested,
-                &format!("{prefix}-{i}"),
+                Subject::Message(format!("{prefix}-{i}")),
                 json!({"thread": format!("t-{prefix}"), "size": i, "labels": ["INBOX", "UNREAD"]}),
             )
         })

@@ -1,4 +1,4 @@
-//! PostgreSQL implementation of the repository.
+//! PostgreSQL: the batch upserts and the natural-key reads.
 //!
 //! A batch travels as one `jsonb` parameter unpacked with `jsonb_to_recordset`
 //! (message bodies beside it as `text[]` parameters zipped in with `ROWS FROM`):
@@ -24,9 +24,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, Row};
 use tracing::instrument;
 
-use super::batch::{Keyed, NaturalKey, distinct_by_key};
-use super::text::{json_without_nul, without_nul};
-use super::{
+use crate::repo::batch::{Keyed, NaturalKey, distinct_by_key};
+use crate::repo::text::{json_without_nul, without_nul};
+use crate::repo::{
     AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, RepoError, ThreadUpsert,
     UpsertResult,
 };
@@ -514,10 +514,17 @@ pub async fn soft_delete_messages(
     if provider_message_ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Keyed probes, as every natural-key read here (see the module docs).
     sqlx::query_scalar(
-        "UPDATE mail_messages SET deleted_at = $3, updated_at = now()
-         WHERE mailbox_id = $1 AND provider_message_id = ANY($2) AND deleted_at IS NULL
-         RETURNING provider_message_id",
+        "WITH target AS (
+             SELECT DISTINCT m.id FROM unnest($2::text[]) AS k(id)
+             CROSS JOIN LATERAL (
+                 SELECT id FROM mail_messages
+                 WHERE mailbox_id = $1 AND provider_message_id = k.id AND deleted_at IS NULL
+                 LIMIT 1) m)
+         UPDATE mail_messages m SET deleted_at = $3, updated_at = now()
+         FROM target WHERE m.id = target.id
+         RETURNING m.provider_message_id",
     )
     .bind(mailbox_id)
     .bind(provider_message_ids)

@@ -1,0 +1,435 @@
+//! The one place a batch is committed, for backfill and sync alike.
+//!
+//! A [`Batch`] holds whole threads (so a thread's historyId is committed
+//! together with the last of its messages, and a crash can never leave a
+//! thread marked current while some of its messages are missing), plus what
+//! an incremental sync applies beside new mail (labels, deletions, skips
+//! without a thread) and the cursor it reached. [`Engine::commit`] makes the
+//! batch's blobs durable, then writes rows, ledger events, the run's counts
+//! and the cursor in one transaction that first proves the run still holds its
+//! mailbox: the ledger never claims what the tables lack, and vice versa.
+
+use std::collections::HashMap;
+
+use chrono::{TimeZone, Utc};
+use ledger::{EventType, NewEvent, Subject};
+use serde_json::json;
+use store::BlobStore;
+use tracing::debug;
+
+use super::run::Run;
+use super::summary::Tally;
+use super::thread_fetch::{BlobPuts, Fetched, ThreadWork};
+use super::{Engine, EngineError};
+use crate::repo::{
+    AttachmentUpsert, BlobUpsert, HistoryCursor, LabelUpdate, MessageUpsert, Outcome, RepoTx,
+    ThreadUpsert, as_i64,
+};
+
+/// What one transaction writes.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub threads: Vec<ThreadWork>,
+    /// Messages fetched outside any thread's work: a sync page's skips
+    /// (and the blobs archived for them).
+    pub loose: Fetched,
+    /// Label sets of stored messages, in history order (the last one wins).
+    pub label_updates: Vec<LabelUpdate>,
+    /// Messages Gmail deleted: soft-deleted here.
+    pub deletes: Vec<String>,
+    /// Where the mailbox's cursor moves with this batch (forward only).
+    pub cursor: Option<HistoryCursor>,
+    /// History pages and records this batch applies (sync).
+    pub history_pages: u64,
+    pub history_records: u64,
+}
+
+impl Batch {
+    /// Every set of fetched messages in the batch, threads' and loose.
+    fn fetched(&self) -> impl Iterator<Item = &Fetched> {
+        self.threads.iter().map(|t| &t.fetched).chain([&self.loose])
+    }
+}
+
+impl Engine {
+    /// Commits one batch for `run`; returns its counts (also merged into the run's).
+    pub(crate) async fn commit(&self, run: &Run, batch: &Batch) -> Result<Tally, EngineError> {
+        // Blobs before rows, flushed once for the whole batch, before the
+        // transaction opens so no transaction waits on the disk.
+        make_blobs_durable(&self.store, batch.fetched().map(|f| &f.blobs)).await?;
+        for (what, puts) in batch
+            .threads
+            .iter()
+            .map(|t| (format!("thread {}", t.provider_thread_id), &t.fetched.blobs))
+            .chain([("skipped messages".to_owned(), &batch.loose.blobs)])
+        {
+            check_blobs_durable(&self.store, puts, &what)?;
+        }
+
+        let mut tx = self.repo.begin(run.fence()).await?;
+        let mut writer = BatchWriter {
+            tx: tx.as_mut(),
+            mailbox_id: run.mailbox_id(),
+            events: Vec::new(),
+            tally: Tally::default(),
+        };
+        writer.record_blobs(batch).await?;
+        let thread_ids = writer.upsert_threads(batch).await?;
+        let messages = writer.upsert_messages(batch, &thread_ids).await?;
+        writer.upsert_attachments(batch, &messages).await?;
+        let relabelled = writer.apply_labels(batch).await?;
+        let deleted = writer.apply_deletes(batch).await?;
+        let mut touched: Vec<i64> = thread_ids.values().copied().collect();
+        touched.extend(writer.tx.thread_ids_of_messages(&relabelled).await?);
+        touched.extend(writer.tx.thread_ids_of_messages(&deleted).await?);
+        writer.tx.refresh_threads(&touched).await?;
+        writer.record_skips(batch);
+        let mut tally = writer.finish().await?;
+        tally.history_pages = batch.history_pages;
+        tally.history_records = batch.history_records;
+
+        if let Some(cursor) = batch.cursor {
+            tx.advance_cursor(cursor).await?;
+        }
+        let mut so_far = run.counted();
+        so_far.merge(tally.clone());
+        tx.record_run_counts(&so_far.to_json()?).await?;
+        tx.commit().await?;
+        run.count(|t| t.merge(tally.clone()));
+        debug!(threads = batch.threads.len(), "batch committed");
+        Ok(tally)
+    }
+}
+
+/// Makes every blob the batch archived durable: one store sync covers the
+/// deferred puts of all its messages.
+pub(crate) async fn make_blobs_durable<'a>(
+    store: &BlobStore,
+    puts: impl IntoIterator<Item = &'a BlobPuts>,
+) -> Result<(), EngineError> {
+    if puts.into_iter().any(|p| p.durable_after.is_some()) {
+        store.sync().await?;
+    }
+    Ok(())
+}
+
+/// Refuses to write rows for blobs the store has not made durable: a crash
+/// of the machine could otherwise leave a row pointing at nothing.
+pub(crate) fn check_blobs_durable(
+    store: &BlobStore,
+    puts: &BlobPuts,
+    what: &str,
+) -> Result<(), EngineError> {
+    match puts.durable_after {
+        Some(ticket) if !store.is_durable(ticket) => Err(EngineError::Internal(format!(
+            "{what}: its blobs are not yet durable in the store; rows must not be written \
+             before make_blobs_durable"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The steps of one batch inside its transaction, in the order foreign keys need.
+struct BatchWriter<'a> {
+    tx: &'a mut dyn RepoTx,
+    mailbox_id: i64,
+    events: Vec<NewEvent>,
+    tally: Tally,
+}
+
+impl BatchWriter<'_> {
+    /// Blob rows: the objects are already in the store, durably.
+    async fn record_blobs(&mut self, batch: &Batch) -> Result<(), EngineError> {
+        let mut rows: Vec<BlobUpsert> = Vec::new();
+        for fetched in batch.fetched() {
+            self.tally.blobs.stored += fetched.blobs.counts.stored;
+            self.tally.blobs.deduplicated += fetched.blobs.counts.deduplicated;
+            rows.extend(fetched.orphan_blobs.iter().cloned());
+            for m in &fetched.messages {
+                rows.push(m.raw_blob.clone());
+                rows.extend(m.parts.iter().map(|(_, b)| b.clone()));
+            }
+        }
+        self.tx.upsert_blobs(&rows).await?;
+        Ok(())
+    }
+
+    /// Thread rows; returns each provider thread id's row id.
+    async fn upsert_threads(&mut self, batch: &Batch) -> Result<HashMap<String, i64>, EngineError> {
+        let rows: Vec<ThreadUpsert> = batch
+            .threads
+            .iter()
+            .map(|w| {
+                Ok(ThreadUpsert {
+                    mailbox_id: self.mailbox_id,
+                    provider_thread_id: w.provider_thread_id.clone(),
+                    history_id: w.history_id.map(|h| as_i64("historyId", h)).transpose()?,
+                    snippet: w.snippet.clone(),
+                })
+            })
+            .collect::<Result<_, EngineError>>()?;
+        let results = self.tx.upsert_threads(&rows).await?;
+        let mut ids = HashMap::with_capacity(rows.len());
+        for (row, result) in rows.into_iter().zip(&results) {
+            self.tally.threads.record(result.outcome);
+            if result.outcome != Outcome::Unchanged {
+                self.events.push(NewEvent::new(
+                    EventType::ThreadIngested,
+                    Subject::Thread(row.provider_thread_id.clone()),
+                    json!({
+                        "outcome": result.outcome,
+                        "history_id": row.history_id.map(|h| h.to_string()),
+                    }),
+                ));
+            }
+            ids.insert(row.provider_thread_id, result.id);
+        }
+        Ok(ids)
+    }
+
+    /// Message rows of every thread's new messages; returns (row, row id) in batch order.
+    async fn upsert_messages(
+        &mut self,
+        batch: &Batch,
+        thread_ids: &HashMap<String, i64>,
+    ) -> Result<Vec<(MessageUpsert, i64)>, EngineError> {
+        let mut rows = Vec::new();
+        for work in &batch.threads {
+            let thread_id = thread_ids[work.provider_thread_id.as_str()];
+            for m in &work.fetched.messages {
+                rows.push(message_row(self.mailbox_id, thread_id, m)?);
+            }
+        }
+        let results = self.tx.upsert_messages(&rows).await?;
+        let parts = batch
+            .threads
+            .iter()
+            .flat_map(|w| w.fetched.messages.iter().map(|m| m.parts.len()));
+        let mut stored = Vec::with_capacity(rows.len());
+        for ((row, result), attachments) in rows.into_iter().zip(&results).zip(parts) {
+            self.tally.messages.record(result.outcome);
+            if result.outcome != Outcome::Unchanged {
+                self.events.push(NewEvent::new(
+                    EventType::MessageIngested,
+                    Subject::Message(row.provider_message_id.clone()),
+                    json!({
+                        "outcome": result.outcome,
+                        "thread_id": row.provider_thread_id,
+                        "raw_sha256": row.raw_sha256,
+                        "raw_size": row.raw_size,
+                        "history_id": row.history_id.map(|h| h.to_string()),
+                        "attachments": attachments,
+                    }),
+                ));
+            }
+            stored.push((row, result.id));
+        }
+        self.tally.messages_fetched += stored.len() as u64;
+        self.tally.threads_fetched += batch.threads.len() as u64;
+        Ok(stored)
+    }
+
+    /// Attachment rows, keyed by (message row, MIME part path).
+    async fn upsert_attachments(
+        &mut self,
+        batch: &Batch,
+        messages: &[(MessageUpsert, i64)],
+    ) -> Result<(), EngineError> {
+        let fetched = batch.threads.iter().flat_map(|w| w.fetched.messages.iter());
+        let mut rows = Vec::new();
+        let mut owners = Vec::new();
+        for (m, (row, message_id)) in fetched.zip(messages) {
+            for (part, blob) in &m.parts {
+                rows.push(AttachmentUpsert {
+                    message_id: *message_id,
+                    part_id: part.part_id.to_string(),
+                    filename: part.filename.clone(),
+                    mime_type: part.mime_type.clone(),
+                    content_id: part.content_id.clone(),
+                    disposition: part.disposition.clone(),
+                    size: blob.size,
+                    sha256: blob.sha256.clone(),
+                });
+                owners.push(row.provider_message_id.as_str());
+            }
+        }
+        let results = self.tx.upsert_attachments(&rows).await?;
+        for ((row, owner), result) in rows.iter().zip(owners).zip(&results) {
+            self.tally.attachments.record(result.outcome);
+            if result.outcome != Outcome::Unchanged {
+                self.events.push(NewEvent::new(
+                    EventType::AttachmentSaved,
+                    Subject::Part {
+                        message: owner.to_owned(),
+                        part: row.part_id.clone(),
+                    },
+                    json!({
+                        "outcome": result.outcome,
+                        "sha256": row.sha256,
+                        "size": row.size,
+                        "mime_type": row.mime_type,
+                    }),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Labels of messages already stored; returns the ids whose labels changed.
+    async fn apply_labels(&mut self, batch: &Batch) -> Result<Vec<String>, EngineError> {
+        let updates: Vec<LabelUpdate> = batch
+            .threads
+            .iter()
+            .flat_map(|w| w.label_updates.iter().cloned())
+            .chain(batch.label_updates.iter().cloned())
+            .collect();
+        let changed = self.tx.update_labels(&updates).await?;
+        let by_id: HashMap<&str, &LabelUpdate> = updates
+            .iter()
+            .map(|u| (u.provider_message_id.as_str(), u))
+            .collect();
+        self.tally.messages.updated += changed.len() as u64;
+        self.tally.messages.unchanged += (by_id.len() - changed.len()) as u64;
+        self.tally.labels_changed += changed.len() as u64;
+        for id in &changed {
+            self.events.push(NewEvent::new(
+                EventType::LabelsChanged,
+                Subject::Message(id.clone()),
+                json!({"label_ids": by_id.get(id.as_str()).map(|u| u.label_ids.clone())}),
+            ));
+        }
+        Ok(changed)
+    }
+
+    /// Deletions: soft, the row and its blobs stay. Returns the ids deleted now.
+    async fn apply_deletes(&mut self, batch: &Batch) -> Result<Vec<String>, EngineError> {
+        let deleted = self
+            .tx
+            .soft_delete_messages(&batch.deletes, Utc::now())
+            .await?;
+        self.tally.messages_deleted += deleted.len() as u64;
+        for id in &deleted {
+            self.events.push(NewEvent::new(
+                EventType::MessageDeleted,
+                Subject::Message(id.clone()),
+                json!({}),
+            ));
+        }
+        Ok(deleted)
+    }
+
+    /// Skipped messages are recorded, not lost.
+    fn record_skips(&mut self, batch: &Batch) {
+        let by_thread = batch
+            .threads
+            .iter()
+            .map(|w| (Some(w.provider_thread_id.as_str()), &w.fetched))
+            .chain([(None, &batch.loose)]);
+        for (thread_id, fetched) in by_thread {
+            for s in &fetched.skipped {
+                let payload = match thread_id {
+                    Some(t) => json!({"reason": s.reason, "thread_id": t}),
+                    None => json!({"reason": s.reason}),
+                };
+                self.events.push(NewEvent::new(
+                    EventType::MessageSkipped,
+                    Subject::Message(s.message_id.clone()),
+                    payload,
+                ));
+                self.tally.skipped.push(s.clone());
+            }
+        }
+    }
+
+    /// Appends the batch's events; returns its counts.
+    async fn finish(self) -> Result<Tally, EngineError> {
+        self.tx.append_events(&self.events).await?;
+        Ok(self.tally)
+    }
+}
+
+/// The message row of one fetched message.
+fn message_row(
+    mailbox_id: i64,
+    thread_id: i64,
+    m: &super::thread_fetch::FetchedMessage,
+) -> Result<MessageUpsert, EngineError> {
+    let p = &m.parsed;
+    Ok(MessageUpsert {
+        mailbox_id,
+        thread_id,
+        provider_message_id: m.meta.id.clone(),
+        provider_thread_id: m.meta.thread_id.clone(),
+        rfc822_message_id: p.rfc822_message_id.clone(),
+        in_reply_to: p.in_reply_to.clone(),
+        references: p.references.clone(),
+        subject: p.subject.clone(),
+        from_addrs: p.from.clone(),
+        to_addrs: p.to.clone(),
+        cc_addrs: p.cc.clone(),
+        bcc_addrs: p.bcc.clone(),
+        reply_to_addrs: p.reply_to.clone(),
+        sent_at: p.sent_at,
+        internal_date: Utc
+            .timestamp_millis_opt(m.meta.internal_date_ms)
+            .single()
+            .ok_or_else(|| {
+                EngineError::Internal(format!(
+                    "message {}: internalDate {} out of range",
+                    m.meta.id, m.meta.internal_date_ms
+                ))
+            })?,
+        label_ids: m.meta.label_ids.clone(),
+        snippet: None,
+        size_estimate: i64::try_from(m.meta.size_estimate).ok(),
+        history_id: Some(as_i64("historyId", m.meta.history_id)?),
+        body_text: p.body_text.clone(),
+        body_html: p.body_html.clone(),
+        raw_sha256: m.raw_blob.sha256.clone(),
+        raw_size: m.raw_blob.size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blobs before rows: puts that were deferred are refused until the store
+    /// has synced them, and a re-put of a known blob owes a sync too (its
+    /// first writer may not have flushed it).
+    #[tokio::test]
+    async fn rows_wait_for_their_deferred_blobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::from_url(dir.path().to_str().expect("utf-8"), "org")
+            .await
+            .expect("store");
+        let mut work = BlobPuts::default();
+        check_blobs_durable(&store, &work, "thread t1").expect("nothing stored, nothing owed");
+
+        let put = store
+            .put_deferred(bytes::Bytes::from_static(b"raw message"))
+            .await
+            .expect("put");
+        work.add(&put);
+        let err = check_blobs_durable(&store, &work, "thread t1").expect_err("not yet durable");
+        assert!(err.to_string().contains("thread t1"), "{err}");
+
+        make_blobs_durable(&store, [&work]).await.expect("sync");
+        check_blobs_durable(&store, &work, "thread t1").expect("durable after the sync");
+
+        let mut again = BlobPuts::default();
+        let reput = store
+            .put_deferred(bytes::Bytes::from_static(b"raw message"))
+            .await
+            .expect("re-put");
+        assert!(!reput.created);
+        again.add(&reput);
+        assert_eq!(again.counts.deduplicated, 1);
+        check_blobs_durable(&store, &again, "thread t2")
+            .expect_err("a re-put waits for a sync as well");
+        make_blobs_durable(&store, [&work, &again])
+            .await
+            .expect("sync");
+        check_blobs_durable(&store, &again, "thread t2").expect("durable");
+    }
+}

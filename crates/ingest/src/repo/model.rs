@@ -1,0 +1,254 @@
+//! Backend-neutral values of runs and mailboxes: what the engines, the worker
+//! and the CLI exchange with the repository. Statuses and kinds are types
+//! here, and become strings only inside a backend's SQL.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::engine::Window;
+
+/// What kind of run this is (`sync_runs.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    Backfill,
+    Sync,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Backfill => "backfill",
+            RunKind::Sync => "sync",
+        }
+    }
+}
+
+/// Where a run is in its life (`sync_runs.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The ledger event that ends a run with this status (`None` for `Running`).
+    pub fn terminal_event(self) -> Option<ledger::EventType> {
+        match self {
+            RunStatus::Running => None,
+            RunStatus::Completed => Some(ledger::EventType::SyncCompleted),
+            RunStatus::Failed => Some(ledger::EventType::SyncFailed),
+            RunStatus::Interrupted => Some(ledger::EventType::SyncInterrupted),
+        }
+    }
+}
+
+/// A status or kind string the schema does not allow.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown {what} '{value}'")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl FromStr for RunStatus {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| UnknownValue {
+            what: "run status",
+            value: s.to_owned(),
+        })
+    }
+}
+
+impl FromStr for RunKind {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [RunKind::Backfill, RunKind::Sync]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                what: "run kind",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for RunKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Gmail historyId: the position in a mailbox's change history that a sync
+/// resumes from. Gmail sends u64; stored values fit a signed 64-bit column,
+/// and a backend rejects anything larger instead of wrapping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct HistoryCursor(pub u64);
+
+impl fmt::Display for HistoryCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What the end of a run does to the mailbox's history cursor. Either way the
+/// cursor only moves forward: a backend never writes one older than it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorUpdate {
+    /// Leave it alone.
+    Keep,
+    /// Set it only where the mailbox has none yet (a backfill: an existing
+    /// cursor is older and replaying from it is idempotent, while jumping it
+    /// forward would skip changes to mail outside the window).
+    IfAbsent(HistoryCursor),
+    /// Move it forward to this point (a fallback backfill after expired history).
+    Advance(HistoryCursor),
+}
+
+/// The proof a run presents with every write: its run id and mailbox. A
+/// backend accepts a transaction under a fence only while that run still owns
+/// the mailbox, checked inside the transaction itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub run_id: i64,
+    pub mailbox_id: i64,
+}
+
+/// What the repository needs to open a run.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    pub mailbox_id: i64,
+    pub kind: RunKind,
+    pub window: Option<Window>,
+    pub start_history_id: Option<HistoryCursor>,
+    /// A live run whose heartbeat is older than this is taken over.
+    pub stale_after: Duration,
+}
+
+/// A run this process holds. `hold` is the backend's exclusivity (for
+/// PostgreSQL, the connection holding the advisory lock); dropping it lets
+/// another run take the mailbox.
+pub struct HeldRun {
+    pub fence: Fence,
+    pub(crate) hold: Box<dyn std::any::Any + Send>,
+}
+
+impl fmt::Debug for HeldRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldRun")
+            .field("fence", &self.fence)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a run ends, as recorded on its row and in its terminal event.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    pub status: RunStatus,
+    pub counts: serde_json::Value,
+    pub error: Option<String>,
+    pub cursor: CursorUpdate,
+}
+
+/// A mailbox as `mailbox list` and the worker see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxRow {
+    pub id: i64,
+    pub org_id: String,
+    pub provider_email: String,
+    pub enabled: bool,
+    pub history_id: Option<i64>,
+    pub history_id_updated_at: Option<DateTime<Utc>>,
+    pub sync_interval_secs: i32,
+    pub next_sync_at: DateTime<Utc>,
+    pub consecutive_failures: i32,
+    pub last_error: Option<String>,
+}
+
+/// One line of `mailingest status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxStatus {
+    #[serde(flatten)]
+    pub mailbox: MailboxRow,
+    pub cursor_age_secs: Option<f64>,
+    pub messages: i64,
+    pub messages_deleted: i64,
+    pub threads: i64,
+    pub attachments: i64,
+    // The last run, flat: `status --json` keeps the shape scripts read.
+    pub last_run_id: Option<i64>,
+    pub last_run_kind: Option<RunKind>,
+    pub last_run_status: Option<RunStatus>,
+    pub last_run_started_at: Option<DateTime<Utc>>,
+    pub last_run_finished_at: Option<DateTime<Utc>>,
+    pub last_run_heartbeat_age_secs: Option<f64>,
+    pub last_run_error: Option<String>,
+    pub last_run_counts: Option<serde_json::Value>,
+}
+
+/// When a claimed mailbox is due again.
+#[derive(Debug, Clone, Copy)]
+pub enum NextSync<'a> {
+    /// It synced: due after its interval (`interval` overrides the mailbox's own).
+    AfterSuccess { interval: Option<Duration> },
+    /// It failed: the failure is counted and kept, and the next try backs off
+    /// exponentially (interval × 2^failures, at most a day).
+    AfterFailure {
+        error: &'a str,
+        interval: Option<Duration>,
+    },
+    /// Not its turn after all (held elsewhere, interrupted): due again after
+    /// `after`, nothing counted.
+    Retry { after: Duration },
+}
+
+/// Row counts of one mailbox, for `verify`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MailboxCounts {
+    pub threads: i64,
+    pub messages: i64,
+    pub messages_deleted: i64,
+    pub attachments: i64,
+    pub blobs: i64,
+    pub runs: i64,
+    pub ledger_events: i64,
+}
+
+/// A natural key found more than once (which the constraints should make impossible).
+#[derive(Debug, Clone, Serialize)]
+pub struct DuplicateKey {
+    pub table: &'static str,
+    pub key: String,
+    pub count: i64,
+}

@@ -1,0 +1,265 @@
+//! PostgreSQL: the mailboxes served, their schedule, and `status`.
+//!
+//! Workers coordinate through Postgres alone: a due mailbox is claimed with
+//! `FOR UPDATE SKIP LOCKED` and its `next_sync_at` pushed past the run's lease
+//! in the same statement, so two workers never claim it at once; the run lease
+//! then guarantees one live run even against a manual `sync`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
+
+/// The columns of a `MailboxRow`, in its field order, qualified by `alias`.
+fn mailbox_columns(alias: &str) -> String {
+    [
+        "id",
+        "org_id",
+        "provider_email",
+        "enabled",
+        "history_id",
+        "history_id_updated_at",
+        "sync_interval_secs",
+        "next_sync_at",
+        "consecutive_failures",
+        "last_error",
+    ]
+    .map(|c| format!("{alias}.{c}"))
+    .join(", ")
+}
+
+#[derive(sqlx::FromRow)]
+struct PgMailbox {
+    id: i64,
+    org_id: String,
+    provider_email: String,
+    enabled: bool,
+    history_id: Option<i64>,
+    history_id_updated_at: Option<DateTime<Utc>>,
+    sync_interval_secs: i32,
+    next_sync_at: DateTime<Utc>,
+    consecutive_failures: i32,
+    last_error: Option<String>,
+}
+
+impl From<PgMailbox> for MailboxRow {
+    fn from(r: PgMailbox) -> Self {
+        MailboxRow {
+            id: r.id,
+            org_id: r.org_id,
+            provider_email: r.provider_email,
+            enabled: r.enabled,
+            history_id: r.history_id,
+            history_id_updated_at: r.history_id_updated_at,
+            sync_interval_secs: r.sync_interval_secs,
+            next_sync_at: r.next_sync_at,
+            consecutive_failures: r.consecutive_failures,
+            last_error: r.last_error,
+        }
+    }
+}
+
+pub(crate) async fn add(
+    conn: &mut PgConnection,
+    org: &str,
+    email: &str,
+    interval: Option<Duration>,
+) -> Result<(i64, Outcome), RepoError> {
+    let (id, outcome) = super::upsert_mailbox(conn, org, email).await?;
+    let secs = interval.map(|d| d.as_secs().clamp(1, i32::MAX as u64) as i32);
+    let changed = sqlx::query(
+        "UPDATE mailboxes SET enabled = true, sync_interval_secs = coalesce($2, sync_interval_secs),
+                updated_at = now()
+         WHERE id = $1 AND (NOT enabled OR sync_interval_secs IS DISTINCT FROM coalesce($2, sync_interval_secs))",
+    )
+    .bind(id)
+    .bind(secs)
+    .execute(&mut *conn)
+    .await
+    .map_err(RepoError::db("enable mailbox"))?
+    .rows_affected();
+    let outcome = match (outcome, changed) {
+        (Outcome::Inserted, _) => Outcome::Inserted,
+        (_, 0) => Outcome::Unchanged,
+        _ => Outcome::Updated,
+    };
+    Ok((id, outcome))
+}
+
+pub(crate) async fn disable(pool: &PgPool, org: &str, email: &str) -> Result<bool, RepoError> {
+    let n = sqlx::query(
+        "UPDATE mailboxes SET enabled = false, updated_at = now()
+         WHERE org_id = $1 AND provider_email = lower($2)",
+    )
+    .bind(org)
+    .bind(email)
+    .execute(pool)
+    .await
+    .map_err(RepoError::db("disable mailbox"))?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+pub(crate) async fn list(pool: &PgPool) -> Result<Vec<MailboxRow>, RepoError> {
+    let rows: Vec<PgMailbox> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email",
+        mailbox_columns("mb")
+    )))
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("list mailboxes"))?;
+    Ok(rows.into_iter().map(MailboxRow::from).collect())
+}
+
+pub(crate) async fn cursor(
+    pool: &PgPool,
+    mailbox_id: i64,
+) -> Result<Option<HistoryCursor>, RepoError> {
+    let cursor: Option<i64> = sqlx::query_scalar("SELECT history_id FROM mailboxes WHERE id = $1")
+        .bind(mailbox_id)
+        .fetch_one(pool)
+        .await
+        .map_err(RepoError::db("read cursor"))?;
+    // The column's CHECK keeps it non-negative.
+    Ok(cursor.map(|c| HistoryCursor(c.max(0) as u64)))
+}
+
+pub(crate) async fn claim_due(
+    pool: &PgPool,
+    org: &str,
+    limit: usize,
+    hold: Duration,
+) -> Result<Vec<MailboxRow>, RepoError> {
+    let rows: Vec<PgMailbox> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH due AS (
+             SELECT id FROM mailboxes
+             WHERE enabled AND org_id = $3 AND next_sync_at <= now()
+             ORDER BY next_sync_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+         UPDATE mailboxes m SET next_sync_at = now() + make_interval(secs => $2)
+         FROM due WHERE m.id = due.id
+         RETURNING {}",
+        mailbox_columns("m")
+    )))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(hold.as_secs_f64())
+    .bind(org)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("claim due mailboxes"))?;
+    Ok(rows.into_iter().map(MailboxRow::from).collect())
+}
+
+pub(crate) async fn schedule_next(
+    pool: &PgPool,
+    mailbox_id: i64,
+    next: NextSync<'_>,
+) -> Result<(), RepoError> {
+    let query = match next {
+        NextSync::AfterSuccess { interval } => sqlx::query(
+            "UPDATE mailboxes SET consecutive_failures = 0, last_error = NULL,
+                    next_sync_at = now() + make_interval(secs => coalesce($2, sync_interval_secs)),
+                    updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(mailbox_id)
+        .bind(interval.map(|d| d.as_secs_f64())),
+        NextSync::AfterFailure { error, interval } => sqlx::query(
+            "UPDATE mailboxes SET consecutive_failures = consecutive_failures + 1, last_error = $2,
+                    next_sync_at = now() + make_interval(secs => least(86400,
+                        coalesce($3, sync_interval_secs) * power(2, least(consecutive_failures + 1, 16)))),
+                    updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(mailbox_id)
+        .bind(error)
+        .bind(interval.map(|d| d.as_secs_f64())),
+        NextSync::Retry { after } => sqlx::query(
+            "UPDATE mailboxes SET next_sync_at = now() + make_interval(secs => $2) WHERE id = $1",
+        )
+        .bind(mailbox_id)
+        .bind(after.as_secs_f64()),
+    };
+    query
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("schedule next sync"))?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct PgStatus {
+    #[sqlx(flatten)]
+    mailbox: PgMailbox,
+    cursor_age_secs: Option<f64>,
+    messages: i64,
+    messages_deleted: i64,
+    threads: i64,
+    attachments: i64,
+    last_run_id: Option<i64>,
+    last_run_kind: Option<String>,
+    last_run_status: Option<String>,
+    last_run_started_at: Option<DateTime<Utc>>,
+    last_run_finished_at: Option<DateTime<Utc>>,
+    last_run_heartbeat_age_secs: Option<f64>,
+    last_run_error: Option<String>,
+    last_run_counts: Option<serde_json::Value>,
+}
+
+impl TryFrom<PgStatus> for MailboxStatus {
+    type Error = RepoError;
+    fn try_from(r: PgStatus) -> Result<Self, RepoError> {
+        let corrupt = |e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string());
+        Ok(MailboxStatus {
+            mailbox: r.mailbox.into(),
+            cursor_age_secs: r.cursor_age_secs,
+            messages: r.messages,
+            messages_deleted: r.messages_deleted,
+            threads: r.threads,
+            attachments: r.attachments,
+            last_run_id: r.last_run_id,
+            last_run_kind: r
+                .last_run_kind
+                .map(|k| k.parse())
+                .transpose()
+                .map_err(corrupt)?,
+            last_run_status: r
+                .last_run_status
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(corrupt)?,
+            last_run_started_at: r.last_run_started_at,
+            last_run_finished_at: r.last_run_finished_at,
+            last_run_heartbeat_age_secs: r.last_run_heartbeat_age_secs,
+            last_run_error: r.last_run_error,
+            last_run_counts: r.last_run_counts,
+        })
+    }
+}
+
+pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoError> {
+    let rows: Vec<PgStatus> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {cols},
+                extract(epoch FROM now() - mb.history_id_updated_at)::float8 AS cursor_age_secs,
+                (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id) AS messages,
+                (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id AND deleted_at IS NOT NULL) AS messages_deleted,
+                (SELECT count(*) FROM mail_threads WHERE mailbox_id = mb.id) AS threads,
+                (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
+                  WHERE m.mailbox_id = mb.id) AS attachments,
+                r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
+                r.started_at AS last_run_started_at, r.finished_at AS last_run_finished_at,
+                extract(epoch FROM now() - r.heartbeat_at)::float8 AS last_run_heartbeat_age_secs,
+                r.error AS last_run_error, r.counts AS last_run_counts
+         FROM mailboxes mb
+         LEFT JOIN LATERAL (SELECT * FROM sync_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) r ON true
+         ORDER BY mb.org_id, mb.provider_email",
+        cols = mailbox_columns("mb")
+    )))
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("read status"))?;
+    rows.into_iter().map(MailboxStatus::try_from).collect()
+}

@@ -1,0 +1,295 @@
+//! PostgreSQL implementation of the repository: the production backend
+//! (many workers on many hosts, one database).
+//!
+//! [`PgRepository`] implements [`Repository`] over a pool; [`PgTx`] is one
+//! fenced transaction. The statements live in the submodules by concern; the
+//! batch upserts are also public as free functions over a `PgConnection`, for
+//! tests that exercise them inside a transaction of their own.
+
+mod mailboxes;
+mod runs;
+pub(crate) mod schema;
+mod upserts;
+mod verify;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ledger::NewEvent;
+use sqlx::{PgPool, Postgres, Transaction};
+
+pub use runs::RUN_LOCK_CLASS;
+pub use upserts::*;
+
+use super::{
+    AttachmentUpsert, BlobUpsert, DuplicateKey, Fence, HeldRun, HistoryCursor, LabelUpdate,
+    MailboxCounts, MailboxRow, MailboxStatus, MessageUpsert, NextSync, Outcome, RepoError, RepoTx,
+    Repository, RunEnd, RunStart, ThreadUpsert, UpsertResult, as_i64,
+};
+use crate::engine::Window;
+
+/// The repository over a PostgreSQL pool.
+#[derive(Debug, Clone)]
+pub struct PgRepository {
+    pool: PgPool,
+}
+
+impl PgRepository {
+    pub fn new(pool: PgPool) -> Self {
+        PgRepository { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Repository for PgRepository {
+    async fn migrate(&self) -> Result<(), RepoError> {
+        schema::migrate(&self.pool)
+            .await
+            .map_err(|e| RepoError::Corrupt(format!("applying migrations: {e}")))
+    }
+
+    async fn register_mailbox(&self, org: &str, email: &str) -> Result<(i64, Outcome), RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        upsert_mailbox(&mut conn, org, email).await
+    }
+
+    async fn add_mailbox(
+        &self,
+        org: &str,
+        email: &str,
+        interval: Option<Duration>,
+    ) -> Result<(i64, Outcome), RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        mailboxes::add(&mut conn, org, email, interval).await
+    }
+
+    async fn disable_mailbox(&self, org: &str, email: &str) -> Result<bool, RepoError> {
+        mailboxes::disable(&self.pool, org, email).await
+    }
+
+    async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError> {
+        mailboxes::list(&self.pool).await
+    }
+
+    async fn mailbox_cursor(&self, mailbox_id: i64) -> Result<Option<HistoryCursor>, RepoError> {
+        mailboxes::cursor(&self.pool, mailbox_id).await
+    }
+
+    async fn claim_due(
+        &self,
+        org: &str,
+        limit: usize,
+        hold: Duration,
+    ) -> Result<Vec<MailboxRow>, RepoError> {
+        mailboxes::claim_due(&self.pool, org, limit, hold).await
+    }
+
+    async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError> {
+        mailboxes::schedule_next(&self.pool, mailbox_id, next).await
+    }
+
+    async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
+        mailboxes::status(&self.pool).await
+    }
+
+    async fn start_run(&self, start: &RunStart) -> Result<HeldRun, RepoError> {
+        runs::start_run(&self.pool, start).await
+    }
+
+    async fn heartbeat(&self, fence: Fence) -> Result<bool, RepoError> {
+        runs::heartbeat(&self.pool, fence).await
+    }
+
+    async fn finish_run(&self, run: HeldRun, end: &RunEnd) -> Result<(), RepoError> {
+        runs::finish_run(&self.pool, run, end).await
+    }
+
+    async fn begin(&self, fence: Fence) -> Result<Box<dyn RepoTx>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(RepoError::db("begin"))?;
+        runs::prove_lease(&mut tx, fence).await?;
+        Ok(Box::new(PgTx { tx, fence }))
+    }
+
+    async fn thread_history_ids(
+        &self,
+        mailbox_id: i64,
+        provider_thread_ids: &[String],
+    ) -> Result<HashMap<String, Option<i64>>, RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        thread_history_ids(&mut conn, mailbox_id, provider_thread_ids).await
+    }
+
+    async fn stored_message_ids(
+        &self,
+        mailbox_id: i64,
+        provider_message_ids: &[String],
+    ) -> Result<HashSet<String>, RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        stored_message_ids(&mut conn, mailbox_id, provider_message_ids).await
+    }
+
+    async fn duplicate_keys(&self) -> Result<Vec<DuplicateKey>, RepoError> {
+        verify::duplicate_keys(&self.pool).await
+    }
+
+    async fn mailboxes_to_verify(
+        &self,
+        email: Option<&str>,
+    ) -> Result<Vec<(i64, String)>, RepoError> {
+        verify::mailboxes_to_verify(&self.pool, email).await
+    }
+
+    async fn mailbox_counts(&self, mailbox_id: i64) -> Result<MailboxCounts, RepoError> {
+        verify::mailbox_counts(&self.pool, mailbox_id).await
+    }
+
+    async fn referenced_blobs(&self, mailbox_id: i64) -> Result<Vec<String>, RepoError> {
+        verify::referenced_blobs(&self.pool, mailbox_id).await
+    }
+
+    async fn verify_ledger(&self, mailbox_id: i64) -> Result<ledger::ChainReport, RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        Ok(ledger::verify(&mut conn, mailbox_id).await?)
+    }
+
+    async fn messages_without_ingest_event(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, RepoError> {
+        verify::messages_without_ingest_event(&self.pool, mailbox_id, limit).await
+    }
+
+    async fn ingest_events_without_message(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, RepoError> {
+        verify::ingest_events_without_message(&self.pool, mailbox_id, limit).await
+    }
+
+    async fn last_backfill_window(&self, mailbox_id: i64) -> Result<Option<Window>, RepoError> {
+        verify::last_backfill_window(&self.pool, mailbox_id).await
+    }
+
+    async fn skipped_message_ids(
+        &self,
+        mailbox_id: i64,
+        provider_message_ids: &[String],
+    ) -> Result<HashSet<String>, RepoError> {
+        verify::skipped_message_ids(&self.pool, mailbox_id, provider_message_ids).await
+    }
+}
+
+/// One fenced PostgreSQL transaction (see [`RepoTx`]).
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    fence: Fence,
+}
+
+#[async_trait]
+impl RepoTx for PgTx {
+    async fn upsert_blobs(&mut self, rows: &[BlobUpsert]) -> Result<Vec<Outcome>, RepoError> {
+        upsert_blobs(&mut self.tx, rows).await
+    }
+
+    async fn upsert_threads(
+        &mut self,
+        rows: &[ThreadUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError> {
+        upsert_threads(&mut self.tx, rows).await
+    }
+
+    async fn upsert_messages(
+        &mut self,
+        rows: &[MessageUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError> {
+        upsert_messages(&mut self.tx, rows).await
+    }
+
+    async fn upsert_attachments(
+        &mut self,
+        rows: &[AttachmentUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError> {
+        upsert_attachments(&mut self.tx, rows).await
+    }
+
+    async fn update_labels(&mut self, updates: &[LabelUpdate]) -> Result<Vec<String>, RepoError> {
+        update_labels(&mut self.tx, self.fence.mailbox_id, updates).await
+    }
+
+    async fn soft_delete_messages(
+        &mut self,
+        provider_message_ids: &[String],
+        deleted_at: DateTime<Utc>,
+    ) -> Result<Vec<String>, RepoError> {
+        soft_delete_messages(
+            &mut self.tx,
+            self.fence.mailbox_id,
+            provider_message_ids,
+            deleted_at,
+        )
+        .await
+    }
+
+    async fn thread_ids_of_messages(
+        &mut self,
+        provider_message_ids: &[String],
+    ) -> Result<Vec<i64>, RepoError> {
+        thread_ids_of_messages(&mut self.tx, self.fence.mailbox_id, provider_message_ids).await
+    }
+
+    async fn refresh_threads(&mut self, thread_ids: &[i64]) -> Result<u64, RepoError> {
+        refresh_threads(&mut self.tx, thread_ids).await
+    }
+
+    async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), RepoError> {
+        ledger::append(
+            &mut self.tx,
+            self.fence.mailbox_id,
+            self.fence.run_id,
+            events,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn record_run_counts(&mut self, counts: &serde_json::Value) -> Result<(), RepoError> {
+        runs::record_counts(&mut self.tx, self.fence, counts).await
+    }
+
+    async fn advance_cursor(&mut self, cursor: HistoryCursor) -> Result<(), RepoError> {
+        let h = as_i64("historyId", cursor.0)?;
+        runs::advance_cursor(&mut self.tx, self.fence.mailbox_id, h, false).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), RepoError> {
+        self.tx.commit().await.map_err(RepoError::db("commit"))
+    }
+}

@@ -1,0 +1,210 @@
+//! PostgreSQL: the queries behind `verify`.
+//!
+//! Ledger subjects are compared as whole keys built by `ledger::Subject`, never
+//! cut apart in SQL: the prefix is bound, so the format has one owner.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use ledger::Subject;
+use sqlx::PgPool;
+
+use crate::engine::Window;
+use crate::repo::{DuplicateKey, MailboxCounts, RepoError};
+
+pub(crate) async fn duplicate_keys(pool: &PgPool) -> Result<Vec<DuplicateKey>, RepoError> {
+    // The original spec's GROUP BY … HAVING count(*) > 1 checks: the
+    // constraints forbid duplicates, and this is the check an auditor asks for.
+    const CHECKS: [(&str, &str); 5] = [
+        (
+            "mailboxes",
+            "SELECT org_id || '/' || provider_email, count(*) FROM mailboxes GROUP BY org_id, provider_email HAVING count(*) > 1",
+        ),
+        (
+            "mail_threads",
+            "SELECT mailbox_id || '/' || provider_thread_id, count(*) FROM mail_threads GROUP BY mailbox_id, provider_thread_id HAVING count(*) > 1",
+        ),
+        (
+            "mail_messages",
+            "SELECT mailbox_id || '/' || provider_message_id, count(*) FROM mail_messages GROUP BY mailbox_id, provider_message_id HAVING count(*) > 1",
+        ),
+        (
+            "mail_attachments",
+            "SELECT message_id || '/' || part_id, count(*) FROM mail_attachments GROUP BY message_id, part_id HAVING count(*) > 1",
+        ),
+        (
+            "blobs",
+            "SELECT sha256, count(*) FROM blobs GROUP BY sha256 HAVING count(*) > 1",
+        ),
+    ];
+    let mut found = Vec::new();
+    for (table, sql) in CHECKS {
+        let dups: Vec<(String, i64)> = sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await
+            .map_err(RepoError::db("duplicate check"))?;
+        found.extend(
+            dups.into_iter()
+                .map(|(key, count)| DuplicateKey { table, key, count }),
+        );
+    }
+    Ok(found)
+}
+
+pub(crate) async fn mailboxes_to_verify(
+    pool: &PgPool,
+    email: Option<&str>,
+) -> Result<Vec<(i64, String)>, RepoError> {
+    sqlx::query_as(
+        "SELECT id, provider_email FROM mailboxes
+         WHERE $1::text IS NULL OR provider_email = lower($1) ORDER BY id",
+    )
+    .bind(email)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("list mailboxes"))
+}
+
+pub(crate) async fn mailbox_counts(
+    pool: &PgPool,
+    mailbox_id: i64,
+) -> Result<MailboxCounts, RepoError> {
+    let c: (i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT
+            (SELECT count(*) FROM mail_threads WHERE mailbox_id = $1),
+            (SELECT count(*) FROM mail_messages WHERE mailbox_id = $1),
+            (SELECT count(*) FROM mail_messages WHERE mailbox_id = $1 AND deleted_at IS NOT NULL),
+            (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id WHERE m.mailbox_id = $1),
+            (SELECT count(DISTINCT sha256) FROM (
+                SELECT raw_sha256 AS sha256 FROM mail_messages WHERE mailbox_id = $1
+                UNION ALL
+                SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id WHERE m.mailbox_id = $1) s),
+            (SELECT count(*) FROM sync_runs WHERE mailbox_id = $1),
+            (SELECT count(*) FROM ledger_events WHERE mailbox_id = $1)",
+    )
+    .bind(mailbox_id)
+    .fetch_one(pool)
+    .await
+    .map_err(RepoError::db("count rows"))?;
+    Ok(MailboxCounts {
+        threads: c.0,
+        messages: c.1,
+        messages_deleted: c.2,
+        attachments: c.3,
+        blobs: c.4,
+        runs: c.5,
+        ledger_events: c.6,
+    })
+}
+
+pub(crate) async fn referenced_blobs(
+    pool: &PgPool,
+    mailbox_id: i64,
+) -> Result<Vec<String>, RepoError> {
+    sqlx::query_scalar(
+        "SELECT raw_sha256 FROM mail_messages WHERE mailbox_id = $1
+         UNION
+         SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
+         WHERE m.mailbox_id = $1",
+    )
+    .bind(mailbox_id)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("list referenced blobs"))
+}
+
+pub(crate) async fn messages_without_ingest_event(
+    pool: &PgPool,
+    mailbox_id: i64,
+    limit: i64,
+) -> Result<Vec<String>, RepoError> {
+    sqlx::query_scalar(
+        "SELECT m.provider_message_id FROM mail_messages m
+         WHERE m.mailbox_id = $1 AND NOT EXISTS (
+             SELECT 1 FROM ledger_events e
+             WHERE e.mailbox_id = $1 AND e.event_type = 'message.ingested'
+               AND e.subject_key = $2 || m.provider_message_id)
+         ORDER BY 1 LIMIT $3",
+    )
+    .bind(mailbox_id)
+    .bind(Subject::MESSAGE_PREFIX)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("ledger/table agreement"))
+}
+
+pub(crate) async fn ingest_events_without_message(
+    pool: &PgPool,
+    mailbox_id: i64,
+    limit: i64,
+) -> Result<Vec<String>, RepoError> {
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT e.subject_key FROM ledger_events e
+         WHERE e.mailbox_id = $1 AND e.event_type = 'message.ingested'
+           AND NOT EXISTS (SELECT 1 FROM mail_messages m
+                           WHERE m.mailbox_id = $1 AND $2 || m.provider_message_id = e.subject_key)
+         ORDER BY 1 LIMIT $3",
+    )
+    .bind(mailbox_id)
+    .bind(Subject::MESSAGE_PREFIX)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("ledger/table agreement"))?;
+    Ok(keys.iter().map(|k| message_id_of(k)).collect())
+}
+
+/// The message id a `message.…` event names; a key that is not one is kept whole,
+/// so a forged or malformed event still shows in the finding.
+fn message_id_of(key: &str) -> String {
+    match key.parse::<Subject>() {
+        Ok(subject) => subject
+            .message_id()
+            .map_or_else(|| key.to_owned(), str::to_owned),
+        Err(_) => key.to_owned(),
+    }
+}
+
+pub(crate) async fn last_backfill_window(
+    pool: &PgPool,
+    mailbox_id: i64,
+) -> Result<Option<Window>, RepoError> {
+    let last: Option<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT window_start, window_end FROM sync_runs
+         WHERE mailbox_id = $1 AND kind = 'backfill' AND status = 'completed'
+           AND window_start IS NOT NULL AND window_end IS NOT NULL
+         ORDER BY finished_at DESC LIMIT 1",
+    )
+    .bind(mailbox_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(RepoError::db("read last backfill window"))?;
+    last.map(|(since, until)| {
+        Window::new(since, until).map_err(|e| RepoError::Corrupt(format!("stored window: {e}")))
+    })
+    .transpose()
+}
+
+pub(crate) async fn skipped_message_ids(
+    pool: &PgPool,
+    mailbox_id: i64,
+    provider_message_ids: &[String],
+) -> Result<HashSet<String>, RepoError> {
+    let keys: Vec<String> = provider_message_ids
+        .iter()
+        .map(|id| Subject::Message(id.clone()).to_string())
+        .collect();
+    let found: Vec<String> = sqlx::query_scalar(
+        // No index on subject_key: one pass over the mailbox's skip events
+        // with a hashed key list is the plan wanted here.
+        "SELECT DISTINCT subject_key FROM ledger_events
+         WHERE mailbox_id = $1 AND event_type = 'message.skipped' AND subject_key = ANY($2)",
+    )
+    .bind(mailbox_id)
+    .bind(&keys)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("read skipped messages"))?;
+    Ok(found.iter().map(|k| message_id_of(k)).collect())
+}

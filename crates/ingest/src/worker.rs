@@ -1,0 +1,253 @@
+//! The worker loop: claim due mailboxes, sync each, schedule the next sync
+//! from what the sync amounted to ([`SyncOutcome`]).
+//!
+//! The database is the only coordinator: due mailboxes of the worker's org are
+//! claimed with `FOR UPDATE SKIP LOCKED`, so any number of workers on any
+//! number of machines share the work without running one mailbox twice (the
+//! run lease is the second guard). Cancelling stops claiming, lets in-flight
+//! runs commit what they have and mark themselves interrupted, and returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::engine::{
+    Engine, EngineError, MailboxRef, Progress, RunOutcome, RunSummary, SyncRequest,
+};
+use crate::repo::{MailboxRow, NextSync};
+
+/// How a worker schedules and paces its work.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Mailboxes synced at once by this worker.
+    pub concurrency: usize,
+    /// Time between syncs of one mailbox; `None`: each mailbox's own.
+    pub interval: Option<Duration>,
+    /// How often to look for due mailboxes.
+    pub poll: Duration,
+    /// Days backed up when a mailbox has no cursor or its history expired.
+    pub fallback_days: u32,
+    /// Stop after this many claim rounds that found work (tests, one-shot use).
+    pub max_rounds: Option<u64>,
+    /// How long a claimed mailbox is hidden from other workers while it runs.
+    pub claim_hold: Duration,
+    /// When a mailbox was busy (another run held it), try again after this.
+    pub busy_retry: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: 4,
+            interval: None,
+            poll: Duration::from_secs(5),
+            fallback_days: 7,
+            max_rounds: None,
+            claim_hold: Duration::from_secs(15 * 60),
+            busy_retry: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one sync attempt amounted to; drives the schedule.
+#[derive(Debug)]
+pub enum SyncOutcome {
+    /// The run completed (perhaps with skipped messages, listed in its summary).
+    Synced(Box<RunSummary>),
+    /// Another run holds the mailbox, or took it over mid-run: not a failure.
+    Busy,
+    /// Stopped by cancellation; due again at once so the next claim resumes it.
+    Interrupted,
+    /// The run or its start failed; the mailbox backs off.
+    Failed(String),
+}
+
+impl SyncOutcome {
+    /// Classifies what `Engine::sync` returned.
+    pub fn of(result: Result<RunSummary, EngineError>) -> SyncOutcome {
+        match result {
+            Ok(run) => match run.outcome() {
+                RunOutcome::Completed | RunOutcome::CompletedWithSkips => {
+                    SyncOutcome::Synced(Box::new(run))
+                }
+                RunOutcome::Interrupted => SyncOutcome::Interrupted,
+                RunOutcome::Failed => {
+                    SyncOutcome::Failed(run.error.unwrap_or_else(|| "run failed".into()))
+                }
+            },
+            Err(EngineError::Locked { .. } | EngineError::LeaseLost { .. }) => SyncOutcome::Busy,
+            Err(e) => SyncOutcome::Failed(e.to_string()),
+        }
+    }
+
+    /// When the mailbox is due again after this outcome.
+    pub fn next_sync<'a>(&'a self, options: &WorkerOptions) -> NextSync<'a> {
+        match self {
+            SyncOutcome::Synced(_) => NextSync::AfterSuccess {
+                interval: options.interval,
+            },
+            SyncOutcome::Failed(error) => NextSync::AfterFailure {
+                error,
+                interval: options.interval,
+            },
+            SyncOutcome::Busy => NextSync::Retry {
+                after: options.busy_retry,
+            },
+            SyncOutcome::Interrupted => NextSync::Retry {
+                after: Duration::ZERO,
+            },
+        }
+    }
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Claim rounds that found work.
+    pub rounds: u64,
+    pub synced: u64,
+    pub busy: u64,
+    pub interrupted: u64,
+    pub failed: u64,
+}
+
+/// A worker over one engine (and so one org).
+#[derive(Clone)]
+pub struct Worker {
+    engine: Engine,
+    options: WorkerOptions,
+}
+
+impl Worker {
+    pub fn new(engine: Engine, options: WorkerOptions) -> Self {
+        Worker { engine, options }
+    }
+
+    /// Claims and syncs due mailboxes until cancelled (or `max_rounds`).
+    pub async fn run(&self, cancel: CancellationToken) -> WorkerReport {
+        let concurrency = self.options.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
+        let mut running: JoinSet<SyncOutcome> = JoinSet::new();
+        let mut report = WorkerReport::default();
+        info!(concurrency, org = %self.engine.org, "worker started");
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            while let Some(done) = running.try_join_next() {
+                tally(&mut report, done);
+            }
+            let free = slots.available_permits();
+            if free > 0 {
+                let claimed = match self
+                    .engine
+                    .repo
+                    .claim_due(&self.engine.org, free, self.options.claim_hold)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        error!(error = %e, "claiming due mailboxes failed; retrying");
+                        Vec::new()
+                    }
+                };
+                if !claimed.is_empty() {
+                    report.rounds += 1;
+                }
+                for mailbox in claimed {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let worker = self.clone();
+                    let cancel = cancel.clone();
+                    running.spawn(async move {
+                        let outcome = worker.sync_claimed(&mailbox, cancel).await;
+                        drop(permit);
+                        outcome
+                    });
+                }
+            }
+            if self
+                .options
+                .max_rounds
+                .is_some_and(|max| report.rounds >= max)
+            {
+                break;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(self.options.poll) => {}
+                Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
+            }
+        }
+        info!(
+            in_flight = running.len(),
+            "worker stopping: waiting for in-flight runs"
+        );
+        while let Some(done) = running.join_next().await {
+            tally(&mut report, done);
+        }
+        info!(?report, "worker stopped");
+        report
+    }
+
+    /// Syncs one claimed mailbox (by its id, as claimed) and schedules its next sync.
+    pub async fn sync_claimed(
+        &self,
+        mailbox: &MailboxRow,
+        cancel: CancellationToken,
+    ) -> SyncOutcome {
+        let progress = Progress::default();
+        let request = SyncRequest {
+            mailbox: MailboxRef::Known {
+                id: mailbox.id,
+                org: mailbox.org_id.clone(),
+                email: mailbox.provider_email.clone(),
+            },
+            fallback_days: self.options.fallback_days,
+        };
+        let outcome = SyncOutcome::of(self.engine.sync(request, cancel, &progress).await);
+        let email = mailbox.provider_email.as_str();
+        match &outcome {
+            SyncOutcome::Synced(run) => info!(
+                mailbox = email,
+                run_id = run.run_id,
+                messages_inserted = run.tally.messages.inserted,
+                deleted = run.tally.messages_deleted,
+                labels_changed = run.tally.labels_changed,
+                skipped = run.tally.skipped.len(),
+                "synced"
+            ),
+            SyncOutcome::Failed(err) => {
+                warn!(mailbox = email, error = %err, "sync failed; backing off")
+            }
+            SyncOutcome::Busy | SyncOutcome::Interrupted => {}
+        }
+        if let Err(e) = self
+            .engine
+            .repo
+            .schedule_next(mailbox.id, outcome.next_sync(&self.options))
+            .await
+        {
+            error!(mailbox = email, error = %e, "could not schedule the next sync");
+        }
+        outcome
+    }
+}
+
+fn tally(report: &mut WorkerReport, done: Result<SyncOutcome, tokio::task::JoinError>) {
+    match done {
+        Ok(SyncOutcome::Synced(_)) => report.synced += 1,
+        Ok(SyncOutcome::Busy) => report.busy += 1,
+        Ok(SyncOutcome::Interrupted) => report.interrupted += 1,
+        Ok(SyncOutcome::Failed(_)) => report.failed += 1,
+        Err(e) => {
+            error!(error = %e, "a sync task panicked");
+            report.failed += 1;
+        }
+    }
+}
