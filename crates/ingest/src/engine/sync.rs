@@ -7,6 +7,13 @@
 //! nothing. No listing, no thread calls: a sync costs 2 units per history page
 //! plus 5 per new message.
 //!
+//! The backed-up scope is every message outside SPAM and TRASH (unless the
+//! run includes them). A message enters it by a label change as well as by
+//! arriving: one moved out of SPAM or TRASH that was never stored is fetched
+//! like new mail. Whether a fetched message is in scope is decided by the
+//! labels it has when fetched, so mail spammed before the sync saw it is not
+//! stored (and is fetched once it is rescued).
+//!
 //! Without a cursor (never backfilled) the sync backs up the fallback window
 //! first; with an expired cursor (404) it does the same and records
 //! `history.expired`. Both take the fresh cursor from getProfile before listing.
@@ -23,7 +30,7 @@ use tracing::{info, warn};
 use super::commit::Batch;
 use super::run::{Run, RunEnding, RunPlan};
 use super::summary::{RunSummary, Skipped};
-use super::thread_fetch::{BlobPuts, MessageResult, ThreadWork};
+use super::thread_fetch::{BlobPuts, MessageResult, ThreadWork, is_spam_or_trash};
 use super::{Engine, EngineError, MailboxRef, Progress, Window};
 use crate::repo::{CursorUpdate, HistoryCursor, LabelUpdate, RunKind, as_i64};
 
@@ -140,7 +147,7 @@ impl Engine {
     ) -> Result<Batch, EngineError> {
         let changes = PageChanges::of(page, run.include_spam_trash())?;
         let to_fetch = self.unstored(run, &changes).await?;
-        let fetched: Vec<MessageResult> = stream::iter(to_fetch)
+        let fetched: Vec<Option<MessageResult>> = stream::iter(to_fetch)
             .map(|id| self.fetch_history_message(run, id).boxed())
             .buffer_unordered(MESSAGES_IN_FLIGHT)
             .try_collect()
@@ -158,7 +165,7 @@ impl Engine {
         // sync-added message's thread is not known current: the next backfill
         // re-examines it.
         let mut threads: BTreeMap<String, ThreadWork> = BTreeMap::new();
-        for result in fetched {
+        for result in fetched.into_iter().flatten() {
             match &result {
                 MessageResult::Fetched(m, _) => threads
                     .entry(m.meta.thread_id.clone())
@@ -192,21 +199,26 @@ impl Engine {
             .collect())
     }
 
+    /// Fetches and archives one message; `None` when it is out of scope now
+    /// (in SPAM or TRASH by the time it is fetched): nothing is stored for it.
     async fn fetch_history_message(
         &self,
         run: &Run,
         id: String,
-    ) -> Result<MessageResult, EngineError> {
+    ) -> Result<Option<MessageResult>, EngineError> {
         match self.gmail.message_raw(run.mailbox(), &id).await {
-            Ok(raw) => self.archive_message(raw).await,
-            Err(GmailError::NotFound { .. }) => Ok(MessageResult::Skipped {
+            Ok(raw) if !run.include_spam_trash() && is_spam_or_trash(&raw.meta.label_ids) => {
+                Ok(None)
+            }
+            Ok(raw) => self.archive_message(raw).await.map(Some),
+            Err(GmailError::NotFound { .. }) => Ok(Some(MessageResult::Skipped {
                 skipped: Skipped {
                     message_id: id,
                     reason: "not found: deleted after it was added".into(),
                 },
                 raw_blob: None,
                 blobs: BlobPuts::default(),
-            }),
+            })),
             Err(e) => Err(e.into()),
         }
     }
@@ -215,6 +227,8 @@ impl Engine {
 /// The net effect of one history page, in record order.
 #[derive(Debug, Default)]
 struct PageChanges {
+    /// Messages that arrived in scope or entered it by a label change:
+    /// fetched unless stored already.
     added: Vec<String>,
     deleted: Vec<String>,
     labels: Vec<LabelUpdate>,
@@ -226,14 +240,25 @@ impl PageChanges {
         for record in &page.records {
             for m in &record.messages_added {
                 // As in a backfill: spam and trash only when asked for.
-                let excluded = m.label_ids.iter().any(|l| l == "SPAM" || l == "TRASH");
-                if include_spam_trash || !excluded {
+                if include_spam_trash || !is_spam_or_trash(&m.label_ids) {
                     changes.added.push(m.id.clone());
                 }
             }
             changes
                 .deleted
                 .extend(record.messages_deleted.iter().map(|m| m.id.clone()));
+            // Out of SPAM or TRASH and into scope: never stored, so fetched
+            // like new mail (a relabel of a stored message only updates it).
+            if !include_spam_trash {
+                changes.added.extend(
+                    record
+                        .labels_removed
+                        .iter()
+                        .filter(|c| is_spam_or_trash(&c.label_ids))
+                        .filter(|c| !is_spam_or_trash(&c.message_label_ids))
+                        .map(|c| c.id.clone()),
+                );
+            }
             for change in record.labels_added.iter().chain(&record.labels_removed) {
                 changes.labels.push(LabelUpdate {
                     provider_message_id: change.id.clone(),

@@ -107,7 +107,8 @@ impl ThreadWork {
     }
 }
 
-fn is_spam_or_trash(labels: &[String]) -> bool {
+/// Whether a label set puts a message outside the default backed-up scope.
+pub(crate) fn is_spam_or_trash(labels: &[String]) -> bool {
     labels.iter().any(|l| l == "SPAM" || l == "TRASH")
 }
 
