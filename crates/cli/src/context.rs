@@ -12,7 +12,6 @@ use ingest::repo::{Repository, pg::PgRepository};
 use store::BlobStore;
 
 use crate::args::GlobalArgs;
-use crate::db;
 
 /// The demo emulator has no quota; pace the client well above anything real.
 const DEMO_QUOTA: f64 = 100_000.0;
@@ -81,9 +80,8 @@ pub async fn database(
     global: &GlobalArgs,
     connections: u32,
 ) -> anyhow::Result<Arc<dyn Repository>> {
-    let pool = db::connect(global.database_url()?, connections).await?;
-    let repo = PgRepository::new(pool);
-    repo.migrate().await.context("applying migrations")?;
+    let repo = PgRepository::connect(global.database_url()?, connections).await?;
+    repo.migrate().await?;
     Ok(Arc::new(repo))
 }
 

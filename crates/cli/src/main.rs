@@ -4,7 +4,6 @@
 mod args;
 mod commands;
 mod context;
-mod db;
 mod exit;
 mod logging;
 mod progress;

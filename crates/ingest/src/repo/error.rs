@@ -4,6 +4,13 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RepoError {
+    /// The database cannot be reached (`target` names host, port and
+    /// database, never the URL: it may carry a password).
+    #[error("cannot connect to {target}: {cause}")]
+    Connect { target: String, cause: String },
+    /// The schema could not be brought up to date.
+    #[error("applying migrations: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
     /// The database refused or failed a statement.
     #[error("database error during {operation}: {source}")]
     Database {

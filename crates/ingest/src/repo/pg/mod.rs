@@ -6,6 +6,7 @@
 //! batch upserts are also public as free functions over a `PgConnection`, for
 //! tests that exercise them inside a transaction of their own.
 
+mod connect;
 mod mailboxes;
 mod runs;
 pub(crate) mod schema;
@@ -41,6 +42,14 @@ impl PgRepository {
         PgRepository { pool }
     }
 
+    /// Connects to `url` with a pool of up to `max_connections`; a refused or
+    /// unreachable server is reported at once, naming host and port.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, RepoError> {
+        Ok(PgRepository::new(
+            connect::connect(url, max_connections).await?,
+        ))
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -51,7 +60,7 @@ impl Repository for PgRepository {
     async fn migrate(&self) -> Result<(), RepoError> {
         schema::migrate(&self.pool)
             .await
-            .map_err(|e| RepoError::Corrupt(format!("applying migrations: {e}")))
+            .map_err(RepoError::Migrate)
     }
 
     async fn register_mailbox(&self, org: &str, email: &str) -> Result<(i64, Outcome), RepoError> {

@@ -1,4 +1,4 @@
-//! Connecting to PostgreSQL with errors an operator can act on.
+//! PostgreSQL: connecting, with errors an operator can act on.
 //!
 //! The message names host, port and database and the cause, never the URL
 //! itself (it may carry a password), and gives up within a bounded time.
@@ -6,17 +6,20 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::repo::RepoError;
 
 /// How long to keep trying before reporting the database unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
 
-pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<PgPool, RepoError> {
     // sqlx's parse error may quote the URL; report only that it is malformed.
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|_| anyhow!("the database URL is not a valid postgres:// URL"))?;
+    let options = PgConnectOptions::from_str(url).map_err(|_| RepoError::Connect {
+        target: "the database".into(),
+        cause: "the database URL is not a valid postgres:// URL".into(),
+    })?;
     let target = format!(
         "PostgreSQL at {}:{} (database {})",
         options.get_host(),
@@ -30,22 +33,27 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
             let _ = conn.close().await;
         }
         Ok(Err(err)) => {
-            return Err(anyhow!("{}", describe(&err)))
-                .with_context(|| format!("cannot connect to {target}"));
+            return Err(RepoError::Connect {
+                target,
+                cause: describe(&err),
+            });
         }
         Err(_) => {
-            return Err(anyhow!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))
-                .with_context(|| format!("cannot connect to {target}"));
+            return Err(RepoError::Connect {
+                target,
+                cause: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            });
         }
     }
-    let pool = PgPoolOptions::new()
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(|err| anyhow!("{}", describe(&err)))
-        .with_context(|| format!("cannot connect to {target}"))?;
-    Ok(pool)
+        .map_err(|err| RepoError::Connect {
+            target,
+            cause: describe(&err),
+        })
 }
 
 /// The cause of a connection failure, without anything from the URL.
