@@ -176,3 +176,45 @@ async fn unreadable_credentials_fail_with_one_line() {
     );
     assert_eq!(bed.calls("users.threads.list"), 0);
 }
+
+/// `--days` / `--fallback-days` take any u32, but 4294967295 days back is
+/// outside the dates chrono can represent: a usage error, not an overflow panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_beyond_the_supported_dates_is_a_usage_error() {
+    let bed = TestBed::new(small_mailbox(1)).await;
+    let mailbox = bed.mailbox.as_str();
+    for args in [
+        ["backfill", "--mailbox", mailbox, "--days", "4294967295"],
+        [
+            "sync",
+            "--mailbox",
+            mailbox,
+            "--fallback-days",
+            "4294967295",
+        ],
+    ] {
+        let (out, _) = timed(&bed, &[], &args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !stderr.contains("overflow") && !stderr.contains("RUST_BACKTRACE"),
+            "{args:?}: {stderr}"
+        );
+        let (code, line) = one_line_error(&out);
+        assert_eq!(code, Some(2), "{args:?}: {line}");
+        assert!(
+            line.starts_with("error: invalid window:"),
+            "{args:?}: {line}"
+        );
+        assert!(line.contains("4294967295 days"), "{args:?}: {line}");
+    }
+    assert_eq!(
+        bed.calls("users.threads.list") + bed.calls("users.history.list"),
+        0,
+        "no Gmail listing for a bad window"
+    );
+    assert_eq!(
+        bed.count("SELECT count(*) FROM sync_runs").await,
+        0,
+        "no run recorded for a bad window"
+    );
+}

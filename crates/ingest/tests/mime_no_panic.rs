@@ -110,6 +110,10 @@ fn every_prefix_of_structured_messages() {
         "zero-byte-attachment.eml",
         "base64-garbage.eml",
         "traversal-filenames.eml",
+        "zz-named-single-part-text.eml",
+        "zz-named-inline-first-text.eml",
+        "zz-named-attachment-first-text.eml",
+        "zz-named-html.eml",
     ] {
         for raw in [fixture(name), to_crlf(&fixture(name))] {
             for len in 0..=raw.len() {

@@ -28,6 +28,19 @@ async fn engine(pool: &PgPool, emulator: &Emulator, org: &str, store: &std::path
     }
 }
 
+async fn emulator(seed: u64, messages: usize, mailboxes: &[&str]) -> Emulator {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Emulator::start(EmulatorConfig {
+        seed,
+        messages,
+        days: 3,
+        mailboxes: mailboxes.iter().map(|m| m.to_string()).collect(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator")
+}
+
 fn options() -> WorkerOptions {
     WorkerOptions {
         concurrency: 2,
@@ -46,17 +59,8 @@ async fn scalar(pool: &PgPool, sql: &str) -> i64 {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_worker_serves_its_own_org_only_and_by_the_claimed_id(pool: PgPool) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mailboxes = ["ann@example.com", "bob@example.com", "cat@example.com"];
-    let emulator = Emulator::start(EmulatorConfig {
-        seed: 5,
-        messages: 8,
-        days: 3,
-        mailboxes: mailboxes.iter().map(|m| m.to_string()).collect(),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator");
+    let emulator = emulator(5, 8, &mailboxes).await;
     let store = tempfile::tempdir().expect("store");
     let ours = engine(&pool, &emulator, "org-a", store.path()).await;
     let repo = ours.repo.clone();
@@ -124,16 +128,7 @@ async fn a_worker_serves_its_own_org_only_and_by_the_claimed_id(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_failing_mailbox_backs_off_and_the_others_still_sync(pool: PgPool) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let emulator = Emulator::start(EmulatorConfig {
-        seed: 6,
-        messages: 4,
-        days: 3,
-        mailboxes: vec!["ann@example.com".into()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator");
+    let emulator = emulator(6, 4, &["ann@example.com"]).await;
     let store = tempfile::tempdir().expect("store");
     let ours = engine(&pool, &emulator, "org-a", store.path()).await;
     let repo = ours.repo.clone();

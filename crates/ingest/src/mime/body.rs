@@ -7,7 +7,8 @@
 //! entry of each list whose real type matches: text/plain for `body_text`,
 //! text/html for `body_html`. We do not synthesise one from the other: both
 //! columns hold what the sender wrote. Any other text part (a second inline
-//! text, text/calendar, …) stays a `ParsedPart`, so nothing is lost.
+//! text, text/calendar, …) stays a `ParsedPart`, so nothing is lost; a chosen
+//! body that carries a filename is a `ParsedPart` as well (see `parse`).
 
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 

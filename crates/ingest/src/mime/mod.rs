@@ -12,6 +12,12 @@
 //! leaf whose content is the embedded message's bytes. A single-part message
 //! whose only leaf is not a body (e.g. a bare application/pdf) stores that leaf
 //! as "0", because the schema's part_id must be non-empty digits-and-dots.
+//!
+//! A leaf with a filename (Content-Disposition `filename`/`filename*` or
+//! Content-Type `name`) is always in `parts`, as Gmail always lists it as an
+//! attachment (with an attachmentId), even when it is also chosen as
+//! `body_text`/`body_html` (e.g. a lone `text/plain; name="notes.txt"`, stored
+//! as part "0" and as the body).
 
 mod addresses;
 mod body;
@@ -57,7 +63,8 @@ pub struct ParsedMessage {
     pub body_text: Option<String>,
     /// The chosen text/html body, UTF-8, NUL-free.
     pub body_html: Option<String>,
-    /// Every leaf that is not one of the two bodies, in document order.
+    /// Every leaf that is not one of the two bodies, plus every leaf with a
+    /// filename even if it is also a body (then it is both), in document order.
     pub parts: Vec<ParsedPart>,
 }
 
@@ -96,13 +103,17 @@ fn parse_unchecked(raw: &[u8], source: ContentSource) -> Result<ParsedMessage, M
     let body_text = body_of(choice.text);
     let body_html = body_of(choice.html);
 
+    // A leaf with a filename is an attachment even when it is also the body
+    // (Gmail gives it an attachmentId and lists it as an attachment): the body
+    // columns are a convenience copy, the attachment row must not be lost.
+    let is_body = |index: usize| Some(index) == choice.text || Some(index) == choice.html;
     let parsed_parts = leaves
         .iter()
-        .filter(|leaf| Some(leaf.index) != choice.text && Some(leaf.index) != choice.html)
         .filter_map(|leaf| {
             message
                 .parts
                 .get(leaf.index)
+                .filter(|part| !is_body(leaf.index) || parts::has_filename(part))
                 .map(|part| parts::to_parsed_part(raw, part, leaf, source))
         })
         .collect();

@@ -19,7 +19,8 @@ use super::decode::{TransferEncoding, decode, is_canonical_base64};
 use super::part_path::PartPath;
 use super::text::clean_opt;
 
-/// An attachment or inline part: every leaf that is not the chosen text or HTML body.
+/// An attachment or inline part: every leaf that is not the chosen text or HTML
+/// body, and every leaf with a filename (a named body is also a part).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ParsedPart {
     /// Gmail-style part path ("0", "1.2"); see [`PartPath`].
@@ -119,6 +120,14 @@ fn is_type(part: &MessagePart<'_>, ty: &str, subtype: &str) -> bool {
                 .subtype()
                 .is_some_and(|s| s.eq_ignore_ascii_case(subtype))
     })
+}
+
+/// Whether the part carries a filename (Content-Disposition `filename` /
+/// `filename*`, or Content-Type `name`), i.e. `ParsedPart::filename` is `Some`.
+/// Gmail gives every such part an attachmentId, so it is an attachment even
+/// when it is also the message's body.
+pub(crate) fn has_filename(part: &MessagePart<'_>) -> bool {
+    clean_opt(part.attachment_name()).is_some()
 }
 
 /// Lowercased `type/subtype`. Absent → text/plain (RFC 2045 §5.2), or
