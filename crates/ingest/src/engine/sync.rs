@@ -54,11 +54,15 @@ impl Engine {
         progress: &Progress,
     ) -> Result<RunSummary, EngineError> {
         let fallback = Window::last_days(request.fallback_days, chrono::Utc::now())?;
-        let (mailbox_id, _) = self.resolve(&request.mailbox).await?;
+        let (mailbox_id, email) = self.resolve(&request.mailbox).await?;
         let cursor = self.repo.mailbox_cursor(mailbox_id).await?;
         let plan = RunPlan {
             kind: RunKind::Sync,
-            mailbox: request.mailbox.clone(),
+            mailbox: MailboxRef::Known {
+                id: mailbox_id,
+                org: self.org.clone(),
+                email,
+            },
             window: None,
             start_history_id: cursor,
             include_spam_trash: false,
