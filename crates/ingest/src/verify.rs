@@ -7,7 +7,9 @@
 //! with exactly one matching terminal event; the ledger and the tables agree
 //! (one `message.ingested` insert per stored message); and, against Gmail, every
 //! message listed in the last completed backfill window is stored or recorded
-//! as skipped, so a silent drop shows.
+//! as skipped, so a silent drop shows. `full` compares the whole mailbox
+//! instead, both ways ([`FullCheck`]): mail lost outside any backfill window
+//! (say, moved out of spam and never fetched) shows there too.
 
 use futures::{StreamExt, TryStreamExt, stream};
 use gmail::{GmailClient, ListQuery};
@@ -15,7 +17,9 @@ use serde::Serialize;
 use store::{BlobStore, Sha256, Verification};
 use tracing::instrument;
 
-use crate::engine::{EngineError, Window};
+use std::collections::HashSet;
+
+use crate::engine::{EngineError, Window, is_spam_or_trash};
 pub use crate::repo::MailboxCounts;
 use crate::repo::Repository;
 
@@ -34,6 +38,24 @@ pub struct SourceCheck {
     pub missing: u64,
 }
 
+/// The whole mailbox against Gmail, both ways, in the default backed-up scope
+/// (everything outside SPAM and TRASH): `messages.list` costs 5 quota units
+/// per 500 ids.
+#[derive(Debug, Clone, Serialize)]
+pub struct FullCheck {
+    /// Message ids Gmail lists in scope.
+    pub listed: u64,
+    /// Live rows here whose labels put them in scope.
+    pub stored_live: u64,
+    /// Listed, not stored, but recorded as skipped (with a reason in the ledger).
+    pub skipped_recorded: u64,
+    /// Listed in Gmail, neither stored nor recorded as skipped: lost.
+    pub missing_here: u64,
+    /// Live and in scope here, no longer listed in Gmail (a deletion or
+    /// relabel that was not applied).
+    pub gone_there: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MailboxReport {
     pub mailbox: String,
@@ -42,6 +64,7 @@ pub struct MailboxReport {
     pub blobs_checked: u64,
     pub ledger_ok: bool,
     pub source: Option<SourceCheck>,
+    pub full: Option<FullCheck>,
     pub findings: Vec<String>,
 }
 
@@ -61,6 +84,8 @@ pub struct VerifyOptions {
     pub mailbox: Option<String>,
     /// Re-hash every blob instead of checking presence.
     pub deep: bool,
+    /// Compare the whole mailbox with Gmail, not only the last backfill window.
+    pub full: bool,
 }
 
 #[instrument(skip_all)]
@@ -96,7 +121,7 @@ pub async fn verify(
     for (id, email) in mailboxes {
         report
             .mailboxes
-            .push(verify_mailbox(repo, store, gmail, id, email, options.deep).await?);
+            .push(verify_mailbox(repo, store, gmail, id, email, options).await?);
     }
     report.ok =
         report.findings.is_empty() && report.mailboxes.iter().all(|m| m.findings.is_empty());
@@ -109,15 +134,22 @@ async fn verify_mailbox(
     gmail: Option<&GmailClient>,
     mailbox_id: i64,
     mailbox: String,
-    deep: bool,
+    options: &VerifyOptions,
 ) -> Result<MailboxReport, EngineError> {
     let mut findings = Vec::new();
     let counts = repo.mailbox_counts(mailbox_id).await?;
-    let blobs_checked = check_blobs(repo, store, mailbox_id, deep, &mut findings).await?;
+    let blobs_checked = check_blobs(repo, store, mailbox_id, options.deep, &mut findings).await?;
     let ledger_ok = check_ledger(repo, mailbox_id, &mut findings).await?;
-    let source = match gmail {
-        Some(gmail) => source_check(repo, gmail, mailbox_id, &mailbox, &mut findings).await?,
-        None => None,
+    let (source, full) = match gmail {
+        Some(gmail) if options.full => (
+            None,
+            Some(full_check(repo, gmail, mailbox_id, &mailbox, &mut findings).await?),
+        ),
+        Some(gmail) => (
+            source_check(repo, gmail, mailbox_id, &mailbox, &mut findings).await?,
+            None,
+        ),
+        None => (None, None),
     };
     Ok(MailboxReport {
         mailbox,
@@ -126,6 +158,7 @@ async fn verify_mailbox(
         blobs_checked,
         ledger_ok,
         source,
+        full,
         findings,
     })
 }
@@ -266,4 +299,69 @@ async fn source_check(
         skipped_recorded: skipped.len() as u64,
         missing: missing.len() as u64,
     }))
+}
+
+/// Lists every message of the mailbox in Gmail and compares both ways.
+async fn full_check(
+    repo: &dyn Repository,
+    gmail: &GmailClient,
+    mailbox_id: i64,
+    mailbox: &str,
+    findings: &mut Vec<String>,
+) -> Result<FullCheck, EngineError> {
+    let mut listed: Vec<String> = Vec::new();
+    let mut pages = gmail.list_messages(mailbox, ListQuery::default());
+    while let Some(page) = pages.next().await {
+        listed.extend(page?.messages.into_iter().map(|m| m.id));
+    }
+    let in_gmail: HashSet<&str> = listed.iter().map(String::as_str).collect();
+    let live: HashSet<String> = repo
+        .live_messages(mailbox_id)
+        .await?
+        .into_iter()
+        .filter(|(_, labels)| !is_spam_or_trash(labels))
+        .map(|(id, _)| id)
+        .collect();
+    let not_stored: Vec<String> = listed
+        .iter()
+        .filter(|id| !live.contains(*id))
+        .cloned()
+        .collect();
+    // A row that is deleted or labelled out of scope here but listed there is missing too.
+    let skipped = repo.skipped_message_ids(mailbox_id, &not_stored).await?;
+    let missing: Vec<&String> = not_stored
+        .iter()
+        .filter(|id| !skipped.contains(*id))
+        .collect();
+    let mut gone: Vec<&String> = live
+        .iter()
+        .filter(|id| !in_gmail.contains(id.as_str()))
+        .collect();
+    gone.sort();
+    list_findings(findings, &missing, "more messages missing here", |id| {
+        format!("message {id} is in Gmail but not stored here (nor recorded as skipped)")
+    });
+    list_findings(findings, &gone, "more messages gone from Gmail", |id| {
+        format!("message {id} is live here but Gmail no longer lists it in scope")
+    });
+    Ok(FullCheck {
+        listed: listed.len() as u64,
+        stored_live: live.len() as u64,
+        skipped_recorded: skipped.len() as u64,
+        missing_here: missing.len() as u64,
+        gone_there: gone.len() as u64,
+    })
+}
+
+/// Up to `MAX_LISTED` findings of one kind, then a count of the rest.
+fn list_findings(
+    findings: &mut Vec<String>,
+    ids: &[&String],
+    rest: &str,
+    line: impl Fn(&str) -> String,
+) {
+    findings.extend(ids.iter().take(MAX_LISTED).map(|id| line(id)));
+    if ids.len() > MAX_LISTED {
+        findings.push(format!("… and {} {rest}", ids.len() - MAX_LISTED));
+    }
 }

@@ -18,8 +18,12 @@ pub struct Verify {
     #[arg(long)]
     deep: bool,
     /// Skip the comparison against Gmail (no API calls).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "full")]
     offline: bool,
+    /// Compare the whole mailbox with Gmail, both ways (messages.list: 5
+    /// quota units per 500 messages), not only the last backfill window.
+    #[arg(long)]
+    full: bool,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -41,6 +45,7 @@ impl Verify {
             &VerifyOptions {
                 mailbox: self.mailbox.clone(),
                 deep: self.deep,
+                full: self.full,
             },
         )
         .await?;
@@ -91,6 +96,12 @@ fn print_text(report: &VerifyReport) {
                 s.stored,
                 s.skipped_recorded,
                 s.missing
+            );
+        }
+        if let Some(f) = &m.full {
+            println!(
+                "        gmail (whole mailbox): listed {} stored live {} skipped (recorded) {} missing here {} gone from gmail {}",
+                f.listed, f.stored_live, f.skipped_recorded, f.missing_here, f.gone_there
             );
         }
         for f in &m.findings {

@@ -22,6 +22,7 @@ pub use error::EngineError;
 pub use progress::{Progress, ProgressSnapshot};
 pub use summary::{BlobCounts, RunOutcome, RunSummary, Skipped, Tally};
 pub use sync::SyncRequest;
+pub(crate) use thread_fetch::is_spam_or_trash;
 pub use window::Window;
 
 use crate::repo::Repository;

@@ -133,6 +133,9 @@ pub trait Repository: Send + Sync + 'static {
         mailbox_id: i64,
         limit: i64,
     ) -> Result<Vec<String>, RepoError>;
+    /// Every live (not deleted) message of the mailbox with its labels.
+    async fn live_messages(&self, mailbox_id: i64)
+    -> Result<Vec<(String, Vec<String>)>, RepoError>;
     /// The window of the mailbox's last completed backfill.
     async fn last_backfill_window(&self, mailbox_id: i64) -> Result<Option<Window>, RepoError>;
     /// Which of the given messages the ledger records as skipped.

@@ -203,6 +203,13 @@ impl Repository for PgRepository {
         verify::ingest_events_without_message(&self.pool, mailbox_id, limit).await
     }
 
+    async fn live_messages(
+        &self,
+        mailbox_id: i64,
+    ) -> Result<Vec<(String, Vec<String>)>, RepoError> {
+        verify::live_messages(&self.pool, mailbox_id).await
+    }
+
     async fn last_backfill_window(&self, mailbox_id: i64) -> Result<Option<Window>, RepoError> {
         verify::last_backfill_window(&self.pool, mailbox_id).await
     }

@@ -166,6 +166,20 @@ fn message_id_of(key: &str) -> String {
     }
 }
 
+pub(crate) async fn live_messages(
+    pool: &PgPool,
+    mailbox_id: i64,
+) -> Result<Vec<(String, Vec<String>)>, RepoError> {
+    sqlx::query_as(
+        "SELECT provider_message_id, label_ids FROM mail_messages
+         WHERE mailbox_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(mailbox_id)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("list live messages"))
+}
+
 pub(crate) async fn last_backfill_window(
     pool: &PgPool,
     mailbox_id: i64,
