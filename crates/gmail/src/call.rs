@@ -17,7 +17,9 @@ use crate::auth::{TokenSource, TransientTokenError};
 use crate::config::RetryPolicy;
 use crate::limiter::MailboxLimiter;
 use crate::metrics::{Method, MetricsTable};
-use crate::retry::{Failure, delay_for, parse_retry_after, parse_retry_after_message};
+use crate::retry::{
+    Failure, MAX_RETRY_AFTER, clamp_hint, delay_for, parse_retry_after, parse_retry_after_message,
+};
 use crate::transport::Connector;
 
 /// The scope added to every call (google-gmail1 would default messages.get to an add-on scope).
@@ -273,9 +275,18 @@ impl Mailbox {
                 self.metrics.failure(method);
                 return Err(self.terminal(method, subject, failure, attempts));
             }
-            let delay = delay_for(policy, attempts, failure.retry_after());
-            let out_of_budget =
-                attempts >= policy.max_attempts || started.elapsed() + delay > policy.max_elapsed;
+            let (hint, clamped) = clamp_hint(failure.retry_after());
+            if clamped {
+                self.metrics.retry_after_clamped();
+                tracing::warn!(
+                    method = method.name(),
+                    max_secs = MAX_RETRY_AFTER.as_secs(),
+                    "Retry-After longer than the maximum wait; capped"
+                );
+            }
+            let delay = delay_for(policy, attempts, hint);
+            let out_of_budget = attempts >= policy.max_attempts
+                || started.elapsed().saturating_add(delay) > policy.max_elapsed;
             if out_of_budget {
                 self.metrics.failure(method);
                 let last = self.scrub(failure.describe());

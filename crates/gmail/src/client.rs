@@ -374,6 +374,16 @@ impl GmailClient {
         out
     }
 
+    /// How many server wait hints (Retry-After, "Retry after <time>") were longer than
+    /// [`crate::MAX_RETRY_AFTER`] and cut to it, over all mailboxes.
+    pub fn retry_after_clamped(&self) -> u64 {
+        self.inner.mailboxes.lock().map_or(0, |map| {
+            map.values()
+                .map(|mb| mb.metrics.retry_after_clamped_count())
+                .sum()
+        })
+    }
+
     /// Usage so far for one mailbox.
     pub fn mailbox_metrics(&self, mailbox: &str) -> ApiMetrics {
         let mut out = ApiMetrics::default();

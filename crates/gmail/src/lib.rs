@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod error;
 mod limiter;
+mod log_filter;
 mod metrics;
 mod paginate;
 mod query;
@@ -25,8 +26,10 @@ pub use b64::decode_base64url;
 pub use client::GmailClient;
 pub use config::{ClientConfig, DEFAULT_ENDPOINT, QuotaConfig, RetryPolicy};
 pub use error::GmailError;
+pub use log_filter::{SECRET_BEARING_LOG_TARGETS, log_metadata_is_safe};
 pub use metrics::{ApiMetrics, Method, MethodMetrics};
 pub use query::build_q;
+pub use retry::MAX_RETRY_AFTER;
 pub use secret::Secret;
 pub use types::{
     HistoryPage, HistoryRecord, LabelChange, ListQuery, MessageMeta, MessageMinimalRef,

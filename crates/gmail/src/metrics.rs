@@ -74,6 +74,9 @@ struct Counters {
 #[derive(Debug, Default)]
 pub(crate) struct MetricsTable {
     methods: [Counters; Method::ALL.len()],
+    /// Server wait hints longer than `retry::MAX_RETRY_AFTER`, cut to it. Kept out of
+    /// `MethodMetrics` (callers build that struct literally).
+    retry_after_clamped: AtomicU64,
 }
 
 impl MetricsTable {
@@ -95,6 +98,12 @@ impl MetricsTable {
     }
     pub(crate) fn failure(&self, m: Method) {
         self.c(m).failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn retry_after_clamped(&self) {
+        self.retry_after_clamped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn retry_after_clamped_count(&self) -> u64 {
+        self.retry_after_clamped.load(Ordering::Relaxed)
     }
     pub(crate) fn throttled(&self, m: Method, d: std::time::Duration) {
         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);

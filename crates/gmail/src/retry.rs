@@ -8,6 +8,13 @@ use rand::Rng as _;
 
 use crate::config::RetryPolicy;
 
+/// The longest server wait hint we honour: 15 minutes. A `Retry-After` of 99999999999
+/// seconds or an HTTP-date centuries ahead is a broken proxy or server, not a plan; sleeping
+/// on it would stall the mailbox forever (and adding jitter to it overflowed `Duration`).
+/// Longer hints are cut to this, logged and counted (`GmailClient::retry_after_clamped`);
+/// the retry budget (`RetryPolicy::max_elapsed`) then decides whether to wait or give up.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
 /// What one attempt ended with, before it is turned into a result or a retry.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -121,13 +128,22 @@ pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Durat
         return Some(Duration::from_secs(secs));
     }
     if let Ok(secs) = v.parse::<f64>()
-        && secs.is_finite()
         && secs >= 0.0
+        && !secs.is_nan()
     {
-        return Some(Duration::from_secs_f64(secs));
+        // Too large for a Duration (1e30, inf): "very long"; the caller clamps it.
+        return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Cut a server hint to [`MAX_RETRY_AFTER`]; `true` when it was longer.
+pub(crate) fn clamp_hint(hint: Option<Duration>) -> (Option<Duration>, bool) {
+    match hint {
+        Some(h) if h > MAX_RETRY_AFTER => (Some(MAX_RETRY_AFTER), true),
+        other => (other, false),
+    }
 }
 
 /// Gmail's `"User-rate limit exceeded.  Retry after 2026-11-22T12:00:00.000Z"`.
@@ -210,6 +226,39 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn huge_retry_after_is_clamped_not_a_panic() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let p = policy();
+        for v in [
+            "99999999999",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "1e30",
+            "inf",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            let raw = parse_retry_after(v, now);
+            assert!(raw.is_some_and(|d| d > MAX_RETRY_AFTER), "{v}: {raw:?}");
+            let (h, clamped) = clamp_hint(raw);
+            assert!(clamped, "{v}");
+            assert_eq!(h, Some(MAX_RETRY_AFTER));
+            let d = delay_for(&p, 3, h);
+            assert!(
+                d >= MAX_RETRY_AFTER && d <= MAX_RETRY_AFTER * 2,
+                "{v}: {d:?}"
+            );
+        }
+        assert_eq!(
+            clamp_hint(Some(Duration::from_secs(30))),
+            (Some(Duration::from_secs(30)), false)
+        );
+        assert_eq!(clamp_hint(None), (None, false));
+        assert_eq!(parse_retry_after("NaN", now), None);
     }
 
     #[test]

@@ -113,11 +113,15 @@ pub(crate) fn api_client(connector: Connector) -> Client<Connector, google_gmail
         .build(connector)
 }
 
-/// The OAuth client (yup-oauth2's body type); token endpoints are always https.
+/// The OAuth client (yup-oauth2's body type) for the token endpoint `token_uri` (from the
+/// client secret or service-account key): https, or plain http only when that endpoint is
+/// loopback (a local token server in tests), like the API endpoint rule.
 pub(crate) fn oauth_client(
     connect_timeout: Duration,
+    token_uri: &str,
 ) -> Result<Client<Connector, String>, GmailError> {
-    Ok(Client::builder(TokioExecutor::new()).build(connector(false, connect_timeout)?))
+    let allow_http = parse_endpoint(token_uri).is_ok_and(|e| e.plain_http);
+    Ok(Client::builder(TokioExecutor::new()).build(connector(allow_http, connect_timeout)?))
 }
 
 #[cfg(test)]
@@ -176,6 +180,13 @@ mod tests {
     #[test]
     fn builds_clients_with_explicit_provider() {
         assert!(connector(true, Duration::from_secs(1)).is_ok());
-        assert!(oauth_client(Duration::from_secs(1)).is_ok());
+        assert!(
+            oauth_client(
+                Duration::from_secs(1),
+                "https://oauth2.googleapis.com/token"
+            )
+            .is_ok()
+        );
+        assert!(oauth_client(Duration::from_secs(1), "http://127.0.0.1:9/token").is_ok());
     }
 }

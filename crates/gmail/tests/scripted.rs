@@ -293,3 +293,50 @@ async fn history_list_stuck_on_empty_pages_ends_after_a_bounded_number_of_calls(
     ends_in_cycle(&out, "history.list");
     assert_eq!(c.metrics().method("history.list").calls, STALLS as u64 + 2);
 }
+
+#[tokio::test]
+async fn huge_retry_after_is_clamped_and_counted_not_slept_on() {
+    // Each value once: seconds past u64 (and at u64::MAX, whose jitter sum overflowed a
+    // Duration), an absurd float, and an HTTP-date in the year 9999.
+    let hints = [
+        "99999999999",
+        "18446744073709551615",
+        "1e30",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ];
+    let limited =
+        r#"{"error":{"code":429,"message":"slow down","errors":[{"reason":"rateLimitExceeded"}]}}"#;
+    let script = hints
+        .iter()
+        .map(|h| Canned::json(429, limited).header("retry-after", h))
+        .collect();
+    let s = Scripted::start(script).await;
+    let c = client_for(&s).await;
+    for (i, h) in hints.iter().enumerate() {
+        let t0 = std::time::Instant::now();
+        let call = tokio::time::timeout(
+            Duration::from_secs(10),
+            c.message_raw("u@example.com", "m1"),
+        )
+        .await;
+        let e = call.unwrap_or_else(|_| panic!("Retry-After {h}: still waiting after 10 s"));
+        // The capped wait (15 min) is past this test's retry budget (60 s): give up now
+        // rather than sleep on it.
+        match e {
+            Err(GmailError::RetriesExhausted {
+                attempts: 1, last, ..
+            }) => {
+                assert!(last.contains("429"), "{last}")
+            }
+            other => panic!("Retry-After {h}: expected RetriesExhausted, got {other:?}"),
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{h}: {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(c.retry_after_clamped(), i as u64 + 1, "{h} not counted");
+    }
+    assert_eq!(s.requests().len(), hints.len());
+    assert_eq!(gmail::MAX_RETRY_AFTER, Duration::from_secs(900));
+}

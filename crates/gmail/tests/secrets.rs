@@ -1,6 +1,8 @@
 //! A token set in the environment never appears in captured logs (TRACE level), error text,
 //! or Debug output — through successes, retries, 404, 400, 401 and exhausted retries. Also:
 //! a 401 triggers exactly one token refresh. One test function: it mutates the environment.
+//! (This capture is thread-local and does not see `log` records; yup-oauth2's token
+//! requests and responses, which go through `log`, are covered by oauth_loopback.rs.)
 
 mod common;
 

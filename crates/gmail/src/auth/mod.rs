@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use yup_oauth2::authenticator_delegate::InstalledFlowDelegate;
 use yup_oauth2::{
     CustomHyperClientBuilder, InstalledFlowAuthenticator, InstalledFlowReturnMethod,
     ServiceAccountAuthenticator, ServiceAccountKey,
@@ -86,8 +87,13 @@ impl Authority {
                     )));
                 }
                 cache_file::tighten(token_cache)?;
-                let auth =
-                    installed_authenticator(credentials, token_cache, connect_timeout).await?;
+                let auth = installed_authenticator(
+                    credentials,
+                    token_cache,
+                    connect_timeout,
+                    Interaction::Refuse,
+                )
+                .await?;
                 Mode::Shared(TokenSource::oauth(auth))
             }
         };
@@ -106,7 +112,7 @@ impl Authority {
                 if let Some(s) = by_subject.lock().ok().and_then(|m| m.get(mailbox).cloned()) {
                     return Ok(s);
                 }
-                let client = transport::oauth_client(*connect_timeout)?;
+                let client = transport::oauth_client(*connect_timeout, &key.token_uri)?;
                 let auth = ServiceAccountAuthenticator::with_client(
                     (**key).clone(),
                     CustomHyperClientBuilder::from(client),
@@ -128,11 +134,24 @@ impl Authority {
     }
 }
 
-/// Build the installed-flow authenticator over our own https client, caching to `token_cache`.
+/// Whether the installed flow may ask the user to sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interaction {
+    /// `auth login`: print the consent URL and wait for the browser's loopback redirect.
+    Login,
+    /// Everything else (backfill, sync — often unattended): when the cached refresh token
+    /// is refused (invalid_grant: revoked, expired) or missing, fail at once telling the
+    /// user to run `mailingest auth login`; never print a URL or wait on a redirect.
+    Refuse,
+}
+
+/// Build the installed-flow authenticator over our own client, caching to `token_cache`
+/// (written atomically, 0600: see `cache_file::TokenFile`).
 pub(crate) async fn installed_authenticator(
     credentials: &std::path::Path,
     token_cache: &std::path::Path,
     connect_timeout: Duration,
+    interaction: Interaction,
 ) -> Result<yup_oauth2::authenticator::Authenticator<transport::Connector>, GmailError> {
     let secret = yup_oauth2::read_application_secret(credentials)
         .await
@@ -143,23 +162,39 @@ pub(crate) async fn installed_authenticator(
                 redact_io(&e)
             ))
         })?;
-    let client = transport::oauth_client(connect_timeout)?;
-    InstalledFlowAuthenticator::with_client(
-        secret,
-        InstalledFlowReturnMethod::HTTPRedirect,
-        CustomHyperClientBuilder::from(client),
-    )
-    .persist_tokens_to_disk(token_cache.to_path_buf())
-    .flow_delegate(Box::new(login::PrintUrl))
-    .build()
-    .await
-    .map_err(|e| {
-        GmailError::Auth(format!(
-            "token cache {}: {}",
-            token_cache.display(),
-            redact_io(&e)
-        ))
-    })
+    let client = transport::oauth_client(connect_timeout, &secret.token_uri)?;
+    let storage = match interaction {
+        // `auth login` is how a broken cache gets fixed: start from an empty one.
+        Interaction::Login => cache_file::TokenFile::load(token_cache)
+            .unwrap_or_else(|_| cache_file::TokenFile::empty(token_cache)),
+        Interaction::Refuse => cache_file::TokenFile::load(token_cache)?,
+    };
+    // yup-oauth2 falls back to the full consent flow whenever a refresh fails. With
+    // HTTPRedirect it ignores the delegate's answer and waits for the redirect regardless,
+    // so outside `auth login` the flow is Interactive with a delegate that refuses: the
+    // refusal comes straight back as the token error.
+    let (method, delegate): (_, Box<dyn InstalledFlowDelegate>) = match interaction {
+        Interaction::Login => (
+            InstalledFlowReturnMethod::HTTPRedirect,
+            Box::new(login::PrintUrl),
+        ),
+        Interaction::Refuse => (
+            InstalledFlowReturnMethod::Interactive,
+            Box::new(login::RefuseInteractive::new(credentials)),
+        ),
+    };
+    InstalledFlowAuthenticator::with_client(secret, method, CustomHyperClientBuilder::from(client))
+        .with_storage(Box::new(storage))
+        .flow_delegate(delegate)
+        .build()
+        .await
+        .map_err(|e| {
+            GmailError::Auth(format!(
+                "token cache {}: {}",
+                token_cache.display(),
+                redact_io(&e)
+            ))
+        })
 }
 
 /// io errors from yup-oauth2's file readers wrap serde errors that may quote the file's

@@ -134,6 +134,8 @@ fn classify_oauth_error(e: yup_oauth2::Error) -> BoxError {
         }
         // serde errors may quote the response body, which can hold a token: drop the text.
         Y::JSONError(_) => "oauth token endpoint: unexpected response".into(),
+        // Our refusal to start the consent flow outside `auth login`: its text is the advice.
+        Y::UserError(m) => format!("oauth token: {m}").into(),
         // AuthError carries the server's error code and description, never a token.
         other => format!("oauth token: {other}").into(),
     }
