@@ -2,9 +2,8 @@
 //!
 //! Key: the two-int4 advisory lock `(LEDGER_LOCK_CLASS, mailbox key)`, transaction-scoped
 //! (`pg_advisory_xact_lock`), so it is released by COMMIT or ROLLBACK and can never leak.
-//! Postgres keeps two-int4 keys in a different space from single-bigint keys, so this
-//! never collides with the ingest engine's session-level `pg_try_advisory_lock(<mailbox>)`
-//! that makes a run exclusive.
+//! The run lease of the ingest crate uses two-int4 keys too, under its own class
+//! ("MRUN"), so the two never collide.
 
 use sqlx::PgConnection;
 use tracing::instrument;

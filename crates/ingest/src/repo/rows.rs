@@ -1,6 +1,6 @@
 //! Backend-neutral row types: what ingest asks the repository to store.
 //!
-//! Each type carries its natural key (see DESIGN.md) plus the columns that may
+//! Each type carries its natural key (docs/design.md) plus the columns that may
 //! change between fetches. Serialised field names match the column names the
 //! Postgres statements read with `jsonb_to_recordset`.
 
