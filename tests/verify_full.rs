@@ -26,6 +26,11 @@ async fn verify_full_names_every_difference_both_ways() {
     let bed = TestBed::new(small_mailbox(12)).await;
     let (code, run) = bed.backfill(&[]).await;
     assert_eq!(code, 0, "{run}");
+    // The summary's API usage covers the whole command, getProfile included.
+    assert_eq!(
+        run["api"]["methods"]["users.getProfile"]["calls"], 1,
+        "{run}"
+    );
     let (code, report) = verify_full(&bed).await;
     assert_eq!(code, 0, "{report}");
     let full = &report["mailboxes"][0]["full"];

@@ -38,9 +38,11 @@ impl Engine {
         cancel: CancellationToken,
         progress: &Progress,
     ) -> Result<RunSummary, EngineError> {
+        let email = request.mailbox.email().to_lowercase();
+        let api_before = self.gmail.mailbox_metrics(&email);
         // The cursor is read before listing: whatever arrives during the
         // backfill is then picked up by the next incremental sync.
-        let profile = self.gmail.profile(request.mailbox.email()).await?;
+        let profile = self.gmail.profile(&email).await?;
         let cursor = HistoryCursor(profile.history_id);
         let plan = RunPlan {
             kind: RunKind::Backfill,
@@ -48,6 +50,7 @@ impl Engine {
             window: Some(request.window),
             start_history_id: Some(cursor),
             include_spam_trash: request.include_spam_trash,
+            api_before,
         };
         let window = request.window;
         let cancel = &cancel;

@@ -37,6 +37,9 @@ pub(crate) struct RunPlan {
     /// The cursor it starts from (sync) or will establish (backfill).
     pub start_history_id: Option<HistoryCursor>,
     pub include_spam_trash: bool,
+    /// The client's counters when the command began, so the summary's API
+    /// usage includes calls made before the run started (getProfile).
+    pub api_before: gmail::ApiMetrics,
 }
 
 /// How a body that did not fail ends its run.
@@ -117,7 +120,6 @@ impl Engine {
     {
         let started = Instant::now();
         let (mailbox_id, mailbox) = self.resolve(&plan.mailbox).await?;
-        let metrics_before = self.gmail.mailbox_metrics(&mailbox);
         let held = self
             .repo
             .start_run(&RunStart {
@@ -171,7 +173,7 @@ impl Engine {
             Err(_) => (plan.window, false),
         };
         let cursor = self.repo.mailbox_cursor(mailbox_id).await?;
-        let api = api_delta(&self.gmail.mailbox_metrics(&mailbox), &metrics_before);
+        let api = api_delta(&self.gmail.mailbox_metrics(&mailbox), &plan.api_before);
         Ok(RunSummary {
             run_id: fence.run_id,
             mailbox,

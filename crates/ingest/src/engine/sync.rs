@@ -55,6 +55,7 @@ impl Engine {
     ) -> Result<RunSummary, EngineError> {
         let fallback = Window::last_days(request.fallback_days, chrono::Utc::now())?;
         let (mailbox_id, email) = self.resolve(&request.mailbox).await?;
+        let api_before = self.gmail.mailbox_metrics(&email);
         let cursor = self.repo.mailbox_cursor(mailbox_id).await?;
         let plan = RunPlan {
             kind: RunKind::Sync,
@@ -66,6 +67,7 @@ impl Engine {
             window: None,
             start_history_id: cursor,
             include_spam_trash: false,
+            api_before,
         };
         let cancel = &cancel;
         self.run(plan, cancel, |run| async move {
