@@ -145,7 +145,11 @@ impl Engine {
             }
             let page = page?;
             let ids: Vec<String> = page.threads.iter().map(|t| t.id.clone()).collect();
-            let stored = self.repo.thread_history_ids(run.mailbox_id(), &ids).await?;
+            let stored = self
+                .riding_out("read thread history ids", || async {
+                    Ok(self.repo.thread_history_ids(run.mailbox_id(), &ids).await?)
+                })
+                .await?;
             Progress::add(&progress.threads_listed, page.threads.len() as u64);
             let mut page_listed = Listed {
                 listed: page.threads.len() as u64,

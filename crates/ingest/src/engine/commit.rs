@@ -52,8 +52,14 @@ impl Batch {
 }
 
 impl Engine {
-    /// Commits one batch for `run`; returns its counts (also merged into the run's).
+    /// Commits one batch for `run`; returns its counts (also merged into the
+    /// run's). A database outage is ridden out by replaying the transaction.
     pub(crate) async fn commit(&self, run: &Run, batch: &Batch) -> Result<Tally, EngineError> {
+        self.riding_out("commit batch", || self.commit_once(run, batch))
+            .await
+    }
+
+    async fn commit_once(&self, run: &Run, batch: &Batch) -> Result<Tally, EngineError> {
         // Blobs before rows, flushed once for the whole batch, before the
         // transaction opens so no transaction waits on the disk.
         make_blobs_durable(&self.store, batch.fetched().map(|f| &f.blobs)).await?;

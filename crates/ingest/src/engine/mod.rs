@@ -6,6 +6,7 @@
 mod backfill;
 mod commit;
 mod error;
+mod outage;
 mod progress;
 mod run;
 mod summary;
@@ -38,6 +39,9 @@ pub struct EngineOptions {
     pub batch_messages: usize,
     /// A live run whose heartbeat is older than this is taken over.
     pub lease: Duration,
+    /// How long a database outage (restart, failover, dropped connections)
+    /// is ridden out before the run fails.
+    pub db_outage: Duration,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +50,7 @@ impl Default for EngineOptions {
             threads_in_flight: 16,
             batch_messages: 500,
             lease: Duration::from_secs(120),
+            db_outage: Duration::from_secs(60),
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::outage::Outage;
 use super::summary::{RunSummary, Tally, api_delta};
 use super::{Engine, EngineError, MailboxRef, Window};
 use crate::repo::{
@@ -163,16 +164,29 @@ impl Engine {
             error: error.clone(),
             cursor,
         };
-        self.repo
-            .finish_run(held, &end)
-            .await
-            .map_err(|e| lease_error(e, &mailbox))?;
+        let mut held = held;
+        let mut outage = Outage::new(self.options.db_outage);
+        loop {
+            match self.repo.finish_run(&mut held, &end).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let e = lease_error(e, &mailbox);
+                    if !outage.wait_to_retry("finish run", &e).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
 
         let (window, history_expired) = match &result {
             Ok(ending) => (ending.window, ending.history_expired),
             Err(_) => (plan.window, false),
         };
-        let cursor = self.repo.mailbox_cursor(mailbox_id).await?;
+        let cursor = self
+            .riding_out("read cursor", || async {
+                Ok(self.repo.mailbox_cursor(mailbox_id).await?)
+            })
+            .await?;
         let api = api_delta(&self.gmail.mailbox_metrics(&mailbox), &plan.api_before);
         Ok(RunSummary {
             run_id: fence.run_id,

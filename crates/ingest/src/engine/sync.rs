@@ -109,15 +109,18 @@ impl Engine {
         old_cursor: HistoryCursor,
         window: Window,
     ) -> Result<(), EngineError> {
-        let mut tx = self.repo.begin(run.fence()).await?;
-        tx.append_events(&[NewEvent::new(
+        let event = NewEvent::new(
             EventType::HistoryExpired,
             Subject::Run(run.id()),
             json!({"start_history_id": old_cursor.to_string(), "fallback_window": window}),
-        )])
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        );
+        self.riding_out("record expired history", || async {
+            let mut tx = self.repo.begin(run.fence()).await?;
+            tx.append_events(std::slice::from_ref(&event)).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Applies every history page after `start`, each committed with its cursor.
@@ -195,8 +198,12 @@ impl Engine {
             .cloned()
             .collect();
         let stored = self
-            .repo
-            .stored_message_ids(run.mailbox_id(), &candidates)
+            .riding_out("read stored message ids", || async {
+                Ok(self
+                    .repo
+                    .stored_message_ids(run.mailbox_id(), &candidates)
+                    .await?)
+            })
             .await?;
         let mut seen = HashSet::new();
         Ok(candidates

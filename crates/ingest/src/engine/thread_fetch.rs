@@ -135,9 +135,13 @@ impl Engine {
         // must show it), and they count as settled.
         let all_ids: Vec<String> = minimal.messages.iter().map(|m| m.id.clone()).collect();
         let stored = if listed.stored {
-            self.repo
-                .stored_message_ids(run.mailbox_id(), &all_ids)
-                .await?
+            self.riding_out("read stored message ids", || async {
+                Ok(self
+                    .repo
+                    .stored_message_ids(run.mailbox_id(), &all_ids)
+                    .await?)
+            })
+            .await?
         } else {
             HashSet::new()
         };

@@ -56,6 +56,27 @@ impl RepoError {
     pub(crate) fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> RepoError {
         move |source| RepoError::Database { operation, source }
     }
+
+    /// Whether the database was unreachable or dropped the connection
+    /// (a restart, a failover, a network cut) rather than refusing the work:
+    /// such a failure may go away by itself, and the work may be replayed.
+    pub fn is_connection(&self) -> bool {
+        let RepoError::Database { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::Protocol(_) => true,
+            // SQLSTATE class 08 (connection exception) and 57P01-57P03
+            // (admin shutdown, crash shutdown, cannot connect now).
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
+    }
 }
 
 /// A Gmail u64 (historyId) as the signed 64-bit value a column holds.

@@ -86,8 +86,9 @@ pub trait Repository: Send + Sync + 'static {
     /// Proves the run alive for `status` and for takeover; false once it has lost the mailbox.
     async fn heartbeat(&self, fence: Fence) -> Result<bool, RepoError>;
     /// Ends the run (status, counts, terminal event, cursor) in one fenced
-    /// transaction and releases the mailbox.
-    async fn finish_run(&self, run: HeldRun, end: &RunEnd) -> Result<(), RepoError>;
+    /// transaction and releases the mailbox. May be called again after a
+    /// failure: a run already ended is fenced out, never ended twice.
+    async fn finish_run(&self, run: &mut HeldRun, end: &RunEnd) -> Result<(), RepoError>;
     /// Opens a write transaction that proves, inside itself, that the run
     /// still holds its mailbox ([`RepoError::LeaseLost`] otherwise).
     async fn begin(&self, fence: Fence) -> Result<Box<dyn RepoTx>, RepoError>;

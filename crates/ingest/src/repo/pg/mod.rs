@@ -123,7 +123,7 @@ impl Repository for PgRepository {
         runs::heartbeat(&self.pool, fence).await
     }
 
-    async fn finish_run(&self, run: HeldRun, end: &RunEnd) -> Result<(), RepoError> {
+    async fn finish_run(&self, run: &mut HeldRun, end: &RunEnd) -> Result<(), RepoError> {
         runs::finish_run(&self.pool, run, end).await
     }
 

@@ -181,7 +181,11 @@ pub(crate) async fn advance_cursor(
     Ok(())
 }
 
-pub(crate) async fn finish_run(pool: &PgPool, run: HeldRun, end: &RunEnd) -> Result<(), RepoError> {
+pub(crate) async fn finish_run(
+    pool: &PgPool,
+    run: &mut HeldRun,
+    end: &RunEnd,
+) -> Result<(), RepoError> {
     let Fence { run_id, mailbox_id } = run.fence;
     let end_history_id = match end.cursor {
         CursorUpdate::Keep => None,
@@ -231,7 +235,8 @@ pub(crate) async fn finish_run(pool: &PgPool, run: HeldRun, end: &RunEnd) -> Res
     tx.commit().await.map_err(RepoError::db("commit run end"))?;
     info!(run_id, status = end.status.as_str(), "run finished");
     // Closing the connection releases the advisory lock.
-    if let Ok(conn) = run.hold.downcast::<PgConnection>() {
+    let hold = std::mem::replace(&mut run.hold, Box::new(()));
+    if let Ok(conn) = hold.downcast::<PgConnection>() {
         let _ = conn.close().await;
     }
     Ok(())
