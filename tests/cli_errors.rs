@@ -107,7 +107,7 @@ fn final_error_line(out: &Output) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_gmail_endpoint_fails_with_one_error_line() {
     let bed = TestBed::new(small_mailbox(1)).await;
-    let (out, _) = timed(
+    let (out, took) = timed(
         &bed,
         &[("GMAIL_ENDPOINT", "http://127.0.0.1:1/")],
         &["backfill", "--mailbox", bed.mailbox.as_str()],
@@ -115,6 +115,9 @@ async fn unreachable_gmail_endpoint_fails_with_one_error_line() {
     .await;
     let (code, line) = final_error_line(&out);
     assert_eq!(code, Some(1), "{line}");
+    // Connection refused on a first contact is a wrong or dead endpoint: said
+    // within seconds, not after the whole retry budget.
+    assert!(took < Duration::from_secs(10), "took {took:?}: {line}");
     assert!(
         line.contains("users.getProfile"),
         "names the failing call: {line}"

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use google_gmail1::common::{Delegate, Response, Retry};
@@ -22,6 +23,10 @@ use crate::retry::{
 };
 use crate::transport::Connector;
 
+/// Attempts and time allowed before an endpoint that never answered is given up on.
+const FIRST_CONTACT_ATTEMPTS: u32 = 3;
+const FIRST_CONTACT_BUDGET: Duration = Duration::from_secs(3);
+
 /// The scope added to every call (google-gmail1 would default messages.get to an add-on scope).
 pub(crate) const SCOPE: Scope = Scope::Readonly;
 
@@ -34,6 +39,8 @@ pub(crate) struct Mailbox {
     pub(crate) metrics: MetricsTable,
     pub(crate) policy: Arc<RetryPolicy>,
     pub(crate) timeout: Duration,
+    /// Shared by every mailbox of the client (see `Inner::endpoint_answered`).
+    pub(crate) endpoint_answered: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -258,9 +265,15 @@ impl Mailbox {
                 }
             };
             let failure = match outcome {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.endpoint_answered.store(true, Ordering::Relaxed);
+                    return Ok(v);
+                }
                 Err(f) => f,
             };
+            if matches!(failure, Failure::Status { .. }) {
+                self.endpoint_answered.store(true, Ordering::Relaxed);
+            }
             if failure.is_rate_limit() {
                 self.metrics.rate_limited(method);
             }
@@ -285,8 +298,21 @@ impl Mailbox {
                 );
             }
             let delay = delay_for(policy, attempts, hint);
-            let out_of_budget = attempts >= policy.max_attempts
-                || started.elapsed().saturating_add(delay) > policy.max_elapsed;
+            // An endpoint that has never answered gets a short budget: a refused
+            // or unresolvable first contact is a wrong or dead endpoint far more
+            // often than a blip, and the operator should hear so in seconds.
+            let first_contact = matches!(failure, Failure::Transport(_))
+                && !self.endpoint_answered.load(Ordering::Relaxed);
+            let (max_attempts, max_elapsed) = if first_contact {
+                (
+                    policy.max_attempts.min(FIRST_CONTACT_ATTEMPTS),
+                    policy.max_elapsed.min(FIRST_CONTACT_BUDGET),
+                )
+            } else {
+                (policy.max_attempts, policy.max_elapsed)
+            };
+            let out_of_budget =
+                attempts >= max_attempts || started.elapsed().saturating_add(delay) > max_elapsed;
             if out_of_budget {
                 self.metrics.failure(method);
                 let last = self.scrub(failure.describe());

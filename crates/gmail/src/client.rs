@@ -3,6 +3,7 @@
 //! cheap to clone.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use futures::stream::BoxStream;
@@ -34,6 +35,9 @@ struct Inner {
     http: Client<Connector, Body>,
     authority: Authority,
     mailboxes: Mutex<HashMap<String, Arc<Mailbox>>>,
+    /// Whether the endpoint has ever answered (any HTTP status): until it has,
+    /// a transport failure is more likely a wrong or dead endpoint than a blip.
+    endpoint_answered: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for GmailClient {
@@ -92,6 +96,7 @@ impl GmailClient {
                 http,
                 authority,
                 mailboxes: Mutex::new(HashMap::new()),
+                endpoint_answered: Arc::new(AtomicBool::new(false)),
             }),
         })
     }
@@ -116,6 +121,7 @@ impl GmailClient {
             metrics: MetricsTable::default(),
             policy: Arc::new(self.inner.config.retry.clone()),
             timeout: self.inner.config.request_timeout,
+            endpoint_answered: self.inner.endpoint_answered.clone(),
         });
         let mut map = self
             .inner
