@@ -23,7 +23,7 @@ use super::thread_fetch::{BlobPuts, Fetched, ThreadWork};
 use super::{Engine, EngineError};
 use crate::repo::{
     AttachmentUpsert, BlobUpsert, HistoryCursor, LabelUpdate, MessageUpsert, Outcome, RepoTx,
-    ThreadUpsert, as_i64,
+    ThreadUpsert, as_i64, strip_nul,
 };
 
 /// What one transaction writes.
@@ -179,7 +179,7 @@ impl BatchWriter<'_> {
         for (row, result) in rows.into_iter().zip(&results) {
             self.tally.threads.record(result.outcome);
             if result.outcome != Outcome::Unchanged {
-                self.events.push(NewEvent::new(
+                self.events.push(event(
                     EventType::ThreadIngested,
                     Subject::Thread(row.provider_thread_id.clone()),
                     json!({
@@ -215,7 +215,7 @@ impl BatchWriter<'_> {
         for ((row, result), attachments) in rows.into_iter().zip(&results).zip(parts) {
             self.tally.messages.record(result.outcome);
             if result.outcome != Outcome::Unchanged {
-                self.events.push(NewEvent::new(
+                self.events.push(event(
                     EventType::MessageIngested,
                     Subject::Message(row.provider_message_id.clone()),
                     json!({
@@ -263,7 +263,7 @@ impl BatchWriter<'_> {
         for ((row, owner), result) in rows.iter().zip(owners).zip(&results) {
             self.tally.attachments.record(result.outcome);
             if result.outcome != Outcome::Unchanged {
-                self.events.push(NewEvent::new(
+                self.events.push(event(
                     EventType::AttachmentSaved,
                     Subject::Part {
                         message: owner.to_owned(),
@@ -298,7 +298,7 @@ impl BatchWriter<'_> {
         self.tally.messages.unchanged += (by_id.len() - changed.len()) as u64;
         self.tally.labels_changed += changed.len() as u64;
         for id in &changed {
-            self.events.push(NewEvent::new(
+            self.events.push(event(
                 EventType::LabelsChanged,
                 Subject::Message(id.clone()),
                 json!({"label_ids": by_id.get(id.as_str()).map(|u| u.label_ids.clone())}),
@@ -315,7 +315,7 @@ impl BatchWriter<'_> {
             .await?;
         self.tally.messages_deleted += deleted.len() as u64;
         for id in &deleted {
-            self.events.push(NewEvent::new(
+            self.events.push(event(
                 EventType::MessageDeleted,
                 Subject::Message(id.clone()),
                 json!({}),
@@ -337,7 +337,7 @@ impl BatchWriter<'_> {
                     Some(t) => json!({"reason": s.reason, "thread_id": t}),
                     None => json!({"reason": s.reason}),
                 };
-                self.events.push(NewEvent::new(
+                self.events.push(event(
                     EventType::MessageSkipped,
                     Subject::Message(s.message_id.clone()),
                     payload,
@@ -352,6 +352,14 @@ impl BatchWriter<'_> {
         self.tx.append_events(&self.events).await?;
         Ok(self.tally)
     }
+}
+
+/// A ledger event whose payload carries mail's own text (MIME types, reasons):
+/// NUL is dropped from it, as from the columns, since jsonb cannot hold it and
+/// one such message must not fail the batch. The raw bytes stay in the store.
+fn event(event_type: EventType, subject: Subject, mut payload: serde_json::Value) -> NewEvent {
+    strip_nul(&mut payload);
+    NewEvent::new(event_type, subject, payload)
 }
 
 /// The message row of one fetched message.

@@ -36,6 +36,7 @@ pub use model::{
 };
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use rows::{AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, ThreadUpsert};
+pub(crate) use text::strip_nul;
 
 use crate::engine::Window;
 

@@ -30,6 +30,29 @@ pub(crate) fn json_without_nul(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// Removes NUL from every string inside a JSON value, in place: allocates only
+/// where there is one. Ledger payloads go through it (jsonb cannot hold U+0000),
+/// so a NUL in, say, a MIME parameter never fails the batch that records it.
+pub(crate) fn strip_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', ""),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
+            let taken = std::mem::take(map);
+            *map = taken
+                .into_iter()
+                .map(|(k, mut v)| {
+                    strip_nul(&mut v);
+                    (k.replace('\0', ""), v)
+                })
+                .collect();
+        }
+        Value::Object(map) => map.values_mut().for_each(strip_nul),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +66,8 @@ mod tests {
             json_without_nul(&v),
             serde_json::json!({"k": ["xy", 1, {"n": ""}]})
         );
+        let mut in_place = v.clone();
+        strip_nul(&mut in_place);
+        assert_eq!(in_place, json_without_nul(&v));
     }
 }
