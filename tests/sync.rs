@@ -518,3 +518,75 @@ async fn a_hung_run_past_its_lease_is_taken_over() {
     assert!(sqlx::query("SELECT 1").execute(&mut holder).await.is_err());
     bed.assert_verify_clean().await;
 }
+
+/// A worker serves its own org only (`--org`), and works on the mailbox row it
+/// claimed: before, it claimed every org's due mailboxes and then registered a
+/// second row under its own org, writing blobs under the wrong prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_its_own_org_only() {
+    let bed = TestBed::new(EmulatorConfig {
+        seed: 13,
+        messages: 6,
+        days: 6,
+        mailboxes: vec!["ours@example.com".into(), "theirs@example.com".into()],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    for (org, mailbox) in [
+        ("org-a", "ours@example.com"),
+        ("org-b", "theirs@example.com"),
+    ] {
+        let out = bed.run(&["--org", org, "mailbox", "add", mailbox]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = bed
+        .command()
+        .args([
+            "--org",
+            "org-a",
+            "worker",
+            "--poll",
+            "1s",
+            "--max-rounds",
+            "1",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(
+        bed.count("SELECT count(*) FROM mailboxes").await,
+        2,
+        "no second row"
+    );
+    let runs: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT m.org_id, m.provider_email, r.status FROM sync_runs r JOIN mailboxes m ON m.id = r.mailbox_id",
+    )
+    .fetch_all(&bed.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        runs,
+        vec![(
+            "org-a".into(),
+            "ours@example.com".into(),
+            "completed".into()
+        )]
+    );
+    assert!(bed.store_path().join("org-a").exists());
+    assert!(
+        !bed.store_path().join("org-b").exists(),
+        "blobs under another org's prefix"
+    );
+}
