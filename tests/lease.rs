@@ -7,7 +7,7 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::TestBed;
 use gmail_emulator::{EmulatorConfig, Faults};
@@ -19,21 +19,6 @@ fn slow() -> Faults {
         latency_jitter_ms: 40,
         ..Faults::default()
     }
-}
-
-async fn wait_for(bed: &TestBed, sql: &str, at_least: i64, deadline: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&bed.pool)
-            .await
-            .unwrap_or(0);
-        if n >= at_least {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {sql} >= {at_least}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

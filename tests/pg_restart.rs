@@ -10,7 +10,7 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::TestBed;
 use gmail_emulator::{EmulatorConfig, Faults};
@@ -62,18 +62,12 @@ async fn a_postgres_restart_mid_backfill_is_ridden_out() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn backfill");
-    let start = Instant::now();
-    loop {
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM mail_messages")
-            .fetch_one(&bed.pool)
-            .await
-            .unwrap_or(0);
-        if rows > 0 {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "no rows yet");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    bed.wait_for_count(
+        "SELECT count(*) FROM mail_messages",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
     restart_postgres();
 
     let out = run.wait_with_output().await.expect("backfill");

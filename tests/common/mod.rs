@@ -125,6 +125,23 @@ impl TestBed {
     }
 
     /// `mailingest verify` must be clean.
+    /// Waits until `sql` (a count) reaches `at_least`; panics after `deadline`.
+    /// Errors count as zero: the schema may not exist yet while the binary migrates.
+    pub async fn wait_for_count(&self, sql: &str, at_least: i64, deadline: Duration) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < deadline {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or(0);
+            if n >= at_least {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {sql} >= {at_least}");
+    }
+
     pub async fn assert_verify_clean(&self) {
         let out = self.run(&["verify", "--deep"]).await;
         assert_eq!(
