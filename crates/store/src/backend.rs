@@ -31,12 +31,21 @@ pub(crate) struct Stored {
     pub sha256: Sha256,
     pub size: u64,
     pub created: bool,
+    /// An object was there but damaged, and this put replaced it (fs only).
+    pub repaired: bool,
+}
+
+/// What a backend reports for a completed `put_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Placed {
+    pub created: bool,
+    pub repaired: bool,
 }
 
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Store `bytes` (whose digest is `sha`) under `key` unless an object is already there.
-    /// Returns `true` when this call created the object. With [`Durability::Deferred`] the
+    /// Reports whether this call created (or repaired) the object. With [`Durability::Deferred`] the
     /// object may stay in volatile caches until the next [`Backend::sync`].
     async fn put_bytes(
         &self,
@@ -44,7 +53,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         sha: &Sha256,
         bytes: Bytes,
         durability: Durability,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Placed, StoreError>;
 
     /// Make every deferred put that returned before this call durable.
     async fn sync(&self) -> Result<(), StoreError>;

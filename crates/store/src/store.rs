@@ -27,6 +27,11 @@ pub struct PutOutcome {
     pub key: String,
     /// `true` when this call stored the object, `false` when it was already there.
     pub created: bool,
+    /// `true` when an object was already there but damaged (its bytes did not match the
+    /// key: a torn write after a power loss, a truncated or altered file) and this call
+    /// replaced it atomically with the correct bytes (`created` is then `false`). fs backend
+    /// only; see [`BlobStore::put`] for when an existing object is checked.
+    pub repaired: bool,
     /// `None`: durable when the put returned ([`BlobStore::put`]). `Some`: written by
     /// [`BlobStore::put_deferred`] and durable once [`BlobStore::is_durable`] says so.
     pub pending: Option<PendingSync>,
@@ -145,6 +150,13 @@ impl BlobStore {
 
     /// Store `bytes` unless an object with the same digest exists (put-if-absent). The
     /// object is durable when this returns.
+    ///
+    /// Self-repair (fs backend): when the object exists, its bytes are read back and compared
+    /// with the bytes being stored (every put, immediate or deferred, and every
+    /// [`BlobStore::put_stream`], which re-hashes the existing file). A damaged object (size
+    /// or content differs) is replaced atomically by a staging file renamed over it, with the
+    /// same durability as a new object, and the outcome says `repaired`. The cost is one
+    /// read of the object on a dedup hit, which re-runs pay instead of writing nothing.
     pub async fn put(&self, bytes: Bytes) -> Result<PutOutcome, StoreError> {
         self.put_with(bytes, Durability::Immediate).await
     }
@@ -167,21 +179,26 @@ impl BlobStore {
         let sha = digest_bytes(&bytes).await.map_err(|e| self.task_error(e))?;
         let key = self.key_for(&sha);
         let size = bytes.len() as u64;
-        let created = self
+        let placed = self
             .inner
             .backend
             .put_bytes(&key, &sha, bytes, durability)
             .await?;
+        let crate::backend::Placed { created, repaired } = placed;
+        if repaired {
+            tracing::warn!(store = %self.inner.url, %key, size, "replaced a damaged object");
+        }
         // Numbered only once the backend is done with it, so a sync that reads a count at
         // least this large started after these writes.
         let pending = (durability == Durability::Deferred)
             .then(|| PendingSync(self.inner.deferred_puts.fetch_add(1, Ordering::AcqRel) + 1));
-        tracing::debug!(store = %self.inner.url, %key, size, created, deferred = pending.is_some(), "put");
+        tracing::debug!(store = %self.inner.url, %key, size, created, repaired, deferred = pending.is_some(), "put");
         Ok(PutOutcome {
             sha256: sha,
             size,
             key,
             created,
+            repaired,
             pending,
         })
     }
@@ -219,12 +236,16 @@ impl BlobStore {
             .put_stream(&self.inner.layout, input.boxed())
             .await?;
         let key = self.key_for(&stored.sha256);
+        if stored.repaired {
+            tracing::warn!(store = %self.inner.url, %key, size = stored.size, "replaced a damaged object");
+        }
         tracing::debug!(store = %self.inner.url, %key, size = stored.size, created = stored.created, "put_stream");
         Ok(PutOutcome {
             sha256: stored.sha256,
             size: stored.size,
             key,
             created: stored.created,
+            repaired: stored.repaired,
             pending: None,
         })
     }

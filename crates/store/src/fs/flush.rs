@@ -7,10 +7,22 @@
 //! one vs deferred with one sync per 64, about twice the rate). On Linux one `syncfs(2)` of
 //! the store's filesystem covers every file and directory written before it started, however
 //! many. Elsewhere the touched paths are remembered and fsynced one by one at `sync`.
+//!
+//! After a failed `syncfs` the store root is opened again: Linux reports a writeback error
+//! once per open file description (it samples the filesystem's error sequence at open and
+//! advances the description's copy when it reports), so a retry through the same
+//! descriptor would report success for the very pages whose writeback failed. The fresh
+//! descriptor, opened right after the failure, reports every error from then on. What the
+//! failed sync covered stays owed (never reported durable by it); note that a page whose
+//! writeback failed may have been marked clean by the kernel, so a later successful sync
+//! does not prove that page reached the disk: callers should treat a failed sync as a
+//! failed batch and put its blobs again (a put re-checks an existing object and repairs it).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+#[cfg(test)]
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::Ctx;
 use crate::error::StoreError;
@@ -19,8 +31,9 @@ use crate::error::StoreError;
 pub(crate) struct Flush {
     /// Held open so `syncfs` reports writeback errors that happened since the last call
     /// (Linux samples the filesystem's error sequence when a file is opened).
+    /// Replaced by a fresh descriptor after a failed `syncfs` (see the module docs).
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    root: File,
+    root: Mutex<File>,
     /// Files and directories written without fsync, for the portable `sync`. On Linux only
     /// the fact that there are some matters, so no paths are kept (a caller that never
     /// syncs must not grow this without bound).
@@ -28,6 +41,12 @@ pub(crate) struct Flush {
     /// One sync at a time. Without it a second sync could find nothing recorded while the
     /// first is still flushing the puts it took, and report them durable too early.
     syncing: Mutex<()>,
+    /// Test hook: the next flush fails as a writeback error would.
+    #[cfg(test)]
+    fail_next: AtomicBool,
+    /// Test observation: how many times the root was reopened.
+    #[cfg(test)]
+    reopened: AtomicU64,
 }
 
 #[derive(Default)]
@@ -42,9 +61,13 @@ impl Flush {
         let root =
             File::open(&ctx.root).map_err(|e| ctx.io("open store directory", &ctx.root, e))?;
         Ok(Self {
-            root,
+            root: Mutex::new(root),
             unflushed: Mutex::default(),
             syncing: Mutex::new(()),
+            #[cfg(test)]
+            fail_next: AtomicBool::new(false),
+            #[cfg(test)]
+            reopened: AtomicU64::new(0),
         })
     }
 
@@ -93,15 +116,53 @@ impl Flush {
     }
 
     fn flush(&self, ctx: &Ctx, paths: &[PathBuf]) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.fail_next.swap(false, Ordering::AcqRel) {
+            self.reopen_root(ctx);
+            return Err(ctx.io(
+                "syncfs store filesystem",
+                &ctx.root,
+                std::io::Error::from_raw_os_error(5), // EIO
+            ));
+        }
         #[cfg(target_os = "linux")]
         {
             let _ = paths;
-            rustix::fs::syncfs(&self.root)
-                .map_err(|e| ctx.io("syncfs store filesystem", &ctx.root, e.into()))
+            let result = {
+                let root = self.root.lock().unwrap_or_else(|p| p.into_inner());
+                rustix::fs::syncfs(&*root)
+            };
+            result.map_err(|e| {
+                self.reopen_root(ctx);
+                ctx.io("syncfs store filesystem", &ctx.root, e.into())
+            })
         }
         #[cfg(not(target_os = "linux"))]
         {
             fsync_each(ctx, paths)
+        }
+    }
+
+    /// After a failed `syncfs`: replace the root descriptor by a fresh one, so the retry
+    /// does not report success merely because this descriptor already reported the error.
+    /// If the root cannot be opened the old descriptor stays and the error is logged (the
+    /// next failure tries again).
+    #[cfg_attr(not(any(target_os = "linux", test)), allow(dead_code))]
+    fn reopen_root(&self, ctx: &Ctx) {
+        match File::open(&ctx.root) {
+            Ok(fresh) => {
+                // Opened before the old one is closed, so the new descriptor is distinct.
+                let old = std::mem::replace(
+                    &mut *self.root.lock().unwrap_or_else(|p| p.into_inner()),
+                    fresh,
+                );
+                drop(old);
+                #[cfg(test)]
+                self.reopened.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(e) => {
+                tracing::warn!(root = %ctx.root.display(), error = %e, "could not reopen the store root after a failed sync");
+            }
         }
     }
 }
@@ -143,7 +204,52 @@ mod tests {
         Ctx {
             url: root.display().to_string(),
             root: root.to_owned(),
+            sweeper: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_failed_sync_reopens_the_root_and_stays_owed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = ctx(dir.path());
+        let flush = Flush::open(&ctx).expect("open");
+        let before = root_identity(&flush);
+        flush.record(dir.path());
+        flush.fail_next.store(true, Ordering::Release);
+        let err = flush.sync(&ctx).expect_err("injected writeback error");
+        assert!(err.to_string().contains("syncfs"), "{err}");
+        assert_eq!(flush.reopened.load(Ordering::Acquire), 1);
+        assert_ne!(
+            root_identity(&flush),
+            before,
+            "the retry uses a fresh descriptor"
+        );
+        assert!(
+            flush.unflushed.lock().expect("lock").any,
+            "what the failed sync covered is still owed"
+        );
+        flush
+            .sync(&ctx)
+            .expect("retry through the fresh descriptor");
+        assert!(!flush.unflushed.lock().expect("lock").any);
+        assert_eq!(
+            flush.reopened.load(Ordering::Acquire),
+            1,
+            "success: no reopen"
+        );
+    }
+
+    /// The descriptor number of the root (distinct for a fresh descriptor, since the new one
+    /// is opened while the old one is still open).
+    #[cfg(unix)]
+    fn root_identity(flush: &Flush) -> i32 {
+        use std::os::fd::AsRawFd;
+        flush.root.lock().expect("lock").as_raw_fd()
+    }
+
+    #[cfg(not(unix))]
+    fn root_identity(flush: &Flush) -> u64 {
+        flush.reopened.load(Ordering::Acquire)
     }
 
     #[test]

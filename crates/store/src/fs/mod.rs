@@ -2,7 +2,9 @@
 //! staging file in the destination directory, are fsynced, and are hard-linked into place;
 //! `link(2)` fails with EEXIST when the object exists, which makes the put-if-absent atomic
 //! across tasks and processes without clobbering and without torn files. Deferred puts skip
-//! the fsyncs and leave them to one `sync` (flush.rs).
+//! the fsyncs and leave them to one `sync` (flush.rs). A damaged existing object is replaced
+//! by the next put of its content (put.rs); staging files of dead writers are swept after a
+//! grace period (staging.rs).
 
 mod flush;
 mod put;
@@ -16,7 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::backend::{Backend, Durability, InputStream, OutputStream, Stored};
+use crate::backend::{Backend, Durability, InputStream, OutputStream, Placed, Stored};
 use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::sha::Sha256;
@@ -31,6 +33,8 @@ pub(crate) struct FsBackend {
 pub(crate) struct Ctx {
     pub url: String,
     pub root: PathBuf,
+    /// Removes staging files of dead writers (shared by every clone).
+    pub sweeper: Arc<staging::Sweeper>,
 }
 
 impl Ctx {
@@ -65,7 +69,11 @@ impl Ctx {
 impl FsBackend {
     /// Open (creating the root directory if needed).
     pub(crate) async fn open(url: String, root: PathBuf) -> Result<Self, StoreError> {
-        let ctx = Ctx { url, root };
+        let ctx = Ctx {
+            url,
+            root,
+            sweeper: Arc::default(),
+        };
         let probe = ctx.clone();
         let flush = ctx
             .blocking(move || {
@@ -89,7 +97,7 @@ impl Backend for FsBackend {
         _sha: &Sha256,
         bytes: Bytes,
         durability: Durability,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Placed, StoreError> {
         let ctx = self.ctx.clone();
         let key = key.to_owned();
         let flush = Arc::clone(&self.flush);

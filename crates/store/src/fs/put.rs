@@ -1,8 +1,15 @@
 //! fs put paths: `put_bytes` (digest known, staging file in the final directory) and
 //! `put_stream` (digest learnt while writing, staging file in the `sha256/` directory of the
 //! prefix, same filesystem, then linked into its final directory).
+//!
+//! Self-repair: an existing object is checked before it counts as a dedup hit (`put_bytes`
+//! compares it with the bytes in hand, `put_stream` re-hashes it; a size difference alone
+//! proves damage without a read). A damaged one is replaced by renaming the complete staging
+//! file over it: atomic, so readers see the damaged or the correct bytes, never a mix, and
+//! concurrent repairers all rename identical bytes. Durability is a new object's: the
+//! staging file is fsynced (or recorded, deferred) before the rename, the directory after.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
 
 use futures::StreamExt;
@@ -10,32 +17,46 @@ use tokio::io::AsyncWriteExt;
 
 use super::Ctx;
 use super::flush::Flush;
+use super::read::hash_file;
 use super::staging::{Staging, ensure_dir, fsync_dir};
-use crate::backend::{InputStream, Stored};
+use crate::backend::{InputStream, Placed, Stored};
 use crate::error::StoreError;
 use crate::layout::Layout;
-use crate::sha::Hasher;
+use crate::sha::{Hasher, Sha256};
 
-/// Blocking: store `bytes` under `key` unless present. Returns whether this call created it.
-/// `deferred`: skip every fsync and record what needs one in `Flush` instead.
+/// What an existing object must contain to count as intact.
+enum Expected<'a> {
+    /// The bytes being stored (compared directly: cheaper than hashing).
+    Bytes(&'a [u8]),
+    /// The digest and size of the staged stream.
+    Digest(&'a Sha256, u64),
+}
+
+/// Blocking: store `bytes` under `key` unless present and intact (a damaged object is
+/// replaced). `deferred`: skip every fsync and record what needs one in `Flush` instead.
 pub(super) fn put_bytes(
     ctx: &Ctx,
     key: &str,
     bytes: &[u8],
     deferred: Option<&Flush>,
-) -> Result<bool, StoreError> {
+) -> Result<Placed, StoreError> {
     let target = ctx.path_for(key);
-    let size = bytes.len() as u64;
-    // Fast path: already stored, so re-runs write nothing. A deferred put still owes a flush:
-    // the object may be another writer's, not yet durable.
-    if let Some(existing) = existing_size(ctx, &target)? {
-        if let Some(flush) = deferred {
-            flush.record_object(ctx, &target);
+    let expected = Expected::Bytes(bytes);
+    // Fast path: already stored and intact, so re-runs write nothing. A deferred put still
+    // owes a flush: the object may be another writer's, not yet durable.
+    let damaged = match existing_size(ctx, &target)? {
+        None => false,
+        Some(_) if intact(ctx, key, &expected)? => {
+            if let Some(flush) = deferred {
+                flush.record_object(ctx, &target);
+            }
+            return Ok(Placed::default());
         }
-        return check_size(ctx, key, size, existing).map(|()| false);
-    }
+        Some(_) => true,
+    };
     let dir = parent(&target);
     ensure_dir(ctx, dir, deferred)?;
+    ctx.sweeper.sweep(dir);
     let (staging, mut file) = Staging::create(ctx, dir)?;
     file.write_all(bytes)
         .and_then(|()| match deferred {
@@ -47,7 +68,7 @@ pub(super) fn put_bytes(
     if let Some(flush) = deferred {
         flush.record_object(ctx, &target);
     }
-    place(ctx, staging, key, size, deferred)
+    place(ctx, staging, key, &expected, damaged, deferred)
 }
 
 /// Store a stream; the staging file lives in `<root>/<prefix>/sha256/` until the digest is known.
@@ -62,6 +83,7 @@ pub(super) async fn put_stream(
         let dir = staging_dir.clone();
         ctx.blocking(move || {
             ensure_dir(&ctx2, &dir, None)?;
+            ctx2.sweeper.sweep(&dir);
             Staging::create(&ctx2, &dir)
         })
         .await?
@@ -85,47 +107,117 @@ pub(super) async fn put_stream(
     let (sha256, size) = hasher.finish();
     let key = layout.key_for(&sha256);
     let ctx2 = ctx.clone();
-    let created = ctx
+    let placed = ctx
         .blocking(move || {
-            ensure_dir(&ctx2, parent(&ctx2.path_for(&key)), None)?;
-            place(&ctx2, staging, &key, size, None)
+            let dir = parent(&ctx2.path_for(&key)).to_owned();
+            ensure_dir(&ctx2, &dir, None)?;
+            ctx2.sweeper.sweep(&dir);
+            place(
+                &ctx2,
+                staging,
+                &key,
+                &Expected::Digest(&sha256, size),
+                false,
+                None,
+            )
         })
         .await?;
     Ok(Stored {
         sha256,
         size,
-        created,
+        created: placed.created,
+        repaired: placed.repaired,
     })
 }
 
-/// Hard-link the complete, fsynced staging file to `key`. EEXIST means another writer won the
-/// race (or the object was there): success with `created = false` after a size check.
+/// Put the complete (fsynced unless deferred) staging file in place as `key`: hard-link it
+/// (EEXIST: another writer won the race, or the object was there: success with
+/// `created = false` if that object is intact), or, when the object is known to be damaged,
+/// rename it over the object.
 fn place(
     ctx: &Ctx,
     staging: Staging,
     key: &str,
-    size: u64,
+    expected: &Expected<'_>,
+    damaged: bool,
     deferred: Option<&Flush>,
-) -> Result<bool, StoreError> {
+) -> Result<Placed, StoreError> {
     let target = ctx.path_for(key);
     let dir = parent(&target);
-    match std::fs::hard_link(staging.path(), &target) {
-        Ok(()) => {
-            // Remove the staging name before the directory fsync so one fsync makes both
-            // the new entry and the removal durable.
-            drop(staging);
-            match deferred {
-                Some(flush) => flush.record(dir),
-                None => fsync_dir(ctx, dir)?,
+    if !damaged {
+        match std::fs::hard_link(staging.path(), &target) {
+            Ok(()) => {
+                // Remove the staging name before the directory fsync so one fsync makes both
+                // the new entry and the removal durable.
+                drop(staging);
+                match deferred {
+                    Some(flush) => flush.record(dir),
+                    None => fsync_dir(ctx, dir)?,
+                }
+                return Ok(Placed {
+                    created: true,
+                    repaired: false,
+                });
             }
-            Ok(true)
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                if intact(ctx, key, expected)? {
+                    drop(staging);
+                    return Ok(Placed::default());
+                }
+            }
+            Err(e) => return Err(ctx.io("link object into place", &target, e)),
         }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            drop(staging);
-            let existing = existing_size(ctx, &target)?.unwrap_or(size);
-            check_size(ctx, key, size, existing).map(|()| false)
+    }
+    std::fs::rename(staging.path(), &target)
+        .map_err(|e| ctx.io("replace damaged object", &target, e))?;
+    drop(staging); // its name is gone; the guard finds nothing to remove
+    match deferred {
+        Some(flush) => flush.record(dir),
+        None => fsync_dir(ctx, dir)?,
+    }
+    Ok(Placed {
+        created: false,
+        repaired: true,
+    })
+}
+
+/// Blocking: whether the object at `key` holds exactly the expected content. A missing
+/// object (removed meanwhile) is not intact: the caller then puts it back.
+fn intact(ctx: &Ctx, key: &str, expected: &Expected<'_>) -> Result<bool, StoreError> {
+    let path = ctx.path_for(key);
+    match expected {
+        Expected::Digest(sha, size) => {
+            if existing_size(ctx, &path)? != Some(*size) {
+                return Ok(false);
+            }
+            Ok(hash_file(ctx, key)?.as_ref() == Some(*sha))
         }
-        Err(e) => Err(ctx.io("link object into place", &target, e)),
+        Expected::Bytes(bytes) => {
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(ctx.io("open object", &path, e)),
+            };
+            let len = file
+                .metadata()
+                .map_err(|e| ctx.io("stat object", &path, e))?
+                .len();
+            if len != bytes.len() as u64 {
+                return Ok(false);
+            }
+            let mut buf = vec![0u8; bytes.len().clamp(1, 1 << 20)];
+            let mut rest = *bytes;
+            loop {
+                match file.read(&mut buf) {
+                    // The file ended early (truncated meanwhile) or has exactly our bytes.
+                    Ok(0) => return Ok(rest.is_empty()),
+                    Ok(n) if n > rest.len() || buf[..n] != rest[..n] => return Ok(false),
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(ctx.io("read object", &path, e)),
+                }
+            }
+        }
     }
 }
 
@@ -134,19 +226,6 @@ fn existing_size(ctx: &Ctx, path: &Path) -> Result<Option<u64>, StoreError> {
         Ok(m) => Ok(Some(m.len())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ctx.io("stat object", path, e)),
-    }
-}
-
-fn check_size(ctx: &Ctx, key: &str, expected: u64, actual: u64) -> Result<(), StoreError> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(StoreError::SizeMismatch {
-            url: ctx.url.clone(),
-            key: key.to_owned(),
-            expected,
-            actual,
-        })
     }
 }
 

@@ -1,11 +1,24 @@
 //! Staging files and durable directories for the fs backend. A `Staging` guard removes its
 //! file when dropped, so every exit path (error, panic, cancellation, success after linking)
 //! leaves no staging file behind.
+//!
+//! A killed writer (or a power loss) still can; `Sweeper` removes such leftovers: the first
+//! time this store writes into a directory (a put's object directory, or the `sha256/`
+//! directory where `put_stream` stages), it lists that directory once and removes staging
+//! files whose modification time is more than [`STAGING_GRACE`] old. A live writer's staging
+//! file is younger (its mtime moves with every write; a stream stalled for an hour loses
+//! its put, which fails cleanly). Cost: one directory listing per directory per store
+//! instance, which is bounded by the directories it writes to; leftovers in a directory
+//! this instance already swept wait for the next instance (the next process).
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, RandomState};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use super::Ctx;
 use super::flush::Flush;
@@ -15,6 +28,78 @@ use crate::error::StoreError;
 pub(crate) const STAGING_PREFIX: &str = ".staging-";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Staging files older than this are a dead writer's and are removed by the next writer.
+pub(crate) const STAGING_GRACE: Duration = Duration::from_secs(3600);
+
+/// Directories remembered as swept before the memory is reset (8 bytes each; after a reset
+/// directories are swept again, which costs time, not correctness).
+const MAX_SWEPT: usize = 1 << 18;
+
+/// Sweeps each directory a store writes to once (see the module docs).
+#[derive(Default)]
+pub(crate) struct Sweeper {
+    /// Hashes of the directories already swept (a collision only skips a sweep).
+    swept: Mutex<HashSet<u64>>,
+    hasher: RandomState,
+}
+
+impl Sweeper {
+    /// Blocking: unless already done by this store, remove stale staging files from `dir`.
+    /// Best effort: failures are logged, never returned (a put does not fail over garbage).
+    pub(crate) fn sweep(&self, dir: &Path) {
+        let id = self.hasher.hash_one(dir);
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if swept.contains(&id) {
+                return;
+            }
+            if swept.len() >= MAX_SWEPT {
+                swept.clear();
+            }
+            swept.insert(id);
+        }
+        sweep_dir(dir, SystemTime::now());
+    }
+}
+
+/// Remove staging files in `dir` last modified more than [`STAGING_GRACE`] before `now`.
+fn sweep_dir(dir: &Path, now: SystemTime) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(it) => it,
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "staging sweep: cannot list");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(STAGING_PREFIX))
+        {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let stale = meta.is_file()
+            && meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > STAGING_GRACE);
+        if !stale {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(path = %path.display(), "removed a stale staging file"),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove stale staging file")
+            }
+        }
+    }
+}
 
 pub(crate) struct Staging {
     path: PathBuf,

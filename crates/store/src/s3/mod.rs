@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::OnceCell;
 
-use crate::backend::{Backend, Durability, InputStream, OutputStream, Stored};
+use crate::backend::{Backend, Durability, InputStream, OutputStream, Placed, Stored};
 use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::options::StoreOptions;
@@ -94,9 +94,14 @@ impl Backend for S3Backend {
         sha: &Sha256,
         bytes: Bytes,
         _durability: Durability,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Placed, StoreError> {
         // S3 acknowledges a PutObject only once the object is durable: nothing to defer.
-        put::put_bytes(&self.ctx, key, sha, bytes).await
+        // Objects are never repaired here: the server checks the checksum of every upload.
+        let created = put::put_bytes(&self.ctx, key, sha, bytes).await?;
+        Ok(Placed {
+            created,
+            repaired: false,
+        })
     }
 
     async fn sync(&self) -> Result<(), StoreError> {

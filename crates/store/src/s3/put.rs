@@ -70,6 +70,7 @@ pub(super) async fn put_stream(
         sha256: spooled.sha256,
         size: spooled.size,
         created,
+        repaired: false,
     })
 }
 
