@@ -41,8 +41,7 @@ async fn a_run_whose_lock_dropped_is_fenced_out_once_taken_over() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the first run");
-    wait_for(
-        &bed,
+    bed.wait_for_count(
         "SELECT count(*) FROM mail_messages",
         1,
         Duration::from_secs(60),
