@@ -7,7 +7,10 @@
 //! transaction or a run's finish, and each is idempotent: an upsert replayed
 //! changes nothing, a transaction that did not commit left nothing, and the
 //! replay proves the lease again before it writes (a run that lost its
-//! mailbox meanwhile is fenced out, not retried).
+//! mailbox meanwhile is fenced out, not retried). One imprecision remains: a
+//! batch whose commit was acknowledged into a dropped connection is replayed
+//! as unchanged rows, so the run's counts then say "unchanged" for what the
+//! ledger (rightly) records as inserted. Rows and events are exact.
 
 use std::future::Future;
 use std::time::{Duration, Instant};

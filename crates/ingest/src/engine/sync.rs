@@ -114,13 +114,12 @@ impl Engine {
             Subject::Run(run.id()),
             json!({"start_history_id": old_cursor.to_string(), "fallback_window": window}),
         );
-        self.riding_out("record expired history", || async {
-            let mut tx = self.repo.begin(run.fence()).await?;
-            tx.append_events(std::slice::from_ref(&event)).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
+        // Not replayed through an outage: an append whose commit was
+        // acknowledged into a dropped connection would be appended twice.
+        let mut tx = self.repo.begin(run.fence()).await?;
+        tx.append_events(std::slice::from_ref(&event)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Applies every history page after `start`, each committed with its cursor.

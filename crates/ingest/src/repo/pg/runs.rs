@@ -215,6 +215,18 @@ pub(crate) async fn finish_run(
     .map_err(RepoError::db("finish run"))?
     .rows_affected();
     if ended == 0 {
+        // A retry after a finish whose commit was acknowledged into a dropped
+        // connection finds the run already ended as asked: that is success.
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(RepoError::db("read run status"))?;
+        if status.as_deref() == Some(end.status.as_str()) && finished_by_us(&mut tx, run_id).await?
+        {
+            return Ok(());
+        }
         return Err(RepoError::LeaseLost { run_id });
     }
     ledger::append_terminal(
@@ -240,6 +252,21 @@ pub(crate) async fn finish_run(
         let _ = conn.close().await;
     }
     Ok(())
+}
+
+/// Whether the run's terminal event was written by its own finish (a run
+/// taken over gets `sync.interrupted` from the run that took it, with a
+/// reason, never the counts a finish records).
+async fn finished_by_us(conn: &mut PgConnection, run_id: i64) -> Result<bool, RepoError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM ledger_events
+                        WHERE run_id = $1 AND payload ? 'counts'
+                          AND event_type IN ('sync.completed', 'sync.failed', 'sync.interrupted'))",
+    )
+    .bind(run_id)
+    .fetch_one(conn)
+    .await
+    .map_err(RepoError::db("read run end"))
 }
 
 async fn try_lock(conn: &mut PgConnection, mailbox_id: i64) -> Result<bool, RepoError> {
@@ -310,10 +337,13 @@ async fn take_over_if_hung(
     .await
     .map_err(RepoError::db("find run lock holder"))?;
     for pid in holders {
-        let _ = sqlx::query("SELECT pg_terminate_backend($1)")
+        if let Err(err) = sqlx::query("SELECT pg_terminate_backend($1)")
             .bind(pid)
             .execute(pool)
-            .await;
+            .await
+        {
+            warn!(pid, error = %err, "could not terminate the hung run's lock holder");
+        }
     }
     for _ in 0..50 {
         if try_lock(lock_conn, mailbox_id).await? {
