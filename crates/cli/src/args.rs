@@ -51,6 +51,17 @@ pub struct GlobalArgs {
         default_value_t = 10
     )]
     pub max_concurrent_requests: usize,
+    /// Attempts per Gmail request (the first included) before it counts as
+    /// failed: for one message, the message is quarantined and retried by the
+    /// next run; for a listing, the run fails.
+    #[arg(
+        long,
+        env = "MAILINGEST_GMAIL_MAX_ATTEMPTS",
+        global = true,
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub gmail_max_attempts: u32,
 }
 
 // Hand-written: the database URL may carry a password.
@@ -68,6 +79,7 @@ impl std::fmt::Debug for GlobalArgs {
             .field("log_format", &self.log_format)
             .field("quota_units_per_sec", &self.quota_units_per_sec)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("gmail_max_attempts", &self.gmail_max_attempts)
             .finish()
     }
 }

@@ -60,6 +60,7 @@ pub async fn gmail_client(global: &GlobalArgs, demo: Option<&str>) -> anyhow::Re
     }
     config.quota = gmail::QuotaConfig::per_second(units);
     config.quota.max_concurrent = global.max_concurrent_requests;
+    config.retry.max_attempts = global.gmail_max_attempts;
     GmailClient::new(config)
         .await
         .context("setting up the Gmail client")

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use ingest::engine::{EngineError, RunKind, RunSummary};
+use ingest::engine::{EngineError, RunKind, RunSummary, SkipKind};
 use ingest::repo::OutcomeCounts;
 
 use crate::exit::Exit;
@@ -75,7 +75,13 @@ pub fn print(summary: &RunSummary, json: bool) {
     if !t.skipped.is_empty() {
         println!("  skipped {}:", t.skipped.len());
         for s in &t.skipped {
-            println!("    {}  {}", s.message_id, s.reason);
+            // gone: nothing to retry; rejected/unavailable: quarantined, retried later.
+            let kind = match s.kind {
+                SkipKind::Gone => "gone",
+                SkipKind::Rejected => "quarantined, rejected",
+                SkipKind::Unavailable => "quarantined, unavailable",
+            };
+            println!("    {}  ({kind})  {}", s.message_id, s.reason);
         }
     }
     if let Some(err) = &summary.error {

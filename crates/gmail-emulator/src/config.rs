@@ -1,6 +1,6 @@
 //! Emulator configuration: mailbox content, fault injection and quota limits.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,10 @@ pub struct Faults {
     pub vanish_rate: f64,
     /// Rate at which a history.list page comes back with no records but a nextPageToken.
     pub empty_history_page_rate: f64,
+    /// Poison ids: messages.get of one of these message ids answers with this
+    /// HTTP status every time (400 invalidArgument, 500 backendError, 503…),
+    /// whatever the format, while every other request is served normally.
+    pub failing_messages: BTreeMap<String, u16>,
 }
 
 impl Faults {

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use base64::Engine as _;
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::api::{ApiRequest, Endpoint};
@@ -237,6 +238,16 @@ fn messages_get(
         Ok(f) => f,
         Err(e) => return e,
     };
+    if let Some(&status) = faults.failing_messages.get(id) {
+        state.limits.fault("failingMessage");
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let reason = if status.is_server_error() {
+            "backendError"
+        } else {
+            "invalidArgument"
+        };
+        return ApiResponse::error(status, reason, &format!("Poisoned message {id}"));
+    }
     if faults.vanish_rate > 0.0 && state.chance(faults.vanish_rate) {
         // The message disappears between list and get: really delete it, so history agrees.
         if state.delete_message(mailbox, id).is_ok() {

@@ -246,6 +246,19 @@ impl Emulator {
     }
 
     /// Forget history: every startHistoryId before now answers 404.
+    /// Serve a message with another internalDate (any i64, e.g. one beyond
+    /// what a timestamp column holds). Not recorded in history.
+    pub fn set_internal_date(
+        &self,
+        mailbox: &str,
+        id: &str,
+        internal_date_ms: i64,
+    ) -> Result<(), EmulatorError> {
+        self.inner
+            .state
+            .set_internal_date(mailbox, id, internal_date_ms)
+    }
+
     pub fn expire_history(&self, mailbox: &str) {
         if let Err(e) = self.inner.state.expire_history(mailbox) {
             tracing::warn!(error = %e, "expire_history on unknown mailbox");

@@ -114,6 +114,8 @@ async fn main() -> std::process::ExitCode {
             drop_rate: s.drop_rate,
             vanish_rate: s.vanish_rate,
             empty_history_page_rate: s.empty_history_page_rate,
+            // Poison ids are set through the control API (PUT /control/faults).
+            failing_messages: Default::default(),
         },
         quota: Quota {
             per_second: s.quota_per_sec,

@@ -290,6 +290,18 @@ impl Mailbox {
         id
     }
 
+    /// Changes a message's internalDate in place (a test's way to serve a
+    /// date our columns cannot hold). Not a history event: Gmail never changes it.
+    pub fn set_internal_date(&mut self, id: &str, internal_date_ms: i64) -> bool {
+        let Some(msg) = self.messages.get_mut(id) else {
+            return false;
+        };
+        self.order.remove(&msg.order_key());
+        msg.internal_date_ms = internal_date_ms;
+        self.order.insert(msg.order_key());
+        true
+    }
+
     pub fn delete(&mut self, id: &str) -> bool {
         let Some(msg) = self.messages.remove(id) else {
             return false;

@@ -206,6 +206,22 @@ impl State {
         self.modify_labels(mailbox, id, &["TRASH"], &["INBOX", "SPAM"])
     }
 
+    pub fn set_internal_date(
+        &self,
+        mailbox: &str,
+        id: &str,
+        internal_date_ms: i64,
+    ) -> Result<(), EmulatorError> {
+        if self.write(mailbox)?.set_internal_date(id, internal_date_ms) {
+            Ok(())
+        } else {
+            Err(EmulatorError::MessageNotFound {
+                mailbox: mailbox.to_string(),
+                id: id.to_string(),
+            })
+        }
+    }
+
     pub fn expire_history(&self, mailbox: &str) -> Result<(), EmulatorError> {
         self.write(mailbox)?.expire_history();
         Ok(())

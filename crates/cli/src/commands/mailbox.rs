@@ -1,4 +1,5 @@
-//! `mailingest mailbox add | list | disable`: the set of mailboxes served.
+//! `mailingest mailbox add | list | disable | requeue`: the set of mailboxes
+//! served, and the operator's handle on a mailbox's quarantine.
 
 use std::process::ExitCode;
 
@@ -31,6 +32,9 @@ enum Action {
     },
     /// Stop scheduling a mailbox (its data is kept).
     Disable { email: String },
+    /// Try the mailbox's quarantined messages again at its next run, given-up
+    /// ones included (one more attempt each; `status --quarantined` lists them).
+    Requeue { email: String },
 }
 
 impl Mailbox {
@@ -87,6 +91,23 @@ impl Mailbox {
                     return Ok(Exit::Failed.into());
                 }
                 println!("mailbox {} disabled", email.to_lowercase());
+            }
+            Action::Requeue { email } => {
+                let email = email.to_lowercase();
+                let Some(mailbox) = repo
+                    .list_mailboxes()
+                    .await?
+                    .into_iter()
+                    .find(|m| m.org_id == global.org && m.provider_email == email)
+                else {
+                    eprintln!(
+                        "error: mailbox {email} is not registered in org {}",
+                        global.org
+                    );
+                    return Ok(Exit::Failed.into());
+                };
+                let n = repo.requeue_quarantined(mailbox.id).await?;
+                println!("mailbox {email}: {n} quarantined message(s) due at its next run");
             }
         }
         Ok(ExitCode::SUCCESS)

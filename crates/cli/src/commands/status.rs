@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use ingest::repo::RunStatus;
+use std::collections::HashMap;
+
+use ingest::repo::{Repository, RunStatus};
 
 use crate::args::GlobalArgs;
 use crate::context;
@@ -14,6 +16,10 @@ pub struct Status {
     /// One JSON array on stdout.
     #[arg(long)]
     json: bool,
+    /// List every quarantined message instead: mailbox, id, why, attempts,
+    /// and when it is tried next (or that it was given up).
+    #[arg(long)]
+    quarantined: bool,
 }
 
 fn age(secs: Option<f64>) -> String {
@@ -28,7 +34,11 @@ fn age(secs: Option<f64>) -> String {
 
 impl Status {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let rows = context::database(global, 2).await?.mailbox_status().await?;
+        let repo = context::database(global, 2).await?;
+        if self.quarantined {
+            return list_quarantined(repo.as_ref(), self.json).await;
+        }
+        let rows = repo.mailbox_status().await?;
         if self.json {
             println!("{}", serde_json::to_string(&rows)?);
             return Ok(ExitCode::SUCCESS);
@@ -77,6 +87,12 @@ impl Status {
                 "  stored     threads {}  messages {} (deleted {})  attachments {}",
                 s.threads, s.messages, s.messages_deleted, s.attachments
             );
+            if s.quarantined > 0 {
+                println!(
+                    "  quarantine {} message(s), {} given up (`mailingest status --quarantined` lists them)",
+                    s.quarantined, s.quarantine_given_up
+                );
+            }
             println!(
                 "  schedule   next sync {}  every {}s  consecutive failures {}{}",
                 m.next_sync_at.to_rfc3339(),
@@ -90,4 +106,48 @@ impl Status {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// `status --quarantined`: one line (or JSON object) per quarantined message.
+async fn list_quarantined(repo: &dyn Repository, json: bool) -> anyhow::Result<ExitCode> {
+    let emails: HashMap<i64, String> = repo
+        .list_mailboxes()
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.provider_email))
+        .collect();
+    let rows = repo.quarantined(None).await?;
+    if json {
+        let out: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|q| {
+                let mut v = serde_json::to_value(q)?;
+                v["mailbox"] = emails.get(&q.mailbox_id).cloned().into();
+                v["given_up"] = q.given_up().into();
+                Ok(v)
+            })
+            .collect::<Result<_, serde_json::Error>>()?;
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no quarantined messages");
+    }
+    for q in &rows {
+        let next = if q.given_up() {
+            "given up (`mailingest mailbox requeue EMAIL` tries again)".to_owned()
+        } else {
+            format!("next try from {}", q.next_attempt_at.to_rfc3339())
+        };
+        println!(
+            "{}  {}  {}  attempts {}  {}\n    {}",
+            emails.get(&q.mailbox_id).map_or("?", String::as_str),
+            q.provider_message_id,
+            q.kind,
+            q.attempts,
+            next,
+            q.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

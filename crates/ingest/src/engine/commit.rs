@@ -9,7 +9,7 @@
 //! and the cursor in one transaction that first proves the run still holds its
 //! mailbox: the ledger never claims what the tables lack, and vice versa.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{TimeZone, Utc};
 use ledger::{EventType, NewEvent, Subject};
@@ -19,11 +19,11 @@ use tracing::debug;
 
 use super::run::Run;
 use super::summary::Tally;
-use super::thread_fetch::{BlobPuts, Fetched, ThreadWork};
+use super::thread_fetch::{BlobPuts, Fetched, MessageResult, ThreadWork};
 use super::{Engine, EngineError};
 use crate::repo::{
-    AttachmentUpsert, BlobUpsert, HistoryCursor, LabelUpdate, MessageUpsert, Outcome, RepoTx,
-    ThreadUpsert, as_i64, strip_nul,
+    AttachmentUpsert, BlobUpsert, HistoryCursor, LabelUpdate, MessageFailure, MessageUpsert,
+    Outcome, RepoTx, ThreadUpsert, as_i64, strip_nul,
 };
 
 /// What one transaction writes.
@@ -37,6 +37,8 @@ pub(crate) struct Batch {
     pub label_updates: Vec<LabelUpdate>,
     /// Messages Gmail deleted: soft-deleted here.
     pub deletes: Vec<String>,
+    /// Quarantined messages that left the backed-up scope: released.
+    pub released: Vec<String>,
     /// Where the mailbox's cursor moves with this batch (forward only).
     pub cursor: Option<HistoryCursor>,
     /// History pages and records this batch applies (sync).
@@ -45,6 +47,24 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// Adds messages fetched by id (sync, quarantine retries): stored ones
+    /// grouped by thread as a backfill writes them, skips loose. Such a
+    /// thread is not known current: the next backfill re-examines it.
+    pub(crate) fn add_messages(&mut self, results: impl IntoIterator<Item = MessageResult>) {
+        let mut threads: BTreeMap<String, ThreadWork> = BTreeMap::new();
+        for result in results {
+            match &result {
+                MessageResult::Fetched(m, _) => threads
+                    .entry(m.meta.thread_id.clone())
+                    .or_insert_with_key(|id| ThreadWork::new(id.clone(), None))
+                    .fetched
+                    .absorb(result),
+                MessageResult::Skipped { .. } => self.loose.absorb(result),
+            };
+        }
+        self.threads.extend(threads.into_values());
+    }
+
     /// Every set of fetched messages in the batch, threads' and loose.
     fn fetched(&self) -> impl Iterator<Item = &Fetched> {
         self.threads.iter().map(|t| &t.fetched).chain([&self.loose])
@@ -89,7 +109,7 @@ impl Engine {
         touched.extend(writer.tx.thread_ids_of_messages(&relabelled).await?);
         touched.extend(writer.tx.thread_ids_of_messages(&deleted).await?);
         writer.tx.refresh_threads(&touched).await?;
-        writer.record_skips(batch);
+        writer.record_skips(batch, &messages).await?;
         let mut tally = writer.finish().await?;
         tally.history_pages = batch.history_pages;
         tally.history_records = batch.history_records;
@@ -324,27 +344,54 @@ impl BatchWriter<'_> {
         Ok(deleted)
     }
 
-    /// Skipped messages are recorded, not lost.
-    fn record_skips(&mut self, batch: &Batch) {
+    /// Skipped messages are recorded, not lost: each in the ledger, and the
+    /// quarantined ones in the quarantine. Messages stored, gone or out of
+    /// scope now leave the quarantine.
+    async fn record_skips(
+        &mut self,
+        batch: &Batch,
+        stored: &[(MessageUpsert, i64)],
+    ) -> Result<(), EngineError> {
+        let mut failures = Vec::new();
+        let mut released: Vec<String> = stored
+            .iter()
+            .map(|(row, _)| row.provider_message_id.clone())
+            .chain(batch.released.iter().cloned())
+            .collect();
         let by_thread = batch
             .threads
             .iter()
             .map(|w| (Some(w.provider_thread_id.as_str()), &w.fetched))
             .chain([(None, &batch.loose)]);
-        for (thread_id, fetched) in by_thread {
+        for (work_thread, fetched) in by_thread {
             for s in &fetched.skipped {
-                let payload = match thread_id {
-                    Some(t) => json!({"reason": s.reason, "thread_id": t}),
-                    None => json!({"reason": s.reason}),
-                };
+                let thread_id = s.thread_id.as_deref().or(work_thread);
                 self.events.push(event(
                     EventType::MessageSkipped,
                     Subject::Message(s.message_id.clone()),
-                    payload,
+                    json!({
+                        "reason": s.reason,
+                        "kind": s.kind,
+                        "thread_id": thread_id,
+                        "raw_sha256": s.raw_sha256,
+                    }),
                 ));
+                match s.kind.failure() {
+                    Some(kind) => failures.push(MessageFailure {
+                        provider_message_id: s.message_id.clone(),
+                        provider_thread_id: thread_id.map(str::to_owned),
+                        kind,
+                        reason: s.reason.clone(),
+                        raw_sha256: s.raw_sha256.clone(),
+                    }),
+                    None => released.push(s.message_id.clone()),
+                }
                 self.tally.skipped.push(s.clone());
             }
         }
+        self.tx.release_quarantined(&released).await?;
+        self.tx.record_failures(&failures).await?;
+        Ok(())
     }
 
     /// Appends the batch's events; returns its counts.

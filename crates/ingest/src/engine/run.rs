@@ -10,8 +10,10 @@
 //! the lease inside itself, and so does the finish. It ends with
 //! [`EngineError::LeaseLost`].
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -63,6 +65,10 @@ struct RunState {
     mailbox: String,
     include_spam_trash: bool,
     committed: Mutex<Tally>,
+    /// Messages in a row whose retries ran out (reset by any fetch that works).
+    unavailable_streak: AtomicU32,
+    /// Messages the quarantine still holds after this run's retry pass.
+    quarantined: OnceLock<HashSet<String>>,
 }
 
 impl Run {
@@ -85,6 +91,30 @@ impl Run {
 
     pub fn fence(&self) -> Fence {
         self.0.fence
+    }
+
+    /// Whether the quarantine holds this message: its retries (with their
+    /// backoff and bound) are the quarantine's, so listings leave it alone.
+    pub fn is_quarantined(&self, provider_message_id: &str) -> bool {
+        self.0
+            .quarantined
+            .get()
+            .is_some_and(|q| q.contains(provider_message_id))
+    }
+
+    /// Set once, after the retry pass.
+    pub(crate) fn set_quarantined(&self, ids: HashSet<String>) {
+        let _ = self.0.quarantined.set(ids);
+    }
+
+    /// A message fetch worked: whatever failed before was not Gmail being down.
+    pub fn note_fetched(&self) {
+        self.0.unavailable_streak.store(0, Ordering::Relaxed);
+    }
+
+    /// A message's retries ran out; returns how many did in a row.
+    pub fn note_unavailable(&self) -> u32 {
+        self.0.unavailable_streak.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The counts of everything committed (and listed) so far.
@@ -138,9 +168,15 @@ impl Engine {
             mailbox: mailbox.clone(),
             include_spam_trash: plan.include_spam_trash,
             committed: Mutex::new(Tally::default()),
+            unavailable_streak: AtomicU32::new(0),
+            quarantined: OnceLock::new(),
         }));
         let heartbeat = Heartbeat::start(self.repo.clone(), fence);
-        let result = body(run.clone()).await;
+        // Quarantined messages first: the oldest debt of the mailbox.
+        let result = match self.retry_quarantined(&run, cancel).await {
+            Ok(()) => body(run.clone()).await,
+            Err(e) => Err(e),
+        };
         drop(heartbeat);
 
         if let Err(EngineError::Repo(RepoError::LeaseLost { .. })) = &result {

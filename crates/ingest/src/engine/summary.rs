@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Window;
-use crate::repo::{OutcomeCounts, RepoError, RunKind, RunStatus};
+use crate::repo::{FailureKind, OutcomeCounts, RepoError, RunKind, RunStatus};
 
 /// Objects written to the store vs found already there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -18,7 +18,49 @@ pub struct BlobCounts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
     pub message_id: String,
+    pub kind: SkipKind,
     pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// The archived raw bytes, when the message was fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_sha256: Option<String>,
+}
+
+/// Why a message was skipped: gone from Gmail, or quarantined for a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkipKind {
+    /// Gmail no longer has it (404 between listing and fetch): nothing to retry.
+    Gone,
+    /// Quarantined: Gmail or our code refused this very message.
+    Rejected,
+    /// Quarantined: retries on its id were exhausted; the next run tries again.
+    Unavailable,
+}
+
+impl SkipKind {
+    /// The quarantine entry this skip makes, if any.
+    pub fn failure(self) -> Option<FailureKind> {
+        match self {
+            SkipKind::Gone => None,
+            SkipKind::Rejected => Some(FailureKind::Rejected),
+            SkipKind::Unavailable => Some(FailureKind::Unavailable),
+        }
+    }
+}
+
+impl Skipped {
+    /// A message Gmail no longer has.
+    pub(crate) fn gone(message_id: String, reason: &str) -> Self {
+        Skipped {
+            message_id,
+            kind: SkipKind::Gone,
+            reason: reason.to_owned(),
+            thread_id: None,
+            raw_sha256: None,
+        }
+    }
 }
 
 /// Everything a run counted; also stored as `sync_runs.counts`.

@@ -18,7 +18,7 @@
 //! first; with an expired cursor (404) it does the same and records
 //! `history.expired`. Both take the fresh cursor from getProfile before listing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use gmail::{GmailError, HistoryPage};
@@ -29,8 +29,8 @@ use tracing::{info, warn};
 
 use super::commit::Batch;
 use super::run::{Run, RunEnding, RunPlan};
-use super::summary::{RunSummary, Skipped};
-use super::thread_fetch::{BlobPuts, MessageResult, ThreadWork, is_spam_or_trash};
+use super::summary::RunSummary;
+use super::thread_fetch::{MessageResult, is_spam_or_trash};
 use super::{Engine, EngineError, MailboxRef, Progress, Window};
 use crate::repo::{CursorUpdate, HistoryCursor, LabelUpdate, RunKind, as_i64};
 
@@ -153,10 +153,13 @@ impl Engine {
         page: &HistoryPage,
         cursor: HistoryCursor,
     ) -> Result<Batch, EngineError> {
-        let changes = PageChanges::of(page, run.include_spam_trash())?;
+        let changes = PageChanges::of(page, run.include_spam_trash());
         let to_fetch = self.unstored(run, &changes).await?;
         let fetched: Vec<Option<MessageResult>> = stream::iter(to_fetch)
-            .map(|id| self.fetch_history_message(run, id).boxed())
+            .map(|id| {
+                self.fetch_in_scope(run, id, "not found: deleted after it was added")
+                    .boxed()
+            })
             .buffer_unordered(MESSAGES_IN_FLIGHT)
             .try_collect()
             .await?;
@@ -169,21 +172,7 @@ impl Engine {
             history_records: page.records.len() as u64,
             ..Batch::default()
         };
-        // New messages grouped by thread, as a backfill writes them. A
-        // sync-added message's thread is not known current: the next backfill
-        // re-examines it.
-        let mut threads: BTreeMap<String, ThreadWork> = BTreeMap::new();
-        for result in fetched.into_iter().flatten() {
-            match &result {
-                MessageResult::Fetched(m, _) => threads
-                    .entry(m.meta.thread_id.clone())
-                    .or_insert_with_key(|id| ThreadWork::new(id.clone(), None))
-                    .fetched
-                    .absorb(result),
-                MessageResult::Skipped { .. } => batch.loose.absorb(result),
-            };
-        }
-        batch.threads = threads.into_values().collect();
+        batch.add_messages(fetched.into_iter().flatten());
         Ok(batch)
     }
 
@@ -205,34 +194,12 @@ impl Engine {
             })
             .await?;
         let mut seen = HashSet::new();
+        // Quarantined ones are the quarantine's to retry.
         Ok(candidates
             .into_iter()
-            .filter(|id| !stored.contains(id) && seen.insert(id.clone()))
+            .filter(|id| !stored.contains(id) && !run.is_quarantined(id))
+            .filter(|id| seen.insert(id.clone()))
             .collect())
-    }
-
-    /// Fetches and archives one message; `None` when it is out of scope now
-    /// (in SPAM or TRASH by the time it is fetched): nothing is stored for it.
-    async fn fetch_history_message(
-        &self,
-        run: &Run,
-        id: String,
-    ) -> Result<Option<MessageResult>, EngineError> {
-        match self.gmail.message_raw(run.mailbox(), &id).await {
-            Ok(raw) if !run.include_spam_trash() && is_spam_or_trash(&raw.meta.label_ids) => {
-                Ok(None)
-            }
-            Ok(raw) => self.archive_message(raw).await.map(Some),
-            Err(GmailError::NotFound { .. }) => Ok(Some(MessageResult::Skipped {
-                skipped: Skipped {
-                    message_id: id,
-                    reason: "not found: deleted after it was added".into(),
-                },
-                raw_blob: None,
-                blobs: BlobPuts::default(),
-            })),
-            Err(e) => Err(e.into()),
-        }
     }
 }
 
@@ -247,7 +214,7 @@ struct PageChanges {
 }
 
 impl PageChanges {
-    fn of(page: &HistoryPage, include_spam_trash: bool) -> Result<Self, EngineError> {
+    fn of(page: &HistoryPage, include_spam_trash: bool) -> Self {
         let mut changes = PageChanges::default();
         for record in &page.records {
             for m in &record.messages_added {
@@ -275,11 +242,11 @@ impl PageChanges {
                 changes.labels.push(LabelUpdate {
                     provider_message_id: change.id.clone(),
                     label_ids: change.message_label_ids.clone(),
-                    history_id: Some(as_i64("historyId", record.id)?),
+                    history_id: as_i64("historyId", record.id).ok(),
                 });
             }
         }
-        Ok(changes)
+        changes
     }
 }
 

@@ -5,6 +5,12 @@
 //! so a crash leaves at worst an unreferenced blob, never a row pointing at
 //! nothing. What comes out is a `ThreadWork`: everything the writer needs to
 //! commit the thread in one transaction.
+//!
+//! Here too a failure that belongs to one message (Gmail refuses it, our
+//! parser rejects it, a field is out of range, retries on its id ran out)
+//! becomes a [`Skipped`] that the commit quarantines, so one bad message never
+//! fails the run; a failure that belongs to the run (credentials, the store,
+//! Gmail down for every message) is returned and fails it.
 
 use std::collections::HashSet;
 
@@ -15,13 +21,18 @@ use store::{PendingSync, PutOutcome};
 use tracing::{debug, warn};
 
 use super::run::Run;
-use super::summary::{BlobCounts, Skipped};
+use super::summary::{BlobCounts, SkipKind, Skipped};
 use super::{Engine, EngineError, Progress, Window};
 use crate::mime::{self, ParsedMessage};
 use crate::repo::{BlobUpsert, LabelUpdate, as_i64};
 
 /// Raw fetches in flight per thread (the client's per-mailbox cap bounds the total).
 const MESSAGES_IN_FLIGHT_PER_THREAD: usize = 4;
+
+/// Messages in a row whose retries ran out, with no fetch succeeding between
+/// them, after which the run fails instead of quarantining more: that is
+/// Gmail (or the way to it) being down, not one bad message.
+const UNAVAILABLE_STREAK_LIMIT: u32 = 8;
 
 /// A thread threads.list returned whose stored historyId differs from the listed one.
 #[derive(Debug)]
@@ -57,14 +68,16 @@ pub(crate) struct Fetched {
 }
 
 impl Fetched {
-    /// Takes one message's outcome; returns the id of the message it settles.
-    pub(crate) fn absorb(&mut self, result: MessageResult) -> String {
+    /// Takes one message's outcome; returns the id of the message if it is
+    /// settled: stored, gone, or refused for good. One whose retries ran out
+    /// is not: its thread must not be marked current.
+    pub(crate) fn absorb(&mut self, result: MessageResult) -> Option<String> {
         match result {
             MessageResult::Fetched(m, blobs) => {
                 self.blobs.merge(blobs);
                 let id = m.meta.id.clone();
                 self.messages.push(*m);
-                id
+                Some(id)
             }
             MessageResult::Skipped {
                 skipped,
@@ -74,8 +87,9 @@ impl Fetched {
                 self.blobs.merge(blobs);
                 self.orphan_blobs.extend(raw_blob);
                 let id = skipped.message_id.clone();
+                let settled = skipped.kind != SkipKind::Unavailable;
                 self.skipped.push(skipped);
-                id
+                settled.then_some(id)
             }
         }
     }
@@ -149,14 +163,13 @@ impl Engine {
             .messages
             .iter()
             .filter(|m| stored.contains(&m.id))
-            .map(|m| {
-                Ok(LabelUpdate {
-                    provider_message_id: m.id.clone(),
-                    label_ids: m.label_ids.clone(),
-                    history_id: Some(as_i64("historyId", m.history_id)?),
-                })
+            .map(|m| LabelUpdate {
+                provider_message_id: m.id.clone(),
+                label_ids: m.label_ids.clone(),
+                // Out of range: the labels still apply, without a historyId.
+                history_id: as_i64("historyId", m.history_id).ok(),
             })
-            .collect::<Result<_, EngineError>>()?;
+            .collect();
         // What this run fetches: new messages inside the window, spam and
         // trash only when asked for.
         let wanted: Vec<&MessageMeta> = minimal
@@ -165,11 +178,13 @@ impl Engine {
             .filter(|m| window.is_none_or(|w| w.contains_ms(m.internal_date_ms)))
             .filter(|m| run.include_spam_trash() || !is_spam_or_trash(&m.label_ids))
             .collect();
-        let new_ids: Vec<String> = wanted
+        // A quarantined message is retried by the quarantine alone, with
+        // its backoff and bound, and counts as settled here.
+        let (held, new_ids): (Vec<String>, Vec<String>) = wanted
             .iter()
             .filter(|m| !stored.contains(&m.id))
             .map(|m| m.id.clone())
-            .collect();
+            .partition(|id| run.is_quarantined(id));
 
         let results: Vec<MessageResult> = stream::iter(new_ids)
             .map(|id| self.fetch_message(run, id, progress).boxed())
@@ -179,11 +194,12 @@ impl Engine {
 
         let mut work = ThreadWork::new(minimal.id.clone(), listed.snippet);
         work.label_updates = label_updates;
-        // Permanently skipped messages (gone, unparseable) do not make a thread
-        // incomplete: fetching them again cannot succeed.
+        // Gone and refused messages do not make a thread incomplete (the
+        // quarantine retries refused ones by id); unavailable ones do.
         let mut settled: HashSet<String> = stored;
+        settled.extend(held);
         for result in results {
-            settled.insert(work.fetched.absorb(result));
+            settled.extend(work.fetched.absorb(result));
         }
         let complete = minimal.messages.iter().all(|m| settled.contains(&m.id));
         if complete {
@@ -201,23 +217,69 @@ impl Engine {
         id: String,
         progress: &Progress,
     ) -> Result<MessageResult, EngineError> {
-        let raw = match self.gmail.message_raw(run.mailbox(), &id).await {
+        let raw = match self
+            .fetch_raw(run, id, "not found: deleted between listing and fetch")
+            .await?
+        {
             Ok(raw) => raw,
-            Err(GmailError::NotFound { .. }) => {
-                return Ok(MessageResult::Skipped {
-                    skipped: Skipped {
-                        message_id: id,
-                        reason: "not found: deleted between listing and fetch".into(),
-                    },
-                    raw_blob: None,
-                    blobs: BlobPuts::default(),
-                });
-            }
-            Err(e) => return Err(e.into()),
+            Err(skipped) => return Ok(MessageResult::skipped(skipped)),
         };
         Progress::add(&progress.messages_fetched, 1);
         Progress::add(&progress.bytes_fetched, raw.raw.len() as u64);
         self.archive_message(raw).await
+    }
+
+    /// Fetches one message raw; `Ok(Err(_))` when the failure belongs to this
+    /// message alone (gone, refused, or retries on its id exhausted), which
+    /// the caller records instead of failing the run. `gone` says when a 404
+    /// means it was deleted.
+    pub(crate) async fn fetch_raw(
+        &self,
+        run: &Run,
+        id: String,
+        gone: &str,
+    ) -> Result<Result<RawMessage, Skipped>, EngineError> {
+        let err = match self.gmail.message_raw(run.mailbox(), &id).await {
+            Ok(raw) => {
+                run.note_fetched();
+                return Ok(Ok(raw));
+            }
+            Err(GmailError::NotFound { .. }) => return Ok(Err(Skipped::gone(id, gone))),
+            Err(e) => e,
+        };
+        let kind = match message_failure(&err) {
+            None => return Err(err.into()),
+            Some(SkipKind::Unavailable) if run.note_unavailable() >= UNAVAILABLE_STREAK_LIMIT => {
+                return Err(err.into());
+            }
+            Some(kind) => kind,
+        };
+        warn!(message_id = %id, error = %err, "message quarantined; the run goes on");
+        Ok(Err(Skipped {
+            message_id: id,
+            kind,
+            reason: err.to_string(),
+            thread_id: None,
+            raw_sha256: None,
+        }))
+    }
+
+    /// Fetches and archives one message by id, as sync and the quarantine's
+    /// retries do; `None` when it is out of scope now (in SPAM or TRASH by the
+    /// time it is fetched): nothing is stored for it.
+    pub(crate) async fn fetch_in_scope(
+        &self,
+        run: &Run,
+        id: String,
+        gone: &str,
+    ) -> Result<Option<MessageResult>, EngineError> {
+        match self.fetch_raw(run, id, gone).await? {
+            Ok(raw) if !run.include_spam_trash() && is_spam_or_trash(&raw.meta.label_ids) => {
+                Ok(None)
+            }
+            Ok(raw) => self.archive_message(raw).await.map(Some),
+            Err(skipped) => Ok(Some(MessageResult::skipped(skipped))),
+        }
     }
 
     /// Stores the raw message and its parts, and parses it. A message the
@@ -233,25 +295,38 @@ impl Engine {
         let raw_put = self.store.put_deferred(bytes.clone()).await?;
         blobs.add(&raw_put);
         let raw_blob = blob_row(&raw_put);
-        let parsed = tokio::task::spawn_blocking(move || mime::parse(&bytes))
-            .await
-            .map_err(|e| EngineError::Internal(format!("parser task failed: {e}")))?;
-        let parsed = match parsed {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(message_id = %meta.id, error = %e, "unparseable message archived and skipped");
-                return Ok(MessageResult::Skipped {
-                    skipped: Skipped {
-                        message_id: meta.id,
-                        reason: format!(
-                            "unparseable MIME: {e} (raw archived as {})",
-                            raw_put.sha256
-                        ),
-                    },
-                    raw_blob: Some(raw_blob),
-                    blobs,
-                });
+        let refused = |meta: MessageMeta, reason: String, raw_blob: BlobUpsert, blobs| {
+            warn!(message_id = %meta.id, %reason, "message archived and quarantined");
+            MessageResult::Skipped {
+                skipped: Skipped {
+                    message_id: meta.id,
+                    kind: SkipKind::Rejected,
+                    reason,
+                    thread_id: Some(meta.thread_id),
+                    raw_sha256: Some(raw_blob.sha256.clone()),
+                },
+                raw_blob: Some(raw_blob),
+                blobs,
             }
+        };
+        if let Some(reason) = out_of_range(&meta) {
+            return Ok(refused(meta, reason, raw_blob, blobs));
+        }
+        // A parser panic on hostile input is this message's failure, not the run's.
+        let parsed = match tokio::task::spawn_blocking(move || mime::parse(&bytes)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                let reason = format!("unparseable MIME: {e} (raw archived as {})", raw_put.sha256);
+                return Ok(refused(meta, reason, raw_blob, blobs));
+            }
+            Err(e) if e.is_panic() => {
+                let reason = format!(
+                    "the MIME parser panicked (raw archived as {})",
+                    raw_put.sha256
+                );
+                return Ok(refused(meta, reason, raw_blob, blobs));
+            }
+            Err(e) => return Err(EngineError::Internal(format!("parser task failed: {e}"))),
         };
         let mut parts = Vec::with_capacity(parsed.parts.len());
         for part in &parsed.parts {
@@ -288,6 +363,45 @@ pub(crate) enum MessageResult {
         raw_blob: Option<BlobUpsert>,
         blobs: BlobPuts,
     },
+}
+
+impl MessageResult {
+    /// A message skipped before anything of it was archived.
+    pub(crate) fn skipped(skipped: Skipped) -> Self {
+        MessageResult::Skipped {
+            skipped,
+            raw_blob: None,
+            blobs: BlobPuts::default(),
+        }
+    }
+}
+
+/// Which failures of a messages.get belong to that message alone. Auth,
+/// configuration, a 403 (permission or quota) and anything unexpected belong
+/// to the run.
+fn message_failure(err: &GmailError) -> Option<SkipKind> {
+    match err {
+        GmailError::RetriesExhausted { .. } => Some(SkipKind::Unavailable),
+        GmailError::BadRequest { .. } | GmailError::Decode { .. } => Some(SkipKind::Rejected),
+        GmailError::Api { status, .. } if (400..500).contains(status) && *status != 403 => {
+            Some(SkipKind::Rejected)
+        }
+        _ => None,
+    }
+}
+
+/// A Gmail field our columns cannot hold: the message is refused, not the batch.
+fn out_of_range(meta: &MessageMeta) -> Option<String> {
+    if as_i64("historyId", meta.history_id).is_err() {
+        return Some(format!("historyId {} out of range", meta.history_id));
+    }
+    if chrono::DateTime::from_timestamp_millis(meta.internal_date_ms).is_none() {
+        return Some(format!(
+            "internalDate {} out of range",
+            meta.internal_date_ms
+        ));
+    }
+    None
 }
 
 /// What archiving put into the store: the summary's counts, and the latest

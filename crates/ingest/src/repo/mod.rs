@@ -18,6 +18,7 @@ mod error;
 mod model;
 mod outcome;
 pub mod pg;
+pub mod quarantine;
 mod rows;
 mod text;
 
@@ -35,6 +36,7 @@ pub use model::{
     MailboxStatus, NextSync, RunEnd, RunKind, RunStart, RunStatus, UnknownValue,
 };
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
+pub use quarantine::{FailureKind, MessageFailure, QuarantinedMessage};
 pub use rows::{AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, ThreadUpsert};
 pub(crate) use text::strip_nul;
 
@@ -109,6 +111,23 @@ pub trait Repository: Send + Sync + 'static {
         provider_message_ids: &[String],
     ) -> Result<HashSet<String>, RepoError>;
 
+    // The quarantine (see [`quarantine`]).
+
+    /// Quarantined messages of the mailbox due for another try (up to `limit`, oldest first).
+    async fn due_quarantined(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError>;
+    /// Every quarantined message, of one mailbox or of all.
+    async fn quarantined(
+        &self,
+        mailbox_id: Option<i64>,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError>;
+    /// Makes every quarantined message of the mailbox due at the next run,
+    /// given-up ones included (one more attempt each); returns how many.
+    async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError>;
+
     // What `verify` checks.
 
     /// Natural keys present more than once, over the whole database.
@@ -182,6 +201,15 @@ pub trait RepoTx: Send {
     ) -> Result<Vec<i64>, RepoError>;
     /// Re-derives subject, count and times of these threads from their live messages.
     async fn refresh_threads(&mut self, thread_ids: &[i64]) -> Result<u64, RepoError>;
+    /// Records one failed attempt per message in the quarantine (one per run:
+    /// a replayed batch does not count twice).
+    async fn record_failures(&mut self, failures: &[MessageFailure]) -> Result<(), RepoError>;
+    /// Drops the quarantine rows of these messages (stored, gone or out of
+    /// scope now); returns the ids that had one.
+    async fn release_quarantined(
+        &mut self,
+        provider_message_ids: &[String],
+    ) -> Result<Vec<String>, RepoError>;
     /// Appends events to the mailbox's ledger chain, under the fence's run.
     async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), RepoError>;
     /// Records the run's counts so far (and proves it alive).

@@ -206,6 +206,10 @@ pub struct MailboxStatus {
     pub messages_deleted: i64,
     pub threads: i64,
     pub attachments: i64,
+    /// Messages in quarantine (see `repo::quarantine`), and of those, how
+    /// many no run retries any more.
+    pub quarantined: i64,
+    pub quarantine_given_up: i64,
     // The last run, flat: `status --json` keeps the shape scripts read.
     pub last_run_id: Option<i64>,
     pub last_run_kind: Option<RunKind>,

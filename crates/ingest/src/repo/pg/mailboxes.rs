@@ -199,6 +199,8 @@ struct PgStatus {
     messages_deleted: i64,
     threads: i64,
     attachments: i64,
+    quarantined: i64,
+    quarantine_given_up: i64,
     last_run_id: Option<i64>,
     last_run_kind: Option<String>,
     last_run_status: Option<String>,
@@ -220,6 +222,8 @@ impl TryFrom<PgStatus> for MailboxStatus {
             messages_deleted: r.messages_deleted,
             threads: r.threads,
             attachments: r.attachments,
+            quarantined: r.quarantined,
+            quarantine_given_up: r.quarantine_given_up,
             last_run_id: r.last_run_id,
             last_run_kind: r
                 .last_run_kind
@@ -249,6 +253,9 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
                 (SELECT count(*) FROM mail_threads WHERE mailbox_id = mb.id) AS threads,
                 (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
                   WHERE m.mailbox_id = mb.id) AS attachments,
+                (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
+                (SELECT count(*) FROM quarantined_messages
+                  WHERE mailbox_id = mb.id AND attempts >= $1) AS quarantine_given_up,
                 r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
                 r.started_at AS last_run_started_at, r.finished_at AS last_run_finished_at,
                 extract(epoch FROM now() - r.heartbeat_at)::float8 AS last_run_heartbeat_age_secs,
@@ -258,6 +265,7 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
          ORDER BY mb.org_id, mb.provider_email",
         cols = mailbox_columns("mb")
     )))
+    .bind(crate::repo::quarantine::MAX_ATTEMPTS)
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("read status"))?;

@@ -8,6 +8,7 @@
 
 mod connect;
 mod mailboxes;
+mod quarantine;
 mod runs;
 pub(crate) mod schema;
 mod upserts;
@@ -26,8 +27,9 @@ pub use upserts::*;
 
 use super::{
     AttachmentUpsert, BlobUpsert, DuplicateKey, Fence, HeldRun, HistoryCursor, LabelUpdate,
-    MailboxCounts, MailboxRow, MailboxStatus, MessageUpsert, NextSync, Outcome, RepoError, RepoTx,
-    Repository, RunEnd, RunStart, ThreadUpsert, UpsertResult, as_i64,
+    MailboxCounts, MailboxRow, MailboxStatus, MessageFailure, MessageUpsert, NextSync, Outcome,
+    QuarantinedMessage, RepoError, RepoTx, Repository, RunEnd, RunStart, ThreadUpsert,
+    UpsertResult, as_i64,
 };
 use crate::engine::Window;
 
@@ -214,6 +216,25 @@ impl Repository for PgRepository {
         verify::last_backfill_window(&self.pool, mailbox_id).await
     }
 
+    async fn due_quarantined(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError> {
+        quarantine::due(&self.pool, mailbox_id, limit).await
+    }
+
+    async fn quarantined(
+        &self,
+        mailbox_id: Option<i64>,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError> {
+        quarantine::list(&self.pool, mailbox_id).await
+    }
+
+    async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError> {
+        quarantine::requeue(&self.pool, mailbox_id).await
+    }
+
     async fn skipped_message_ids(
         &self,
         mailbox_id: i64,
@@ -283,6 +304,17 @@ impl RepoTx for PgTx {
 
     async fn refresh_threads(&mut self, thread_ids: &[i64]) -> Result<u64, RepoError> {
         refresh_threads(&mut self.tx, thread_ids).await
+    }
+
+    async fn record_failures(&mut self, failures: &[MessageFailure]) -> Result<(), RepoError> {
+        quarantine::record_failures(&mut self.tx, self.fence, failures).await
+    }
+
+    async fn release_quarantined(
+        &mut self,
+        provider_message_ids: &[String],
+    ) -> Result<Vec<String>, RepoError> {
+        quarantine::release(&mut self.tx, self.fence.mailbox_id, provider_message_ids).await
     }
 
     async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), RepoError> {

@@ -1,0 +1,196 @@
+//! PostgreSQL statements of the quarantine (`quarantined_messages`): recording
+//! a failed attempt inside a batch's fenced transaction, releasing messages
+//! that were stored or are gone, and the reads of the retry pass and `status`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use crate::repo::quarantine::{
+    FailureKind, MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF,
+};
+use crate::repo::text::without_nul;
+use crate::repo::{Fence, RepoError};
+
+const COLUMNS: &str = "mailbox_id, provider_message_id, provider_thread_id, failure, reason,
+     raw_sha256, attempts, first_failed_at, last_failed_at, next_attempt_at";
+
+/// Records one failed attempt per message. `attempts` counts runs: a batch
+/// replayed after an outage (or a message failing twice in one run) does not
+/// count twice, which the `last_run_id` guard decides in the statement itself.
+pub(crate) async fn record_failures(
+    conn: &mut PgConnection,
+    fence: Fence,
+    failures: &[MessageFailure],
+) -> Result<(), RepoError> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = failures
+        .iter()
+        .map(|f| f.provider_message_id.as_str())
+        .collect();
+    let threads: Vec<Option<&str>> = failures
+        .iter()
+        .map(|f| f.provider_thread_id.as_deref())
+        .collect();
+    let kinds: Vec<&str> = failures.iter().map(|f| f.kind.as_str()).collect();
+    // A reason quotes Gmail's and the parser's words, which may carry a NUL.
+    let reasons: Vec<String> = failures
+        .iter()
+        .map(|f| without_nul(&f.reason).into_owned())
+        .collect();
+    let raws: Vec<Option<&str>> = failures.iter().map(|f| f.raw_sha256.as_deref()).collect();
+    sqlx::query(
+        "WITH input AS (
+             -- One row per message: the last failure of the batch wins.
+             SELECT DISTINCT ON (id) id, thread_id, failure, reason, raw_sha256
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                  WITH ORDINALITY AS t(id, thread_id, failure, reason, raw_sha256, n)
+             ORDER BY id, n DESC
+         )
+         INSERT INTO quarantined_messages AS q
+             (mailbox_id, provider_message_id, provider_thread_id, failure, reason,
+              raw_sha256, attempts, next_attempt_at, last_run_id)
+         SELECT $1, id, thread_id, failure, reason, raw_sha256, 1,
+                CASE failure WHEN 'unavailable' THEN now()
+                             ELSE now() + make_interval(secs => $8) END,
+                $2
+         FROM input
+         ON CONFLICT (mailbox_id, provider_message_id) DO UPDATE SET
+             provider_thread_id = COALESCE(EXCLUDED.provider_thread_id, q.provider_thread_id),
+             failure = EXCLUDED.failure,
+             reason = EXCLUDED.reason,
+             raw_sha256 = COALESCE(EXCLUDED.raw_sha256, q.raw_sha256),
+             attempts = q.attempts + 1,
+             last_failed_at = now(),
+             next_attempt_at = CASE EXCLUDED.failure WHEN 'unavailable' THEN now()
+                 ELSE now() + least(make_interval(secs => $8) * power(4, q.attempts),
+                                    interval '1 day') END,
+             last_run_id = EXCLUDED.last_run_id
+         WHERE q.last_run_id IS DISTINCT FROM EXCLUDED.last_run_id",
+    )
+    .bind(fence.mailbox_id)
+    .bind(fence.run_id)
+    .bind(&ids)
+    .bind(&threads)
+    .bind(&kinds)
+    .bind(&reasons)
+    .bind(&raws)
+    .bind(REJECTED_BACKOFF.as_secs_f64())
+    .execute(&mut *conn)
+    .await
+    .map_err(RepoError::db("record quarantined messages"))?;
+    Ok(())
+}
+
+/// Drops the quarantine rows of messages that are now stored, gone or out of
+/// scope; returns the ids that had one.
+pub(crate) async fn release(
+    conn: &mut PgConnection,
+    mailbox_id: i64,
+    provider_message_ids: &[String],
+) -> Result<Vec<String>, RepoError> {
+    if provider_message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(
+        "DELETE FROM quarantined_messages
+         WHERE mailbox_id = $1 AND provider_message_id = ANY($2)
+         RETURNING provider_message_id",
+    )
+    .bind(mailbox_id)
+    .bind(provider_message_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db("release quarantined messages"))
+}
+
+/// Quarantined messages of the mailbox that a run should try now, oldest first.
+pub(crate) async fn due(
+    pool: &PgPool,
+    mailbox_id: i64,
+    limit: i64,
+) -> Result<Vec<QuarantinedMessage>, RepoError> {
+    let rows: Vec<PgQuarantined> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM quarantined_messages
+         WHERE mailbox_id = $1 AND attempts < $2 AND next_attempt_at <= now()
+         ORDER BY first_failed_at, provider_message_id
+         LIMIT $3"
+    )))
+    .bind(mailbox_id)
+    .bind(MAX_ATTEMPTS)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("read due quarantined messages"))?;
+    rows.into_iter().map(QuarantinedMessage::try_from).collect()
+}
+
+/// Every quarantined message, of one mailbox or of all.
+pub(crate) async fn list(
+    pool: &PgPool,
+    mailbox_id: Option<i64>,
+) -> Result<Vec<QuarantinedMessage>, RepoError> {
+    let rows: Vec<PgQuarantined> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM quarantined_messages
+         WHERE $1::bigint IS NULL OR mailbox_id = $1
+         ORDER BY mailbox_id, first_failed_at, provider_message_id"
+    )))
+    .bind(mailbox_id)
+    .fetch_all(pool)
+    .await
+    .map_err(RepoError::db("read quarantined messages"))?;
+    rows.into_iter().map(QuarantinedMessage::try_from).collect()
+}
+
+/// Makes given-up (or backing-off) messages of a mailbox due again at the next
+/// run, with one attempt left before they are given up anew.
+pub(crate) async fn requeue(pool: &PgPool, mailbox_id: i64) -> Result<u64, RepoError> {
+    let done = sqlx::query(
+        "UPDATE quarantined_messages
+         SET attempts = least(attempts, $2 - 1), next_attempt_at = now()
+         WHERE mailbox_id = $1",
+    )
+    .bind(mailbox_id)
+    .bind(MAX_ATTEMPTS)
+    .execute(pool)
+    .await
+    .map_err(RepoError::db("requeue quarantined messages"))?;
+    Ok(done.rows_affected())
+}
+
+#[derive(sqlx::FromRow)]
+struct PgQuarantined {
+    mailbox_id: i64,
+    provider_message_id: String,
+    provider_thread_id: Option<String>,
+    failure: String,
+    reason: String,
+    raw_sha256: Option<String>,
+    attempts: i32,
+    first_failed_at: DateTime<Utc>,
+    last_failed_at: DateTime<Utc>,
+    next_attempt_at: DateTime<Utc>,
+}
+
+impl TryFrom<PgQuarantined> for QuarantinedMessage {
+    type Error = RepoError;
+    fn try_from(r: PgQuarantined) -> Result<Self, RepoError> {
+        let kind: FailureKind = r
+            .failure
+            .parse()
+            .map_err(|e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string()))?;
+        Ok(QuarantinedMessage {
+            mailbox_id: r.mailbox_id,
+            provider_message_id: r.provider_message_id,
+            provider_thread_id: r.provider_thread_id,
+            kind,
+            reason: r.reason,
+            raw_sha256: r.raw_sha256,
+            attempts: r.attempts,
+            first_failed_at: r.first_failed_at,
+            last_failed_at: r.last_failed_at,
+            next_attempt_at: r.next_attempt_at,
+        })
+    }
+}
