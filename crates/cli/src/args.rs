@@ -62,6 +62,16 @@ pub struct GlobalArgs {
         value_parser = clap::value_parser!(u32).range(1..=100)
     )]
     pub gmail_max_attempts: u32,
+    /// MiB of messages being fetched and archived at once (a message costs
+    /// about three times its size while in flight; a larger one runs alone).
+    #[arg(
+        long,
+        env = "MAILINGEST_MAX_INFLIGHT_MB",
+        global = true,
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u64).range(16..=1_048_576)
+    )]
+    pub max_inflight_mb: u64,
 }
 
 // Hand-written: the database URL may carry a password.
@@ -80,6 +90,7 @@ impl std::fmt::Debug for GlobalArgs {
             .field("quota_units_per_sec", &self.quota_units_per_sec)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("gmail_max_attempts", &self.gmail_max_attempts)
+            .field("max_inflight_mb", &self.max_inflight_mb)
             .finish()
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use gmail::{AuthSpec, ClientConfig, GmailClient};
-use ingest::engine::{Engine, EngineOptions};
+use ingest::engine::{Engine, EngineOptions, MessageMemory};
 use ingest::repo::{Repository, pg::PgRepository};
 use store::BlobStore;
 
@@ -97,6 +97,9 @@ pub async fn engine(
         gmail,
         store: blob_store(global).await?,
         org: global.org.clone(),
-        options: EngineOptions::default(),
+        options: EngineOptions {
+            message_memory: MessageMemory::new(global.max_inflight_mb * 1024 * 1024),
+            ..EngineOptions::default()
+        },
     })
 }

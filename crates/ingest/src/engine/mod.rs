@@ -6,6 +6,7 @@
 mod backfill;
 mod commit;
 mod error;
+mod memory;
 mod outage;
 mod progress;
 mod quarantine;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
+pub use memory::MessageMemory;
 pub use progress::{Progress, ProgressSnapshot};
 pub use summary::{BlobCounts, RunOutcome, RunSummary, SkipKind, Skipped, Tally};
 pub use sync::SyncRequest;
@@ -43,6 +45,9 @@ pub struct EngineOptions {
     /// How long a database outage (restart, failover, dropped connections)
     /// is ridden out before the run fails.
     pub db_outage: Duration,
+    /// Bytes of messages being fetched and archived at once, shared by every
+    /// clone of the engine (see `memory`).
+    pub message_memory: MessageMemory,
 }
 
 impl Default for EngineOptions {
@@ -52,6 +57,7 @@ impl Default for EngineOptions {
             batch_messages: 500,
             lease: Duration::from_secs(120),
             db_outage: Duration::from_secs(60),
+            message_memory: MessageMemory::default(),
         }
     }
 }

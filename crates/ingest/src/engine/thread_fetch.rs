@@ -20,6 +20,7 @@ use gmail::{GmailError, MessageMeta, RawMessage};
 use store::{PendingSync, PutOutcome};
 use tracing::{debug, warn};
 
+use super::memory::UNKNOWN_SIZE;
 use super::run::Run;
 use super::summary::{BlobCounts, SkipKind, Skipped};
 use super::{Engine, EngineError, Progress, Window};
@@ -180,14 +181,18 @@ impl Engine {
             .collect();
         // A quarantined message is retried by the quarantine alone, with
         // its backoff and bound, and counts as settled here.
-        let (held, new_ids): (Vec<String>, Vec<String>) = wanted
+        let (held, new): (Vec<&MessageMeta>, Vec<&MessageMeta>) = wanted
             .iter()
             .filter(|m| !stored.contains(&m.id))
-            .map(|m| m.id.clone())
-            .partition(|id| run.is_quarantined(id));
+            .partition(|m| run.is_quarantined(&m.id));
+        let held = held.into_iter().map(|m| m.id.clone());
+        let new: Vec<(String, u64)> = new
+            .into_iter()
+            .map(|m| (m.id.clone(), m.size_estimate))
+            .collect();
 
-        let results: Vec<MessageResult> = stream::iter(new_ids)
-            .map(|id| self.fetch_message(run, id, progress).boxed())
+        let results: Vec<MessageResult> = stream::iter(new)
+            .map(|(id, size)| self.fetch_message(run, id, size, progress).boxed())
             .buffer_unordered(MESSAGES_IN_FLIGHT_PER_THREAD)
             .try_collect()
             .await?;
@@ -211,12 +216,16 @@ impl Engine {
         Ok(Some(work))
     }
 
+    /// Fetches and archives one message of about `size` bytes, within the
+    /// engine's memory budget.
     async fn fetch_message(
         &self,
         run: &Run,
         id: String,
+        size: u64,
         progress: &Progress,
     ) -> Result<MessageResult, EngineError> {
+        let mut memory = self.options.message_memory.reserve(size).await;
         let raw = match self
             .fetch_raw(run, id, "not found: deleted between listing and fetch")
             .await?
@@ -226,6 +235,8 @@ impl Engine {
         };
         Progress::add(&progress.messages_fetched, 1);
         Progress::add(&progress.bytes_fetched, raw.raw.len() as u64);
+        // sizeEstimate is an estimate: parse within what it really is.
+        memory.grow_to(raw.raw.len() as u64).await;
         self.archive_message(raw).await
     }
 
@@ -273,7 +284,12 @@ impl Engine {
         id: String,
         gone: &str,
     ) -> Result<Option<MessageResult>, EngineError> {
-        match self.fetch_raw(run, id, gone).await? {
+        let mut memory = self.options.message_memory.reserve(UNKNOWN_SIZE).await;
+        let fetched = self.fetch_raw(run, id, gone).await?;
+        if let Ok(raw) = &fetched {
+            memory.grow_to(raw.raw.len() as u64).await;
+        }
+        match fetched {
             Ok(raw) if !run.include_spam_trash() && is_spam_or_trash(&raw.meta.label_ids) => {
                 Ok(None)
             }

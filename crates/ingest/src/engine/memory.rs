@@ -1,0 +1,148 @@
+//! The in-flight message memory budget: bytes, not message counts.
+//!
+//! A Gmail message may be 35 MB, and while one is fetched and archived it is
+//! held several times over: the JSON response (base64, a third larger), the
+//! decoded raw bytes, and the parser's decoded parts until they reach the
+//! store. Counting messages bounds nothing when sizes differ by four orders of
+//! magnitude, so every fetch first reserves its estimated cost from one budget
+//! shared by all runs of an engine (clones share it) and holds it until the
+//! message is archived; what is queued for the writer afterwards is metadata
+//! and bodies, bounded by the writer's own message budget.
+//!
+//! The cost of a message is [`COST_FACTOR`] × its size. A backfill knows the
+//! size before it fetches (threads.get minimal carries sizeEstimate); sync and
+//! quarantine retries fetch by id and learn it from the response, so they
+//! reserve [`UNKNOWN_SIZE`] up front and the rest before parsing. A message
+//! costlier than the whole budget waits for all of it and is handled alone.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Copies of a message alive at its peak (JSON text, decoded bytes, parts).
+pub const COST_FACTOR: u64 = 3;
+/// What a fetch of unknown size reserves before it knows better.
+pub const UNKNOWN_SIZE: u64 = 256 * 1024;
+/// The default budget: 256 MiB.
+pub const DEFAULT_BUDGET: u64 = 256 * 1024 * 1024;
+
+/// Budget units are KiB, so a u32 semaphore can hold any sane budget.
+const UNIT: u64 = 1024;
+
+/// A byte budget shared by every clone.
+#[derive(Clone)]
+pub struct MessageMemory {
+    permits: Arc<Semaphore>,
+    units: u32,
+}
+
+impl MessageMemory {
+    /// A budget of `bytes` (at least one 1 KiB unit, at most 4 TiB).
+    pub fn new(bytes: u64) -> Self {
+        let units = u32::try_from((bytes / UNIT).max(1)).unwrap_or(u32::MAX);
+        MessageMemory {
+            permits: Arc::new(Semaphore::new(units as usize)),
+            units,
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn budget(&self) -> u64 {
+        u64::from(self.units) * UNIT
+    }
+
+    /// Waits until a message of `size` bytes fits, and holds its share.
+    pub(crate) async fn reserve(&self, size: u64) -> Reservation {
+        let mut r = Reservation {
+            memory: self.clone(),
+            held: Vec::new(),
+            units: 0,
+        };
+        r.grow_to(size).await;
+        r
+    }
+
+    fn units_for(&self, size: u64) -> u32 {
+        let units = size.saturating_mul(COST_FACTOR).div_ceil(UNIT).max(1);
+        u32::try_from(units).unwrap_or(u32::MAX).min(self.units)
+    }
+}
+
+impl Default for MessageMemory {
+    fn default() -> Self {
+        MessageMemory::new(DEFAULT_BUDGET)
+    }
+}
+
+impl fmt::Debug for MessageMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageMemory")
+            .field("budget", &self.budget())
+            .field(
+                "available",
+                &(self.permits.available_permits() as u64 * UNIT),
+            )
+            .finish()
+    }
+}
+
+/// One message's share of the budget, given back when dropped.
+pub(crate) struct Reservation {
+    memory: MessageMemory,
+    held: Vec<OwnedSemaphorePermit>,
+    units: u32,
+}
+
+impl Reservation {
+    /// Holds enough for a message of `size` bytes (never less than before).
+    pub(crate) async fn grow_to(&mut self, size: u64) {
+        let want = self.memory.units_for(size);
+        if want <= self.units {
+            return;
+        }
+        // The semaphore is never closed, so acquiring cannot fail; if it
+        // somehow did, going on unbudgeted beats failing the run.
+        if let Ok(p) = Arc::clone(&self.memory.permits)
+            .acquire_many_owned(want - self.units)
+            .await
+        {
+            self.held.push(p);
+            self.units = want;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn reservations_wait_for_bytes_not_counts() {
+        let memory = MessageMemory::new(30 * 1024 * 1024);
+        // 10 MB costs 30 MB: the whole budget.
+        let big = memory.reserve(10 * 1024 * 1024).await;
+        let small = tokio::time::timeout(Duration::from_millis(50), memory.reserve(1)).await;
+        assert!(small.is_err(), "a full budget admits nothing more");
+        drop(big);
+        let a = memory.reserve(1024 * 1024).await;
+        let b = memory.reserve(1024 * 1024).await;
+        assert_eq!(memory.permits.available_permits(), 30 * 1024 - 2 * 3 * 1024);
+        drop((a, b));
+        assert_eq!(memory.permits.available_permits(), 30 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_message_larger_than_the_budget_runs_alone() {
+        let memory = MessageMemory::new(1024 * 1024);
+        let huge = memory.reserve(u64::MAX).await;
+        assert_eq!(memory.permits.available_permits(), 0);
+        drop(huge);
+        let mut grown = memory.reserve(UNKNOWN_SIZE).await;
+        grown.grow_to(10 * 1024 * 1024).await;
+        assert_eq!(memory.permits.available_permits(), 0);
+        grown.grow_to(1).await;
+        assert_eq!(memory.permits.available_permits(), 0, "never shrinks");
+    }
+}
