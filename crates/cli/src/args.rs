@@ -40,7 +40,9 @@ pub struct GlobalArgs {
     pub org: String,
     #[arg(long, value_enum, global = true, default_value = "text")]
     pub log_format: LogFormat,
-    /// Gmail quota units per second per mailbox (250 on older Cloud projects, 100 on newer).
+    /// Gmail quota units per second per mailbox. Google's published per-user
+    /// limit is 15,000 units a minute (250 a second on average); set this lower
+    /// when several processes share one mailbox or your project has a lower limit.
     #[arg(long, env = "MAILINGEST_QUOTA_UNITS_PER_SEC", global = true)]
     pub quota_units_per_sec: Option<f64>,
     /// Concurrent Gmail requests per mailbox.

@@ -159,6 +159,9 @@ pub(crate) async fn dispatch(state: &State, req: &ApiRequest, in_batch: bool) ->
         }
         Err(e) => return ApiResponse::error(StatusCode::FORBIDDEN, "forbidden", &e),
     };
+    if let Some((_, quota_user)) = req.params.iter().find(|(k, _)| k == "quotaUser") {
+        state.limits.quota_user(quota_user);
+    }
     let quota = state.quota();
     let method = endpoint.method_name();
     if !state.limits.enter(&mailbox, &quota) {

@@ -44,6 +44,9 @@ pub struct Stats {
     pub faults_injected: BTreeMap<String, u64>,
     /// Batch requests received.
     pub batches: u64,
+    /// `quotaUser` value → requests that carried it (Gmail attributes
+    /// per-user quota by it when a server acts for many users).
+    pub quota_users: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -220,6 +223,15 @@ impl Limits {
             .stats
             .faults_injected
             .entry(kind.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn quota_user(&self, value: &str) {
+        *self
+            .lock()
+            .stats
+            .quota_users
+            .entry(value.to_string())
             .or_default() += 1;
     }
 

@@ -33,6 +33,9 @@ pub(crate) const SCOPE: Scope = Scope::Readonly;
 /// Everything needed to call Gmail for one mailbox.
 pub(crate) struct Mailbox {
     pub(crate) user_id: String,
+    /// Sent as `quotaUser` on every call, so Google attributes per-user quota
+    /// to this mailbox even when one server acts for many.
+    pub(crate) quota_user: String,
     pub(crate) hub: Gmail<Connector>,
     pub(crate) auth: TokenSource,
     pub(crate) limiter: MailboxLimiter,

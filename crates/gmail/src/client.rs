@@ -115,6 +115,7 @@ impl GmailClient {
         let rate = q.units_per_second * (1.0 - q.headroom);
         let mb = Arc::new(Mailbox {
             user_id: user_id.to_string(),
+            quota_user: quota_user(user_id),
             hub,
             auth,
             limiter: MailboxLimiter::new(rate, q.burst_units, q.max_concurrent),
@@ -151,6 +152,7 @@ impl GmailClient {
                     .users()
                     .get_profile(&mb.user_id)
                     .add_scope(SCOPE)
+                    .param("quotaUser", mb.quota_user.as_str())
                     .delegate(&mut rec)
                     .doit()
                     .await;
@@ -172,7 +174,12 @@ impl GmailClient {
         let j: JThreadList = mb
             .run(m, mailbox, || async {
                 let mut rec = Recorder::default();
-                let call = mb.hub.users().threads_list(&mb.user_id).add_scope(SCOPE);
+                let call = mb
+                    .hub
+                    .users()
+                    .threads_list(&mb.user_id)
+                    .add_scope(SCOPE)
+                    .param("quotaUser", mb.quota_user.as_str());
                 let r = with_query(call, q, page_token)
                     .delegate(&mut rec)
                     .doit()
@@ -195,7 +202,12 @@ impl GmailClient {
         let j: JMessageList = mb
             .run(m, mailbox, || async {
                 let mut rec = Recorder::default();
-                let call = mb.hub.users().messages_list(&mb.user_id).add_scope(SCOPE);
+                let call = mb
+                    .hub
+                    .users()
+                    .messages_list(&mb.user_id)
+                    .add_scope(SCOPE)
+                    .param("quotaUser", mb.quota_user.as_str());
                 let r = with_query(call, q, page_token)
                     .delegate(&mut rec)
                     .doit()
@@ -249,6 +261,7 @@ impl GmailClient {
                     .threads_get(&mb.user_id, thread_id)
                     .format("minimal")
                     .add_scope(SCOPE)
+                    .param("quotaUser", mb.quota_user.as_str())
                     .delegate(&mut rec)
                     .doit()
                     .await;
@@ -289,6 +302,7 @@ impl GmailClient {
                 .messages_get(&mb.user_id, id)
                 .format(format)
                 .add_scope(SCOPE)
+                .param("quotaUser", mb.quota_user.as_str())
                 .delegate(&mut rec)
                 .doit()
                 .await;
@@ -316,7 +330,8 @@ impl GmailClient {
                     .history_list(&mb.user_id)
                     .start_history_id(start_history_id)
                     .max_results(500)
-                    .add_scope(SCOPE);
+                    .add_scope(SCOPE)
+                    .param("quotaUser", mb.quota_user.as_str());
                 if let Some(t) = page_token {
                     call = call.page_token(t);
                 }
@@ -450,4 +465,43 @@ fn with_query<C: ListCall>(call: C, q: &ListQuery, page_token: Option<&str>) -> 
         call = call.page_token(t);
     }
     call
+}
+
+/// The `quotaUser` of a mailbox: its address, or for one longer than Gmail's
+/// 40 characters a prefix and a hash of it (any stable string unique per user
+/// will do).
+fn quota_user(user_id: &str) -> String {
+    const MAX: usize = 40;
+    if user_id.len() <= MAX {
+        return user_id.to_owned();
+    }
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut cut = MAX - 17;
+    while !user_id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{hash:016x}", &user_id[..cut])
+}
+
+#[cfg(test)]
+mod quota_user_tests {
+    use super::quota_user;
+
+    #[test]
+    fn short_addresses_are_used_as_they_are_and_long_ones_fit_forty_chars() {
+        assert_eq!(quota_user("ann@example.com"), "ann@example.com");
+        let long = "a.very.long.mailbox.name.indeed@subdomain.example.com";
+        let q = quota_user(long);
+        assert!(q.len() <= 40, "{q}");
+        assert_ne!(
+            q,
+            quota_user("a.very.long.mailbox.name.indeed@subdomain.example.org")
+        );
+        assert_eq!(q, quota_user(long), "stable");
+        let wide = "ééééééééééééééééééééééééééé@example.com";
+        assert!(quota_user(wide).len() <= 40);
+    }
 }

@@ -445,3 +445,31 @@ async fn each_mailbox_has_its_own_quota_bucket_and_metrics() {
     }
     assert_eq!(c.metrics().method("messages.get").calls, 12);
 }
+
+/// Every call names its mailbox as `quotaUser`, so Google attributes per-user
+/// quota to it when one server acts for many mailboxes.
+#[tokio::test]
+async fn every_call_carries_the_mailbox_as_quota_user() {
+    let emu = emulator(12).await;
+    let mb = emu.default_mailbox();
+    let c = common::client(&emu.url()).await;
+    c.profile(&mb).await.expect("profile");
+    let pages: Vec<_> = c
+        .list_messages(&mb, ListQuery::default())
+        .try_collect()
+        .await
+        .expect("list");
+    let first = &pages[0].messages[0];
+    c.message_raw(&mb, &first.id).await.expect("raw");
+    c.thread_minimal(&mb, &first.thread_id)
+        .await
+        .expect("thread");
+    let stats = emu.stats();
+    let calls: u64 = stats.mailboxes[&mb].values().map(|m| m.calls).sum();
+    assert_eq!(
+        stats.quota_users.get(&mb).copied(),
+        Some(calls),
+        "{stats:?}"
+    );
+    assert_eq!(stats.quota_users.len(), 1, "{stats:?}");
+}
