@@ -189,7 +189,10 @@ impl BatchWriter<'_> {
                 Ok(ThreadUpsert {
                     mailbox_id: self.mailbox_id,
                     provider_thread_id: w.provider_thread_id.clone(),
-                    history_id: w.history_id.map(|h| as_i64("historyId", h)).transpose()?,
+                    // Out of range: recorded as not known current (the
+                    // thread is looked at again), never a failed batch.
+                    history_id: w.history_id.and_then(|h| as_i64("historyId", h).ok()),
+                    coverage: w.coverage,
                     snippet: w.snippet.clone(),
                 })
             })

@@ -9,21 +9,30 @@
 //! message is archived; what is queued for the writer afterwards is metadata
 //! and bodies, bounded by the writer's own message budget.
 //!
-//! The cost of a message is [`COST_FACTOR`] × its size. A backfill knows the
-//! size before it fetches (threads.get minimal carries sizeEstimate); sync and
-//! quarantine retries fetch by id and learn it from the response, so they
-//! reserve [`UNKNOWN_SIZE`] up front and the rest before parsing. A message
-//! costlier than the whole budget waits for all of it and is handled alone.
+//! The cost of a message is [`COST_FACTOR`] × its size. A fetch that knows
+//! the size (threads.get minimal carries sizeEstimate) reserves it up front.
+//! A fetch by id (a first backfill's new threads, sync, quarantine retries)
+//! learns it only from the response, so it reserves a *size hint* — the
+//! largest recent message, decaying by an eighth per message, starting at
+//! [`INITIAL_HINT`] — and the rest before parsing: a mailbox of 35 MB messages
+//! then runs two or three at a time from the start, one of small mail soon
+//! runs at full concurrency. (The hint is a heuristic for the download only:
+//! a burst of huge messages right after many small ones can exceed the budget
+//! while downloading, never while parsing.) A message costlier than the whole
+//! budget waits for all of it and is handled alone.
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Copies of a message alive at its peak (JSON text, decoded bytes, parts).
 pub const COST_FACTOR: u64 = 3;
-/// What a fetch of unknown size reserves before it knows better.
+/// The least a fetch of unknown size reserves.
 pub const UNKNOWN_SIZE: u64 = 256 * 1024;
+/// The size hint before any message was seen: slow start.
+pub const INITIAL_HINT: u64 = 32 * 1024 * 1024;
 /// The default budget: 256 MiB.
 pub const DEFAULT_BUDGET: u64 = 256 * 1024 * 1024;
 
@@ -35,6 +44,8 @@ const UNIT: u64 = 1024;
 pub struct MessageMemory {
     permits: Arc<Semaphore>,
     units: u32,
+    /// Bytes a message of unknown size is assumed to have (see the header).
+    hint: Arc<AtomicU64>,
 }
 
 impl MessageMemory {
@@ -44,6 +55,7 @@ impl MessageMemory {
         MessageMemory {
             permits: Arc::new(Semaphore::new(units as usize)),
             units,
+            hint: Arc::new(AtomicU64::new(INITIAL_HINT)),
         }
     }
 
@@ -61,6 +73,23 @@ impl MessageMemory {
         };
         r.grow_to(size).await;
         r
+    }
+
+    /// Waits until a message of unknown size fits, as far as recent
+    /// messages tell; grow the reservation once the size is known.
+    pub(crate) async fn reserve_unknown(&self) -> Reservation {
+        let hint = self.hint.load(Ordering::Relaxed).max(UNKNOWN_SIZE);
+        self.reserve(hint).await
+    }
+
+    /// A message of `size` bytes was seen: the hint follows large ones at
+    /// once and small ones slowly.
+    fn observe(&self, size: u64) {
+        let _ = self
+            .hint
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                Some(size.max(h - h / 8))
+            });
     }
 
     fn units_for(&self, size: u64) -> u32 {
@@ -95,8 +124,10 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
-    /// Holds enough for a message of `size` bytes (never less than before).
+    /// Holds enough for a message of `size` bytes (never less than before),
+    /// and tells the budget's size hint.
     pub(crate) async fn grow_to(&mut self, size: u64) {
+        self.memory.observe(size);
         let want = self.memory.units_for(size);
         if want <= self.units {
             return;
@@ -139,10 +170,31 @@ mod tests {
         let huge = memory.reserve(u64::MAX).await;
         assert_eq!(memory.permits.available_permits(), 0);
         drop(huge);
-        let mut grown = memory.reserve(UNKNOWN_SIZE).await;
+        let mut grown = memory.reserve_unknown().await;
         grown.grow_to(10 * 1024 * 1024).await;
         assert_eq!(memory.permits.available_permits(), 0);
         grown.grow_to(1).await;
         assert_eq!(memory.permits.available_permits(), 0, "never shrinks");
+    }
+
+    #[tokio::test]
+    async fn unknown_sizes_start_slow_and_follow_what_was_seen() {
+        let memory = MessageMemory::new(256 * 1024 * 1024);
+        let first = memory.reserve_unknown().await;
+        assert_eq!(first.units, 3 * 32 * 1024, "slow start: the initial hint");
+        drop(first);
+        for _ in 0..64 {
+            memory.reserve_unknown().await.grow_to(10_000).await;
+        }
+        let small = memory.reserve_unknown().await;
+        assert_eq!(
+            small.units,
+            3 * 256,
+            "decayed to the floor after small mail"
+        );
+        drop(small);
+        memory.reserve_unknown().await.grow_to(35_000_000).await;
+        let after_big = memory.reserve_unknown().await;
+        assert_eq!(after_big.units, (3 * 35_000_000u64).div_ceil(1024) as u32);
     }
 }

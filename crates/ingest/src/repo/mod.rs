@@ -37,7 +37,9 @@ pub use model::{
 };
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use quarantine::{FailureKind, MessageFailure, QuarantinedMessage};
-pub use rows::{AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, ThreadUpsert};
+pub use rows::{
+    AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, StoredThread, ThreadUpsert,
+};
 pub(crate) use text::strip_nul;
 
 use crate::engine::Window;
@@ -98,12 +100,13 @@ pub trait Repository: Send + Sync + 'static {
 
     // Reads the engines plan with.
 
-    /// The stored historyId of each listed thread that has a row (`None`: not known current).
+    /// The stored historyId (`None`: not known current) and its coverage of
+    /// each listed thread that has a row.
     async fn thread_history_ids(
         &self,
         mailbox_id: i64,
         provider_thread_ids: &[String],
-    ) -> Result<HashMap<String, Option<i64>>, RepoError>;
+    ) -> Result<HashMap<String, StoredThread>, RepoError>;
     /// Which of the given messages are stored (deleted or not).
     async fn stored_message_ids(
         &self,

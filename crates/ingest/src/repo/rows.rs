@@ -32,8 +32,43 @@ pub struct ThreadUpsert {
     /// messages, so "stored == listed" really means every message of that
     /// thread state is stored.
     pub history_id: Option<i64>,
+    /// Which of the thread's messages `history_id` vouches for.
+    #[serde(flatten)]
+    pub coverage: Coverage,
     /// `None` keeps the stored snippet.
     pub snippet: Option<String>,
+}
+
+/// The internalDate range `[since, until)` within which every in-scope message
+/// of a thread was stored at its recorded historyId; `None` bounds are open.
+/// A threads.get proves the whole thread; a first backfill, which learns a
+/// thread's messages from messages.list, only its window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    #[serde(rename = "complete_since")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(rename = "complete_until")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Coverage {
+    /// The whole thread.
+    pub const WHOLE: Coverage = Coverage {
+        since: None,
+        until: None,
+    };
+
+    /// Whether every message a backfill of `[since, until)` wants is covered.
+    pub fn covers(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| s <= since) && self.until.is_none_or(|u| u >= until)
+    }
+}
+
+/// What the database knows of a listed thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredThread {
+    pub history_id: Option<i64>,
+    pub coverage: Coverage,
 }
 
 /// A Gmail message: natural key `(mailbox_id, provider_message_id)`.

@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 use ingest::mime::Address;
-use ingest::repo::{self, AttachmentUpsert, BlobUpsert, MessageUpsert, ThreadUpsert};
+use ingest::repo::{self, AttachmentUpsert, BlobUpsert, Coverage, MessageUpsert, ThreadUpsert};
 use sqlx::PgConnection;
 
 pub const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -30,6 +30,7 @@ pub fn thread(mailbox_id: i64, id: &str) -> ThreadUpsert {
         mailbox_id,
         provider_thread_id: id.to_owned(),
         history_id: Some(1000),
+        coverage: Coverage::WHOLE,
         snippet: Some("hello".into()),
     }
 }

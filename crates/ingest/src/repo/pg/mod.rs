@@ -139,7 +139,7 @@ impl Repository for PgRepository {
         &self,
         mailbox_id: i64,
         provider_thread_ids: &[String],
-    ) -> Result<HashMap<String, Option<i64>>, RepoError> {
+    ) -> Result<HashMap<String, super::StoredThread>, RepoError> {
         let mut conn = self
             .pool
             .acquire()

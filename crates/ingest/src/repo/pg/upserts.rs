@@ -27,8 +27,8 @@ use tracing::instrument;
 use crate::repo::batch::{Keyed, NaturalKey, distinct_by_key};
 use crate::repo::text::{json_without_nul, without_nul};
 use crate::repo::{
-    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, RepoError, ThreadUpsert,
-    UpsertResult,
+    AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, Outcome, RepoError,
+    StoredThread, ThreadUpsert, UpsertResult,
 };
 
 impl Keyed for ThreadUpsert {
@@ -96,16 +96,21 @@ struct UpsertSql {
 const THREADS: UpsertSql = UpsertSql {
     operation: "upsert threads",
     upsert: r#"
-        INSERT INTO mail_threads AS t (mailbox_id, provider_thread_id, history_id, snippet)
-        SELECT mailbox_id, provider_thread_id, history_id, snippet
+        INSERT INTO mail_threads AS t (mailbox_id, provider_thread_id, history_id,
+                                       complete_since, complete_until, snippet)
+        SELECT mailbox_id, provider_thread_id, history_id, complete_since, complete_until, snippet
         FROM jsonb_to_recordset($1::jsonb) AS x(mailbox_id bigint, provider_thread_id text,
-                                         history_id bigint, snippet text)
+                                         history_id bigint, complete_since timestamptz,
+                                         complete_until timestamptz, snippet text)
         ON CONFLICT (mailbox_id, provider_thread_id) DO UPDATE SET
             history_id = EXCLUDED.history_id,
+            complete_since = EXCLUDED.complete_since,
+            complete_until = EXCLUDED.complete_until,
             snippet = coalesce(EXCLUDED.snippet, t.snippet),
             updated_at = now()
-        WHERE (t.history_id, t.snippet)
-              IS DISTINCT FROM (EXCLUDED.history_id, coalesce(EXCLUDED.snippet, t.snippet))
+        WHERE (t.history_id, t.complete_since, t.complete_until, t.snippet)
+              IS DISTINCT FROM (EXCLUDED.history_id, EXCLUDED.complete_since,
+                                EXCLUDED.complete_until, coalesce(EXCLUDED.snippet, t.snippet))
         RETURNING t.id, t.mailbox_id, t.provider_thread_id, (t.xmax = 0) AS inserted"#,
     lookup: r#"
         SELECT t.id, t.mailbox_id, t.provider_thread_id
@@ -534,18 +539,25 @@ pub async fn soft_delete_messages(
     .map_err(RepoError::db("soft delete messages"))
 }
 
-/// The stored historyId of each listed thread that is stored at all.
+/// The stored historyId and its coverage of each listed thread that is stored at all.
 #[instrument(skip_all, fields(rows = provider_thread_ids.len()))]
 pub async fn thread_history_ids(
     conn: &mut PgConnection,
     mailbox_id: i64,
     provider_thread_ids: &[String],
-) -> Result<HashMap<String, Option<i64>>, RepoError> {
-    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT t.provider_thread_id, t.history_id
+) -> Result<HashMap<String, StoredThread>, RepoError> {
+    type Row = (
+        String,
+        Option<i64>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT t.provider_thread_id, t.history_id, t.complete_since, t.complete_until
          FROM unnest($2::text[]) AS k(id)
          CROSS JOIN LATERAL (
-             SELECT provider_thread_id, history_id FROM mail_threads
+             SELECT provider_thread_id, history_id, complete_since, complete_until
+             FROM mail_threads
              WHERE mailbox_id = $1 AND provider_thread_id = k.id LIMIT 1) t",
     )
     .bind(mailbox_id)
@@ -553,7 +565,19 @@ pub async fn thread_history_ids(
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db("read thread history ids"))?;
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, history_id, since, until)| {
+            let coverage = Coverage { since, until };
+            (
+                id,
+                StoredThread {
+                    history_id,
+                    coverage,
+                },
+            )
+        })
+        .collect())
 }
 
 /// The thread row ids of the given stored messages.
