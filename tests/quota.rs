@@ -58,6 +58,11 @@ async fn a_backfill_costs_what_the_cost_model_says() {
             ("users.messages.get", 5 * m),
         ])
     );
+    // Where the time went, per stage (busy seconds): every stage did work.
+    for stage in ["list", "fetch", "parse", "store", "write"] {
+        let secs = first["stages"][stage].as_f64();
+        assert!(secs.is_some_and(|s| s > 0.0), "{stage}: {first}");
+    }
     let total: u64 = units(&bed).values().sum();
     let per_message = total as f64 / m as f64;
     assert!(per_message <= 5.3, "{per_message} units per message");

@@ -69,6 +69,11 @@ pub fn print(summary: &RunSummary, json: bool) {
         "  {:<12} calls {}  quota units {}  retries {}  rate limited {}  throttled {} ms",
         "api", api.calls, api.quota_units, api.retries, api.rate_limited, api.throttled_ms
     );
+    let st = &summary.stages;
+    println!(
+        "  {:<12} list {:.1}s  fetch {:.1}s  parse {:.1}s  store {:.1}s  write {:.1}s (busy time, concurrent work summed)",
+        "stages", st.list, st.fetch, st.parse, st.store, st.write
+    );
     if let Some(cursor) = &summary.cursor {
         println!("  {:<12} {}", "cursor", cursor);
     }

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::run::{Run, RunEnding, RunPlan};
+use super::run::{Run, RunEnding, RunPlan, Stage};
 use super::summary::RunSummary;
 use super::thread_fetch::ListedThread;
 use super::writer::{QueueBudget, QueuedWork};
@@ -169,16 +169,19 @@ impl Engine {
         let mut pages = self.gmail.list_threads(run.mailbox(), query.clone());
         let mut listed = Listed::default();
         let mut new_threads: Vec<ListedThread> = Vec::new();
-        while let Some(page) = pages.next().await {
+        while let Some(page) = run.timed(Stage::List, pages.next()).await {
             if cancel.is_cancelled() {
                 return Ok(listed);
             }
             let page = page?;
             let ids: Vec<String> = page.threads.iter().map(|t| t.id.clone()).collect();
-            let stored = self
-                .riding_out("read thread history ids", || async {
-                    Ok(self.repo.thread_history_ids(run.mailbox_id(), &ids).await?)
-                })
+            let stored = run
+                .timed(
+                    Stage::List,
+                    self.riding_out("read thread history ids", || async {
+                        Ok(self.repo.thread_history_ids(run.mailbox_id(), &ids).await?)
+                    }),
+                )
                 .await?;
             Progress::add(&progress.threads_listed, page.threads.len() as u64);
             let mut page_listed = Listed {
@@ -225,7 +228,9 @@ impl Engine {
             }
         }
         if !new_threads.is_empty() && !cancel.is_cancelled() {
-            let mut by_thread = self.window_messages(run, query).await?;
+            let mut by_thread = run
+                .timed(Stage::List, self.window_messages(run, query))
+                .await?;
             for mut thread in new_threads {
                 // A thread messages.list did not show (its mail arrived or
                 // left between the listings) is asked with threads.get.

@@ -17,7 +17,7 @@ use serde_json::json;
 use store::BlobStore;
 use tracing::debug;
 
-use super::run::Run;
+use super::run::{Run, Stage};
 use super::summary::Tally;
 use super::thread_fetch::{BlobPuts, Fetched, MessageResult, ThreadWork};
 use super::{Engine, EngineError};
@@ -82,7 +82,11 @@ impl Engine {
     async fn commit_once(&self, run: &Run, batch: &Batch) -> Result<Tally, EngineError> {
         // Blobs before rows, flushed once for the whole batch, before the
         // transaction opens so no transaction waits on the disk.
-        make_blobs_durable(&self.store, batch.fetched().map(|f| &f.blobs)).await?;
+        run.timed(
+            Stage::Store,
+            make_blobs_durable(&self.store, batch.fetched().map(|f| &f.blobs)),
+        )
+        .await?;
         for (what, puts) in batch
             .threads
             .iter()
@@ -91,7 +95,10 @@ impl Engine {
         {
             check_blobs_durable(&self.store, puts, &what)?;
         }
+        run.timed(Stage::Write, self.write_batch(run, batch)).await
+    }
 
+    async fn write_batch(&self, run: &Run, batch: &Batch) -> Result<Tally, EngineError> {
         let mut tx = self.repo.begin(run.fence()).await?;
         let mut writer = BatchWriter {
             tx: tx.as_mut(),

@@ -24,7 +24,7 @@ pub use backfill::BackfillRequest;
 pub use error::EngineError;
 pub use memory::MessageMemory;
 pub use progress::{Progress, ProgressSnapshot};
-pub use summary::{BlobCounts, RunOutcome, RunSummary, SkipKind, Skipped, Tally};
+pub use summary::{BlobCounts, RunOutcome, RunSummary, SkipKind, Skipped, StageSeconds, Tally};
 pub use sync::SyncRequest;
 pub(crate) use thread_fetch::is_spam_or_trash;
 pub use window::Window;

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::outage::Outage;
-use super::summary::{RunSummary, Tally, api_delta};
+use super::summary::{RunSummary, StageSeconds, Tally, api_delta};
 use super::{Engine, EngineError, MailboxRef, Window};
 use crate::repo::{
     CursorUpdate, Fence, HistoryCursor, RepoError, Repository, RunEnd, RunKind, RunStart, RunStatus,
@@ -69,6 +69,27 @@ struct RunState {
     unavailable_streak: AtomicU32,
     /// Messages the quarantine still holds after this run's retry pass.
     quarantined: OnceLock<HashSet<String>>,
+    /// Busy nanoseconds per [`Stage`].
+    stages: [AtomicU64; Stage::COUNT],
+}
+
+/// Where a run spends its time, as the summary reports it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stage {
+    /// threads.list, messages.list, history.list and the lookups deciding what changed.
+    List = 0,
+    /// threads.get and messages.get.
+    Fetch = 1,
+    /// MIME parsing.
+    Parse = 2,
+    /// Blob puts and the store's sync before a batch commits.
+    Store = 3,
+    /// The batch transactions.
+    Write = 4,
+}
+
+impl Stage {
+    const COUNT: usize = 5;
 }
 
 impl Run {
@@ -105,6 +126,28 @@ impl Run {
     /// Set once, after the retry pass.
     pub(crate) fn set_quarantined(&self, ids: HashSet<String>) {
         let _ = self.0.quarantined.set(ids);
+    }
+
+    /// Runs `work`, adding its wall time to `stage` (concurrent work adds up,
+    /// so a stage's seconds may exceed the run's).
+    pub(crate) async fn timed<T>(&self, stage: Stage, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = work.await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.0.stages[stage as usize].fetch_add(nanos, Ordering::Relaxed);
+        out
+    }
+
+    /// Busy seconds per stage so far.
+    pub fn stages(&self) -> StageSeconds {
+        let s = |stage: Stage| self.0.stages[stage as usize].load(Ordering::Relaxed) as f64 / 1e9;
+        StageSeconds {
+            list: s(Stage::List),
+            fetch: s(Stage::Fetch),
+            parse: s(Stage::Parse),
+            store: s(Stage::Store),
+            write: s(Stage::Write),
+        }
     }
 
     /// A message fetch worked: whatever failed before was not Gmail being down.
@@ -170,6 +213,7 @@ impl Engine {
             committed: Mutex::new(Tally::default()),
             unavailable_streak: AtomicU32::new(0),
             quarantined: OnceLock::new(),
+            stages: Default::default(),
         }));
         let heartbeat = Heartbeat::start(self.repo.clone(), fence);
         // Quarantined messages first: the oldest debt of the mailbox.
@@ -235,6 +279,7 @@ impl Engine {
             cursor: cursor.map(|c| c.to_string()),
             api,
             duration_ms: started.elapsed().as_millis() as u64,
+            stages: run.stages(),
             error,
         })
     }

@@ -121,7 +121,25 @@ pub struct RunSummary {
     pub cursor: Option<String>,
     pub api: gmail::ApiMetrics,
     pub duration_ms: u64,
+    /// Busy seconds per stage, summed over concurrent work (so each may
+    /// exceed the run's duration): where a slow run spends its time.
+    pub stages: StageSeconds,
     pub error: Option<String>,
+}
+
+/// Busy seconds per pipeline stage (see [`RunSummary::stages`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageSeconds {
+    /// Listing: threads.list, messages.list, history.list, and deciding what changed.
+    pub list: f64,
+    /// Gmail gets: threads.get and messages.get.
+    pub fetch: f64,
+    /// MIME parsing.
+    pub parse: f64,
+    /// Blob puts and store syncs.
+    pub store: f64,
+    /// Batch transactions.
+    pub write: f64,
 }
 
 /// What a finished run amounts to for whoever started it.

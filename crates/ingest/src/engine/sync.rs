@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::commit::Batch;
-use super::run::{Run, RunEnding, RunPlan};
+use super::run::{Run, RunEnding, RunPlan, Stage};
 use super::summary::RunSummary;
 use super::thread_fetch::{MessageResult, is_spam_or_trash};
 use super::{Engine, EngineError, MailboxRef, Progress, Window};
@@ -132,7 +132,7 @@ impl Engine {
         let mut pages = self.gmail.history(run.mailbox(), start.0);
         let mut cursor = start;
         let mut applied = 0u64;
-        while let Some(page) = pages.next().await {
+        while let Some(page) = run.timed(Stage::List, pages.next()).await {
             if cancel.is_cancelled() {
                 break;
             }

@@ -20,7 +20,7 @@ use gmail::{GmailError, MessageMeta, RawMessage};
 use store::{PendingSync, PutOutcome};
 use tracing::{debug, warn};
 
-use super::run::Run;
+use super::run::{Run, Stage};
 use super::summary::{BlobCounts, SkipKind, Skipped};
 use super::{Engine, EngineError, Progress, Window};
 use crate::mime::{self, ParsedMessage};
@@ -155,7 +155,13 @@ impl Engine {
                 .map(Some);
         }
         let thread_id = listed.id.as_str();
-        let minimal = match self.gmail.thread_minimal(run.mailbox(), thread_id).await {
+        let minimal = match run
+            .timed(
+                Stage::Fetch,
+                self.gmail.thread_minimal(run.mailbox(), thread_id),
+            )
+            .await
+        {
             Ok(m) => m,
             Err(GmailError::NotFound { .. }) => {
                 debug!(thread_id, "thread vanished between list and get");
@@ -323,7 +329,7 @@ impl Engine {
         Progress::add(&progress.bytes_fetched, raw.raw.len() as u64);
         // sizeEstimate is an estimate: parse within what it really is.
         memory.grow_to(raw.raw.len() as u64).await;
-        self.archive_message(raw).await
+        self.archive_message(run, raw).await
     }
 
     /// Fetches one message raw; `Ok(Err(_))` when the failure belongs to this
@@ -336,7 +342,10 @@ impl Engine {
         id: String,
         gone: &str,
     ) -> Result<Result<RawMessage, Skipped>, EngineError> {
-        let err = match self.gmail.message_raw(run.mailbox(), &id).await {
+        let err = match run
+            .timed(Stage::Fetch, self.gmail.message_raw(run.mailbox(), &id))
+            .await
+        {
             Ok(raw) => {
                 run.note_fetched();
                 return Ok(Ok(raw));
@@ -379,7 +388,7 @@ impl Engine {
             Ok(raw) if !run.include_spam_trash() && is_spam_or_trash(&raw.meta.label_ids) => {
                 Ok(None)
             }
-            Ok(raw) => self.archive_message(raw).await.map(Some),
+            Ok(raw) => self.archive_message(run, raw).await.map(Some),
             Err(skipped) => Ok(Some(MessageResult::skipped(skipped))),
         }
     }
@@ -390,11 +399,14 @@ impl Engine {
     /// before the batch that references them commits (`make_blobs_durable`).
     pub(crate) async fn archive_message(
         &self,
+        run: &Run,
         raw: RawMessage,
     ) -> Result<MessageResult, EngineError> {
         let mut blobs = BlobPuts::default();
         let RawMessage { meta, raw: bytes } = raw;
-        let raw_put = self.store.put_deferred(bytes.clone()).await?;
+        let raw_put = run
+            .timed(Stage::Store, self.store.put_deferred(bytes.clone()))
+            .await?;
         blobs.add(&raw_put);
         let raw_blob = blob_row(&raw_put);
         let refused = |meta: MessageMeta, reason: String, raw_blob: BlobUpsert, blobs| {
@@ -415,7 +427,8 @@ impl Engine {
             return Ok(refused(meta, reason, raw_blob, blobs));
         }
         // A parser panic on hostile input is this message's failure, not the run's.
-        let parsed = match tokio::task::spawn_blocking(move || mime::parse(&bytes)).await {
+        let parsing = tokio::task::spawn_blocking(move || mime::parse(&bytes));
+        let parsed = match run.timed(Stage::Parse, parsing).await {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
                 let reason = format!("unparseable MIME: {e} (raw archived as {})", raw_put.sha256);
@@ -432,7 +445,9 @@ impl Engine {
         };
         let mut parts = Vec::with_capacity(parsed.parts.len());
         for part in &parsed.parts {
-            let put = self.store.put_deferred(part.content.clone()).await?;
+            let put = run
+                .timed(Stage::Store, self.store.put_deferred(part.content.clone()))
+                .await?;
             blobs.add(&put);
             parts.push((part.clone(), blob_row(&put)));
         }
