@@ -66,12 +66,18 @@ impl MessageMemory {
 
     /// Waits until a message of `size` bytes fits, and holds its share.
     pub(crate) async fn reserve(&self, size: u64) -> Reservation {
+        let units = self.units_for(size);
         let mut r = Reservation {
             memory: self.clone(),
             held: Vec::new(),
             units: 0,
         };
-        r.grow_to(size).await;
+        // The semaphore is never closed, so acquiring cannot fail; if it
+        // somehow did, going on unbudgeted beats failing the run.
+        if let Ok(p) = Arc::clone(&self.permits).acquire_many_owned(units).await {
+            r.held.push(p);
+            r.units = units;
+        }
         r
     }
 
@@ -125,21 +131,24 @@ pub(crate) struct Reservation {
 
 impl Reservation {
     /// Holds enough for a message of `size` bytes (never less than before),
-    /// and tells the budget's size hint.
-    pub(crate) async fn grow_to(&mut self, size: u64) {
+    /// and tells the budget's size hint. Never waits: this message is in
+    /// memory already, and waiting behind a new reservation that waits for
+    /// this one to finish would deadlock. What is not free now is taken as
+    /// far as it goes (the budget then admits nothing new until it is back).
+    pub(crate) fn grow_to(&mut self, size: u64) {
         self.memory.observe(size);
         let want = self.memory.units_for(size);
         if want <= self.units {
             return;
         }
-        // The semaphore is never closed, so acquiring cannot fail; if it
-        // somehow did, going on unbudgeted beats failing the run.
-        if let Ok(p) = Arc::clone(&self.memory.permits)
-            .acquire_many_owned(want - self.units)
-            .await
-        {
+        let free = u32::try_from(self.memory.permits.available_permits()).unwrap_or(u32::MAX);
+        let take = (want - self.units).min(free);
+        if take == 0 {
+            return;
+        }
+        if let Ok(p) = Arc::clone(&self.memory.permits).try_acquire_many_owned(take) {
             self.held.push(p);
-            self.units = want;
+            self.units += take;
         }
     }
 }
@@ -171,10 +180,32 @@ mod tests {
         assert_eq!(memory.permits.available_permits(), 0);
         drop(huge);
         let mut grown = memory.reserve_unknown().await;
-        grown.grow_to(10 * 1024 * 1024).await;
+        grown.grow_to(10 * 1024 * 1024);
         assert_eq!(memory.permits.available_permits(), 0);
-        grown.grow_to(1).await;
+        grown.grow_to(1);
         assert_eq!(memory.permits.available_permits(), 0, "never shrinks");
+    }
+
+    /// Growing never waits, so a fetch holding memory cannot be stuck
+    /// behind a new reservation waiting for that very memory.
+    #[tokio::test]
+    async fn growing_never_waits_behind_a_queued_reservation() {
+        let memory = MessageMemory::new(300 * 1024);
+        let mut a = memory.reserve(50 * 1024).await; // 150 KiB
+        let b = memory.reserve(40 * 1024).await; // 120 KiB
+        let queued = tokio::spawn({
+            let memory = memory.clone();
+            async move { memory.reserve(50 * 1024).await.units }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Wants 210 KiB. The 30 free are already promised to the queued
+        // reservation (tokio's semaphore is fair), so it goes on in debt
+        // instead of waiting for the queued one, which waits for it.
+        a.grow_to(70 * 1024);
+        assert_eq!(a.units, 150);
+        assert!(!queued.is_finished());
+        drop((a, b));
+        assert_eq!(queued.await.expect("queued"), 150);
     }
 
     #[tokio::test]
@@ -184,7 +215,7 @@ mod tests {
         assert_eq!(first.units, 3 * 32 * 1024, "slow start: the initial hint");
         drop(first);
         for _ in 0..64 {
-            memory.reserve_unknown().await.grow_to(10_000).await;
+            memory.reserve_unknown().await.grow_to(10_000);
         }
         let small = memory.reserve_unknown().await;
         assert_eq!(
@@ -193,7 +224,7 @@ mod tests {
             "decayed to the floor after small mail"
         );
         drop(small);
-        memory.reserve_unknown().await.grow_to(35_000_000).await;
+        memory.reserve_unknown().await.grow_to(35_000_000);
         let after_big = memory.reserve_unknown().await;
         assert_eq!(after_big.units, (3 * 35_000_000u64).div_ceil(1024) as u32);
     }

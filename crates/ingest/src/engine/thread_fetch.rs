@@ -328,7 +328,7 @@ impl Engine {
         Progress::add(&progress.messages_fetched, 1);
         Progress::add(&progress.bytes_fetched, raw.raw.len() as u64);
         // sizeEstimate is an estimate: parse within what it really is.
-        memory.grow_to(raw.raw.len() as u64).await;
+        memory.grow_to(raw.raw.len() as u64);
         self.archive_message(run, raw).await
     }
 
@@ -382,7 +382,7 @@ impl Engine {
         let mut memory = self.options.message_memory.reserve_unknown().await;
         let fetched = self.fetch_raw(run, id, gone).await?;
         if let Ok(raw) = &fetched {
-            memory.grow_to(raw.raw.len() as u64).await;
+            memory.grow_to(raw.raw.len() as u64);
         }
         match fetched {
             Ok(raw) if !run.include_spam_trash() && is_spam_or_trash(&raw.meta.label_ids) => {
