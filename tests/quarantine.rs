@@ -315,3 +315,51 @@ async fn gmail_failing_every_message_fails_the_run_instead_of_quarantining_the_m
         "the run stopped quarantining: {quarantined}"
     );
 }
+
+/// `status --check` is what cron and monitoring run: exit 5 and a reason for
+/// a degraded mailbox (quarantined mail, no completed run for six days), 0
+/// once it is healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_check_flags_degraded_mailboxes() {
+    let bed = TestBed::new(small_mailbox(6)).await;
+    let (expected, _) = bed.expected_ids().await;
+    let bad = expected.iter().next().expect("a message").clone();
+    bed.emulator.set_faults(poison(&[(&bad, 400)]));
+    let (code, _) = backfill(&bed).await;
+    assert_eq!(code, 3);
+
+    let (code, status) = run(&bed, &["status", "--check"]).await;
+    assert_eq!(code, 5, "{status}");
+    assert_eq!(status[0]["health"], "degraded", "{status}");
+    assert_eq!(
+        status[0]["degraded"][0]["reason"], "quarantined",
+        "{status}"
+    );
+    let text = bed.run(&["status"]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("DEGRADED: 1 quarantined message(s)"),
+        "{text}"
+    );
+
+    bed.emulator.set_faults(Faults::default());
+    let out = bed.run(&["mailbox", "requeue", &bed.mailbox]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let (code, summary) = backfill(&bed).await;
+    assert_eq!(code, 0, "{summary}");
+    let (code, status) = run(&bed, &["status", "--check"]).await;
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status[0]["health"], "healthy", "{status}");
+
+    // A week without a completed run: Gmail's history may expire.
+    sqlx::query("UPDATE sync_runs SET started_at = started_at - interval '7 days', finished_at = finished_at - interval '7 days'")
+        .execute(&bed.pool)
+        .await
+        .expect("age the runs");
+    let (code, status) = run(&bed, &["status", "--check"]).await;
+    assert_eq!(code, 5, "{status}");
+    assert_eq!(
+        status[0]["degraded"][0]["reason"], "cursor_near_expiry",
+        "{status}"
+    );
+}

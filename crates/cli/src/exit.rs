@@ -1,7 +1,8 @@
 //! The exit codes scripts rely on, and the one mapping from outcomes to them.
 //!
 //! 0 done; 1 failed; 2 usage; 3 done but some messages skipped; 4 verify found
-//! problems; 75 another run holds (or took over) the mailbox; 130 interrupted.
+//! problems; 5 `status --check` found a degraded mailbox; 75 another run holds
+//! (or took over) the mailbox; 130 interrupted.
 
 use std::process::ExitCode;
 
@@ -18,6 +19,8 @@ pub enum Exit {
     Locked,
     /// `verify` found problems.
     VerifyProblems,
+    /// `status --check`: a mailbox is degraded.
+    Degraded,
     /// The command line was wrong.
     Usage,
     Failed,
@@ -33,6 +36,7 @@ impl Exit {
             Exit::Usage => 2,
             Exit::Skipped => 3,
             Exit::VerifyProblems => 4,
+            Exit::Degraded => 5,
             Exit::Locked => 75,
             Exit::Interrupted => 130,
         }

@@ -1,4 +1,6 @@
-//! `mailingest status`: per mailbox, the last run, cursor age, counts and schedule.
+//! `mailingest status`: per mailbox, its health, the last run, cursor age,
+//! counts and schedule; `--check` for cron and monitoring (exit 5 when a
+//! mailbox is degraded); `--quarantined` lists quarantined messages.
 
 use std::process::ExitCode;
 
@@ -6,10 +8,11 @@ use clap::Args;
 
 use std::collections::HashMap;
 
-use ingest::repo::{Repository, RunStatus};
+use ingest::repo::{Degraded, Repository, RunStatus};
 
 use crate::args::GlobalArgs;
 use crate::context;
+use crate::exit::Exit;
 
 #[derive(Debug, Args)]
 pub struct Status {
@@ -20,6 +23,11 @@ pub struct Status {
     /// and when it is tried next (or that it was given up).
     #[arg(long)]
     quarantined: bool,
+    /// Exit 5 when any mailbox is degraded (quarantined messages, no
+    /// completed run for 6 days while Gmail keeps history about a week,
+    /// 3 failed runs in a row); 0 when all are healthy.
+    #[arg(long)]
+    check: bool,
 }
 
 fn age(secs: Option<f64>) -> String {
@@ -39,14 +47,31 @@ impl Status {
             return list_quarantined(repo.as_ref(), self.json).await;
         }
         let rows = repo.mailbox_status().await?;
+        let now = chrono::Utc::now();
+        let degraded: Vec<Vec<Degraded>> = rows.iter().map(|s| s.degraded(now)).collect();
+        let verdict = if self.check && degraded.iter().any(|d| !d.is_empty()) {
+            Exit::Degraded.into()
+        } else {
+            ExitCode::SUCCESS
+        };
         if self.json {
-            println!("{}", serde_json::to_string(&rows)?);
-            return Ok(ExitCode::SUCCESS);
+            let out: Vec<serde_json::Value> = rows
+                .iter()
+                .zip(&degraded)
+                .map(|(s, d)| {
+                    let mut v = serde_json::to_value(s)?;
+                    v["health"] = if d.is_empty() { "healthy" } else { "degraded" }.into();
+                    v["degraded"] = serde_json::to_value(d)?;
+                    Ok(v)
+                })
+                .collect::<Result<_, serde_json::Error>>()?;
+            println!("{}", serde_json::to_string(&out)?);
+            return Ok(verdict);
         }
         if rows.is_empty() {
             println!("no mailboxes yet: `mailingest mailbox add EMAIL` or run a backfill");
         }
-        for s in rows {
+        for (s, degraded) in rows.into_iter().zip(degraded) {
             let m = &s.mailbox;
             println!(
                 "{} ({}){}",
@@ -54,6 +79,7 @@ impl Status {
                 m.org_id,
                 if m.enabled { "" } else { " [disabled]" }
             );
+            println!("  health     {}", health(&degraded));
             println!(
                 "  last run   {}",
                 match (&s.last_run_id, &s.last_run_status) {
@@ -106,6 +132,27 @@ impl Status {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+fn health(degraded: &[Degraded]) -> String {
+    if degraded.is_empty() {
+        return "healthy".into();
+    }
+    let reasons: Vec<String> = degraded
+        .iter()
+        .map(|d| match d {
+            Degraded::Quarantined { messages, given_up } => {
+                format!("{messages} quarantined message(s), {given_up} given up")
+            }
+            Degraded::CursorNearExpiry { days_since_success } => format!(
+                "no completed run for {days_since_success} days: Gmail's history may expire"
+            ),
+            Degraded::Failing {
+                consecutive_failures,
+            } => format!("{consecutive_failures} failed runs in a row"),
+        })
+        .collect();
+    format!("DEGRADED: {}", reasons.join("; "))
 }
 
 /// `status --quarantined`: one line (or JSON object) per quarantined message.

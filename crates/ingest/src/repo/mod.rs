@@ -32,7 +32,7 @@ use ledger::NewEvent;
 pub use error::RepoError;
 pub(crate) use error::as_i64;
 pub use model::{
-    CursorUpdate, DuplicateKey, Fence, HeldRun, HistoryCursor, MailboxCounts, MailboxRow,
+    CursorUpdate, Degraded, DuplicateKey, Fence, HeldRun, HistoryCursor, MailboxCounts, MailboxRow,
     MailboxStatus, NextSync, RunEnd, RunKind, RunStart, RunStatus, UnknownValue,
 };
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};

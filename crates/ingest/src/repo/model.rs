@@ -210,6 +210,8 @@ pub struct MailboxStatus {
     /// many no run retries any more.
     pub quarantined: i64,
     pub quarantine_given_up: i64,
+    /// When a run of the mailbox last completed.
+    pub last_success_at: Option<DateTime<Utc>>,
     // The last run, flat: `status --json` keeps the shape scripts read.
     pub last_run_id: Option<i64>,
     pub last_run_kind: Option<RunKind>,
@@ -219,6 +221,53 @@ pub struct MailboxStatus {
     pub last_run_heartbeat_age_secs: Option<f64>,
     pub last_run_error: Option<String>,
     pub last_run_counts: Option<serde_json::Value>,
+}
+
+/// No completed run for this long and Gmail's history (kept about a week)
+/// may expire under the cursor, forcing a fallback backfill.
+pub const HISTORY_EXPIRY_WARNING: Duration = Duration::from_secs(6 * 86_400);
+/// Failed runs in a row that make a mailbox degraded.
+pub const FAILURES_DEGRADED: i32 = 3;
+
+/// Why a mailbox needs an operator's eye (`status`, `status --check`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Degraded {
+    /// Messages are quarantined (see `status --quarantined`).
+    Quarantined { messages: i64, given_up: i64 },
+    /// The cursor exists but no run completed for a while: history may expire.
+    CursorNearExpiry { days_since_success: f64 },
+    /// Its last runs failed.
+    Failing { consecutive_failures: i32 },
+}
+
+impl MailboxStatus {
+    /// Everything that makes this mailbox degraded at `now` (empty: healthy).
+    pub fn degraded(&self, now: DateTime<Utc>) -> Vec<Degraded> {
+        let mut out = Vec::new();
+        if self.quarantined > 0 {
+            out.push(Degraded::Quarantined {
+                messages: self.quarantined,
+                given_up: self.quarantine_given_up,
+            });
+        }
+        if self.mailbox.history_id.is_some() {
+            let since = self
+                .last_success_at
+                .map_or(f64::INFINITY, |t| (now - t).num_seconds() as f64);
+            if since > HISTORY_EXPIRY_WARNING.as_secs_f64() {
+                out.push(Degraded::CursorNearExpiry {
+                    days_since_success: (since / 86_400.0 * 10.0).round() / 10.0,
+                });
+            }
+        }
+        if self.mailbox.consecutive_failures >= FAILURES_DEGRADED {
+            out.push(Degraded::Failing {
+                consecutive_failures: self.mailbox.consecutive_failures,
+            });
+        }
+        out
+    }
 }
 
 /// When a claimed mailbox is due again.

@@ -201,6 +201,7 @@ struct PgStatus {
     attachments: i64,
     quarantined: i64,
     quarantine_given_up: i64,
+    last_success_at: Option<DateTime<Utc>>,
     last_run_id: Option<i64>,
     last_run_kind: Option<String>,
     last_run_status: Option<String>,
@@ -224,6 +225,7 @@ impl TryFrom<PgStatus> for MailboxStatus {
             attachments: r.attachments,
             quarantined: r.quarantined,
             quarantine_given_up: r.quarantine_given_up,
+            last_success_at: r.last_success_at,
             last_run_id: r.last_run_id,
             last_run_kind: r
                 .last_run_kind
@@ -254,6 +256,8 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
                 (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
                   WHERE m.mailbox_id = mb.id) AS attachments,
                 (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
+                (SELECT max(finished_at) FROM sync_runs
+                  WHERE mailbox_id = mb.id AND status = 'completed') AS last_success_at,
                 (SELECT count(*) FROM quarantined_messages
                   WHERE mailbox_id = mb.id AND attempts >= $1) AS quarantine_given_up,
                 r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
