@@ -119,6 +119,8 @@ pub enum Command {
     Mailbox(commands::mailbox::Mailbox),
     /// Check that every copy is complete, duplicate-free and untampered.
     Verify(commands::verify::Verify),
+    /// Put back from Gmail every missing or damaged blob `verify --deep` finds.
+    Repair(commands::repair::Repair),
     /// Per mailbox: last run, cursor age, counts, schedule.
     Status(commands::status::Status),
     /// Google sign-in for the installed-app flow.
@@ -134,6 +136,7 @@ impl Cli {
             Command::Worker(cmd) => cmd.run(&self.global).await,
             Command::Mailbox(cmd) => cmd.run(&self.global).await,
             Command::Verify(cmd) => cmd.run(&self.global).await,
+            Command::Repair(cmd) => cmd.run(&self.global).await,
             Command::Status(cmd) => cmd.run(&self.global).await,
             Command::Auth(cmd) => cmd.run().await,
         }

@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod mime;
+pub mod repair;
 pub mod repo;
 pub mod schema;
 pub mod verify;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod backfill;
 pub mod mailbox;
 pub mod migrate;
+pub mod repair;
 pub mod status;
 pub mod sync;
 pub mod verify;

@@ -131,6 +131,12 @@ pub trait Repository: Send + Sync + 'static {
     /// given-up ones included (one more attempt each); returns how many.
     async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError>;
 
+    // What `repair` needs.
+
+    /// Messages of the mailbox whose raw bytes are the blob `sha256`, then
+    /// those with a part that is (up to 20).
+    async fn blob_owners(&self, mailbox_id: i64, sha256: &str) -> Result<Vec<String>, RepoError>;
+
     // What `verify` checks.
 
     /// Natural keys present more than once, over the whole database.

@@ -9,6 +9,7 @@
 mod connect;
 mod mailboxes;
 mod quarantine;
+mod repair;
 mod runs;
 pub(crate) mod schema;
 mod upserts;
@@ -233,6 +234,10 @@ impl Repository for PgRepository {
 
     async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError> {
         quarantine::requeue(&self.pool, mailbox_id).await
+    }
+
+    async fn blob_owners(&self, mailbox_id: i64, sha256: &str) -> Result<Vec<String>, RepoError> {
+        repair::blob_owners(&self.pool, mailbox_id, sha256).await
     }
 
     async fn skipped_message_ids(

@@ -1,0 +1,57 @@
+//! `mailingest repair`: puts back, from Gmail, every blob a row references
+//! that is missing from the store or damaged (what `verify --deep` finds).
+//! Exit 0 when the archive is whole again, 4 when something could not be
+//! restored (each named, with why).
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::args::GlobalArgs;
+use crate::context;
+use crate::exit::Exit;
+
+#[derive(Debug, Args)]
+pub struct Repair {
+    /// Only this mailbox.
+    #[arg(long)]
+    mailbox: Option<String>,
+    /// Print the reports as one JSON array on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Repair {
+    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let repo = context::database(global, 4).await?;
+        let store = context::blob_store(global).await?;
+        let gmail = context::gmail_client(global, None).await?;
+        let reports =
+            ingest::repair::repair(repo.as_ref(), &store, &gmail, self.mailbox.as_deref()).await?;
+        if self.json {
+            println!("{}", serde_json::to_string(&reports)?);
+        } else {
+            for r in &reports {
+                println!(
+                    "{}: {} blobs checked, {} repaired, {} unrecoverable",
+                    r.mailbox,
+                    r.checked,
+                    r.repaired.len(),
+                    r.unrecoverable.len()
+                );
+                for sha in &r.repaired {
+                    println!("  repaired       {sha}");
+                }
+                for u in &r.unrecoverable {
+                    println!("  UNRECOVERABLE  {}: {}", u.sha256, u.reason);
+                }
+            }
+        }
+        Ok(if reports.iter().all(|r| r.is_whole()) {
+            Exit::Done
+        } else {
+            Exit::VerifyProblems
+        }
+        .into())
+    }
+}
