@@ -74,6 +74,11 @@ pub struct GlobalArgs {
         value_parser = clap::value_parser!(u64).range(16..=1_048_576)
     )]
     pub max_inflight_mb: u64,
+    /// Quota units per second for the whole Cloud project, shared with every
+    /// other mailingest process on this database (a token bucket in the
+    /// database that every Gmail request also spends from).
+    #[arg(long, env = "MAILINGEST_PROJECT_QUOTA_UNITS_PER_SEC", global = true)]
+    pub project_quota_units_per_sec: Option<f64>,
 }
 
 // Hand-written: the database URL may carry a password.
@@ -93,6 +98,10 @@ impl std::fmt::Debug for GlobalArgs {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("gmail_max_attempts", &self.gmail_max_attempts)
             .field("max_inflight_mb", &self.max_inflight_mb)
+            .field(
+                "project_quota_units_per_sec",
+                &self.project_quota_units_per_sec,
+            )
             .finish()
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use gmail::{AuthSpec, ClientConfig, GmailClient};
 use ingest::engine::{Engine, EngineOptions, MessageMemory};
+use ingest::project_quota::ProjectQuota;
 use ingest::repo::{Repository, pg::PgRepository};
 use store::BlobStore;
 
@@ -92,14 +93,24 @@ pub async fn engine(
     gmail: GmailClient,
     connections: u32,
 ) -> anyhow::Result<Engine> {
+    let repo = database(global, connections).await?;
+    let options = EngineOptions {
+        message_memory: MessageMemory::new(global.max_inflight_mb * 1024 * 1024),
+        ..EngineOptions::default()
+    };
+    if let Some(budget) = global.project_quota_units_per_sec {
+        if !(budget.is_finite() && budget > 0.0) {
+            return Err(anyhow!(
+                "--project-quota-units-per-sec must be a positive number"
+            ));
+        }
+        ProjectQuota::install(repo.clone(), &gmail, budget);
+    }
     Ok(Engine {
-        repo: database(global, connections).await?,
+        repo,
         gmail,
         store: blob_store(global).await?,
         org: global.org.clone(),
-        options: EngineOptions {
-            message_memory: MessageMemory::new(global.max_inflight_mb * 1024 * 1024),
-            ..EngineOptions::default()
-        },
+        options,
     })
 }

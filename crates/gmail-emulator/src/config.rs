@@ -119,6 +119,10 @@ pub struct Quota {
     pub max_concurrent: Option<u32>,
     /// Answer quota exhaustion with 403 userRateLimitExceeded instead of 429 rateLimitExceeded.
     pub use_403: bool,
+    /// Quota units per second for the whole project: every mailbox together
+    /// (Google's per-project limit). Refusals are counted as the fault
+    /// `projectQuota`.
+    pub project_per_second: Option<u32>,
 }
 
 #[cfg(test)]

@@ -106,6 +106,8 @@ struct UserState {
 #[derive(Debug, Default)]
 struct Inner {
     users: HashMap<String, UserState>,
+    /// The project's window, shared by every mailbox.
+    project: Window,
     in_flight: usize,
     stats: Stats,
 }
@@ -179,6 +181,23 @@ impl Limits {
             verdict = user
                 .second
                 .take(now, Duration::from_secs(1), u64::from(limit), units);
+        }
+        if verdict.is_ok()
+            && let Some(limit) = quota.project_per_second
+        {
+            verdict = inner
+                .project
+                .take(now, Duration::from_secs(1), u64::from(limit), units);
+            if verdict.is_err() {
+                *inner
+                    .stats
+                    .faults_injected
+                    .entry("projectQuota".to_string())
+                    .or_default() += 1;
+                if quota.per_second.is_some() {
+                    user.second.used = user.second.used.saturating_sub(units);
+                }
+            }
         }
         if verdict.is_ok()
             && let Some(limit) = quota.per_minute

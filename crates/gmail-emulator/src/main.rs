@@ -53,6 +53,9 @@ struct Serve {
     quota_per_min: Option<u32>,
     #[arg(long)]
     max_concurrent: Option<u32>,
+    /// Quota units per second for all mailboxes together (the project's limit).
+    #[arg(long)]
+    project_quota_per_sec: Option<u32>,
     /// Answer quota exhaustion with 403 userRateLimitExceeded instead of 429.
     #[arg(long)]
     quota_403: bool,
@@ -122,6 +125,7 @@ async fn main() -> std::process::ExitCode {
             per_minute: s.quota_per_min,
             max_concurrent: s.max_concurrent,
             use_403: s.quota_403,
+            project_per_second: s.project_quota_per_sec,
         },
         ..EmulatorConfig::default()
     };

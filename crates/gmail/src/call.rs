@@ -3,8 +3,8 @@
 //! refresh the token once on 401, or fail with a typed error. Metrics are counted here.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use google_gmail1::common::{Delegate, Response, Retry};
@@ -21,6 +21,7 @@ use crate::metrics::{Method, MetricsTable};
 use crate::retry::{
     Failure, MAX_RETRY_AFTER, clamp_hint, delay_for, parse_retry_after, parse_retry_after_message,
 };
+use crate::shared_quota::SharedPacer;
 use crate::transport::Connector;
 
 /// Attempts and time allowed before an endpoint that never answered is given up on.
@@ -44,6 +45,8 @@ pub(crate) struct Mailbox {
     pub(crate) timeout: Duration,
     /// Shared by every mailbox of the client (see `Inner::endpoint_answered`).
     pub(crate) endpoint_answered: Arc<AtomicBool>,
+    /// The project's budget shared with other processes, once set.
+    pub(crate) shared: Arc<OnceLock<SharedPacer>>,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -256,7 +259,11 @@ impl Mailbox {
             attempts += 1;
             let outcome = {
                 let _slot = self.limiter.slot().await;
-                let waited = self.limiter.bucket.acquire(f64::from(method.cost())).await;
+                let cost = f64::from(method.cost());
+                let mut waited = self.limiter.bucket.acquire(cost).await;
+                if let Some(shared) = self.shared.get() {
+                    waited += shared.acquire(cost).await;
+                }
                 self.metrics.throttled(method, waited);
                 self.metrics.request(method);
                 if attempts > 1 {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::stream::BoxStream;
 use google_gmail1::Gmail;
@@ -19,6 +19,7 @@ use crate::limiter::MailboxLimiter;
 use crate::metrics::{ApiMetrics, Method, MetricsTable};
 use crate::paginate::{Page, paginate};
 use crate::query::build_q;
+use crate::shared_quota::{SharedPacer, SharedQuota};
 use crate::transport::{self, Connector, Endpoint};
 use crate::types::*;
 use crate::wire::{JHistoryList, JMessage, JMessageList, JProfile, JThread, JThreadList};
@@ -38,6 +39,8 @@ struct Inner {
     /// Whether the endpoint has ever answered (any HTTP status): until it has,
     /// a transport failure is more likely a wrong or dead endpoint than a blip.
     endpoint_answered: Arc<AtomicBool>,
+    /// A budget shared with other processes (`share_quota`), for every mailbox.
+    shared: Arc<OnceLock<SharedPacer>>,
 }
 
 impl std::fmt::Debug for GmailClient {
@@ -97,8 +100,16 @@ impl GmailClient {
                 authority,
                 mailboxes: Mutex::new(HashMap::new()),
                 endpoint_answered: Arc::new(AtomicBool::new(false)),
+                shared: Arc::new(OnceLock::new()),
             }),
         })
+    }
+
+    /// Spends every request's units from `quota` too (after the mailbox's
+    /// own pace), taking credit `chunk` units at a time: a Cloud project's
+    /// budget shared with other processes. Set once; later calls are ignored.
+    pub fn share_quota(&self, quota: Arc<dyn SharedQuota>, chunk: f64) {
+        let _ = self.inner.shared.set(SharedPacer::new(quota, chunk));
     }
 
     /// The per-mailbox state, created on first use.
@@ -123,6 +134,7 @@ impl GmailClient {
             policy: Arc::new(self.inner.config.retry.clone()),
             timeout: self.inner.config.request_timeout,
             endpoint_answered: self.inner.endpoint_answered.clone(),
+            shared: self.inner.shared.clone(),
         });
         let mut map = self
             .inner

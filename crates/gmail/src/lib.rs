@@ -17,6 +17,7 @@ mod paginate;
 mod query;
 mod retry;
 mod secret;
+mod shared_quota;
 mod transport;
 mod types;
 mod wire;
@@ -31,6 +32,7 @@ pub use metrics::{ApiMetrics, Method, MethodMetrics};
 pub use query::build_q;
 pub use retry::MAX_RETRY_AFTER;
 pub use secret::Secret;
+pub use shared_quota::SharedQuota;
 pub use types::{
     HistoryPage, HistoryRecord, LabelChange, ListQuery, MessageMeta, MessageMinimalRef,
     MessagePage, MessageRef, Profile, RawMessage, ThreadMinimal, ThreadPage, ThreadRef,

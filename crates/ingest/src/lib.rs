@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod mime;
+pub mod project_quota;
 pub mod repair;
 pub mod repo;
 pub mod schema;

@@ -79,6 +79,16 @@ pub trait Repository: Send + Sync + 'static {
     ) -> Result<Vec<MailboxRow>, RepoError>;
     /// Sets when a claimed mailbox is due again.
     async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError>;
+    /// Debits `units` from the shared quota bucket `key` (refilled at `rate`
+    /// units/s, holding at most `burst`), creating it full if new; returns the
+    /// units left, negative when the caller must wait for them.
+    async fn reserve_shared_quota(
+        &self,
+        key: &str,
+        units: f64,
+        rate: f64,
+        burst: f64,
+    ) -> Result<f64, RepoError>;
     /// Per mailbox: schedule, cursor age, stored counts and the last run.
     async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError>;
 

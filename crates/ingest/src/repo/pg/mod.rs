@@ -12,6 +12,7 @@ mod quarantine;
 mod repair;
 mod runs;
 pub(crate) mod schema;
+mod shared_quota;
 mod upserts;
 mod verify;
 
@@ -112,6 +113,16 @@ impl Repository for PgRepository {
 
     async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError> {
         mailboxes::schedule_next(&self.pool, mailbox_id, next).await
+    }
+
+    async fn reserve_shared_quota(
+        &self,
+        key: &str,
+        units: f64,
+        rate: f64,
+        burst: f64,
+    ) -> Result<f64, RepoError> {
+        shared_quota::reserve(&self.pool, key, units, rate, burst).await
     }
 
     async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
