@@ -1,5 +1,7 @@
 //! The worker loop: claim due mailboxes, sync each, schedule the next sync
-//! from what the sync amounted to ([`SyncOutcome`]).
+//! from what the sync amounted to ([`SyncOutcome`]), and, when a mailbox's
+//! completeness check is due, compare it with Gmail both ways after its sync
+//! and record what was found (`verify_runs`; `status` marks it degraded).
 //!
 //! The database is the only coordinator: due mailboxes of the worker's org are
 //! claimed with `FOR UPDATE SKIP LOCKED`, so any number of workers on any
@@ -10,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +21,11 @@ use tracing::{error, info, warn};
 use crate::engine::{
     Engine, EngineError, MailboxRef, Progress, RunOutcome, RunSummary, SyncRequest,
 };
-use crate::repo::{MailboxRow, NextSync};
+use crate::repo::{MailboxRow, NextSync, VerifyRun};
+use crate::verify::{self, VerifyOptions};
+
+/// Findings kept per recorded check (the rest are counted in `verify`'s own report).
+const MAX_RECORDED_FINDINGS: usize = 40;
 
 /// How a worker schedules and paces its work.
 #[derive(Debug, Clone)]
@@ -37,6 +44,9 @@ pub struct WorkerOptions {
     pub claim_hold: Duration,
     /// When a mailbox was busy (another run held it), try again after this.
     pub busy_retry: Duration,
+    /// How often each mailbox is checked against Gmail (`verify --full`);
+    /// `None`: never.
+    pub verify_every: Option<Duration>,
 }
 
 impl Default for WorkerOptions {
@@ -49,6 +59,7 @@ impl Default for WorkerOptions {
             max_rounds: None,
             claim_hold: Duration::from_secs(15 * 60),
             busy_retry: Duration::from_secs(30),
+            verify_every: Some(Duration::from_secs(86_400)),
         }
     }
 }
@@ -235,7 +246,62 @@ impl Worker {
         {
             error!(mailbox = email, error = %e, "could not schedule the next sync");
         }
+        // Right after a sync, so what the check finds is what the sync missed.
+        if let (SyncOutcome::Synced(_), Some(every)) = (&outcome, self.options.verify_every)
+            && let Err(e) = self.check_completeness(mailbox, every).await
+        {
+            warn!(mailbox = email, error = %e, "completeness check failed; tried again next time");
+        }
         outcome
+    }
+
+    /// Runs the mailbox's completeness check if it is due, and records it.
+    async fn check_completeness(
+        &self,
+        mailbox: &MailboxRow,
+        every: Duration,
+    ) -> Result<(), EngineError> {
+        if !self.engine.repo.claim_verify(mailbox.id, every).await? {
+            return Ok(());
+        }
+        let started = Utc::now();
+        let report = verify::verify(
+            self.engine.repo.as_ref(),
+            &self.engine.store,
+            Some(&self.engine.gmail),
+            &VerifyOptions {
+                mailbox: Some(mailbox.provider_email.clone()),
+                deep: false,
+                full: true,
+            },
+        )
+        .await?;
+        let own = report.mailboxes.iter().find(|m| m.mailbox_id == mailbox.id);
+        let full = own.and_then(|m| m.full.as_ref());
+        let run = VerifyRun {
+            ok: report.ok,
+            missing_here: full.map_or(0, |f| f.missing_here),
+            gone_there: full.map_or(0, |f| f.gone_there),
+            findings: report
+                .findings
+                .iter()
+                .chain(own.into_iter().flat_map(|m| m.findings.iter()))
+                .take(MAX_RECORDED_FINDINGS)
+                .cloned()
+                .collect(),
+        };
+        info!(
+            mailbox = %mailbox.provider_email,
+            ok = run.ok,
+            missing_here = run.missing_here,
+            gone_there = run.gone_there,
+            "completeness check"
+        );
+        self.engine
+            .repo
+            .record_verify(mailbox.id, started, &run)
+            .await?;
+        Ok(())
     }
 }
 

@@ -25,7 +25,8 @@ pub struct Status {
     quarantined: bool,
     /// Exit 5 when any mailbox is degraded (quarantined messages, no
     /// completed run for 6 days while Gmail keeps history about a week,
-    /// 3 failed runs in a row); 0 when all are healthy.
+    /// 3 failed runs in a row, differences found by the worker's last
+    /// completeness check); 0 when all are healthy.
     #[arg(long)]
     check: bool,
 }
@@ -150,6 +151,16 @@ fn health(degraded: &[Degraded]) -> String {
             Degraded::Failing {
                 consecutive_failures,
             } => format!("{consecutive_failures} failed runs in a row"),
+            Degraded::VerifyFindings {
+                checked_at,
+                findings,
+            } => format!(
+                "the completeness check of {} found differences: {}",
+                checked_at.to_rfc3339(),
+                findings
+                    .first()
+                    .map_or("see `mailingest verify --full`", String::as_str)
+            ),
         })
         .collect();
     format!("DEGRADED: {}", reasons.join("; "))

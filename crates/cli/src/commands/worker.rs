@@ -26,9 +26,25 @@ pub struct Worker {
     /// Days backed up when a mailbox has no cursor or its history expired.
     #[arg(long, default_value_t = 7)]
     fallback_days: u32,
+    /// How often each mailbox is compared with Gmail, both ways (`verify
+    /// --full`, 5 quota units per 500 messages), after a sync; each mailbox's
+    /// first check falls at a random point of its first day. `off` disables.
+    #[arg(long, value_parser = parse_verify_every, default_value = "24h")]
+    verify_every: VerifyEvery,
     /// Stop after this many claim rounds that found work (for tests and one-shot use).
     #[arg(long, hide = true)]
     max_rounds: Option<u64>,
+}
+
+/// `--verify-every`: a duration, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct VerifyEvery(Option<Duration>);
+
+fn parse_verify_every(s: &str) -> Result<VerifyEvery, String> {
+    if s == "off" {
+        return Ok(VerifyEvery(None));
+    }
+    parse_duration(s).map(|d| VerifyEvery(Some(d)))
 }
 
 /// Accepts `90`, `90s`, `5m`, `1h`.
@@ -57,6 +73,7 @@ impl Worker {
             poll: self.poll,
             fallback_days: self.fallback_days,
             max_rounds: self.max_rounds,
+            verify_every: self.verify_every.0,
             ..WorkerOptions::default()
         };
         let gmail = context::gmail_client(global, None).await?;

@@ -33,7 +33,7 @@ pub use error::RepoError;
 pub(crate) use error::as_i64;
 pub use model::{
     CursorUpdate, Degraded, DuplicateKey, Fence, HeldRun, HistoryCursor, MailboxCounts, MailboxRow,
-    MailboxStatus, NextSync, RunEnd, RunKind, RunStart, RunStatus, UnknownValue,
+    MailboxStatus, NextSync, RunEnd, RunKind, RunStart, RunStatus, UnknownValue, VerifyRun,
 };
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use quarantine::{FailureKind, MessageFailure, QuarantinedMessage};
@@ -140,6 +140,19 @@ pub trait Repository: Send + Sync + 'static {
     /// Makes every quarantined message of the mailbox due at the next run,
     /// given-up ones included (one more attempt each); returns how many.
     async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError>;
+
+    // Scheduled completeness checks.
+
+    /// Takes the mailbox's completeness check if due (moving the next one
+    /// `every` on); false when not due or another worker took it.
+    async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError>;
+    /// Records a completeness check that started at `started_at`.
+    async fn record_verify(
+        &self,
+        mailbox_id: i64,
+        started_at: DateTime<Utc>,
+        run: &VerifyRun,
+    ) -> Result<(), RepoError>;
 
     // What `repair` needs.
 

@@ -212,6 +212,10 @@ pub struct MailboxStatus {
     pub quarantine_given_up: i64,
     /// When a run of the mailbox last completed.
     pub last_success_at: Option<DateTime<Utc>>,
+    /// The last scheduled completeness check: when, and what it found.
+    pub last_verify_at: Option<DateTime<Utc>>,
+    pub last_verify_ok: Option<bool>,
+    pub last_verify_findings: Option<Vec<String>>,
     // The last run, flat: `status --json` keeps the shape scripts read.
     pub last_run_id: Option<i64>,
     pub last_run_kind: Option<RunKind>,
@@ -239,6 +243,20 @@ pub enum Degraded {
     CursorNearExpiry { days_since_success: f64 },
     /// Its last runs failed.
     Failing { consecutive_failures: i32 },
+    /// Its last completeness check (`verify --full`) found differences.
+    VerifyFindings {
+        checked_at: DateTime<Utc>,
+        findings: Vec<String>,
+    },
+}
+
+/// The result of one completeness check, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyRun {
+    pub ok: bool,
+    pub missing_here: u64,
+    pub gone_there: u64,
+    pub findings: Vec<String>,
 }
 
 impl MailboxStatus {
@@ -260,6 +278,12 @@ impl MailboxStatus {
                     days_since_success: (since / 86_400.0 * 10.0).round() / 10.0,
                 });
             }
+        }
+        if let (Some(false), Some(at)) = (self.last_verify_ok, self.last_verify_at) {
+            out.push(Degraded::VerifyFindings {
+                checked_at: at,
+                findings: self.last_verify_findings.clone().unwrap_or_default(),
+            });
         }
         if self.mailbox.consecutive_failures >= FAILURES_DEGRADED {
             out.push(Degraded::Failing {

@@ -202,6 +202,9 @@ struct PgStatus {
     quarantined: i64,
     quarantine_given_up: i64,
     last_success_at: Option<DateTime<Utc>>,
+    last_verify_at: Option<DateTime<Utc>>,
+    last_verify_ok: Option<bool>,
+    last_verify_findings: Option<Vec<String>>,
     last_run_id: Option<i64>,
     last_run_kind: Option<String>,
     last_run_status: Option<String>,
@@ -226,6 +229,9 @@ impl TryFrom<PgStatus> for MailboxStatus {
             quarantined: r.quarantined,
             quarantine_given_up: r.quarantine_given_up,
             last_success_at: r.last_success_at,
+            last_verify_at: r.last_verify_at,
+            last_verify_ok: r.last_verify_ok,
+            last_verify_findings: r.last_verify_findings,
             last_run_id: r.last_run_id,
             last_run_kind: r
                 .last_run_kind
@@ -258,6 +264,8 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
                 (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
                 (SELECT max(finished_at) FROM sync_runs
                   WHERE mailbox_id = mb.id AND status = 'completed') AS last_success_at,
+                v.finished_at AS last_verify_at, v.ok AS last_verify_ok,
+                v.findings AS last_verify_findings,
                 (SELECT count(*) FROM quarantined_messages
                   WHERE mailbox_id = mb.id AND attempts >= $1) AS quarantine_given_up,
                 r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
@@ -266,6 +274,7 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
                 r.error AS last_run_error, r.counts AS last_run_counts
          FROM mailboxes mb
          LEFT JOIN LATERAL (SELECT * FROM sync_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) r ON true
+         LEFT JOIN LATERAL (SELECT * FROM verify_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) v ON true
          ORDER BY mb.org_id, mb.provider_email",
         cols = mailbox_columns("mb")
     )))

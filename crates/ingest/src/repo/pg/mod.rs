@@ -15,6 +15,7 @@ pub(crate) mod schema;
 mod shared_quota;
 mod upserts;
 mod verify;
+mod verify_runs;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -245,6 +246,19 @@ impl Repository for PgRepository {
 
     async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError> {
         quarantine::requeue(&self.pool, mailbox_id).await
+    }
+
+    async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError> {
+        verify_runs::claim(&self.pool, mailbox_id, every).await
+    }
+
+    async fn record_verify(
+        &self,
+        mailbox_id: i64,
+        started_at: DateTime<Utc>,
+        run: &super::VerifyRun,
+    ) -> Result<(), RepoError> {
+        verify_runs::record(&self.pool, mailbox_id, started_at, run).await
     }
 
     async fn blob_owners(&self, mailbox_id: i64, sha256: &str) -> Result<Vec<String>, RepoError> {
