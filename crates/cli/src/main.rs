@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod exit;
 mod logging;
+mod metrics_server;
 mod progress;
 mod signals;
 mod summary;

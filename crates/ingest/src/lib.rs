@@ -7,6 +7,7 @@
 //! `verify`.
 
 pub mod engine;
+pub mod metrics;
 pub mod mime;
 pub mod project_quota;
 pub mod repair;

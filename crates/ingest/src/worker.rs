@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 use crate::engine::{
     Engine, EngineError, MailboxRef, Progress, RunOutcome, RunSummary, SyncRequest,
 };
+use crate::metrics::Metrics;
 use crate::repo::{MailboxRow, NextSync, VerifyRun};
 use crate::verify::{self, VerifyOptions};
 
@@ -47,6 +48,8 @@ pub struct WorkerOptions {
     /// How often each mailbox is checked against Gmail (`verify --full`);
     /// `None`: never.
     pub verify_every: Option<Duration>,
+    /// Where runs are counted (`worker --metrics-addr`).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for WorkerOptions {
@@ -60,6 +63,7 @@ impl Default for WorkerOptions {
             claim_hold: Duration::from_secs(15 * 60),
             busy_retry: Duration::from_secs(30),
             verify_every: Some(Duration::from_secs(86_400)),
+            metrics: None,
         }
     }
 }
@@ -149,6 +153,9 @@ impl Worker {
             if cancel.is_cancelled() {
                 break;
             }
+            if let Some(m) = &self.options.metrics {
+                m.tick();
+            }
             while let Some(done) = running.try_join_next() {
                 tally(&mut report, done);
             }
@@ -221,7 +228,21 @@ impl Worker {
             },
             fallback_days: self.options.fallback_days,
         };
+        if let Some(m) = &self.options.metrics {
+            m.run_started();
+        }
         let outcome = SyncOutcome::of(self.engine.sync(request, cancel, &progress).await);
+        if let Some(m) = &self.options.metrics {
+            m.run_finished();
+            match &outcome {
+                SyncOutcome::Synced(run) => {
+                    m.record_run("sync", Some(run), Metrics::outcome_label(run.outcome()))
+                }
+                SyncOutcome::Busy => m.record_run("sync", None, "busy"),
+                SyncOutcome::Interrupted => m.record_run("sync", None, "interrupted"),
+                SyncOutcome::Failed(_) => m.record_run("sync", None, "failed"),
+            }
+        }
         let email = mailbox.provider_email.as_str();
         match &outcome {
             SyncOutcome::Synced(run) => info!(

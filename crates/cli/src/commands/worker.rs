@@ -9,8 +9,10 @@ use std::time::Duration;
 use clap::Args;
 use ingest::worker::WorkerOptions;
 
+use ingest::metrics::Metrics;
+
 use crate::args::GlobalArgs;
-use crate::{context, signals};
+use crate::{context, metrics_server, signals};
 
 #[derive(Debug, Args)]
 pub struct Worker {
@@ -31,6 +33,10 @@ pub struct Worker {
     /// first check falls at a random point of its first day. `off` disables.
     #[arg(long, value_parser = parse_verify_every, default_value = "24h")]
     verify_every: VerifyEvery,
+    /// Serve Prometheus metrics at http://ADDR/metrics and a health check at
+    /// /healthz (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Stop after this many claim rounds that found work (for tests and one-shot use).
     #[arg(long, hide = true)]
     max_rounds: Option<u64>,
@@ -78,7 +84,21 @@ impl Worker {
         };
         let gmail = context::gmail_client(global, None).await?;
         let connections = (options.concurrency as u32) * 4 + 4;
-        let engine = context::engine(global, gmail, connections).await?;
+        let mut engine = context::engine(global, gmail, connections).await?;
+        let mut options = options;
+        if let Some(addr) = self.metrics_addr {
+            let metrics = Metrics::new();
+            engine.options.metrics = Some(metrics.clone());
+            options.metrics = Some(metrics.clone());
+            metrics_server::serve(
+                addr,
+                metrics,
+                engine.repo.clone(),
+                engine.gmail.clone(),
+                options.poll,
+            )
+            .await?;
+        }
         let cancel = signals::cancel_on_signal();
         ingest::worker::Worker::new(engine, options)
             .run(cancel)

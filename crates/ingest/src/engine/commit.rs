@@ -95,7 +95,12 @@ impl Engine {
         {
             check_blobs_durable(&self.store, puts, &what)?;
         }
-        run.timed(Stage::Write, self.write_batch(run, batch)).await
+        let started = std::time::Instant::now();
+        let written = run.timed(Stage::Write, self.write_batch(run, batch)).await;
+        if let (Ok(_), Some(m)) = (&written, &self.options.metrics) {
+            m.observe_commit(started.elapsed());
+        }
+        written
     }
 
     async fn write_batch(&self, run: &Run, batch: &Batch) -> Result<Tally, EngineError> {

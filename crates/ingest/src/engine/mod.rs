@@ -48,6 +48,8 @@ pub struct EngineOptions {
     /// Bytes of messages being fetched and archived at once, shared by every
     /// clone of the engine (see `memory`).
     pub message_memory: MessageMemory,
+    /// Where batch commit latencies go (`worker --metrics-addr`).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Default for EngineOptions {
@@ -58,6 +60,7 @@ impl Default for EngineOptions {
             lease: Duration::from_secs(120),
             db_outage: Duration::from_secs(60),
             message_memory: MessageMemory::default(),
+            metrics: None,
         }
     }
 }

@@ -1,0 +1,170 @@
+//! `worker --metrics-addr`: the Prometheus text at /metrics parses, carries
+//! what the worker did (runs, messages, quota units, commit latency, cursor
+//! age per mailbox), and /healthz turns 503 when the database cannot be reached.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestBed, admin_url, small_mailbox};
+use prometheus_parse::{Scrape, Value};
+use sqlx::postgres::PgPoolOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One HTTP/1.1 GET; (status, body).
+async fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").expect("http response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, body.to_owned())
+}
+
+fn value(scrape: &Scrape, metric: &str, label: (&str, &str)) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && s.labels.get(label.0) == Some(label.1))
+        .map(|s| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(_) | Value::Summary(_) => f64::NAN,
+        })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_and_health_follows_the_database() {
+    let bed = TestBed::new(small_mailbox(8)).await;
+    let out = bed.run(&["mailbox", "add", &bed.mailbox]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let port = free_port();
+    let mut worker = bed
+        .command()
+        .args([
+            "worker",
+            "--interval",
+            "1h",
+            "--poll",
+            "1s",
+            "--verify-every",
+            "off",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .spawn()
+        .expect("worker");
+    bed.wait_for_count(
+        "SELECT count(*) FROM sync_runs WHERE status = 'completed'",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let stored = bed.count("SELECT count(*) FROM mail_messages").await;
+
+    let (status, body) = get(port, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("prometheus text");
+    assert_eq!(
+        value(&scrape, "mailingest_runs_total", ("outcome", "completed")),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "mailingest_messages_total",
+            ("outcome", "inserted")
+        ),
+        Some(stored as f64),
+        "{body}"
+    );
+    assert!(
+        value(
+            &scrape,
+            "mailingest_gmail_quota_units",
+            ("method", "messages.get")
+        )
+        .is_some_and(|u| u >= 5.0 * stored as f64),
+        "{body}"
+    );
+    assert!(
+        value(
+            &scrape,
+            "mailingest_cursor_age_seconds",
+            ("mailbox", &bed.mailbox)
+        )
+        .is_some(),
+        "{body}"
+    );
+    assert_eq!(
+        value(&scrape, "mailingest_degraded", ("mailbox", &bed.mailbox)),
+        Some(0.0),
+        "{body}"
+    );
+    let commits: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("mailingest_batch_commit_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("commit latency histogram");
+    assert!(commits >= 1.0, "{body}");
+    let (status, body) = get(port, "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+
+    // The database goes away: no new connections, existing ones cut.
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url())
+        .await
+        .expect("admin");
+    let db = bed.db_name.clone();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {db} ALLOW_CONNECTIONS false"
+    )))
+    .execute(&admin)
+    .await
+    .expect("close the database");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db)
+        .execute(&admin)
+        .await
+        .expect("cut connections");
+    let mut unhealthy = None;
+    for _ in 0..40 {
+        let (status, body) = get(port, "/healthz").await;
+        if status == 503 {
+            unhealthy = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let body = unhealthy.expect("/healthz turns 503 without the database");
+    assert!(body.starts_with("database:"), "{body}");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {db} ALLOW_CONNECTIONS true"
+    )))
+    .execute(&admin)
+    .await
+    .expect("reopen the database");
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().expect("pid").to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
+}
