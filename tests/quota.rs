@@ -164,3 +164,46 @@ async fn a_wider_window_later_fetches_what_a_narrow_one_left_out() {
     assert_eq!(bed.calls("users.messages.get"), 0, "{rerun}");
     assert_eq!(bed.calls("users.threads.get"), 0, "{rerun}");
 }
+
+/// What a thread's row vouches for is the default scope: a later backfill
+/// that includes SPAM and TRASH still stores the spam of threads a default
+/// backfill completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn including_spam_and_trash_later_stores_what_the_default_scope_left_out() {
+    let bed = TestBed::new(small_mailbox(60)).await;
+    let (in_scope, threads) = bed.expected_ids().await;
+    // A thread that has both: its spam is not in the default scope.
+    let mixed = threads.iter().next().expect("a thread").clone();
+    let spam = bed
+        .emulator
+        .insert_raw(
+            &bed.mailbox,
+            b"From: s@example.org\r\nSubject: spam in a thread\r\n\r\nspam\r\n",
+            &["SPAM"],
+            Some(&mixed),
+        )
+        .expect("insert");
+    let (code, first) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{first}");
+    let known: bool = sqlx::query_scalar(
+        "SELECT history_id IS NOT NULL FROM mail_threads WHERE provider_thread_id = $1",
+    )
+    .bind(&mixed)
+    .fetch_one(&bed.pool)
+    .await
+    .expect("thread row");
+    assert!(known, "the default backfill completed the mixed thread");
+    let all = bed.emulator.message_ids(&bed.mailbox);
+    assert!(all.len() > in_scope.len() && all.contains(&spam));
+    let (code, wide) = bed.backfill(&["--include-spam-trash"]).await;
+    assert_eq!(code, 0, "{wide}");
+    let stored: std::collections::BTreeSet<String> =
+        sqlx::query_scalar("SELECT provider_message_id FROM mail_messages")
+            .fetch_all(&bed.pool)
+            .await
+            .expect("ids")
+            .into_iter()
+            .collect();
+    let every: std::collections::BTreeSet<String> = all.into_iter().collect();
+    assert_eq!(stored, every, "{wide}");
+}

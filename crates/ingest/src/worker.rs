@@ -60,7 +60,11 @@ impl Default for WorkerOptions {
             poll: Duration::from_secs(5),
             fallback_days: 7,
             max_rounds: None,
-            claim_hold: Duration::from_secs(15 * 60),
+            // Just past the run lease (120 s): a worker killed mid-run leaves its
+            // mailbox for about 3 minutes, after which another worker claims it
+            // and takes the dead run over. A live long run is re-claimed every
+            // few minutes meanwhile; that claim answers Busy at once (the lease).
+            claim_hold: Duration::from_secs(180),
             busy_retry: Duration::from_secs(30),
             verify_every: Some(Duration::from_secs(86_400)),
             metrics: None,

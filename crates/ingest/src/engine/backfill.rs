@@ -17,7 +17,9 @@
 //!   threads.get, not messages.get minimal per stored message (5 each), because
 //!   only the thread says which of its messages changed, and it costs 10
 //!   whatever the thread's size;
-//! - an unchanged thread: nothing beyond its share of threads.list.
+//! - an unchanged thread: nothing beyond its share of threads.list (with
+//!   `--include-spam-trash`, every stored thread is looked at again: what a
+//!   thread's row vouches for is the default scope);
 //!
 //! So an unchanged re-run costs the listing only; one after K new messages in
 //! new threads and L relabelled stored threads costs 5K + 10L + listing.
@@ -191,10 +193,15 @@ impl Engine {
             let mut changed = Vec::new();
             for thread in page.threads {
                 let row = stored.get(&thread.id);
-                let current = row.is_some_and(|s| {
-                    s.history_id == as_i64("historyId", thread.history_id).ok()
-                        && s.coverage.covers(window.since, window.until)
-                });
+                // A recorded coverage is for the default scope: a run that
+                // also backs up SPAM and TRASH looks at every stored thread
+                // again (threads.get), or it would skip the spam of threads
+                // a default run completed.
+                let current = !run.include_spam_trash()
+                    && row.is_some_and(|s| {
+                        s.history_id == as_i64("historyId", thread.history_id).ok()
+                            && s.coverage.covers(window.since, window.until)
+                    });
                 if current {
                     page_listed.unchanged += 1;
                     continue;
