@@ -3,6 +3,8 @@
 //! binary pointed at all three.
 #![allow(dead_code)]
 
+pub mod tcp_proxy;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Output;

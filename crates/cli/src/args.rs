@@ -79,6 +79,17 @@ pub struct GlobalArgs {
     /// database that every Gmail request also spends from).
     #[arg(long, env = "MAILINGEST_PROJECT_QUOTA_UNITS_PER_SEC", global = true)]
     pub project_quota_units_per_sec: Option<f64>,
+    /// How long an outage of the database or the store (a restart, a failover,
+    /// an endpoint that stops answering) is ridden out, retrying with backoff,
+    /// before the run fails: e.g. 60s, 5m, 0s to fail at once.
+    #[arg(
+        long,
+        env = "MAILINGEST_OUTAGE_BUDGET",
+        global = true,
+        default_value = "60s",
+        value_parser = crate::commands::worker::parse_span
+    )]
+    pub outage_budget: std::time::Duration,
 }
 
 // Hand-written: the database URL may carry a password.
@@ -98,6 +109,7 @@ impl std::fmt::Debug for GlobalArgs {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("gmail_max_attempts", &self.gmail_max_attempts)
             .field("max_inflight_mb", &self.max_inflight_mb)
+            .field("outage_budget", &self.outage_budget)
             .field(
                 "project_quota_units_per_sec",
                 &self.project_quota_units_per_sec,

@@ -10,7 +10,7 @@ use gmail::{AuthSpec, ClientConfig, GmailClient};
 use ingest::engine::{Engine, EngineOptions, MessageMemory};
 use ingest::project_quota::ProjectQuota;
 use ingest::repo::{Repository, pg::PgRepository};
-use store::BlobStore;
+use store::{BlobStore, StoreOptions};
 
 use crate::args::GlobalArgs;
 
@@ -67,14 +67,30 @@ pub async fn gmail_client(global: &GlobalArgs, demo: Option<&str>) -> anyhow::Re
         .context("setting up the Gmail client")
 }
 
-pub async fn blob_store(global: &GlobalArgs) -> anyhow::Result<BlobStore> {
+/// What a command will do with the store, so its preflight checks that much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAccess {
+    Read,
+    Write,
+}
+
+/// The store, checked before any work starts (credentials, bucket, and a write for
+/// commands that write): a store that cannot work is one line naming it, not a run that
+/// starts and fails. Calls after that ride out an outage for `--outage-budget`.
+pub async fn blob_store(global: &GlobalArgs, access: StoreAccess) -> anyhow::Result<BlobStore> {
     let url = match &global.store {
         Some(url) => url.clone(),
         None => default_store().to_string_lossy().into_owned(),
     };
-    BlobStore::from_url(&url, &global.org)
+    let options = StoreOptions::default().with_outage_budget(global.outage_budget);
+    let store = BlobStore::from_url_with(&url, &global.org, options)
         .await
-        .context("opening the attachment store")
+        .context("opening the attachment store")?;
+    store
+        .preflight(access == StoreAccess::Write)
+        .await
+        .context("checking the attachment store")?;
+    Ok(store)
 }
 
 /// The database, connected and with the schema applied.
@@ -96,6 +112,7 @@ pub async fn engine(
     let repo = database(global, connections).await?;
     let options = EngineOptions {
         message_memory: MessageMemory::new(global.max_inflight_mb * 1024 * 1024),
+        db_outage: global.outage_budget,
         ..EngineOptions::default()
     };
     if let Some(budget) = global.project_quota_units_per_sec {
@@ -109,7 +126,7 @@ pub async fn engine(
     Ok(Engine {
         repo,
         gmail,
-        store: blob_store(global).await?,
+        store: blob_store(global, StoreAccess::Write).await?,
         org: global.org.clone(),
         options,
     })

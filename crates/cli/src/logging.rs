@@ -25,7 +25,10 @@ pub enum LogFormat {
     Json,
 }
 
-const DEFAULT_FILTER: &str = "warn,mailingest=info,ingest=info,cli=info";
+/// `aws_config` is held to errors: its credential chain warns about every provider that
+/// had nothing (instance metadata included, with a `Debug` dump of the response), which is
+/// noise around the one line the store's preflight prints when no credentials are found.
+const DEFAULT_FILTER: &str = "warn,aws_config=error,mailingest=info,ingest=info,cli=info";
 
 pub fn init(format: LogFormat) {
     let filter =

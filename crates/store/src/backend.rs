@@ -78,6 +78,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Re-hash the stored bytes (streaming, not buffered); `None` when absent.
     async fn hash_object(&self, key: &str) -> Result<Option<Sha256>, StoreError>;
 
+    /// Checks that the store can be used before any work starts, failing fast (no outage
+    /// ride-out) with one clear error: for S3 that credentials are found at all, then that
+    /// the bucket answers. The write check itself is done by `BlobStore::preflight`.
+    async fn preflight(&self) -> Result<(), StoreError>;
+
     /// Every key under `objects_prefix` (unordered for S3 beyond its lexicographic listing).
     fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>>;
 }

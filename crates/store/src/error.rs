@@ -80,6 +80,12 @@ pub enum StoreError {
     )]
     AccessDenied { url: String, message: String },
 
+    /// The AWS credential chain found no credentials for an S3 store.
+    #[error(
+        "store {url}: no AWS credentials found ({message}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance or task role"
+    )]
+    NoCredentials { url: String, message: String },
+
     /// Any other S3 failure.
     #[error("store {url}: S3 {op} {key} failed: {message}")]
     S3 {
@@ -87,9 +93,80 @@ pub enum StoreError {
         op: &'static str,
         key: String,
         message: String,
+        /// The HTTP status, when the server answered at all.
+        status: Option<u16>,
+    },
+
+    /// The store stayed unreachable (or kept answering 5xx) for longer than the outage
+    /// budget ([`crate::StoreOptions::outage_budget`]); `last` is the final failure.
+    #[error("store {url}: still failing after riding out {waited_secs} s of outage: {last}")]
+    OutageOutlasted {
+        url: String,
+        waited_secs: u64,
+        last: String,
     },
 
     /// A background task panicked or was cancelled (a bug, not bad input).
     #[error("store {url}: internal task failed: {message}")]
     Task { url: String, message: String },
+}
+
+impl StoreError {
+    /// A failure that may go away by itself: the endpoint unreachable, or the server
+    /// answering 5xx (S3's 500 InternalError, 503 SlowDown / ServiceUnavailable). Such a
+    /// call is retried through an outage; anything else (a bad URL, access denied, a missing
+    /// bucket, a damaged object, a local I/O error) is reported at once.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::S3 {
+                status: Some(s), ..
+            } => (500..600).contains(s),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(status: Option<u16>) -> StoreError {
+        StoreError::S3 {
+            url: "s3://b".into(),
+            op: "PutObject",
+            key: "k".into(),
+            message: "m".into(),
+            status,
+        }
+    }
+
+    #[test]
+    fn only_outages_are_transient() {
+        assert!(s3(Some(500)).is_transient());
+        assert!(s3(Some(503)).is_transient());
+        assert!(!s3(Some(400)).is_transient());
+        assert!(!s3(Some(404)).is_transient());
+        assert!(!s3(None).is_transient());
+        let unreachable = StoreError::Unreachable {
+            url: "s3://b".into(),
+            endpoint: String::new(),
+            message: "refused".into(),
+        };
+        assert!(unreachable.is_transient());
+        let denied = StoreError::AccessDenied {
+            url: "s3://b".into(),
+            message: "no".into(),
+        };
+        assert!(!denied.is_transient());
+        let gone = StoreError::OutageOutlasted {
+            url: "s3://b".into(),
+            waited_secs: 60,
+            last: "refused".into(),
+        };
+        assert!(
+            !gone.is_transient(),
+            "a given-up outage is not retried again"
+        );
+    }
 }

@@ -20,6 +20,9 @@
 //!   [`BlobStore::verify`] reports `Ok | Missing | Corrupt { actual }`; [`BlobStore::list`]
 //!   streams every key (for verification and garbage collection).
 //!
+//! * Every call but a stream put rides out an outage of the store (unreachable, or 5xx) for
+//!   [`StoreOptions::outage_budget`] (60 s by default) before it fails.
+//!
 //! Tests: `source scripts/s3-server.sh && s3_server_start && cargo test -p store` (the S3
 //! half of the conformance suite fails, loudly, without the server's environment).
 //!
@@ -37,12 +40,15 @@ mod fs;
 mod layout;
 mod location;
 mod options;
+mod outage;
 mod s3;
 mod sha;
 mod store;
 
 pub use backend::{InputStream, OutputStream};
 pub use error::StoreError;
-pub use options::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, StoreOptions};
+pub use options::{
+    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_OUTAGE_BUDGET, DEFAULT_PART_SIZE, StoreOptions,
+};
 pub use sha::Sha256;
 pub use store::{BlobStore, PendingSync, PutOutcome, Verification};

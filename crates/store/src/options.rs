@@ -2,12 +2,15 @@
 //! overrides). The defaults are what production wants; tests and benchmarks override them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default size at and above which S3 uploads use multipart upload.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Default multipart part size (S3's minimum is 5 MiB for all parts but the last).
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Default time a call keeps retrying through an outage of the store before it fails.
+pub const DEFAULT_OUTAGE_BUDGET: Duration = Duration::from_secs(60);
 
 /// Options for `BlobStore::from_url_with`. Construct with `StoreOptions::default()` and the
 /// `with_*` methods.
@@ -25,6 +28,10 @@ pub struct StoreOptions {
     pub force_path_style: Option<bool>,
     /// S3: where `put_stream` spools input of unknown size (default: the system temp dir).
     pub spool_dir: Option<PathBuf>,
+    /// How long a call retries, with backoff, while the store is unreachable or answers 5xx
+    /// before it fails (zero: fail at the first such error). Calls are idempotent, so a
+    /// retry can neither duplicate nor half-write an object.
+    pub outage_budget: Duration,
 }
 
 impl Default for StoreOptions {
@@ -35,6 +42,7 @@ impl Default for StoreOptions {
             endpoint_url: None,
             force_path_style: None,
             spool_dir: None,
+            outage_budget: DEFAULT_OUTAGE_BUDGET,
         }
     }
 }
@@ -62,6 +70,11 @@ impl StoreOptions {
 
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
+        self
+    }
+
+    pub fn with_outage_budget(mut self, budget: Duration) -> Self {
+        self.outage_budget = budget;
         self
     }
 

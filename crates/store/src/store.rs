@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -15,6 +16,7 @@ use crate::error::StoreError;
 use crate::layout::Layout;
 use crate::location::{Location, redact};
 use crate::options::StoreOptions;
+use crate::outage::ride_out;
 use crate::sha::{Hasher, Sha256, digest_bytes};
 
 /// Result of a put.
@@ -68,6 +70,8 @@ struct Inner {
     deferred_puts: AtomicU64,
     /// Every ticket up to this one is durable.
     synced_through: AtomicU64,
+    /// See [`StoreOptions::outage_budget`].
+    outage_budget: Duration,
 }
 
 impl fmt::Debug for BlobStore {
@@ -108,6 +112,7 @@ impl BlobStore {
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
         let display_url = redact(url);
+        let outage_budget = options.outage_budget;
         let location = Location::parse(url)?;
         let (layout, backend): (Layout, Box<dyn Backend>) = match location {
             Location::Fs { root } => (
@@ -133,6 +138,7 @@ impl BlobStore {
                 backend,
                 deferred_puts: AtomicU64::new(0),
                 synced_through: AtomicU64::new(0),
+                outage_budget,
             }),
         })
     }
@@ -180,9 +186,11 @@ impl BlobStore {
         let key = self.key_for(&sha);
         let size = bytes.len() as u64;
         let placed = self
-            .inner
-            .backend
-            .put_bytes(&key, &sha, bytes, durability)
+            .riding_out("put", || {
+                self.inner
+                    .backend
+                    .put_bytes(&key, &sha, bytes.clone(), durability)
+            })
             .await?;
         let crate::backend::Placed { created, repaired } = placed;
         if repaired {
@@ -211,10 +219,32 @@ impl BlobStore {
         if through <= self.inner.synced_through.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.inner.backend.sync().await?;
+        self.riding_out("sync", || self.inner.backend.sync())
+            .await?;
         self.inner
             .synced_through
             .fetch_max(through, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Checks, before any work starts, that the store can be used, failing fast (no outage
+    /// ride-out: a store that is down when a run starts is reported at once) with one clear
+    /// error naming the store: credentials found (S3), the bucket there and answering, and,
+    /// with `write`, an object can be written (the empty blob, put-if-absent: a real member
+    /// of the content-addressed namespace, so the probe leaves nothing foreign behind).
+    pub async fn preflight(&self, write: bool) -> Result<(), StoreError> {
+        self.inner.backend.preflight().await?;
+        let empty = Bytes::new();
+        let sha = digest_bytes(&empty).await.map_err(|e| self.task_error(e))?;
+        let key = self.key_for(&sha);
+        if write {
+            self.inner
+                .backend
+                .put_bytes(&key, &sha, empty, Durability::Immediate)
+                .await?;
+        } else {
+            self.inner.backend.head(&key).await?;
+        }
         Ok(())
     }
 
@@ -263,7 +293,10 @@ impl BlobStore {
     /// error ([`StoreError::Corrupt`]), never silently returned.
     pub async fn get(&self, sha: &Sha256) -> Result<Bytes, StoreError> {
         let key = self.key_for(sha);
-        let Some(bytes) = self.inner.backend.get(&key).await? else {
+        let Some(bytes) = self
+            .riding_out("get", || self.inner.backend.get(&key))
+            .await?
+        else {
             return Err(StoreError::NotFound {
                 url: self.inner.url.clone(),
                 key,
@@ -288,7 +321,10 @@ impl BlobStore {
         sha: &Sha256,
     ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
         let key = self.key_for(sha);
-        let Some(inner) = self.inner.backend.get_stream(&key).await? else {
+        let Some(inner) = self
+            .riding_out("get", || self.inner.backend.get_stream(&key))
+            .await?
+        else {
             return Err(StoreError::NotFound {
                 url: self.inner.url.clone(),
                 key,
@@ -304,13 +340,18 @@ impl BlobStore {
 
     /// The object's size, or `None` when absent.
     pub async fn head(&self, sha: &Sha256) -> Result<Option<u64>, StoreError> {
-        self.inner.backend.head(&self.key_for(sha)).await
+        let key = self.key_for(sha);
+        self.riding_out("head", || self.inner.backend.head(&key))
+            .await
     }
 
     /// Re-read and re-hash the object (streaming).
     pub async fn verify(&self, sha: &Sha256) -> Result<Verification, StoreError> {
         let key = self.key_for(sha);
-        Ok(match self.inner.backend.hash_object(&key).await? {
+        let hashed = self
+            .riding_out("verify", || self.inner.backend.hash_object(&key))
+            .await?;
+        Ok(match hashed {
             None => Verification::Missing,
             Some(actual) if actual == *sha => Verification::Ok,
             Some(actual) => Verification::Corrupt { actual },
@@ -332,6 +373,15 @@ impl BlobStore {
                 futures::future::ready(keep)
             })
             .boxed()
+    }
+
+    /// `op` retried through an outage of the store (see [`crate::outage`]).
+    async fn riding_out<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        ride_out(&self.inner.url, what, self.inner.outage_budget, op).await
     }
 
     fn task_error(&self, e: tokio::task::JoinError) -> StoreError {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ChecksumMode;
 use common::{S3Fixture, random_bytes, s3_env, unique_prefix};
+use futures::TryStreamExt;
 use store::{BlobStore, StoreError, StoreOptions};
 
 #[tokio::test]
@@ -78,13 +79,16 @@ async fn keys_include_the_url_path_before_the_prefix() {
 async fn unreachable_endpoint_is_a_clear_error_within_seconds() {
     s3_env();
     // Port 1 on loopback: nothing listens, connections are refused.
-    let options = StoreOptions::default().with_endpoint_url("http://127.0.0.1:1");
+    let options = StoreOptions::default()
+        .with_endpoint_url("http://127.0.0.1:1")
+        .with_outage_budget(Duration::ZERO);
     let url = "s3://some-bucket/x";
     let store = BlobStore::from_url_with(url, "org", options)
         .await
         .expect("open is lazy");
     let started = Instant::now();
-    let err = store.put(random_bytes(10)).await.expect_err("unreachable");
+    // The preflight never rides out an outage: a dead endpoint at start is reported at once.
+    let err = store.preflight(true).await.expect_err("unreachable");
     let elapsed = started.elapsed();
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
     let text = err.to_string();
@@ -95,6 +99,50 @@ async fn unreachable_endpoint_is_a_clear_error_within_seconds() {
     );
     // Not a speed target: a bound that catches an SDK default of minutes of retries.
     assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_call_rides_out_an_unreachable_store_for_its_budget_then_names_it() {
+    s3_env();
+    let options = StoreOptions::default()
+        .with_endpoint_url("http://127.0.0.1:1")
+        .with_outage_budget(Duration::from_secs(2));
+    let url = "s3://some-bucket/x";
+    let store = BlobStore::from_url_with(url, "org", options)
+        .await
+        .expect("open is lazy");
+    let started = Instant::now();
+    let err = store.put(random_bytes(10)).await.expect_err("unreachable");
+    let elapsed = started.elapsed();
+    assert!(matches!(err, StoreError::OutageOutlasted { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(url) && text.contains("cannot reach the S3 endpoint"),
+        "{text}"
+    );
+    // It retried (the first refusal comes back in milliseconds) and gave up
+    // within its budget.
+    assert!(
+        elapsed >= Duration::from_millis(700),
+        "no retries: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn preflight_passes_on_a_working_store_and_writes_only_the_empty_blob() {
+    let fx = S3Fixture::new_default("preflight").await;
+    fx.store.preflight(true).await.expect("preflight");
+    fx.store
+        .preflight(false)
+        .await
+        .expect("read-only preflight");
+    let keys: Vec<String> = fx.store.list().try_collect().await.expect("list");
+    assert_eq!(
+        keys,
+        vec![fx.store.key_for(&store::Sha256::digest(b""))],
+        "the probe is the empty blob"
+    );
 }
 
 #[tokio::test]

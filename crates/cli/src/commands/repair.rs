@@ -24,7 +24,7 @@ pub struct Repair {
 impl Repair {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let repo = context::database(global, 4).await?;
-        let store = context::blob_store(global).await?;
+        let store = context::blob_store(global, context::StoreAccess::Write).await?;
         let gmail = context::gmail_client(global, None).await?;
         let reports =
             ingest::repair::repair(repo.as_ref(), &store, &gmail, self.mailbox.as_deref()).await?;

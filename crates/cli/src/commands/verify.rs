@@ -32,7 +32,7 @@ pub struct Verify {
 impl Verify {
     pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let repo = context::database(global, 4).await?;
-        let store = context::blob_store(global).await?;
+        let store = context::blob_store(global, context::StoreAccess::Read).await?;
         let gmail = if self.offline {
             None
         } else {

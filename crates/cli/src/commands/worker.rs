@@ -53,22 +53,30 @@ fn parse_verify_every(s: &str) -> Result<VerifyEvery, String> {
     parse_duration(s).map(|d| VerifyEvery(Some(d)))
 }
 
-/// Accepts `90`, `90s`, `5m`, `1h`.
+/// Accepts `90`, `90s`, `5m`, `1h`; positive.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_span(s)?;
+    if d.is_zero() {
+        return Err("a duration must be positive".into());
+    }
+    Ok(d)
+}
+
+/// [`parse_duration`], zero allowed (`0s`: "not at all").
+pub fn parse_span(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()
         .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 5m, 1h)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+    let per = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
         _ => return Err(format!("'{s}': unit must be s, m or h")),
     };
-    if secs == 0 {
-        return Err("a duration must be positive".into());
-    }
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(per)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{s}' is too long"))
 }
 
 impl Worker {

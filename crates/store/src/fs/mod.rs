@@ -141,6 +141,11 @@ impl Backend for FsBackend {
         self.ctx.blocking(move || read::hash_file(&ctx, &key)).await
     }
 
+    async fn preflight(&self) -> Result<(), StoreError> {
+        // The root exists (open created it); whether it is writable is the write probe's job.
+        Ok(())
+    }
+
     fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>> {
         read::list(self.ctx.clone(), objects_prefix)
     }

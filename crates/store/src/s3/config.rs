@@ -23,6 +23,9 @@ const MAX_ATTEMPTS: u32 = 3;
 
 pub(crate) struct Built {
     pub client: aws_sdk_s3::Client,
+    /// The chain's credentials provider (none when the chain has none at all), kept for the
+    /// preflight's "are there credentials?" check.
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     /// Custom endpoint in use, if any (shown in "unreachable" errors).
     pub endpoint: Option<String>,
 }
@@ -75,6 +78,7 @@ pub(crate) async fn build(
         .build();
     Ok(Built {
         client: aws_sdk_s3::Client::from_conf(config),
+        credentials: sdk.credentials_provider(),
         endpoint,
     })
 }

@@ -35,12 +35,35 @@ pub(crate) struct S3Ctx {
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub spool_dir: Option<PathBuf>,
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     /// Set once HeadBucket succeeded. HEAD on a key cannot tell a missing key from a missing
     /// bucket (both 404 without a body), so the bucket is checked before the first operation.
     bucket_checked: OnceCell<()>,
 }
 
 impl S3Ctx {
+    /// Resolves credentials through the AWS chain once, so that "none found" is one line
+    /// naming the store instead of a signing failure (with the chain's every attempt in it)
+    /// on the first request.
+    pub(crate) async fn check_credentials(&self) -> Result<(), StoreError> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let Some(provider) = &self.credentials else {
+            return Err(StoreError::NoCredentials {
+                url: self.url.clone(),
+                message: "no credentials provider is configured".into(),
+            });
+        };
+        match provider.provide_credentials().await {
+            Ok(_) => Ok(()),
+            // The Display of a CredentialsError is one short sentence; its sources list every
+            // provider the chain tried, which is what made the old message kilobytes long.
+            Err(e) => Err(StoreError::NoCredentials {
+                url: self.url.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
     pub(crate) async fn ensure_bucket(&self) -> Result<(), StoreError> {
         self.bucket_checked
             .get_or_try_init(|| async {
@@ -80,6 +103,7 @@ impl S3Backend {
                 multipart_threshold: options.multipart_threshold,
                 part_size: options.effective_part_size(),
                 spool_dir: options.spool_dir.clone(),
+                credentials: built.credentials,
                 bucket_checked: OnceCell::new(),
             }),
         })
@@ -130,6 +154,11 @@ impl Backend for S3Backend {
 
     async fn hash_object(&self, key: &str) -> Result<Option<Sha256>, StoreError> {
         read::hash_object(&self.ctx, key).await
+    }
+
+    async fn preflight(&self) -> Result<(), StoreError> {
+        self.ctx.check_credentials().await?;
+        self.ctx.ensure_bucket().await
     }
 
     fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>> {

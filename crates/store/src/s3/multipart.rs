@@ -50,6 +50,7 @@ pub(super) async fn upload(
             op: "CreateMultipartUpload",
             key: key.to_owned(),
             message: "response carried no upload id".into(),
+            status: None,
         });
     };
     let result = upload_parts_and_complete(ctx, key, &upload_id, size, &source).await;
@@ -163,6 +164,7 @@ async fn digest_file_range(
         op: "read spool file",
         key: key.to_owned(),
         message: e.to_string(),
+        status: None,
     })? {
         hasher.update(&chunk);
     }

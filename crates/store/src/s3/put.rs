@@ -111,6 +111,7 @@ async fn put_if_absent(
         op: "PutObject",
         key: key.to_owned(),
         message: format!("conditional write still conflicting after {CONFLICT_RETRIES} attempts"),
+        status: None,
     })
 }
 
@@ -168,6 +169,7 @@ pub(super) async fn file_range(
             op: "read spool file",
             key: key.to_owned(),
             message: e.to_string(),
+            status: None,
         })
 }
 

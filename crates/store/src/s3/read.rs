@@ -53,6 +53,7 @@ fn body_error(ctx: &S3Ctx, key: &str, e: impl std::fmt::Display) -> StoreError {
         op: "GetObject (body)",
         key: key.to_owned(),
         message: e.to_string(),
+        status: None,
     }
 }
 
