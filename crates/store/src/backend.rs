@@ -79,9 +79,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn hash_object(&self, key: &str) -> Result<Option<Sha256>, StoreError>;
 
     /// Checks that the store can be used before any work starts, failing fast (no outage
-    /// ride-out) with one clear error: for S3 that credentials are found at all, then that
-    /// the bucket answers. The write check itself is done by `BlobStore::preflight`.
-    async fn preflight(&self) -> Result<(), StoreError>;
+    /// ride-out) with one clear error. S3: credentials found at all, the bucket answering,
+    /// and with `write` a put-if-absent of `probe` (the empty blob's key: a real member of
+    /// the namespace, and S3 needs no delete permission). fs: with `write`, a temporary file
+    /// created and removed in the root (no object is left that no row references).
+    async fn preflight(&self, probe: &str, write: bool) -> Result<(), StoreError>;
 
     /// Every key under `objects_prefix` (unordered for S3 beyond its lexicographic listing).
     fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>>;

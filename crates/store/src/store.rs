@@ -230,22 +230,11 @@ impl BlobStore {
     /// Checks, before any work starts, that the store can be used, failing fast (no outage
     /// ride-out: a store that is down when a run starts is reported at once) with one clear
     /// error naming the store: credentials found (S3), the bucket there and answering, and,
-    /// with `write`, an object can be written (the empty blob, put-if-absent: a real member
-    /// of the content-addressed namespace, so the probe leaves nothing foreign behind).
+    /// with `write`, that it can be written (S3: the empty blob, put-if-absent, a real member
+    /// of the namespace; fs: a temporary file in the root, removed).
     pub async fn preflight(&self, write: bool) -> Result<(), StoreError> {
-        self.inner.backend.preflight().await?;
-        let empty = Bytes::new();
-        let sha = digest_bytes(&empty).await.map_err(|e| self.task_error(e))?;
-        let key = self.key_for(&sha);
-        if write {
-            self.inner
-                .backend
-                .put_bytes(&key, &sha, empty, Durability::Immediate)
-                .await?;
-        } else {
-            self.inner.backend.head(&key).await?;
-        }
-        Ok(())
+        let probe = self.key_for(&Sha256::digest(b""));
+        self.inner.backend.preflight(&probe, write).await
     }
 
     /// Whether the deferred put that returned `ticket` is durable.

@@ -368,3 +368,19 @@ async fn bad_urls_and_prefixes_are_rejected() {
         );
     }
 }
+
+#[tokio::test]
+async fn preflight_checks_writing_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("store");
+    let store = BlobStore::from_url(root.to_str().expect("utf-8"), "org")
+        .await
+        .expect("open");
+    store.preflight(true).await.expect("preflight");
+    store.preflight(false).await.expect("read-only preflight");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .expect("read root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "the probe left {left:?}");
+}

@@ -141,9 +141,22 @@ impl Backend for FsBackend {
         self.ctx.blocking(move || read::hash_file(&ctx, &key)).await
     }
 
-    async fn preflight(&self) -> Result<(), StoreError> {
-        // The root exists (open created it); whether it is writable is the write probe's job.
-        Ok(())
+    async fn preflight(&self, _probe: &str, write: bool) -> Result<(), StoreError> {
+        if !write {
+            // The root exists: open created it.
+            return Ok(());
+        }
+        let ctx = self.ctx.clone();
+        self.ctx
+            .blocking(move || {
+                // Removed on drop; a killed process leaves a `.tmp` name that is not an object.
+                tempfile::Builder::new()
+                    .prefix(".preflight-")
+                    .tempfile_in(&ctx.root)
+                    .map(drop)
+                    .map_err(|e| ctx.io("write a test file in", &ctx.root, e))
+            })
+            .await
     }
 
     fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>> {

@@ -156,9 +156,16 @@ impl Backend for S3Backend {
         read::hash_object(&self.ctx, key).await
     }
 
-    async fn preflight(&self) -> Result<(), StoreError> {
+    async fn preflight(&self, probe: &str, write: bool) -> Result<(), StoreError> {
         self.ctx.check_credentials().await?;
-        self.ctx.ensure_bucket().await
+        self.ctx.ensure_bucket().await?;
+        let empty = Bytes::new();
+        if write {
+            put::put_bytes(&self.ctx, probe, &Sha256::digest(&empty), empty).await?;
+        } else {
+            read::head(&self.ctx, probe).await?;
+        }
+        Ok(())
     }
 
     fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>> {
