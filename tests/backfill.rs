@@ -28,7 +28,7 @@ async fn expected(bed: &TestBed) -> Expected {
 
 async fn stored_message_ids(bed: &TestBed) -> BTreeSet<String> {
     let ids: Vec<String> = sqlx::query_scalar("SELECT provider_message_id FROM mail_messages")
-        .fetch_all(&bed.pool)
+        .fetch_all(bed.pg())
         .await
         .expect("stored ids");
     ids.into_iter().collect()
@@ -138,7 +138,7 @@ async fn seeded_mailbox_is_copied_exactly_and_a_rerun_fetches_nothing() {
     // The raw archive is byte-for-byte what Gmail serves.
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT provider_message_id, raw_sha256 FROM mail_messages")
-            .fetch_all(&bed.pool)
+            .fetch_all(bed.pg())
             .await
             .unwrap();
     for (id, sha) in &rows {
@@ -240,7 +240,7 @@ async fn the_same_attachment_in_two_messages_is_one_blob() {
     let shas: Vec<String> = sqlx::query_scalar(
         "SELECT sha256 FROM mail_attachments WHERE mime_type = 'application/octet-stream'",
     )
-    .fetch_all(&bed.pool)
+    .fetch_all(bed.pg())
     .await
     .unwrap();
     assert_eq!(shas.len(), 2, "one attachment row per message");
@@ -333,7 +333,7 @@ async fn new_messages_and_a_relabel_fetch_only_the_two_changed_threads() {
         "SELECT unnest(label_ids) FROM mail_messages WHERE provider_message_id = $1",
     )
     .bind(&relabelled)
-    .fetch_all(&bed.pool)
+    .fetch_all(bed.pg())
     .await
     .unwrap();
     assert!(
@@ -383,7 +383,7 @@ async fn a_stored_message_moved_to_trash_in_a_live_thread_gets_its_labels_update
         "SELECT unnest(label_ids) FROM mail_messages WHERE provider_message_id = $1",
     )
     .bind(&victim)
-    .fetch_all(&bed.pool)
+    .fetch_all(bed.pg())
     .await
     .unwrap();
     assert!(

@@ -41,7 +41,7 @@ async fn wait_for_rows(bed: &TestBed, at_least: i64, deadline: Duration) -> bool
     while start.elapsed() < deadline {
         // The schema may not exist yet: the binary migrates on start.
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM mail_messages")
-            .fetch_one(&bed.pool)
+            .fetch_one(bed.pg())
             .await
             .unwrap_or(0);
         if rows >= at_least {
@@ -54,7 +54,7 @@ async fn wait_for_rows(bed: &TestBed, at_least: i64, deadline: Duration) -> bool
 
 async fn assert_complete(bed: &TestBed, messages: &BTreeSet<String>, threads: &BTreeSet<String>) {
     let stored: Vec<String> = sqlx::query_scalar("SELECT provider_message_id FROM mail_messages")
-        .fetch_all(&bed.pool)
+        .fetch_all(bed.pg())
         .await
         .unwrap();
     assert_eq!(stored.len(), messages.len(), "no duplicate, nothing lost");
@@ -99,7 +99,7 @@ async fn kill_9_at_several_points_then_rerun_completes() {
             Point::After(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
             Point::NextBatch => {
                 let current: i64 = sqlx::query_scalar("SELECT count(*) FROM mail_messages")
-                    .fetch_one(&bed.pool)
+                    .fetch_one(bed.pg())
                     .await
                     .unwrap_or(0);
                 assert!(
@@ -210,7 +210,7 @@ async fn sigterm_marks_the_run_interrupted_and_the_next_run_fetches_only_the_res
     let run_id = summary["run_id"].as_i64().expect("run id");
     let status: String = sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
         .bind(run_id)
-        .fetch_one(&bed.pool)
+        .fetch_one(bed.pg())
         .await
         .unwrap();
     assert_eq!(status, "interrupted");

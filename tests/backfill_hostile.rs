@@ -96,7 +96,7 @@ async fn hostile_mime_is_stored_or_skipped_never_a_panic() {
 
     let stored: BTreeSet<String> =
         sqlx::query_scalar::<_, String>("SELECT provider_message_id FROM mail_messages")
-            .fetch_all(&bed.pool)
+            .fetch_all(bed.pg())
             .await
             .unwrap()
             .into_iter()
@@ -196,7 +196,7 @@ async fn hostile_mime_is_stored_or_skipped_never_a_panic() {
          JOIN mail_messages m ON m.id = a.message_id WHERE m.provider_message_id = $1",
     )
     .bind(nested)
-    .fetch_all(&bed.pool)
+    .fetch_all(bed.pg())
     .await
     .unwrap()
     .into_iter()

@@ -81,7 +81,7 @@ async fn a_run_whose_lock_dropped_is_fenced_out_once_taken_over() {
     // nothing after the second started.
     let status: String = sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
         .bind(first_run)
-        .fetch_one(&bed.pool)
+        .fetch_one(bed.pg())
         .await
         .unwrap();
     assert_eq!(status, "interrupted");

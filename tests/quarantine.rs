@@ -63,7 +63,7 @@ async fn quarantine_row(bed: &TestBed, id: &str) -> Option<(String, i32, bool)> 
          WHERE provider_message_id = $1",
     )
     .bind(id)
-    .fetch_optional(&bed.pool)
+    .fetch_optional(bed.pg())
     .await
     .expect("read quarantine")
 }
@@ -259,7 +259,7 @@ async fn an_internal_date_out_of_range_is_archived_and_quarantined_not_fatal() {
          WHERE q.provider_message_id = $1",
     )
     .bind(&bad)
-    .fetch_one(&bed.pool)
+    .fetch_one(bed.pg())
     .await
     .expect("raw blob row");
     let path = bed.store_path().join(&key);
@@ -353,7 +353,7 @@ async fn status_check_flags_degraded_mailboxes() {
 
     // A week without a completed run: Gmail's history may expire.
     sqlx::query("UPDATE sync_runs SET started_at = started_at - interval '7 days', finished_at = finished_at - interval '7 days'")
-        .execute(&bed.pool)
+        .execute(bed.pg())
         .await
         .expect("age the runs");
     let (code, status) = run(&bed, &["status", "--check"]).await;

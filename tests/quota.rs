@@ -149,7 +149,7 @@ async fn a_wider_window_later_fetches_what_a_narrow_one_left_out() {
     assert_eq!(code, 0, "{wide}");
     let stored: std::collections::BTreeSet<String> =
         sqlx::query_scalar("SELECT provider_message_id FROM mail_messages")
-            .fetch_all(&bed.pool)
+            .fetch_all(bed.pg())
             .await
             .expect("ids")
             .into_iter()
@@ -189,7 +189,7 @@ async fn including_spam_and_trash_later_stores_what_the_default_scope_left_out()
         "SELECT history_id IS NOT NULL FROM mail_threads WHERE provider_thread_id = $1",
     )
     .bind(&mixed)
-    .fetch_one(&bed.pool)
+    .fetch_one(bed.pg())
     .await
     .expect("thread row");
     assert!(known, "the default backfill completed the mixed thread");
@@ -199,7 +199,7 @@ async fn including_spam_and_trash_later_stores_what_the_default_scope_left_out()
     assert_eq!(code, 0, "{wide}");
     let stored: std::collections::BTreeSet<String> =
         sqlx::query_scalar("SELECT provider_message_id FROM mail_messages")
-            .fetch_all(&bed.pool)
+            .fetch_all(bed.pg())
             .await
             .expect("ids")
             .into_iter()

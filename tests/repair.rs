@@ -11,7 +11,7 @@ use common::{TestBed, small_mailbox};
 async fn object_path(bed: &TestBed, sha: &str) -> PathBuf {
     let key: String = sqlx::query_scalar("SELECT storage_key FROM blobs WHERE sha256 = $1")
         .bind(sha)
-        .fetch_one(&bed.pool)
+        .fetch_one(bed.pg())
         .await
         .expect("blob row");
     bed.store_path().join(key)
@@ -20,7 +20,7 @@ async fn object_path(bed: &TestBed, sha: &str) -> PathBuf {
 /// (provider message id, raw sha256) of stored messages, in id order.
 async fn raws(bed: &TestBed) -> Vec<(String, String)> {
     sqlx::query_as("SELECT provider_message_id, raw_sha256 FROM mail_messages ORDER BY 1")
-        .fetch_all(&bed.pool)
+        .fetch_all(bed.pg())
         .await
         .expect("raws")
 }
@@ -35,7 +35,7 @@ async fn repair_restores_missing_and_damaged_blobs_from_gmail() {
         "SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
          WHERE a.sha256 <> m.raw_sha256 ORDER BY a.sha256 LIMIT 1",
     )
-    .fetch_one(&bed.pool)
+    .fetch_one(bed.pg())
     .await
     .expect("a stored attachment");
 

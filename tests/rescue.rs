@@ -19,7 +19,7 @@ fn raw_message(n: usize, subject: &str) -> Vec<u8> {
 async fn stored(bed: &TestBed, id: &str) -> Option<Vec<String>> {
     sqlx::query_scalar("SELECT label_ids FROM mail_messages WHERE provider_message_id = $1")
         .bind(id)
-        .fetch_optional(&bed.pool)
+        .fetch_optional(bed.pg())
         .await
         .unwrap()
 }

@@ -10,7 +10,7 @@ use common::{TestBed, small_mailbox};
 
 async fn due_now(bed: &TestBed) {
     sqlx::query("UPDATE mailboxes SET next_verify_at = now()")
-        .execute(&bed.pool)
+        .execute(bed.pg())
         .await
         .expect("make the check due");
 }
@@ -43,13 +43,13 @@ async fn the_worker_checks_completeness_and_status_reports_what_it_found() {
     .await;
     let (ok, missing): (bool, i64) =
         sqlx::query_as("SELECT ok, missing_here FROM verify_runs ORDER BY id LIMIT 1")
-            .fetch_one(&bed.pool)
+            .fetch_one(bed.pg())
             .await
             .expect("first check");
     assert!(ok && missing == 0, "the first check is clean");
     let next: bool =
         sqlx::query_scalar("SELECT next_verify_at > now() + interval '50 minutes' FROM mailboxes")
-            .fetch_one(&bed.pool)
+            .fetch_one(bed.pg())
             .await
             .expect("next check");
     assert!(next, "the next check is an hour away");
@@ -60,7 +60,7 @@ async fn the_worker_checks_completeness_and_status_reports_what_it_found() {
            WHERE NOT EXISTS (SELECT 1 FROM mail_attachments a WHERE a.message_id = mail_messages.id))
          RETURNING provider_message_id",
     )
-    .fetch_one(&bed.pool)
+    .fetch_one(bed.pg())
     .await
     .expect("delete a row");
     due_now(&bed).await;
@@ -73,7 +73,7 @@ async fn the_worker_checks_completeness_and_status_reports_what_it_found() {
     let (ok, missing, findings): (bool, i64, Vec<String>) = sqlx::query_as(
         "SELECT ok, missing_here, findings FROM verify_runs ORDER BY id DESC LIMIT 1",
     )
-    .fetch_one(&bed.pool)
+    .fetch_one(bed.pg())
     .await
     .expect("second check");
     assert!(!ok, "{findings:?}");

@@ -31,7 +31,7 @@ async fn stored_labels(bed: &TestBed) -> BTreeMap<String, BTreeSet<String>> {
     let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
         "SELECT provider_message_id, label_ids FROM mail_messages WHERE deleted_at IS NULL",
     )
-    .fetch_all(&bed.pool)
+    .fetch_all(bed.pg())
     .await
     .unwrap();
     rows.into_iter()
@@ -59,7 +59,7 @@ async fn ledger_count(bed: &TestBed, run_id: i64, event_type: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM ledger_events WHERE run_id = $1 AND event_type = $2")
         .bind(run_id)
         .bind(event_type)
-        .fetch_one(&bed.pool)
+        .fetch_one(bed.pg())
         .await
         .unwrap()
 }
@@ -142,7 +142,7 @@ async fn sync_mirrors_adds_deletes_relabels_and_trash() {
             "SELECT deleted_at FROM mail_messages WHERE provider_message_id = $1",
         )
         .bind(id)
-        .fetch_one(&bed.pool)
+        .fetch_one(bed.pg())
         .await
         .unwrap();
         assert!(deleted_at.is_some(), "soft delete keeps the row of {id}");
@@ -157,7 +157,7 @@ async fn sync_mirrors_adds_deletes_relabels_and_trash() {
 
     // The cursor is Gmail's current historyId.
     let stored_cursor: Option<i64> = sqlx::query_scalar("SELECT history_id FROM mailboxes")
-        .fetch_one(&bed.pool)
+        .fetch_one(bed.pg())
         .await
         .unwrap();
     assert_eq!(
@@ -189,7 +189,7 @@ async fn replayed_history_changes_nothing() {
     // Rewind the cursor: the same history is replayed.
     sqlx::query("UPDATE mailboxes SET history_id = $1")
         .bind(old_cursor)
-        .execute(&bed.pool)
+        .execute(bed.pg())
         .await
         .unwrap();
     bed.emulator.reset_stats();
@@ -344,7 +344,7 @@ async fn sigterm_mid_sync_resumes_from_the_committed_cursor() {
     let status: String = sqlx::query_scalar(
         "SELECT status FROM sync_runs WHERE kind = 'sync' ORDER BY id DESC LIMIT 1",
     )
-    .fetch_one(&bed.pool)
+    .fetch_one(bed.pg())
     .await
     .unwrap();
     assert_eq!(status, "interrupted");
@@ -481,7 +481,7 @@ async fn hung_holder(bed: &TestBed, age_secs: i64) -> (sqlx::PgConnection, i64) 
     )
     .bind(mailbox_id)
     .bind(age_secs as f64)
-    .fetch_one(&bed.pool)
+    .fetch_one(bed.pg())
     .await
     .unwrap();
     (holder, run_id)
@@ -510,7 +510,7 @@ async fn a_hung_run_past_its_lease_is_taken_over() {
     assert_eq!(code, 0, "{run}");
     let status: String = sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
         .bind(run_id)
-        .fetch_one(&bed.pool)
+        .fetch_one(bed.pg())
         .await
         .unwrap();
     assert_eq!(status, "interrupted");
@@ -573,7 +573,7 @@ async fn a_worker_serves_its_own_org_only() {
     let runs: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT m.org_id, m.provider_email, r.status FROM sync_runs r JOIN mailboxes m ON m.id = r.mailbox_id",
     )
-    .fetch_all(&bed.pool)
+    .fetch_all(bed.pg())
     .await
     .unwrap();
     assert_eq!(

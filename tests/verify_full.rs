@@ -46,7 +46,7 @@ async fn verify_full_names_every_difference_both_ways() {
         "SELECT provider_message_id FROM mail_messages
          WHERE NOT (label_ids && ARRAY['SPAM', 'TRASH']) ORDER BY 1 LIMIT 1",
     )
-    .fetch_one(&bed.pool)
+    .fetch_one(bed.pg())
     .await
     .unwrap();
     bed.emulator.delete_message(&bed.mailbox, &stored).unwrap();

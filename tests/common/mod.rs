@@ -1,18 +1,19 @@
-//! The end-to-end test bed: a fresh PostgreSQL database, a temporary store
-//! directory and an in-process Gmail emulator, with the real `mailingest`
-//! binary pointed at all three.
+//! The end-to-end test bed: a fresh database (PostgreSQL, or an SQLite file
+//! for the embedded backend), a temporary store directory and an in-process
+//! Gmail emulator, with the real `mailingest` binary pointed at all three.
 #![allow(dead_code)]
 
 pub mod tcp_proxy;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
 use gmail_emulator::{Emulator, EmulatorConfig};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{PgPool, SqlitePool};
 use tempfile::TempDir;
 
 /// The server every test database is created on.
@@ -26,46 +27,153 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
+/// Which database the binary is pointed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
+}
+
+/// The test's own handle on the database the binary writes.
+pub enum TestDb {
+    Postgres(PgPool),
+    /// The pool, and the directory holding the database file.
+    Sqlite(SqlitePool, TempDir),
+}
+
 pub struct TestBed {
+    /// The PostgreSQL database's name, or a unique name for the SQLite bed.
     pub db_name: String,
     pub db_url: String,
     pub store: TempDir,
     pub emulator: Emulator,
     pub mailbox: String,
-    pub pool: PgPool,
+    pub db: TestDb,
 }
 
 impl TestBed {
+    /// A bed on PostgreSQL.
     pub async fn new(config: EmulatorConfig) -> TestBed {
-        let db_name = format!("mi_e2e_{}_{}", std::process::id(), rand_suffix());
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&admin_url())
-            .await
-            .expect("connect to the test server (run scripts/test.sh)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&admin)
-            .await
-            .expect("create test database");
-        admin.close().await;
-        let db_url = with_database(&admin_url(), &db_name);
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect(&db_url)
-            .await
-            .expect("connect to the test database");
+        TestBed::on(Backend::Postgres, config).await
+    }
+
+    pub async fn on(backend: Backend, config: EmulatorConfig) -> TestBed {
         let mailbox = config.mailboxes[0].clone();
         let emulator = Emulator::start(config).await.expect("start emulator");
-        TestBed {
-            db_name,
-            db_url,
-            store: tempfile::tempdir().expect("store dir"),
-            emulator,
-            mailbox,
-            pool,
+        let store = tempfile::tempdir().expect("store dir");
+        match backend {
+            Backend::Postgres => {
+                let (db_name, db_url, pool) = fresh_postgres().await;
+                TestBed {
+                    db_name,
+                    db_url,
+                    store,
+                    emulator,
+                    mailbox,
+                    db: TestDb::Postgres(pool),
+                }
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("database dir");
+                let path = dir.path().join("mailingest.db");
+                // The test reads the file the binary creates and migrates.
+                let pool = SqlitePool::connect_lazy_with(
+                    SqliteConnectOptions::new()
+                        .filename(&path)
+                        .busy_timeout(Duration::from_secs(30)),
+                );
+                TestBed {
+                    db_name: format!("mi_e2e_sqlite_{}_{}", std::process::id(), rand_suffix()),
+                    db_url: format!("sqlite:{}", path.display()),
+                    store,
+                    emulator,
+                    mailbox,
+                    db: TestDb::Sqlite(pool, dir),
+                }
+            }
         }
     }
 
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            TestDb::Postgres(_) => Backend::Postgres,
+            TestDb::Sqlite(..) => Backend::Sqlite,
+        }
+    }
+
+    /// The PostgreSQL pool of a Postgres bed (tests of Postgres-only behaviour).
+    pub fn pg(&self) -> &PgPool {
+        match &self.db {
+            TestDb::Postgres(pool) => pool,
+            TestDb::Sqlite(..) => panic!("this test needs the PostgreSQL bed"),
+        }
+    }
+
+    /// The first column of every row of `sql` as text, on either backend.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        let q = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.db {
+            TestDb::Postgres(pool) => sqlx::query_scalar(q).fetch_all(pool).await,
+            TestDb::Sqlite(pool, _) => sqlx::query_scalar(q).fetch_all(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// provider id → label set of every live (not deleted) stored message.
+    pub async fn live_labels(&self) -> BTreeMap<String, BTreeSet<String>> {
+        const SQL: &str =
+            "SELECT provider_message_id, label_ids FROM mail_messages WHERE deleted_at IS NULL";
+        let rows: Vec<(String, Vec<String>)> = match &self.db {
+            TestDb::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await.unwrap(),
+            TestDb::Sqlite(pool, _) => {
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as(SQL).fetch_all(pool).await.unwrap();
+                rows.into_iter()
+                    .map(|(id, labels)| (id, serde_json::from_str(&labels).expect("a JSON array")))
+                    .collect()
+            }
+        };
+        rows.into_iter()
+            .map(|(id, labels)| (id, labels.into_iter().collect()))
+            .collect()
+    }
+
+    /// Runs a count query on either backend; `Err` while the schema is not there yet.
+    pub async fn try_count(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.db {
+            TestDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            TestDb::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+    }
+}
+
+async fn fresh_postgres() -> (String, String, PgPool) {
+    let db_name = format!("mi_e2e_{}_{}", std::process::id(), rand_suffix());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url())
+        .await
+        .expect("connect to the test server (run scripts/test.sh)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+        .execute(&admin)
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let db_url = with_database(&admin_url(), &db_name);
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&db_url)
+        .await
+        .expect("connect to the test database");
+    (db_name, db_url, pool)
+}
+
+impl TestBed {
     pub fn store_path(&self) -> PathBuf {
         self.store.path().to_path_buf()
     }
@@ -120,8 +228,7 @@ impl TestBed {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&self.pool)
+        self.try_count(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
@@ -132,10 +239,7 @@ impl TestBed {
     pub async fn wait_for_count(&self, sql: &str, at_least: i64, deadline: Duration) {
         let start = std::time::Instant::now();
         while start.elapsed() < deadline {
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-                .fetch_one(&self.pool)
-                .await
-                .unwrap_or(0);
+            let n = self.try_count(sql).await.unwrap_or(0);
             if n >= at_least {
                 return;
             }
@@ -198,6 +302,9 @@ impl TestBed {
 
 impl Drop for TestBed {
     fn drop(&mut self) {
+        if self.backend() == Backend::Sqlite {
+            return; // its directory goes with the TempDir
+        }
         let name = self.db_name.clone();
         // Best effort, on its own runtime: Drop cannot be async.
         let _ = std::thread::spawn(move || {

@@ -23,7 +23,8 @@ pub struct Cli {
 /// Options every command understands.
 #[derive(Args, Clone)]
 pub struct GlobalArgs {
-    /// PostgreSQL URL.
+    /// postgres://… (production) or sqlite:PATH; default: the embedded
+    /// database $XDG_DATA_HOME/mailingest/mailingest.db.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Attachment store: a path, file:///…, or s3://bucket/prefix.
@@ -115,14 +116,6 @@ impl std::fmt::Debug for GlobalArgs {
                 &self.project_quota_units_per_sec,
             )
             .finish()
-    }
-}
-
-impl GlobalArgs {
-    pub fn database_url(&self) -> anyhow::Result<&str> {
-        self.database_url
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("no database: pass --database-url or set DATABASE_URL"))
     }
 }
 

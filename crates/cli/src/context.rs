@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use gmail::{AuthSpec, ClientConfig, GmailClient};
 use ingest::engine::{Engine, EngineOptions, MessageMemory};
 use ingest::project_quota::ProjectQuota;
-use ingest::repo::{Repository, pg::PgRepository};
+use ingest::repo::{DatabaseTarget, Repository};
 use store::{BlobStore, StoreOptions};
 
 use crate::args::GlobalArgs;
@@ -17,13 +17,40 @@ use crate::args::GlobalArgs;
 /// The demo emulator has no quota; pace the client well above anything real.
 const DEMO_QUOTA: f64 = 100_000.0;
 
-/// Where blobs go when neither --store nor MAILINGEST_STORE says.
-pub fn default_store() -> PathBuf {
+/// mailingest's data directory: `$XDG_DATA_HOME/mailingest`, by default
+/// `~/.local/share/mailingest`.
+fn data_dir() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
-    base.join("mailingest").join("store")
+    base.join("mailingest")
+}
+
+/// The embedded database used when neither --database-url nor DATABASE_URL says.
+pub fn default_database() -> PathBuf {
+    data_dir().join("mailingest.db")
+}
+
+/// The database the options name: their URL, or the embedded default.
+pub fn database_target(global: &GlobalArgs) -> anyhow::Result<DatabaseTarget> {
+    match global.database_url.as_deref() {
+        Some(url) => Ok(DatabaseTarget::parse(url).context("--database-url / DATABASE_URL")?),
+        None => Ok(DatabaseTarget::Sqlite(default_database())),
+    }
+}
+
+/// Where blobs go when neither --store nor MAILINGEST_STORE says: beside an
+/// SQLite database, else in the data directory.
+pub fn default_store(global: &GlobalArgs) -> PathBuf {
+    match database_target(global) {
+        Ok(DatabaseTarget::Sqlite(db)) => db
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("store"), |d| d.join("store")),
+        _ => data_dir().join("store"),
+    }
 }
 
 /// The auth spec from --auth, defaulting to none for a loopback endpoint
@@ -80,7 +107,7 @@ pub enum StoreAccess {
 pub async fn blob_store(global: &GlobalArgs, access: StoreAccess) -> anyhow::Result<BlobStore> {
     let url = match &global.store {
         Some(url) => url.clone(),
-        None => default_store().to_string_lossy().into_owned(),
+        None => default_store(global).to_string_lossy().into_owned(),
     };
     let options = StoreOptions::default().with_outage_budget(global.outage_budget);
     let store = BlobStore::from_url_with(&url, &global.org, options)
@@ -93,14 +120,23 @@ pub async fn blob_store(global: &GlobalArgs, access: StoreAccess) -> anyhow::Res
     Ok(store)
 }
 
-/// The database, connected and with the schema applied.
+/// The database, connected and with the schema applied. The embedded default
+/// is announced on stderr the first time it is created.
 pub async fn database(
     global: &GlobalArgs,
     connections: u32,
 ) -> anyhow::Result<Arc<dyn Repository>> {
-    let repo = PgRepository::connect(global.database_url()?, connections).await?;
-    repo.migrate().await?;
-    Ok(Arc::new(repo))
+    let target = database_target(global)?;
+    if let DatabaseTarget::Sqlite(path) = &target
+        && global.database_url.is_none()
+        && !path.exists()
+    {
+        eprintln!(
+            "mailingest: creating the embedded database {} (set DATABASE_URL=postgres://… for PostgreSQL)",
+            path.display()
+        );
+    }
+    Ok(target.open(connections).await?)
 }
 
 /// The engine over the given Gmail client.

@@ -13,7 +13,7 @@ use tokio::sync::Barrier;
 
 const WRITERS: usize = 16;
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn sixteen_concurrent_upserts_make_one_row(pool: PgPool) {
     let mut setup = pool.acquire().await.unwrap();
     let mb = mailbox(&mut setup).await;

@@ -25,7 +25,7 @@ async fn count(conn: &mut PgConnection, table: &str) -> i64 {
         .unwrap()
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn same_rows_twice_are_unchanged_and_write_nothing(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let mb = mailbox(&mut conn).await;
@@ -100,7 +100,7 @@ async fn same_rows_twice_are_unchanged_and_write_nothing(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_changed_field_is_updated_in_place(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let mb = mailbox(&mut conn).await;
@@ -148,7 +148,7 @@ async fn a_changed_field_is_updated_in_place(pool: PgPool) {
     assert_eq!(count(&mut conn, "mail_attachments").await, 1);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_batch_reports_each_row_in_input_order(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let mb = mailbox(&mut conn).await;
@@ -193,7 +193,7 @@ async fn a_batch_reports_each_row_in_input_order(pool: PgPool) {
     assert!(again.iter().all(|r| r.outcome == Outcome::Unchanged));
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn text_with_nul_and_arrays_round_trip(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let mb = mailbox(&mut conn).await;
@@ -221,7 +221,7 @@ async fn text_with_nul_and_arrays_round_trip(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn labels_update_and_soft_delete_report_only_real_changes(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let mb = mailbox(&mut conn).await;
@@ -272,7 +272,7 @@ async fn labels_update_and_soft_delete_report_only_real_changes(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn mailbox_upsert_is_idempotent_and_case_insensitive(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let (a, first) = repo::pg::upsert_mailbox(&mut conn, "org", "Ann@Example.com")

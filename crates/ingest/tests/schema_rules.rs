@@ -52,7 +52,7 @@ fn db_message(err: sqlx::Error) -> String {
         .unwrap_or_else(|| err.to_string())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn ledger_rejects_update_delete_and_truncate(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let mb = mailbox(&mut conn).await;
@@ -78,7 +78,7 @@ async fn ledger_rejects_update_delete_and_truncate(pool: PgPool) {
     assert_eq!(n, 1);
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn one_running_run_per_mailbox(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let mb = mailbox(&mut conn).await;
@@ -95,7 +95,7 @@ async fn one_running_run_per_mailbox(pool: PgPool) {
     run(&mut conn, mb, "interrupted").await.unwrap();
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn one_terminal_event_per_run(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let mb = mailbox(&mut conn).await;
@@ -121,7 +121,7 @@ async fn one_terminal_event_per_run(pool: PgPool) {
         .unwrap();
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn migrations_apply_twice_and_concurrently(pool: PgPool) {
     // sqlx::test already applied them once.
     ingest::schema::migrate(&pool).await.expect("second run");
@@ -166,7 +166,7 @@ async fn fresh_database_migrated_from_two_pools_at_once(pool: PgPool) {
 
 /// Bodies are stored lz4-compressed wherever the server offers it (14+ with lz4),
 /// and read back unchanged.
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn message_bodies_use_lz4_where_the_server_has_it(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")

@@ -33,7 +33,7 @@ fn socket_with_local_port(port: u16) -> Option<RawFd> {
     None
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn database_connections_set_tcp_nodelay(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let port: Option<i32> = sqlx::query_scalar("SELECT inet_client_port()")

@@ -57,7 +57,7 @@ async fn scalar(pool: &PgPool, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_worker_serves_its_own_org_only_and_by_the_claimed_id(pool: PgPool) {
     let mailboxes = ["ann@example.com", "bob@example.com", "cat@example.com"];
     let emulator = emulator(5, 8, &mailboxes).await;
@@ -126,7 +126,7 @@ async fn a_worker_serves_its_own_org_only_and_by_the_claimed_id(pool: PgPool) {
     emulator.shutdown().await;
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_failing_mailbox_backs_off_and_the_others_still_sync(pool: PgPool) {
     let emulator = emulator(6, 4, &["ann@example.com"]).await;
     let store = tempfile::tempdir().expect("store");

@@ -54,7 +54,9 @@ async fn main() -> Result<(), BoxError> {
 
 async fn run(url: &str, total: usize) -> Result<(), BoxError> {
     let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
-    sqlx::migrate!("../../migrations").run(&pool).await?;
+    sqlx::migrate!("../../migrations/postgres")
+        .run(&pool)
+        .await?;
     if std::env::var("LEDGER_BENCH_PROPOSED_CHECKS").is_ok_and(|v| v == "1") {
         sqlx::query(
             "ALTER TABLE ledger_events \

@@ -47,13 +47,13 @@ pub enum TerminalOutcome {
 }
 
 /// An event validated and rendered, ready to hash.
-struct Prepared {
-    event_type: EventType,
-    subject_key: String,
-    payload: String,
+pub(crate) struct Prepared {
+    pub(crate) event_type: EventType,
+    pub(crate) subject_key: String,
+    pub(crate) payload: String,
 }
 
-fn prepare(index: usize, event: &NewEvent) -> Result<Prepared, LedgerError> {
+pub(crate) fn prepare(index: usize, event: &NewEvent) -> Result<Prepared, LedgerError> {
     // Only keys that parse back to their subject are stored (this also keeps out U+0000,
     // which Postgres text cannot store).
     event
@@ -75,16 +75,16 @@ fn prepare(index: usize, event: &NewEvent) -> Result<Prepared, LedgerError> {
 }
 
 /// Where the next event goes: its seq, its prev_hash, and the timestamp to stamp it with.
-struct Start {
-    next_seq: i64,
-    prev_hash: String,
-    created_at: DateTime<Utc>,
-    created_at_micros: i64,
+pub(crate) struct Start {
+    pub(crate) next_seq: i64,
+    pub(crate) prev_hash: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) created_at_micros: i64,
 }
 
 impl Start {
     /// The head's hash as bytes; the schema's CHECK makes a failure here a corrupt row.
-    fn prev_bytes(&self) -> Result<[u8; 32], LedgerError> {
+    pub(crate) fn prev_bytes(&self) -> Result<[u8; 32], LedgerError> {
         decode_hash(&self.prev_hash).map_err(|_| LedgerError::MalformedRow {
             seq: self.next_seq - 1,
             reason: "stored hash is not 64 lowercase hex digits".into(),
@@ -136,16 +136,16 @@ async fn read_start(
 }
 
 /// The rows to insert, column by column (the UNNEST arrays).
-struct Columns {
-    seqs: Vec<i64>,
-    types: Vec<&'static str>,
-    subjects: Vec<String>,
-    payloads: Vec<String>,
-    prev_hashes: Vec<String>,
-    hashes: Vec<String>,
+pub(crate) struct Columns {
+    pub(crate) seqs: Vec<i64>,
+    pub(crate) types: Vec<&'static str>,
+    pub(crate) subjects: Vec<String>,
+    pub(crate) payloads: Vec<String>,
+    pub(crate) prev_hashes: Vec<String>,
+    pub(crate) hashes: Vec<String>,
 }
 
-fn chain_batch(
+pub(crate) fn chain_batch(
     mailbox_id: i64,
     run_id: i64,
     start: &Start,

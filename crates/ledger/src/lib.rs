@@ -15,6 +15,7 @@ pub mod event;
 pub mod hash;
 pub mod lock;
 pub mod read;
+pub mod sqlite;
 pub mod subject;
 pub mod verify;
 

@@ -157,9 +157,9 @@ impl fmt::Display for RunFaultReason {
 }
 
 /// What the walk tracks per run.
-struct RunState {
-    status: String,
-    terminal: Option<(i64, EventType)>,
+pub(crate) struct RunState {
+    pub(crate) status: String,
+    pub(crate) terminal: Option<(i64, EventType)>,
 }
 
 /// Walk `mailbox_id`'s chain and check it (see the module docs for what is checked).
@@ -215,49 +215,23 @@ async fn verify_in(conn: &mut PgConnection, mailbox_id: i64) -> Result<ChainRepo
             walk.step(&stored, &mut runs);
         }
     }
-
-    let mut report = walk.finish();
-    report.runs_checked = runs.len() as u64;
-    for (run_id, run) in runs {
-        let reason = match (run.status.as_str(), run.terminal) {
-            ("running", _) => None,
-            (_, None) => Some(RunFaultReason::NoTerminalEvent),
-            (status, Some((seq, t))) if t.run_status() != Some(status) => {
-                Some(RunFaultReason::TerminalMismatch {
-                    seq,
-                    event_type: t.as_str().to_owned(),
-                })
-            }
-            _ => None,
-        };
-        if let Some(reason) = reason {
-            report.run_fault_count += 1;
-            if report.run_faults.len() < MAX_LISTED_RUN_FAULTS {
-                report.run_faults.push(RunFault {
-                    run_id,
-                    status: run.status,
-                    reason,
-                });
-            }
-        }
-    }
-    Ok(report)
+    Ok(walk.report(runs))
 }
 
 /// One row as stored, borrowed from the database row.
-struct StoredRow<'r> {
-    seq: i64,
-    run_id: i64,
-    event_type: &'r str,
-    subject_key: &'r str,
-    payload: &'r str,
-    created_at: DateTime<Utc>,
-    prev_hash: &'r str,
-    hash: &'r str,
+pub(crate) struct StoredRow<'r> {
+    pub(crate) seq: i64,
+    pub(crate) run_id: i64,
+    pub(crate) event_type: &'r str,
+    pub(crate) subject_key: &'r str,
+    pub(crate) payload: &'r str,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) prev_hash: &'r str,
+    pub(crate) hash: &'r str,
 }
 
 /// The state of the walk between rows.
-struct Walk {
+pub(crate) struct Walk {
     mailbox_id: i64,
     events: u64,
     terminal_events: u64,
@@ -269,7 +243,7 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(mailbox_id: i64) -> Walk {
+    pub(crate) fn new(mailbox_id: i64) -> Walk {
         Walk {
             mailbox_id,
             events: 0,
@@ -282,7 +256,38 @@ impl Walk {
         }
     }
 
-    fn step(&mut self, row: &StoredRow<'_>, runs: &mut BTreeMap<i64, RunState>) {
+    /// The report once every row was walked: the chain's findings, then each finished
+    /// run's terminal event checked against its status.
+    pub(crate) fn report(self, runs: BTreeMap<i64, RunState>) -> ChainReport {
+        let mut report = self.finish();
+        report.runs_checked = runs.len() as u64;
+        for (run_id, run) in runs {
+            let reason = match (run.status.as_str(), run.terminal) {
+                ("running", _) => None,
+                (_, None) => Some(RunFaultReason::NoTerminalEvent),
+                (status, Some((seq, t))) if t.run_status() != Some(status) => {
+                    Some(RunFaultReason::TerminalMismatch {
+                        seq,
+                        event_type: t.as_str().to_owned(),
+                    })
+                }
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                report.run_fault_count += 1;
+                if report.run_faults.len() < MAX_LISTED_RUN_FAULTS {
+                    report.run_faults.push(RunFault {
+                        run_id,
+                        status: run.status,
+                        reason,
+                    });
+                }
+            }
+        }
+        report
+    }
+
+    pub(crate) fn step(&mut self, row: &StoredRow<'_>, runs: &mut BTreeMap<i64, RunState>) {
         self.events += 1;
         let fault = self.check(row, runs);
         // Continue from what is stored, so one altered row is one fault, not a cascade.

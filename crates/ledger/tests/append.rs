@@ -7,7 +7,7 @@ use ledger::{EventType, GENESIS_HASH, LedgerError, Subject};
 use serde_json::json;
 use sqlx::PgPool;
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn batches_form_one_linked_chain_from_genesis(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "a@example.com").await?;
     let run = running_run(&pool, mb).await?;
@@ -46,7 +46,7 @@ async fn batches_form_one_linked_chain_from_genesis(pool: PgPool) -> TestResult 
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn eight_concurrent_writers_form_one_linear_chain(pool: PgPool) -> TestResult {
     const WRITERS: usize = 8;
     const BATCHES: usize = 15;
@@ -124,7 +124,7 @@ async fn eight_concurrent_writers_form_one_linear_chain(pool: PgPool) -> TestRes
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn chains_of_different_mailboxes_are_independent(pool: PgPool) -> TestResult {
     let a = mailbox(&pool, "a@example.com").await?;
     let b = mailbox(&pool, "b@example.com").await?;
@@ -146,7 +146,7 @@ async fn chains_of_different_mailboxes_are_independent(pool: PgPool) -> TestResu
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn rolled_back_appends_leave_nothing(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "r@example.com").await?;
     let run = running_run(&pool, mb).await?;
@@ -169,7 +169,7 @@ async fn rolled_back_appends_leave_nothing(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn refusals_happen_before_any_statement_so_the_transaction_survives(
     pool: PgPool,
 ) -> TestResult {
@@ -279,7 +279,7 @@ async fn refusals_happen_before_any_statement_so_the_transaction_survives(
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn payloads_survive_jsonb_normalisation(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "json@example.com").await?;
     let run = running_run(&pool, mb).await?;
@@ -347,7 +347,7 @@ async fn payloads_survive_jsonb_normalisation(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn run_reads_list_events_and_count_types(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "read@example.com").await?;
     let run = running_run(&pool, mb).await?;

@@ -29,7 +29,7 @@ async fn verify(pool: &PgPool, mb: i64) -> Result<ChainReport, BoxError> {
     Ok(ledger::verify(&mut *pool.acquire().await?, mb).await?)
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn update_delete_and_truncate_are_rejected(pool: PgPool) -> TestResult {
     let (mb, _) = finished_chain(&pool, "ro@example.com", 3).await?;
     for sql in [
@@ -49,7 +49,7 @@ async fn update_delete_and_truncate_are_rejected(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn an_altered_payload_is_named_by_seq(pool: PgPool) -> TestResult {
     let (mb, _) = finished_chain(&pool, "pay@example.com", 6).await?;
     // The brief's way: disable the user triggers as superuser, change one payload, re-enable.
@@ -84,7 +84,7 @@ async fn an_altered_payload_is_named_by_seq(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn altered_subject_type_or_time_is_found(pool: PgPool) -> TestResult {
     let (mb, _) = finished_chain(&pool, "cols@example.com", 5).await?;
     tamper(
@@ -115,7 +115,7 @@ async fn altered_subject_type_or_time_is_found(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_broken_link_is_named_by_seq(pool: PgPool) -> TestResult {
     let (mb, _) = finished_chain(&pool, "link@example.com", 5).await?;
     tamper(
@@ -142,7 +142,7 @@ async fn a_broken_link_is_named_by_seq(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_rehashed_forgery_still_breaks_the_link(pool: PgPool) -> TestResult {
     // A forger who recomputes the row's own hash still cannot make the next row point at it.
     let mb = mailbox(&pool, "forge@example.com").await?;
@@ -178,7 +178,7 @@ async fn a_rehashed_forgery_still_breaks_the_link(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_gap_in_seq_is_named(pool: PgPool) -> TestResult {
     let (mb, _) = finished_chain(&pool, "gap@example.com", 6).await?;
     tamper(
@@ -196,7 +196,7 @@ async fn a_gap_in_seq_is_named(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_missing_first_event_is_a_gap_at_the_start(pool: PgPool) -> TestResult {
     let (mb, _) = finished_chain(&pool, "head@example.com", 3).await?;
     tamper(
@@ -212,7 +212,7 @@ async fn a_missing_first_event_is_a_gap_at_the_start(pool: PgPool) -> TestResult
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn finished_runs_need_exactly_one_matching_terminal(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "runs@example.com").await?;
     // Run 1: completed, but the ledger never says so.
@@ -253,7 +253,7 @@ async fn finished_runs_need_exactly_one_matching_terminal(pool: PgPool) -> TestR
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_second_terminal_behind_the_index_is_named(pool: PgPool) -> TestResult {
     let (mb, run) = finished_chain(&pool, "dup@example.com", 2).await?;
     let head = ledger::chain_head(&mut *pool.acquire().await?, mb)
@@ -287,7 +287,7 @@ async fn a_second_terminal_behind_the_index_is_named(pool: PgPool) -> TestResult
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn an_event_of_another_mailboxs_run_is_named(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "mine@example.com").await?;
     let run = running_run(&pool, mb).await?;
@@ -333,7 +333,7 @@ async fn an_event_of_another_mailboxs_run_is_named(pool: PgPool) -> TestResult {
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn an_empty_chain_verifies(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "empty@example.com").await?;
     let report = verify(&pool, mb).await?;

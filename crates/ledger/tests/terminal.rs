@@ -7,7 +7,7 @@ use ledger::{EventType, LedgerError, Subject, TerminalOutcome};
 use serde_json::json;
 use sqlx::PgPool;
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn second_terminal_in_one_transaction_is_already_recorded(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "t@example.com").await?;
     let run = running_run(&pool, mb).await?;
@@ -46,7 +46,7 @@ async fn second_terminal_in_one_transaction_is_already_recorded(pool: PgPool) ->
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_later_terminal_of_another_type_is_already_recorded_too(pool: PgPool) -> TestResult {
     let mb = mailbox(&pool, "t2@example.com").await?;
     let run = running_run(&pool, mb).await?;
@@ -91,7 +91,7 @@ async fn a_later_terminal_of_another_type_is_already_recorded_too(pool: PgPool) 
     Ok(())
 }
 
-#[sqlx::test(migrations = "../../migrations")]
+#[sqlx::test(migrations = "../../migrations/postgres")]
 async fn append_terminal_refuses_non_terminal_types_and_plain_connections(
     pool: PgPool,
 ) -> TestResult {

@@ -6,7 +6,8 @@
 //! run's counts and the cursor together. The engines see only these traits and
 //! the backend-neutral row types (`ThreadUpsert`, `MessageUpsert`, …), so a
 //! second backend implements the traits and passes the same tests.
-//! [`pg`] is the PostgreSQL implementation.
+//! [`pg`] is the PostgreSQL implementation (production: many workers, many
+//! hosts), [`sqlite`] the embedded one (one file, no server: the default).
 //!
 //! Every write is one statement per batch of the shape
 //! `INSERT … ON CONFLICT (natural key) DO UPDATE … WHERE (row differs)`, so the
@@ -20,6 +21,8 @@ mod outcome;
 pub mod pg;
 pub mod quarantine;
 mod rows;
+pub mod sqlite;
+mod target;
 mod text;
 
 use std::collections::{HashMap, HashSet};
@@ -40,6 +43,7 @@ pub use quarantine::{FailureKind, MessageFailure, QuarantinedMessage};
 pub use rows::{
     AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, StoredThread, ThreadUpsert,
 };
+pub use target::DatabaseTarget;
 pub(crate) use text::strip_nul;
 
 use crate::engine::Window;

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use sqlx::migrate::{MigrateError, Migrator};
 
 /// Every migration of the product, embedded at compile time.
-pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// Applies all pending migrations; harmless when there are none.
 #[tracing::instrument(skip_all)]

@@ -1,0 +1,329 @@
+//! SQLite: the run lease — one live run per mailbox, fenced, without a server.
+//!
+//! SQLite has no advisory locks, so exclusivity is built from two parts:
+//!
+//! * **The fence** is the same as on PostgreSQL: the run's `sync_runs` row
+//!   must still be `running`, checked at the start of every write transaction
+//!   ([`prove_lease`]). Every write transaction begins `IMMEDIATE`, taking
+//!   SQLite's single write lock before that check, so nothing can end the run
+//!   between the check and the commit. The partial unique index
+//!   `sync_runs_one_running` keeps a second running row from ever existing.
+//! * **Death detection** is a file lock per mailbox (`connect::Locks`), held
+//!   for the whole run. The operating system drops it when the process dies,
+//!   so after a crash or `kill -9` the next run sees a `running` row whose lock
+//!   is free, marks that run interrupted and starts at once, as on PostgreSQL.
+//!
+//! A run whose lock is held but whose heartbeat is older than the lease has a
+//! live but hung process: it is taken over (marked interrupted, so its next
+//! transaction is fenced out) without its lock. A lock held with no running
+//! row after a short wait belongs to such a fenced-out process, or to a run
+//! still starting; either way the unique index decides between starters.
+
+use std::fs::File;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ledger::{EventType, NewEvent, Subject};
+use serde_json::json;
+use sqlx::{SqliteConnection, SqlitePool};
+use tracing::{info, warn};
+
+use super::connect::Locks;
+use super::{begin_immediate, now};
+use crate::repo::{CursorUpdate, Fence, HeldRun, RepoError, RunEnd, RunStart, RunStatus, as_i64};
+
+/// How long a run that holds the lock gets to show its row before the lock is
+/// taken as belonging to no run.
+const STARTING_GRACE: Duration = Duration::from_secs(3);
+
+/// Fails with `LeaseLost` unless the fence's run is still the mailbox's
+/// running run. The caller's transaction holds the write lock (IMMEDIATE),
+/// so the answer holds until it commits.
+pub(crate) async fn prove_lease(
+    conn: &mut SqliteConnection,
+    fence: Fence,
+) -> Result<(), RepoError> {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM sync_runs WHERE id = ?1 AND mailbox_id = ?2 AND status = 'running'",
+    )
+    .bind(fence.run_id)
+    .bind(fence.mailbox_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(RepoError::db("prove run lease"))?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(RepoError::LeaseLost {
+            run_id: fence.run_id,
+        }),
+    }
+}
+
+/// The mailbox's running run: id and heartbeat age in seconds.
+async fn live_run(pool: &SqlitePool, mailbox_id: i64) -> Result<Option<(i64, f64)>, RepoError> {
+    let row: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, heartbeat_at FROM sync_runs WHERE mailbox_id = ?1 AND status = 'running'",
+    )
+    .bind(mailbox_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(RepoError::db("read live run"))?;
+    Ok(row.map(|(id, beat)| (id, (now() - beat).as_seconds_f64().max(0.0))))
+}
+
+/// Decides whether a run may start while another process holds the mailbox's
+/// lock: only over a run that missed its lease, or a lock that shows no run.
+async fn check_held(pool: &SqlitePool, start: &RunStart) -> Result<(), RepoError> {
+    let deadline = tokio::time::Instant::now() + STARTING_GRACE;
+    loop {
+        if let Some((run_id, age)) = live_run(pool, start.mailbox_id).await? {
+            if age < start.stale_after.as_secs_f64() {
+                return Err(RepoError::Locked {
+                    run_id: Some(run_id),
+                    heartbeat_age_secs: age as i64,
+                });
+            }
+            warn!(
+                run_id,
+                heartbeat_age_secs = age as i64,
+                "live run missed its lease; taking over"
+            );
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(
+                mailbox_id = start.mailbox_id,
+                "the mailbox's run lock is held by a process with no running run; starting beside it"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub(crate) async fn start_run(
+    pool: &SqlitePool,
+    locks: &Locks,
+    start: &RunStart,
+) -> Result<HeldRun, RepoError> {
+    let mailbox_id = start.mailbox_id;
+    let lock = locks.try_run_lock(mailbox_id)?;
+    if lock.is_none() {
+        check_held(pool, start).await?;
+    }
+
+    let mut tx = begin_immediate(pool, "begin run").await?;
+    // The lock is ours (or its holder missed its lease): a run still marked
+    // running has lost its process.
+    let dead: Vec<i64> = sqlx::query_scalar(
+        "UPDATE sync_runs SET status = 'interrupted', finished_at = ?2,
+                error = coalesce(error, 'the process running it stopped without finishing')
+         WHERE mailbox_id = ?1 AND status = 'running' RETURNING id",
+    )
+    .bind(mailbox_id)
+    .bind(now())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(RepoError::db("mark dead runs interrupted"))?;
+    for run_id in &dead {
+        warn!(run_id, "previous run found dead; marked interrupted");
+        ledger::sqlite::append_terminal(
+            &mut tx,
+            mailbox_id,
+            *run_id,
+            NewEvent::new(
+                EventType::SyncInterrupted,
+                Subject::Run(*run_id),
+                json!({"reason": "process stopped without finishing"}),
+            ),
+        )
+        .await?;
+    }
+
+    let start_history_id = start
+        .start_history_id
+        .map(|h| as_i64("historyId", h.0))
+        .transpose()?;
+    let started = now();
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO sync_runs (mailbox_id, kind, window_start, window_end, start_history_id,
+                                host, pid, started_at, heartbeat_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING id",
+    )
+    .bind(mailbox_id)
+    .bind(start.kind.as_str())
+    .bind(start.window.map(|w| w.since))
+    .bind(start.window.map(|w| w.until))
+    .bind(start_history_id)
+    .bind(std::env::var("HOSTNAME").ok())
+    .bind(std::process::id() as i64)
+    .bind(started)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|err| match &err {
+        // Another process started between our check and this insert.
+        sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Locked {
+            run_id: None,
+            heartbeat_age_secs: 0,
+        },
+        _ => RepoError::db("insert run")(err),
+    })?;
+    ledger::sqlite::append(
+        &mut tx,
+        mailbox_id,
+        run_id,
+        &[NewEvent::new(
+            EventType::SyncStarted,
+            Subject::Run(run_id),
+            json!({
+                "kind": start.kind.as_str(),
+                "window": start.window,
+                "start_history_id": start.start_history_id.map(|h| h.to_string()),
+            }),
+        )],
+    )
+    .await?;
+    tx.commit()
+        .await
+        .map_err(RepoError::db("commit run start"))?;
+    info!(run_id, kind = start.kind.as_str(), "run started");
+    let hold: Box<dyn std::any::Any + Send> = match lock {
+        Some(file) => Box::new(file),
+        None => Box::new(()),
+    };
+    Ok(HeldRun {
+        fence: Fence { run_id, mailbox_id },
+        hold,
+    })
+}
+
+pub(crate) async fn heartbeat(pool: &SqlitePool, fence: Fence) -> Result<bool, RepoError> {
+    let n =
+        sqlx::query("UPDATE sync_runs SET heartbeat_at = ?2 WHERE id = ?1 AND status = 'running'")
+            .bind(fence.run_id)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map_err(RepoError::db("heartbeat"))?
+            .rows_affected();
+    Ok(n > 0)
+}
+
+pub(crate) async fn record_counts(
+    conn: &mut SqliteConnection,
+    fence: Fence,
+    counts: &serde_json::Value,
+) -> Result<(), RepoError> {
+    sqlx::query("UPDATE sync_runs SET counts = ?2, heartbeat_at = ?3 WHERE id = ?1")
+        .bind(fence.run_id)
+        .bind(counts.to_string())
+        .bind(now())
+        .execute(conn)
+        .await
+        .map_err(RepoError::db("record run counts"))?;
+    Ok(())
+}
+
+/// Moves the cursor forward only: an older value than the stored one is ignored.
+pub(crate) async fn advance_cursor(
+    conn: &mut SqliteConnection,
+    mailbox_id: i64,
+    cursor: i64,
+    only_if_absent: bool,
+) -> Result<(), RepoError> {
+    sqlx::query(
+        "UPDATE mailboxes SET history_id = ?2, history_id_updated_at = ?4, updated_at = ?4
+         WHERE id = ?1
+           AND (history_id IS NULL OR (NOT ?3 AND history_id < ?2))",
+    )
+    .bind(mailbox_id)
+    .bind(cursor)
+    .bind(only_if_absent)
+    .bind(now())
+    .execute(conn)
+    .await
+    .map_err(RepoError::db("advance cursor"))?;
+    Ok(())
+}
+
+pub(crate) async fn finish_run(
+    pool: &SqlitePool,
+    run: &mut HeldRun,
+    end: &RunEnd,
+) -> Result<(), RepoError> {
+    let Fence { run_id, mailbox_id } = run.fence;
+    let end_history_id = match end.cursor {
+        CursorUpdate::Keep => None,
+        CursorUpdate::IfAbsent(h) | CursorUpdate::Advance(h) => Some(as_i64("historyId", h.0)?),
+    };
+    let Some(event_type) = end.status.terminal_event() else {
+        return Err(RepoError::Corrupt(format!(
+            "run {run_id} cannot finish as {}",
+            RunStatus::Running
+        )));
+    };
+    let mut tx = begin_immediate(pool, "begin run end").await?;
+    let ended = sqlx::query(
+        "UPDATE sync_runs SET status = ?2, finished_at = ?6, heartbeat_at = ?6,
+                counts = ?3, error = ?4, end_history_id = coalesce(?5, end_history_id)
+         WHERE id = ?1 AND status = 'running'",
+    )
+    .bind(run_id)
+    .bind(end.status.as_str())
+    .bind(end.counts.to_string())
+    .bind(&end.error)
+    .bind(end_history_id)
+    .bind(now())
+    .execute(&mut *tx)
+    .await
+    .map_err(RepoError::db("finish run"))?
+    .rows_affected();
+    if ended == 0 {
+        // Ended already: by this very finish (a retry), or by a run that took over.
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = ?1")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(RepoError::db("read run status"))?;
+        if status.as_deref() == Some(end.status.as_str()) && finished_by_us(&mut tx, run_id).await?
+        {
+            return Ok(());
+        }
+        return Err(RepoError::LeaseLost { run_id });
+    }
+    ledger::sqlite::append_terminal(
+        &mut tx,
+        mailbox_id,
+        run_id,
+        NewEvent::new(
+            event_type,
+            Subject::Run(run_id),
+            json!({"counts": end.counts, "error": end.error}),
+        ),
+    )
+    .await?;
+    if let Some(h) = end_history_id {
+        let only_if_absent = matches!(end.cursor, CursorUpdate::IfAbsent(_));
+        advance_cursor(&mut tx, mailbox_id, h, only_if_absent).await?;
+    }
+    tx.commit().await.map_err(RepoError::db("commit run end"))?;
+    info!(run_id, status = end.status.as_str(), "run finished");
+    // Closing the file releases the mailbox's run lock.
+    drop(std::mem::replace(&mut run.hold, Box::new(())).downcast::<File>());
+    Ok(())
+}
+
+/// Whether the run's terminal event was written by its own finish (a run
+/// taken over gets `sync.interrupted` with a reason, never counts).
+async fn finished_by_us(conn: &mut SqliteConnection, run_id: i64) -> Result<bool, RepoError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM ledger_events
+                        WHERE run_id = ?1 AND json_type(payload, '$.counts') IS NOT NULL
+                          AND event_type IN ('sync.completed', 'sync.failed', 'sync.interrupted'))",
+    )
+    .bind(run_id)
+    .fetch_one(conn)
+    .await
+    .map_err(RepoError::db("read run end"))
+}

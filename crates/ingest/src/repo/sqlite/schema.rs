@@ -1,0 +1,14 @@
+//! SQLite: the embedded schema, `migrations/sqlite` at the workspace root, compiled in.
+
+use sqlx::SqlitePool;
+use sqlx::migrate::{MigrateError, Migrator};
+
+/// Every migration of the embedded backend, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// Applies all pending migrations; harmless when there are none. The caller
+/// holds the database's migration lock (see `connect::Locks::migration`):
+/// sqlx's SQLite migrator does not serialise two processes migrating at once.
+pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
+    MIGRATOR.run(pool).await
+}

@@ -1,0 +1,670 @@
+//! One conformance suite for the repository boundary, run against both
+//! backends (PostgreSQL on the test server, SQLite in a fresh file), through
+//! the `Repository` / `RepoTx` traits only, as the engines use them:
+//! idempotent upserts with Inserted / Updated / Unchanged outcomes, races on
+//! one natural key through separate connections and separate processes, the
+//! ledger append-only and hash-chained, the run lease exclusive and fenced,
+//! the cursor monotonic.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{SHA_A, SHA_B, attachment, message, thread};
+use ingest::repo::{
+    BlobUpsert, CursorUpdate, DatabaseTarget, HeldRun, HistoryCursor, LabelUpdate, Outcome,
+    RepoError, Repository, RunEnd, RunKind, RunStart, RunStatus,
+};
+use ledger::{EventType, NewEvent, Subject};
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{PgPool, SqlitePool};
+use tempfile::TempDir;
+use tokio::sync::Barrier;
+
+const WRITERS: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A fresh database of one backend: its URL, and a raw pool for what the
+/// traits do not offer (tampering, counting). Dropping it drops the database.
+struct Fresh {
+    url: String,
+    raw: Raw,
+    _dir: Option<TempDir>,
+    pg_name: Option<String>,
+}
+
+enum Raw {
+    Pg(PgPool),
+    Sqlite(SqlitePool),
+}
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl Fresh {
+    async fn new(backend: Backend) -> Fresh {
+        match backend {
+            Backend::Postgres => {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let name = format!(
+                    "mi_conf_{}_{}_{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed),
+                    chrono::Utc::now().timestamp_micros() % 1_000_000
+                );
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url())
+                    .await
+                    .expect("the test server (run scripts/test.sh)");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
+                let raw = Raw::Pg(PgPool::connect_lazy(&url).unwrap());
+                Fresh {
+                    url,
+                    raw,
+                    _dir: None,
+                    pg_name: Some(name),
+                }
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("mailingest.db");
+                let raw = Raw::Sqlite(SqlitePool::connect_lazy_with(
+                    SqliteConnectOptions::new()
+                        .filename(&path)
+                        .busy_timeout(Duration::from_secs(30)),
+                ));
+                Fresh {
+                    url: format!("sqlite:{}", path.display()),
+                    raw,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+        }
+    }
+
+    /// A repository of its own (its own pool, so its own connections).
+    async fn repo(&self) -> Arc<dyn Repository> {
+        DatabaseTarget::parse(&self.url)
+            .unwrap()
+            .open(4)
+            .await
+            .expect("open and migrate")
+    }
+
+    async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        let q = sqlx::AssertSqlSafe(sql.to_owned());
+        Ok(match &self.raw {
+            Raw::Pg(pool) => sqlx::query(q).execute(pool).await?.rows_affected(),
+            Raw::Sqlite(pool) => sqlx::query(q).execute(pool).await?.rows_affected(),
+        })
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let q = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.raw {
+            Raw::Pg(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
+            Raw::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async move {
+                let admin = PgPool::connect(&admin_url()).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// Each case once per backend, as `case::postgres` and `case::sqlite`.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$case(Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$case(Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    upserts_report_inserted_updated_unchanged,
+    sixteen_concurrent_registrations_make_one_mailbox,
+    sixteen_concurrent_runs_storing_one_blob_make_one_row,
+    sixteen_processes_registering_one_mailbox_make_one_row,
+    the_ledger_is_append_only_and_its_chain_verifies,
+    the_run_lease_is_exclusive_and_fenced,
+    the_cursor_only_moves_forward,
+);
+
+fn start(mailbox_id: i64, stale_after: Duration) -> RunStart {
+    RunStart {
+        mailbox_id,
+        kind: RunKind::Backfill,
+        window: None,
+        start_history_id: None,
+        stale_after,
+    }
+}
+
+async fn run(repo: &Arc<dyn Repository>, email: &str) -> HeldRun {
+    let (mailbox_id, _) = repo.register_mailbox("org-1", email).await.unwrap();
+    repo.start_run(&start(mailbox_id, Duration::from_secs(600)))
+        .await
+        .expect("start run")
+}
+
+fn end(status: RunStatus, cursor: CursorUpdate) -> RunEnd {
+    RunEnd {
+        status,
+        counts: json!({"messages": 1}),
+        error: None,
+        cursor,
+    }
+}
+
+fn blob(sha: &str) -> BlobUpsert {
+    BlobUpsert {
+        sha256: sha.to_owned(),
+        size: 10,
+        storage_key: format!("org-1/sha256/{}/{}/{sha}", &sha[..2], &sha[2..4]),
+    }
+}
+
+async fn upserts_report_inserted_updated_unchanged(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let (mb, outcome) = repo
+        .register_mailbox("org-1", "User@Example.com")
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Inserted);
+    assert_eq!(
+        repo.register_mailbox("org-1", "user@example.com")
+            .await
+            .unwrap(),
+        (mb, Outcome::Unchanged)
+    );
+    let mut held = repo
+        .start_run(&start(mb, Duration::from_secs(600)))
+        .await
+        .unwrap();
+
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    let blobs = tx
+        .upsert_blobs(&[blob(SHA_A), blob(SHA_B), blob(SHA_A)])
+        .await
+        .unwrap();
+    assert_eq!(
+        blobs,
+        vec![Outcome::Inserted, Outcome::Inserted, Outcome::Unchanged]
+    );
+    let t = tx.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    assert_eq!(t[0].outcome, Outcome::Inserted);
+    let m = tx
+        .upsert_messages(&[message(mb, t[0].id, "m1"), message(mb, t[0].id, "m2")])
+        .await
+        .unwrap();
+    assert!(m.iter().all(|r| r.outcome == Outcome::Inserted));
+    let a = tx
+        .upsert_attachments(&[attachment(m[0].id, "1"), attachment(m[0].id, "2")])
+        .await
+        .unwrap();
+    assert!(a.iter().all(|r| r.outcome == Outcome::Inserted));
+    tx.append_events(&[NewEvent::new(
+        EventType::MessageIngested,
+        Subject::Message("m1".into()),
+        json!({}),
+    )])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // The same rows again: nothing changes, the ids are the same.
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    assert_eq!(
+        tx.upsert_blobs(&[blob(SHA_A)]).await.unwrap(),
+        vec![Outcome::Unchanged]
+    );
+    let t2 = tx.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    assert_eq!((t2[0].id, t2[0].outcome), (t[0].id, Outcome::Unchanged));
+    let m2 = tx
+        .upsert_messages(&[message(mb, t[0].id, "m1")])
+        .await
+        .unwrap();
+    assert_eq!((m2[0].id, m2[0].outcome), (m[0].id, Outcome::Unchanged));
+    let a2 = tx
+        .upsert_attachments(&[attachment(m[0].id, "1")])
+        .await
+        .unwrap();
+    assert_eq!((a2[0].id, a2[0].outcome), (a[0].id, Outcome::Unchanged));
+
+    // A changed column updates; a repeated key in one batch is one row, the last wins.
+    let mut changed = thread(mb, "t1");
+    changed.snippet = Some("changed".into());
+    assert_eq!(
+        tx.upsert_threads(&[changed]).await.unwrap()[0].outcome,
+        Outcome::Updated
+    );
+    let mut relabelled = message(mb, t[0].id, "m1");
+    relabelled.label_ids = vec!["INBOX".into()];
+    let r = tx
+        .upsert_messages(&[message(mb, t[0].id, "m1"), relabelled])
+        .await
+        .unwrap();
+    assert_eq!(r[0], r[1], "one result for one key");
+    assert_eq!((r[1].id, r[1].outcome), (m[0].id, Outcome::Updated));
+    let mut renamed = attachment(m[0].id, "2");
+    renamed.filename = Some("report.pdf".into());
+    assert_eq!(
+        tx.upsert_attachments(&[renamed]).await.unwrap()[0].outcome,
+        Outcome::Updated
+    );
+
+    // Labels and deletes report only the rows they changed.
+    let labels = |id: &str, l: &[&str]| LabelUpdate {
+        provider_message_id: id.into(),
+        label_ids: l.iter().map(|s| s.to_string()).collect(),
+        history_id: None,
+    };
+    assert_eq!(
+        tx.update_labels(&[labels("m1", &["INBOX"]), labels("m2", &["STARRED"])])
+            .await
+            .unwrap(),
+        vec!["m2".to_string()]
+    );
+    let ids = vec!["m2".to_string(), "unknown".to_string()];
+    assert_eq!(
+        tx.soft_delete_messages(&ids, chrono::Utc::now())
+            .await
+            .unwrap(),
+        vec!["m2".to_string()]
+    );
+    assert!(
+        tx.soft_delete_messages(&ids, chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let threads = tx.thread_ids_of_messages(&ids).await.unwrap();
+    assert_eq!(threads, vec![t[0].id]);
+    assert_eq!(tx.refresh_threads(&threads).await.unwrap(), 1);
+    assert_eq!(tx.refresh_threads(&threads).await.unwrap(), 0, "unchanged");
+    tx.commit().await.unwrap();
+    repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+
+    assert_eq!(db.count("SELECT count(*) FROM mail_messages").await, 2);
+    assert_eq!(db.count("SELECT count(*) FROM mail_attachments").await, 2);
+    assert_eq!(db.count("SELECT count(*) FROM blobs").await, 2);
+    assert_eq!(
+        db.count("SELECT sum(message_count) FROM mail_threads")
+            .await,
+        1,
+        "the deleted message no longer counts"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM mail_messages WHERE body_text = 'bodywith nul'")
+            .await,
+        2,
+        "NUL removed as on every backend"
+    );
+    let stored = repo
+        .stored_message_ids(mb, &["m1".into(), "m2".into(), "m3".into()])
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    let history = repo.thread_history_ids(mb, &["t1".into()]).await.unwrap();
+    assert_eq!(history["t1"].history_id, Some(1000));
+    assert!(repo.duplicate_keys().await.unwrap().is_empty());
+}
+
+async fn sixteen_concurrent_registrations_make_one_mailbox(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let mut repos = Vec::new();
+    for _ in 0..WRITERS {
+        repos.push(db.repo().await);
+    }
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let tasks: Vec<_> = repos
+        .into_iter()
+        .map(|repo| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                repo.register_mailbox("org-1", "raced@example.com").await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut inserted = 0;
+    for task in tasks {
+        let (id, outcome) = task.await.unwrap().expect("register");
+        ids.push(id);
+        inserted += usize::from(outcome == Outcome::Inserted);
+    }
+    assert_eq!(inserted, 1, "exactly one writer inserted");
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every writer got the one row");
+    assert_eq!(db.count("SELECT count(*) FROM mailboxes").await, 1);
+}
+
+async fn sixteen_concurrent_runs_storing_one_blob_make_one_row(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let mut runs = Vec::new();
+    for i in 0..WRITERS {
+        let repo = db.repo().await;
+        let held = run(&repo, &format!("writer{i}@example.com")).await;
+        runs.push((repo, held));
+    }
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let tasks: Vec<_> = runs
+        .into_iter()
+        .map(|(repo, mut held)| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut tx = repo.begin(held.fence).await.unwrap();
+                let outcome = tx.upsert_blobs(&[blob(SHA_A)]).await.unwrap()[0];
+                tx.commit().await.unwrap();
+                repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+                    .await
+                    .unwrap();
+                outcome
+            })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        inserted += usize::from(task.await.unwrap() == Outcome::Inserted);
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(db.count("SELECT count(*) FROM blobs").await, 1);
+}
+
+/// The child side of the process race: registers the mailbox in the database
+/// `CONFORMANCE_CHILD_URL` names and prints the outcome. A no-op otherwise.
+#[tokio::test]
+async fn process_race_child() {
+    let Ok(url) = std::env::var("CONFORMANCE_CHILD_URL") else {
+        return;
+    };
+    let repo = DatabaseTarget::parse(&url).unwrap().open(1).await.unwrap();
+    let (id, outcome) = repo
+        .register_mailbox("org-1", "processes@example.com")
+        .await
+        .unwrap();
+    println!("CHILD-RESULT {id} {outcome:?}");
+}
+
+async fn sixteen_processes_registering_one_mailbox_make_one_row(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    drop(db.repo().await); // migrated before the race
+    let children: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            tokio::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "process_race_child", "--nocapture"])
+                .env("CONFORMANCE_CHILD_URL", &db.url)
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn a writer process")
+        })
+        .collect();
+    let mut results = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("CHILD-RESULT "))
+            .unwrap_or_else(|| panic!("no result from the child: {stdout}"))
+            .to_owned();
+        results.push(line);
+    }
+    let inserted = results.iter().filter(|r| r.ends_with("Inserted")).count();
+    assert_eq!(inserted, 1, "{results:?}");
+    assert_eq!(db.count("SELECT count(*) FROM mailboxes").await, 1);
+}
+
+async fn the_ledger_is_append_only_and_its_chain_verifies(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let mut held = run(&repo, "ledger@example.com").await;
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    let events: Vec<NewEvent> = (0..5)
+        .map(|i| {
+            NewEvent::new(
+                EventType::MessageIngested,
+                Subject::Message(format!("m{i}")),
+                json!({"n": i, "text": "Grüße"}),
+            )
+        })
+        .collect();
+    tx.append_events(&events).await.unwrap();
+    tx.commit().await.unwrap();
+    repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+    // Finishing again is a no-op, never a second terminal event.
+    repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+
+    let report = repo.verify_ledger(held.fence.mailbox_id).await.unwrap();
+    assert_eq!(report.events, 7, "started, 5 ingested, completed");
+    assert!(report.is_ok(), "{report:?}");
+
+    for sql in [
+        "UPDATE ledger_events SET payload = '{}' WHERE seq = 2",
+        "DELETE FROM ledger_events WHERE seq = 7",
+        "DELETE FROM ledger_events",
+    ] {
+        let err = db.execute(sql).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    let terminal = db
+        .execute(&format!(
+            "INSERT INTO ledger_events (mailbox_id, seq, run_id, event_type, subject_key,
+                                        payload, created_at, prev_hash, hash)
+             VALUES ({mb}, 8, {run}, 'sync.failed', 'run:{run}', '{{}}', '2026-01-01T00:00:00+00:00',
+                     '{h}', '{h}')",
+            mb = held.fence.mailbox_id,
+            run = held.fence.run_id,
+            h = "0".repeat(64),
+        ))
+        .await;
+    let err = terminal
+        .expect_err("a second terminal event for the run")
+        .to_string();
+    assert!(
+        err.contains("ledger_events_one_terminal") || err.contains("ledger_events.run_id"),
+        "refused by the one-terminal-event index: {err}"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM ledger_events").await, 7);
+
+    // Someone who can lift the rule rewrites an event: the chain shows where.
+    let lift = match backend {
+        Backend::Postgres => {
+            "ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_no_update_delete"
+        }
+        Backend::Sqlite => "DROP TRIGGER ledger_events_no_update",
+    };
+    db.execute(lift).await.unwrap();
+    let forged = Subject::Message("forged".into()).to_string();
+    db.execute(&format!(
+        "UPDATE ledger_events SET subject_key = '{forged}' WHERE seq = 3"
+    ))
+    .await
+    .unwrap();
+    let report = repo.verify_ledger(held.fence.mailbox_id).await.unwrap();
+    assert_eq!(
+        report.first_fault.as_ref().map(|f| f.seq),
+        Some(3),
+        "{report:?}"
+    );
+}
+
+async fn the_run_lease_is_exclusive_and_fenced(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let other = db.repo().await;
+    let (mb, _) = repo
+        .register_mailbox("org-1", "lease@example.com")
+        .await
+        .unwrap();
+
+    // Held: a second run is refused, naming the live run.
+    let first = repo
+        .start_run(&start(mb, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    match other.start_run(&start(mb, Duration::from_secs(600))).await {
+        Err(RepoError::Locked { run_id, .. }) => assert_eq!(run_id, Some(first.fence.run_id)),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+
+    // The holder goes away without finishing (its process died): the next run
+    // starts at once and ends the dead one as interrupted.
+    let dead = first.fence;
+    drop(first);
+    // Within seconds, not after the 600 s lease (a server notices a dropped
+    // connection a moment after it drops).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut second = loop {
+        match other.start_run(&start(mb, Duration::from_secs(600))).await {
+            Ok(held) => break held,
+            Err(RepoError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("a dead holder must not block the mailbox: {e}"),
+        }
+    };
+    match repo.begin(dead).await {
+        Err(RepoError::LeaseLost { run_id }) => assert_eq!(run_id, dead.run_id),
+        Ok(_) => panic!("the dead run must be fenced out"),
+        Err(e) => panic!("expected LeaseLost, got {e}"),
+    }
+
+    // A live holder that missed its lease is taken over, and fenced out.
+    let mut third = repo
+        .start_run(&start(mb, Duration::ZERO))
+        .await
+        .expect("a run past its lease is taken over");
+    assert!(matches!(
+        other.begin(second.fence).await,
+        Err(RepoError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        other
+            .finish_run(&mut second, &end(RunStatus::Completed, CursorUpdate::Keep))
+            .await,
+        Err(RepoError::LeaseLost { .. })
+    ));
+    assert!(!other.heartbeat(second.fence).await.unwrap());
+    assert!(repo.heartbeat(third.fence).await.unwrap());
+    repo.finish_run(&mut third, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        db.count("SELECT count(*) FROM sync_runs WHERE status = 'interrupted'")
+            .await,
+        2
+    );
+    let report = repo.verify_ledger(mb).await.unwrap();
+    assert!(report.is_ok(), "each run ended once: {report:?}");
+    // The schema itself allows one running run per mailbox.
+    let insert = format!("INSERT INTO sync_runs (mailbox_id, kind) VALUES ({mb}, 'sync')");
+    db.execute(&insert).await.expect("one running run");
+    assert!(db.execute(&insert).await.is_err(), "a second running run");
+}
+
+async fn the_cursor_only_moves_forward(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let mut held = run(&repo, "cursor@example.com").await;
+    let mb = held.fence.mailbox_id;
+    assert_eq!(repo.mailbox_cursor(mb).await.unwrap(), None);
+    for (to, expect) in [(100, 100), (50, 100), (150, 150)] {
+        let mut tx = repo.begin(held.fence).await.unwrap();
+        tx.advance_cursor(HistoryCursor(to)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            repo.mailbox_cursor(mb).await.unwrap(),
+            Some(HistoryCursor(expect))
+        );
+    }
+    repo.finish_run(
+        &mut held,
+        &end(
+            RunStatus::Completed,
+            CursorUpdate::IfAbsent(HistoryCursor(10)),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.mailbox_cursor(mb).await.unwrap(),
+        Some(HistoryCursor(150)),
+        "IfAbsent never moves a cursor that exists"
+    );
+    let mut later = run(&repo, "cursor@example.com").await;
+    repo.finish_run(
+        &mut later,
+        &end(
+            RunStatus::Completed,
+            CursorUpdate::Advance(HistoryCursor(120)),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.mailbox_cursor(mb).await.unwrap(),
+        Some(HistoryCursor(150)),
+        "never backwards"
+    );
+}

@@ -1,0 +1,309 @@
+//! The core end-to-end cases on both backends: PostgreSQL (production) and
+//! SQLite (the embedded default). The same binary, the same emulator over
+//! HTTP, the same assertions: a first backfill stores everything once, an
+//! unchanged re-run writes nothing, kill -9 and a re-run loses and doubles
+//! nothing, two concurrent runs end {0, 75}, sync mirrors Gmail, verify is
+//! clean. And the embedded default needs no server and no configuration.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Backend, TestBed, small_mailbox};
+use gmail_emulator::Faults;
+use serde_json::Value;
+
+/// Each case once per backend, as `case::postgres` and `case::sqlite`.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$case(Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$case(Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    first_backfill_then_an_unchanged_rerun_writes_nothing,
+    kill_9_mid_backfill_then_a_rerun_completes,
+    two_concurrent_runs_end_0_and_75,
+    sync_mirrors_adds_relabels_trash_and_deletes,
+);
+
+fn n(v: &Value, path: &[&str]) -> i64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_i64()
+        .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
+}
+
+fn slow() -> Faults {
+    Faults {
+        latency_ms: 60,
+        latency_jitter_ms: 40,
+        ..Faults::default()
+    }
+}
+
+/// Every message stored exactly once, and nothing else.
+async fn assert_stored_once(bed: &TestBed, messages: &BTreeSet<String>) {
+    let stored = bed
+        .strings("SELECT provider_message_id FROM mail_messages")
+        .await;
+    assert_eq!(stored.len(), messages.len(), "no duplicate, nothing lost");
+    assert_eq!(&stored.into_iter().collect::<BTreeSet<_>>(), messages);
+}
+
+fn spawn_backfill(bed: &TestBed) -> tokio::process::Child {
+    bed.command()
+        .args(["backfill", "--mailbox", bed.mailbox.as_str(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn backfill")
+}
+
+async fn first_backfill_then_an_unchanged_rerun_writes_nothing(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(80)).await;
+    let (messages, threads) = bed.expected_ids().await;
+
+    let (code, first) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(n(&first, &["messages", "inserted"]), messages.len() as i64);
+    assert_stored_once(&bed, &messages).await;
+    assert_eq!(
+        bed.count("SELECT count(*) FROM mail_threads").await,
+        threads.len() as i64
+    );
+    let attachments = bed.count("SELECT count(*) FROM mail_attachments").await;
+    assert!(attachments > 0, "the synthetic mailbox has attachments");
+    let events = bed.count("SELECT count(*) FROM ledger_events").await;
+
+    let (code, again) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{again}");
+    for kind in ["inserted", "updated"] {
+        assert_eq!(n(&again, &["messages", kind]), 0, "{again}");
+        assert_eq!(n(&again, &["threads", kind]), 0, "{again}");
+    }
+    assert_stored_once(&bed, &messages).await;
+    assert_eq!(
+        bed.count("SELECT count(*) FROM mail_attachments").await,
+        attachments
+    );
+    // The re-run's own start and end, nothing about the mail.
+    assert_eq!(
+        bed.count("SELECT count(*) FROM ledger_events").await,
+        events + 2
+    );
+    bed.assert_verify_clean().await;
+}
+
+async fn kill_9_mid_backfill_then_a_rerun_completes(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(160)).await;
+    let (messages, _) = bed.expected_ids().await;
+    bed.emulator.set_faults(slow());
+
+    let mut child = spawn_backfill(&bed);
+    bed.wait_for_count(
+        "SELECT count(*) FROM mail_messages",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the run is still working when it is killed"
+    );
+    child.start_kill().expect("kill -9");
+    assert_eq!(child.wait().await.expect("wait").code(), None);
+    let stored = bed.count("SELECT count(*) FROM mail_messages").await;
+    assert!(stored < messages.len() as i64, "killed mid-run");
+
+    // At once, not after the lease: the dead run's lock went with its process.
+    bed.emulator.set_faults(Faults::default());
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    assert_stored_once(&bed, &messages).await;
+    assert_eq!(
+        bed.count("SELECT count(*) FROM sync_runs WHERE status = 'interrupted'")
+            .await,
+        1,
+        "the killed run is recorded as interrupted"
+    );
+    bed.assert_verify_clean().await;
+}
+
+async fn two_concurrent_runs_end_0_and_75(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(120)).await;
+    let (messages, _) = bed.expected_ids().await;
+    bed.emulator.set_faults(slow());
+
+    let a = spawn_backfill(&bed);
+    let b = spawn_backfill(&bed);
+    let (a, b) = tokio::join!(a.wait_with_output(), b.wait_with_output());
+    let mut codes = vec![
+        a.expect("first").status.code(),
+        b.expect("second").status.code(),
+    ];
+    codes.sort();
+    assert_eq!(codes, vec![Some(0), Some(75)]);
+    assert_stored_once(&bed, &messages).await;
+    assert_eq!(
+        bed.count("SELECT count(*) FROM sync_runs").await,
+        1,
+        "the refused run recorded nothing"
+    );
+    bed.assert_verify_clean().await;
+}
+
+fn raw_message(n: usize) -> Vec<u8> {
+    format!(
+        "From: Sender {n} <sender{n}@example.org>\r\n\
+         To: ann@example.com\r\n\
+         Subject: added {n}\r\n\
+         Message-ID: <backends-{n}@example.org>\r\n\
+         Date: {}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Body of message {n}.\r\n",
+        chrono::Utc::now().to_rfc2822()
+    )
+    .into_bytes()
+}
+
+async fn sync_mirrors_adds_relabels_trash_and_deletes(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(40)).await;
+    let (code, first) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{first}");
+    let before = bed.live_labels().await;
+    let existing: Vec<String> = before.keys().cloned().collect();
+    let (deleted, relabelled, trashed) = (&existing[0..2], &existing[2..5], &existing[5]);
+
+    let mut added = Vec::new();
+    for i in 0..3 {
+        added.push(
+            bed.emulator
+                .insert_raw(&bed.mailbox, &raw_message(i), &["INBOX", "UNREAD"], None)
+                .unwrap(),
+        );
+    }
+    for id in deleted {
+        bed.emulator.delete_message(&bed.mailbox, id).unwrap();
+    }
+    for id in relabelled {
+        bed.emulator
+            .modify_labels(&bed.mailbox, id, &["STARRED"], &["UNREAD"])
+            .unwrap();
+    }
+    bed.emulator.trash(&bed.mailbox, trashed).unwrap();
+
+    let (code, run) = bed.sync().await;
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(n(&run, &["messages", "inserted"]), 3);
+    assert_eq!(n(&run, &["messages_deleted"]), 2);
+    assert_eq!(n(&run, &["labels_changed"]), 4);
+
+    let after = bed.live_labels().await;
+    let expected: BTreeSet<String> = existing
+        .iter()
+        .filter(|id| !deleted.contains(id))
+        .chain(added.iter())
+        .cloned()
+        .collect();
+    assert_eq!(after.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    let gmail = bed.gmail().await;
+    for (id, labels) in &after {
+        let m = gmail.message_minimal(&bed.mailbox, id).await.unwrap();
+        assert_eq!(labels, &m.label_ids.into_iter().collect(), "labels of {id}");
+    }
+    assert!(after[trashed].contains("TRASH"));
+    assert_eq!(
+        bed.count("SELECT count(*) FROM mail_messages WHERE deleted_at IS NOT NULL")
+            .await,
+        2,
+        "deleted mail is kept, marked deleted"
+    );
+
+    // Replaying the same history changes nothing.
+    let (code, again) = bed.sync().await;
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(n(&again, &["messages", "inserted"]), 0);
+    assert_eq!(n(&again, &["labels_changed"]), 0);
+    bed.assert_verify_clean().await;
+}
+
+/// The embedded default on a machine with nothing configured: no
+/// DATABASE_URL, no store, a fresh HOME. The database and the store appear in
+/// the data directory, a re-run inserts nothing, verify is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_default_needs_no_server_and_no_configuration() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailingest"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        async move { cmd.output().await.expect("run mailingest") }
+    };
+    let demo = [
+        "backfill",
+        "--demo",
+        "--demo-messages",
+        "60",
+        "--mailbox",
+        "demo@example.com",
+        "--json",
+    ];
+    let first = run(&demo).await;
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{stderr}");
+    let data = home.path().join(".local/share/mailingest");
+    assert!(
+        stderr.contains(&format!(
+            "creating the embedded database {}",
+            data.join("mailingest.db").display()
+        )),
+        "says where, on first use: {stderr}"
+    );
+    let summary: Value = serde_json::from_slice(&first.stdout).expect("JSON summary");
+    // 60 generated; spam and trash are not in a default backfill's scope.
+    let inserted = n(&summary, &["messages", "inserted"]);
+    assert!(inserted > 40, "{summary}");
+    assert_eq!(inserted, n(&summary, &["messages_fetched"]), "{summary}");
+    assert!(data.join("mailingest.db").is_file());
+    assert!(
+        data.join("store/default/sha256").is_dir(),
+        "the fs store beside the database"
+    );
+
+    let again = run(&demo).await;
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("creating"), "only on first use: {stderr}");
+    let summary: Value = serde_json::from_slice(&again.stdout).expect("JSON summary");
+    assert_eq!(n(&summary, &["messages", "inserted"]), 0, "{summary}");
+
+    let verify = run(&["verify", "--offline", "--deep"]).await;
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
