@@ -37,6 +37,7 @@ on_both_backends!(
     kill_9_mid_backfill_then_a_rerun_completes,
     two_concurrent_runs_end_0_and_75,
     sync_mirrors_adds_relabels_trash_and_deletes,
+    the_worker_status_mailbox_and_full_verify_work,
 );
 
 fn n(v: &Value, path: &[&str]) -> i64 {
@@ -241,6 +242,86 @@ async fn sync_mirrors_adds_relabels_trash_and_deletes(backend: Backend) {
     assert_eq!(n(&again, &["messages", "inserted"]), 0);
     assert_eq!(n(&again, &["labels_changed"]), 0);
     bed.assert_verify_clean().await;
+}
+
+/// The operator's commands: migrate, mailbox add/list/disable, a worker that
+/// syncs and checks completeness on its schedule, status --check, verify --full.
+async fn the_worker_status_mailbox_and_full_verify_work(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(12)).await;
+    let (messages, _) = bed.expected_ids().await;
+    let ok = |out: std::process::Output| {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    ok(bed.run(&["migrate"]).await);
+    ok(bed.run(&["migrate"]).await);
+    ok(bed.run(&["mailbox", "add", &bed.mailbox]).await);
+    let list = ok(bed.run(&["mailbox", "list", "--json"]).await);
+    let list: Value = serde_json::from_slice(&list.stdout).expect("JSON list");
+    assert_eq!(list[0]["provider_email"], bed.mailbox.as_str(), "{list}");
+    // Due now (a timestamp both backends read).
+    bed.execute("UPDATE mailboxes SET next_verify_at = '2000-01-01T00:00:00+00:00'")
+        .await;
+
+    let mut worker = bed
+        .command()
+        .args([
+            "worker",
+            "--interval",
+            "1s",
+            "--poll",
+            "1s",
+            "--verify-every",
+            "1h",
+        ])
+        .spawn()
+        .expect("worker");
+    bed.wait_for_count(
+        "SELECT count(*) FROM verify_runs",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_stored_once(&bed, &messages).await;
+    assert_eq!(
+        bed.count(
+            "SELECT count(*) FROM verify_runs WHERE ok AND missing_here = 0 AND gone_there = 0"
+        )
+        .await,
+        1,
+        "the scheduled check found nothing missing"
+    );
+    // New mail reaches the database through the worker's next sync.
+    bed.emulator
+        .insert_raw(&bed.mailbox, &raw_message(99), &["INBOX"], None)
+        .unwrap();
+    bed.wait_for_count(
+        "SELECT count(*) FROM mail_messages",
+        messages.len() as i64 + 1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().expect("pid").to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
+
+    let status = ok(bed.run(&["status", "--check", "--json"]).await);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("JSON status");
+    assert_eq!(status[0]["messages"], messages.len() + 1, "{status}");
+    assert_eq!(status[0]["last_run_status"], "completed", "{status}");
+    assert_eq!(status[0]["last_verify_ok"], true, "{status}");
+    ok(bed.run(&["verify", "--full"]).await);
+    ok(bed.run(&["mailbox", "disable", &bed.mailbox]).await);
+    let list = ok(bed.run(&["mailbox", "list", "--json"]).await);
+    let list: Value = serde_json::from_slice(&list.stdout).expect("JSON list");
+    assert_eq!(list[0]["enabled"], false, "{list}");
 }
 
 /// The embedded default on a machine with nothing configured: no

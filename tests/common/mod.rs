@@ -113,6 +113,22 @@ impl TestBed {
         }
     }
 
+    /// Runs a statement on either backend; returns the rows it touched.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let q = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.db {
+            TestDb::Postgres(pool) => sqlx::query(q)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            TestDb::Sqlite(pool, _) => sqlx::query(q)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// The first column of every row of `sql` as text, on either backend.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
         let q = sqlx::AssertSqlSafe(sql.to_owned());

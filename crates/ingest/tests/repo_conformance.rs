@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{SHA_A, SHA_B, attachment, message, thread};
+use ingest::engine::Window;
 use ingest::repo::{
-    BlobUpsert, CursorUpdate, DatabaseTarget, HeldRun, HistoryCursor, LabelUpdate, Outcome,
-    RepoError, Repository, RunEnd, RunKind, RunStart, RunStatus,
+    BlobUpsert, CursorUpdate, DatabaseTarget, FailureKind, HeldRun, HistoryCursor, LabelUpdate,
+    MessageFailure, NextSync, Outcome, RepoError, Repository, RunEnd, RunKind, RunStart, RunStatus,
+    VerifyRun,
 };
 use ledger::{EventType, NewEvent, Subject};
 use serde_json::json;
@@ -176,6 +178,7 @@ on_both_backends!(
     the_ledger_is_append_only_and_its_chain_verifies,
     the_run_lease_is_exclusive_and_fenced,
     the_cursor_only_moves_forward,
+    every_other_statement_means_the_same,
 );
 
 fn start(mailbox_id: i64, stale_after: Duration) -> RunStart {
@@ -667,4 +670,282 @@ async fn the_cursor_only_moves_forward(backend: Backend) {
         Some(HistoryCursor(150)),
         "never backwards"
     );
+}
+
+fn failure(id: &str, kind: FailureKind) -> MessageFailure {
+    MessageFailure {
+        provider_message_id: id.into(),
+        provider_thread_id: Some("t1".into()),
+        kind,
+        reason: format!("{kind:?} \0 by the test"),
+        raw_sha256: None,
+    }
+}
+
+/// The statements the cases above do not reach, each checked for what it
+/// means: the quarantine, the schedule, claims, the shared quota, and the
+/// reads of verify and repair.
+async fn every_other_statement_means_the_same(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let (mb, _) = repo
+        .add_mailbox("org-1", "other@example.com", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let window = Window::new(now - chrono::Duration::days(7), now).unwrap();
+    let mut held = repo
+        .start_run(&RunStart {
+            window: Some(window),
+            ..start(mb, Duration::from_secs(600))
+        })
+        .await
+        .unwrap();
+
+    // Rows for repair and verify: m1 with raw SHA_A and a part SHA_B.
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    tx.upsert_blobs(&[blob(SHA_A), blob(SHA_B)]).await.unwrap();
+    let t = tx.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    let m = tx
+        .upsert_messages(&[message(mb, t[0].id, "m1")])
+        .await
+        .unwrap();
+    tx.upsert_attachments(&[attachment(m[0].id, "1")])
+        .await
+        .unwrap();
+    tx.append_events(&[
+        NewEvent::new(
+            EventType::MessageSkipped,
+            Subject::Message("m9".into()),
+            json!({}),
+        ),
+        NewEvent::new(
+            EventType::MessageIngested,
+            Subject::Message("ghost".into()),
+            json!({}),
+        ),
+    ])
+    .await
+    .unwrap();
+    // The quarantine: a repeated id counts once, the last failure wins.
+    tx.record_failures(&[
+        failure("q1", FailureKind::Unavailable),
+        failure("q2", FailureKind::Unavailable),
+        failure("q2", FailureKind::Rejected),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let listed = repo.quarantined(Some(mb)).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|q| q.attempts == 1));
+    assert!(!listed[1].reason.contains('\0'), "NUL removed");
+    let due: Vec<String> = repo
+        .due_quarantined(mb, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.provider_message_id)
+        .collect();
+    assert_eq!(
+        due,
+        vec!["q1"],
+        "a rejected message backs off, an unavailable one does not"
+    );
+    // The same run failing them again does not count a second attempt.
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    tx.record_failures(&[failure("q1", FailureKind::Unavailable)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(repo.quarantined(Some(mb)).await.unwrap()[0].attempts, 1);
+    assert_eq!(repo.requeue_quarantined(mb).await.unwrap(), 2);
+    assert_eq!(repo.due_quarantined(mb, 10).await.unwrap().len(), 2);
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    assert_eq!(
+        tx.release_quarantined(&["q1".into(), "m1".into()])
+            .await
+            .unwrap(),
+        vec!["q1".to_string()]
+    );
+    tx.commit().await.unwrap();
+    repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+    // The next run's failure counts a second attempt, backing off 15 min x 4.
+    let mut next = run(&repo, "other@example.com").await;
+    let mut tx = repo.begin(next.fence).await.unwrap();
+    tx.record_failures(&[failure("q2", FailureKind::Rejected)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let q2 = repo.quarantined(Some(mb)).await.unwrap().remove(0);
+    assert_eq!(q2.attempts, 2, "a second run's failure is a second attempt");
+    assert!(q2.next_attempt_at > chrono::Utc::now() + chrono::Duration::minutes(50));
+    repo.finish_run(&mut next, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+
+    // Reads of verify and repair.
+    assert_eq!(repo.last_backfill_window(mb).await.unwrap(), Some(window));
+    assert_eq!(repo.blob_owners(mb, SHA_A).await.unwrap(), vec!["m1"]);
+    assert_eq!(repo.blob_owners(mb, SHA_B).await.unwrap(), vec!["m1"]);
+    let mut refs = repo.referenced_blobs(mb).await.unwrap();
+    refs.sort();
+    assert_eq!(refs, vec![SHA_A, SHA_B]);
+    let skipped = repo
+        .skipped_message_ids(mb, &["m9".into(), "m1".into()])
+        .await
+        .unwrap();
+    assert_eq!(skipped.into_iter().collect::<Vec<_>>(), vec!["m9"]);
+    assert_eq!(
+        repo.messages_without_ingest_event(mb, 10).await.unwrap(),
+        vec!["m1"]
+    );
+    assert_eq!(
+        repo.ingest_events_without_message(mb, 10).await.unwrap(),
+        vec!["ghost"]
+    );
+    let live = repo.live_messages(mb).await.unwrap();
+    assert_eq!(
+        live,
+        vec![(
+            "m1".to_string(),
+            vec!["INBOX".to_string(), "UNREAD".to_string()]
+        )]
+    );
+    let counts = repo.mailbox_counts(mb).await.unwrap();
+    assert_eq!(
+        (
+            counts.threads,
+            counts.messages,
+            counts.attachments,
+            counts.blobs,
+            counts.runs
+        ),
+        (1, 1, 1, 2, 2)
+    );
+    assert_eq!(
+        repo.mailboxes_to_verify(Some("OTHER@example.com"))
+            .await
+            .unwrap(),
+        vec![(mb, "other@example.com".to_string())]
+    );
+
+    // The schedule: failures back off and are counted, success resets them,
+    // and a due mailbox is claimed once.
+    repo.schedule_next(
+        mb,
+        NextSync::AfterFailure {
+            error: "boom",
+            interval: None,
+        },
+    )
+    .await
+    .unwrap();
+    let row = repo.list_mailboxes().await.unwrap().remove(0);
+    assert_eq!(
+        (row.consecutive_failures, row.last_error.as_deref()),
+        (1, Some("boom"))
+    );
+    assert!(row.next_sync_at > chrono::Utc::now() + chrono::Duration::seconds(100));
+    repo.schedule_next(mb, NextSync::AfterSuccess { interval: None })
+        .await
+        .unwrap();
+    let row = repo.list_mailboxes().await.unwrap().remove(0);
+    assert_eq!((row.consecutive_failures, row.last_error), (0, None));
+    assert!(row.next_sync_at > chrono::Utc::now() + chrono::Duration::seconds(50));
+    assert!(
+        repo.claim_due("org-1", 10, Duration::from_secs(180))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    repo.schedule_next(
+        mb,
+        NextSync::Retry {
+            after: Duration::ZERO,
+        },
+    )
+    .await
+    .unwrap();
+    let claimed = repo
+        .claim_due("org-1", 10, Duration::from_secs(180))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].next_sync_at > chrono::Utc::now() + chrono::Duration::seconds(170));
+    assert!(
+        repo.claim_due("org-1", 10, Duration::from_secs(180))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        repo.disable_mailbox("org-1", "OTHER@example.com")
+            .await
+            .unwrap()
+    );
+    let (_, outcome) = repo
+        .add_mailbox("org-1", "other@example.com", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Updated, "re-enabled");
+
+    // Completeness checks: claimed once when due, recorded for status.
+    db.execute("UPDATE mailboxes SET next_verify_at = '2000-01-01T00:00:00+00:00'")
+        .await
+        .unwrap();
+    assert!(
+        repo.claim_verify(mb, Duration::from_secs(3600))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .claim_verify(mb, Duration::from_secs(3600))
+            .await
+            .unwrap()
+    );
+    repo.record_verify(
+        mb,
+        chrono::Utc::now(),
+        &VerifyRun {
+            ok: false,
+            missing_here: 1,
+            gone_there: 0,
+            findings: vec!["1 message missing: m7".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let status = repo.mailbox_status().await.unwrap().remove(0);
+    assert_eq!(status.last_verify_ok, Some(false));
+    assert_eq!(
+        status.last_verify_findings,
+        Some(vec!["1 message missing: m7".to_string()])
+    );
+    assert_eq!((status.messages, status.quarantined), (1, 1));
+    assert_eq!(status.last_run_status, Some(RunStatus::Completed));
+
+    // The shared quota: debited by each reservation, refilled with time.
+    let left = repo
+        .reserve_shared_quota("project", 10.0, 100.0, 50.0)
+        .await
+        .unwrap();
+    assert_eq!(left, 40.0);
+    let left = repo
+        .reserve_shared_quota("project", 45.0, 100.0, 50.0)
+        .await
+        .unwrap();
+    assert!((-5.0..0.0).contains(&left), "{left}");
+    let before = left;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let left = repo
+        .reserve_shared_quota("project", 0.0, 100.0, 50.0)
+        .await
+        .unwrap();
+    // At least 0.2 s of refill at 100/s, never above the burst.
+    assert!(left >= before + 19.0 && left <= 50.0, "{before} -> {left}");
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
-use super::now;
+use super::{after, now};
 use crate::repo::{RepoError, VerifyRun};
 
 /// Takes the mailbox's check if it is due, moving the next one `every` on.
@@ -17,7 +17,7 @@ pub(crate) async fn claim_verify(
     every: Duration,
 ) -> Result<bool, RepoError> {
     let at = now();
-    let next = at + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    let next = after(at, every);
     let claimed = sqlx::query(
         "UPDATE mailboxes SET next_verify_at = ?3 WHERE id = ?1 AND next_verify_at <= ?2",
     )

@@ -24,7 +24,23 @@ use crate::repo::RepoError;
 /// How long a statement waits for another connection's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) async fn open(path: &Path, max_connections: u32) -> Result<SqlitePool, RepoError> {
+/// When SQLite's commit returns. mailingest runs `Full`; `Normal` exists so a
+/// benchmark can show what `Full` costs (`cargo bench -p ingest --bench
+/// sqlite_durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk when the commit returns: survives power loss.
+    Full,
+    /// On disk at the next checkpoint: the last transactions may be lost on
+    /// power loss (not on a process crash).
+    Normal,
+}
+
+pub(crate) async fn open(
+    path: &Path,
+    max_connections: u32,
+    durability: Durability,
+) -> Result<SqlitePool, RepoError> {
     let target = || format!("the SQLite database {}", path.display());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| RepoError::Connect {
@@ -36,7 +52,10 @@ pub(crate) async fn open(path: &Path, max_connections: u32) -> Result<SqlitePool
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
+        .synchronous(match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        })
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
     SqlitePoolOptions::new()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::{TS, now};
+use super::{TS, after, now};
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
 
 const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.history_id,
@@ -150,13 +150,14 @@ pub(crate) async fn claim_due(
     hold: Duration,
 ) -> Result<Vec<MailboxRow>, RepoError> {
     let at = now();
-    let until = at + chrono::Duration::from_std(hold).unwrap_or(chrono::Duration::MAX);
+    let until = after(at, hold);
     let rows: Vec<SqliteMailbox> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE mailboxes AS mb SET next_sync_at = ?4
-         WHERE mb.id IN (SELECT id FROM mailboxes
+        "UPDATE mailboxes SET next_sync_at = ?4
+         WHERE id IN (SELECT id FROM mailboxes
                          WHERE enabled AND org_id = ?3 AND next_sync_at <= ?2
                          ORDER BY next_sync_at LIMIT ?1)
-         RETURNING {COLUMNS}"
+         RETURNING {}",
+        COLUMNS.replace("mb.", "")
     )))
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .bind(at)

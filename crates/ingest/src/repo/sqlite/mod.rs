@@ -16,6 +16,8 @@ mod quarantine;
 mod runs;
 pub(crate) mod schema;
 mod upserts;
+
+pub use connect::Durability;
 mod verify;
 
 use std::collections::{HashMap, HashSet};
@@ -44,6 +46,14 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
+/// `at + span`, saturating at the latest representable time.
+pub(crate) fn after(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(span)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// A write transaction holding SQLite's write lock from its first statement.
 pub(crate) async fn begin_immediate(
     pool: &SqlitePool,
@@ -66,8 +76,17 @@ impl SqliteRepository {
     /// Opens (creating if missing) the database at `path` with a pool of up
     /// to `max_connections`.
     pub async fn open(path: &Path, max_connections: u32) -> Result<Self, RepoError> {
+        Self::open_with(path, max_connections, Durability::Full).await
+    }
+
+    /// [`SqliteRepository::open`] with a chosen durability (benchmarks).
+    pub async fn open_with(
+        path: &Path,
+        max_connections: u32,
+        durability: Durability,
+    ) -> Result<Self, RepoError> {
         Ok(SqliteRepository {
-            pool: connect::open(path, max_connections).await?,
+            pool: connect::open(path, max_connections, durability).await?,
             path: path.to_owned(),
             locks: connect::Locks::beside(path),
         })

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::{TS, now};
+use super::{TS, after, now};
 use crate::repo::quarantine::{
     FailureKind, MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF,
 };
@@ -31,8 +31,7 @@ pub(crate) async fn record_failures(
     let mut distinct: Vec<&MessageFailure> = last.into_values().collect();
     distinct.sort_by(|a, b| a.provider_message_id.cmp(&b.provider_message_id));
     let at = now();
-    let first_backoff =
-        at + chrono::Duration::from_std(REJECTED_BACKOFF).unwrap_or(chrono::Duration::zero());
+    let first_backoff = after(at, REJECTED_BACKOFF);
     for f in distinct {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO quarantined_messages AS q
