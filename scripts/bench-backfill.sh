@@ -10,6 +10,9 @@
 #      vs the quota floor (units used / 250) (target: <= 1.03 x floor)
 #   4. the same at 100 units/s with BENCH_QUOTA100_MESSAGES (default 200)
 # Run 1 also prints its busy seconds per stage (list, fetch, parse, store, write).
+# BENCH_BACKEND=sqlite runs everything on the embedded database (a file in the
+# work directory) instead of a fresh PostgreSQL database; the table then also
+# gives the database's size on disk.
 # Prints a table. Environment: DATABASE_URL, BENCH_MESSAGES, BENCH_QUOTA_MESSAGES,
 # BENCH_QUOTA (default 250), BENCH_ATTACHMENT_PERCENT (default 15, the issue's
 # "about 15% with attachments"; empty for the generator's own heavier mix of
@@ -17,10 +20,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# shellcheck source=scripts/lib/postgres.sh
-source scripts/lib/postgres.sh
-ensure_postgres
-command -v psql >/dev/null || { echo "bench-backfill: psql is required" >&2; exit 1; }
+backend="${BENCH_BACKEND:-postgres}"
+case "$backend" in
+  postgres)
+    # shellcheck source=scripts/lib/postgres.sh
+    source scripts/lib/postgres.sh
+    ensure_postgres
+    command -v psql >/dev/null || { echo "bench-backfill: psql is required" >&2; exit 1; }
+    ;;
+  sqlite) ;;
+  *) echo "bench-backfill: BENCH_BACKEND is postgres or sqlite" >&2; exit 2 ;;
+esac
 
 messages="${BENCH_MESSAGES:-20000}"
 quota_messages="${BENCH_QUOTA_MESSAGES:-500}"
@@ -39,18 +49,22 @@ emulator="$target_dir/release/gmail-emulator"
 work="$(mktemp -d)"
 pids=()
 db_name="mi_bench_$$_$(date +%s)"
-admin_url="$DATABASE_URL"
+admin_url="${DATABASE_URL:-}"
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  if [ "${KEEP_DB:-0}" != 1 ]; then
+  if [ "$backend" = postgres ] && [ "${KEEP_DB:-0}" != 1 ]; then
     psql "$admin_url" -qtAc "DROP DATABASE IF EXISTS $db_name WITH (FORCE)" >/dev/null 2>&1 || true
   fi
   [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT
-psql "$admin_url" -qtAc "CREATE DATABASE $db_name" >/dev/null
-export DATABASE_URL="${admin_url%/*}/$db_name"
+if [ "$backend" = postgres ]; then
+  psql "$admin_url" -qtAc "CREATE DATABASE $db_name" >/dev/null
+  export DATABASE_URL="${admin_url%/*}/$db_name"
+else
+  export DATABASE_URL="sqlite:$work/mailingest.db"
+fi
 export MAILINGEST_STORE="$work/store"
 export RUST_LOG="${RUST_LOG:-warn}"
 
@@ -121,6 +135,15 @@ echo "== run 2: unchanged re-run" >&2
 GMAIL_ENDPOINT="$EMULATOR_URL" MAILINGEST_QUOTA_UNITS_PER_SEC=1000000 MAILINGEST_MAX_CONCURRENT_REQUESTS=32 \
   timed_backfill rerun bench@example.com --since "$since" --until "$until"
 
+# The database's size on disk after the 20,000-message mailbox (runs 1 and 2).
+if [ "$backend" = postgres ]; then
+  psql "$DATABASE_URL" -qtAc "SELECT pg_database_size(current_database())" >"$work/dbsize"
+else
+  "$mailingest" status --json >/dev/null # a clean checkpoint of the WAL
+  du -cb "$work"/mailingest.db "$work"/mailingest.db-wal "$work"/mailingest.db-shm 2>/dev/null \
+    | awk 'END {print $1}' >"$work/dbsize"
+fi
+
 echo "== run 3: emulator quota $quota units/s, $quota_messages messages, client paced at $quota" >&2
 start_emulator quota --mailbox quota@example.com --messages "$quota_messages" --days 7 --seed 7 \
   --quota-per-sec "$quota"
@@ -140,10 +163,10 @@ start_emulator quota100 --mailbox slow@example.com --messages "$quota100_message
 GMAIL_ENDPOINT="$EMULATOR_URL" MAILINGEST_QUOTA_UNITS_PER_SEC=100 \
   timed_backfill quota100 slow@example.com --days 8
 
-python3 - "$work" "$messages" "$quota_messages" "$quota" <<'PY'
+python3 - "$work" "$messages" "$quota_messages" "$quota" "$backend" <<'PY'
 import statistics
 import json, sys
-work, n, qn, quota = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+work, n, qn, quota, backend = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 def load(name):
     s = json.load(open(f"{work}/{name}.json"))
     wall = float(open(f"{work}/{name}.wall").read())
@@ -191,6 +214,8 @@ print(f"\nmailbox: {n} messages generated; stored {stored} (spam/trash excluded)
       f"rate limited {q['api']['total'].get('rate_limited', 0)}")
 st = first.get("stages", {})
 print(f"process start (status --json, median of 3): {startup:.2f}s")
+dbsize = int(open(f"{work}/dbsize").read().strip() or 0)
+print(f"backend {backend}: database size on disk after runs 1-2: {dbsize / 1024 / 1024:.1f} MB")
 print("run 1 busy seconds per stage (concurrent work summed): " +
       "  ".join(f"{k} {st.get(k, 0):.1f}" for k in ("list", "fetch", "parse", "store", "write")))
 PY
