@@ -15,23 +15,6 @@ use common::{Backend, TestBed, small_mailbox};
 use gmail_emulator::Faults;
 use serde_json::Value;
 
-/// Each case once per backend, as `case::postgres` and `case::sqlite`.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$case(Backend::Postgres).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$case(Backend::Sqlite).await
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     first_backfill_then_an_unchanged_rerun_writes_nothing,
     kill_9_mid_backfill_then_a_rerun_completes,

@@ -27,6 +27,24 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
+/// Each case (an `async fn(Backend)`) once per backend, as `case::postgres`
+/// and `case::sqlite`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$case($crate::common::Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$case($crate::common::Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
 /// Which database the binary is pointed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -91,6 +91,11 @@ pub struct GlobalArgs {
         value_parser = crate::commands::worker::parse_span
     )]
     pub outage_budget: std::time::Duration,
+    /// After each run, append the mailbox's ledger head (seq and hash) as a
+    /// JSON line to this file (PATH or file:PATH): keep it where the database
+    /// host cannot rewrite it, then `verify --expect-head SEQ:HASH`.
+    #[arg(long, env = "MAILINGEST_ANCHOR_TO", global = true)]
+    pub anchor_to: Option<String>,
 }
 
 // Hand-written: the database URL may carry a password.
@@ -111,6 +116,7 @@ impl std::fmt::Debug for GlobalArgs {
             .field("gmail_max_attempts", &self.gmail_max_attempts)
             .field("max_inflight_mb", &self.max_inflight_mb)
             .field("outage_budget", &self.outage_budget)
+            .field("anchor_to", &self.anchor_to)
             .field(
                 "project_quota_units_per_sec",
                 &self.project_quota_units_per_sec,
@@ -137,6 +143,10 @@ pub enum Command {
     Repair(commands::repair::Repair),
     /// Per mailbox: last run, cursor age, counts, schedule.
     Status(commands::status::Status),
+    /// A mailbox as the ledger says it was at an instant (--as-of).
+    Show(commands::show::Show),
+    /// Mail back out, byte for byte: an mbox file or .eml files.
+    Export(commands::export::Export),
     /// Google sign-in for the installed-app flow.
     Auth(commands::auth::Auth),
 }
@@ -152,6 +162,8 @@ impl Cli {
             Command::Verify(cmd) => cmd.run(&self.global).await,
             Command::Repair(cmd) => cmd.run(&self.global).await,
             Command::Status(cmd) => cmd.run(&self.global).await,
+            Command::Show(cmd) => cmd.run(&self.global).await,
+            Command::Export(cmd) => cmd.run(&self.global).await,
             Command::Auth(cmd) => cmd.run().await,
         }
     }

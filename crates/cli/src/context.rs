@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use gmail::{AuthSpec, ClientConfig, GmailClient};
+use ingest::anchor::AnchorTarget;
 use ingest::engine::{Engine, EngineOptions, MessageMemory};
 use ingest::project_quota::ProjectQuota;
 use ingest::repo::{DatabaseTarget, Repository};
@@ -146,9 +147,15 @@ pub async fn engine(
     connections: u32,
 ) -> anyhow::Result<Engine> {
     let repo = database(global, connections).await?;
+    let anchor = global
+        .anchor_to
+        .as_deref()
+        .map(AnchorTarget::parse)
+        .transpose()?;
     let options = EngineOptions {
         message_memory: MessageMemory::new(global.max_inflight_mb * 1024 * 1024),
         db_outage: global.outage_budget,
+        anchor,
         ..EngineOptions::default()
     };
     if let Some(budget) = global.project_quota_units_per_sec {

@@ -77,6 +77,12 @@ pub fn print(summary: &RunSummary, json: bool) {
     if let Some(cursor) = &summary.cursor {
         println!("  {:<12} {}", "cursor", cursor);
     }
+    if let Some(head) = &summary.ledger_head {
+        println!("  {:<12} {}:{}", "ledger head", head.seq, head.hash);
+    }
+    if let Some(error) = &summary.anchor_error {
+        println!("  {:<12} NOT anchored: {error}", "anchor");
+    }
     if !t.skipped.is_empty() {
         println!("  skipped {}:", t.skipped.len());
         for s in &t.skipped {

@@ -72,6 +72,39 @@ pub(crate) fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
     out.into_iter().filter(|m| !m.is_empty()).collect()
 }
 
+/// Takeout (and `mailingest export`) put X-GM-THRID and X-Gmail-Labels on top
+/// of each message: they are the archive's, read above, not the message's, so
+/// the message is stored without them, byte for byte as it was.
+fn strip_archive_headers(raw: Vec<u8>) -> Vec<u8> {
+    let mut start = 0;
+    loop {
+        let rest = &raw[start..];
+        let is_archive = [&b"x-gm-thrid:"[..], b"x-gmail-labels:"]
+            .iter()
+            .any(|h| rest.len() >= h.len() && rest[..h.len()].eq_ignore_ascii_case(h));
+        if !is_archive {
+            break;
+        }
+        // The header's lines: its own and any folded continuation.
+        let mut end = start;
+        loop {
+            match raw[end..].iter().position(|b| *b == b'\n') {
+                Some(i) => end += i + 1,
+                None => end = raw.len(),
+            }
+            if end >= raw.len() || !matches!(raw[end], b' ' | b'\t') {
+                break;
+            }
+        }
+        start = end;
+    }
+    if start == 0 {
+        raw
+    } else {
+        raw[start..].to_vec()
+    }
+}
+
 /// The blank line before the next "From " belongs to the mbox format, not the message.
 fn trim_separator_newline(mut m: Vec<u8>) -> Vec<u8> {
     if m.ends_with(b"\r\n\r\n") {
@@ -250,7 +283,7 @@ fn thread(raws: Vec<Vec<u8>>, now_ms: i64) -> Vec<Imported> {
         };
         drop(msg);
         out.push(Imported {
-            raw,
+            raw: strip_archive_headers(raw),
             labels,
             thread_key: key,
             internal_date_ms: date,
@@ -262,6 +295,17 @@ fn thread(raws: Vec<Vec<u8>>, now_ms: i64) -> Vec<Imported> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_archive_headers_on_top_are_not_part_of_the_message() {
+        let raw = b"X-GM-THRID: 1234\r\nX-Gmail-Labels: Inbox,\r\n \"Work, stuff\"\r\nFrom: a@b\r\nX-Gmail-Labels: kept\r\n\r\nbody\r\n";
+        assert_eq!(
+            strip_archive_headers(raw.to_vec()),
+            b"From: a@b\r\nX-Gmail-Labels: kept\r\n\r\nbody\r\n".to_vec()
+        );
+        let plain = b"From: a@b\r\n\r\nbody\r\n".to_vec();
+        assert_eq!(strip_archive_headers(plain.clone()), plain);
+    }
 
     #[test]
     fn mbox_split_and_threading() {

@@ -6,7 +6,9 @@
 //! client, the attachment store and the ledger, the worker loop (`worker`) and
 //! `verify`.
 
+pub mod anchor;
 pub mod engine;
+pub mod export;
 pub mod metrics;
 pub mod mime;
 pub mod project_quota;

@@ -86,6 +86,8 @@ pub struct VerifyOptions {
     pub deep: bool,
     /// Compare the whole mailbox with Gmail, not only the last backfill window.
     pub full: bool,
+    /// A ledger head anchored earlier: the chain must still extend it.
+    pub expect_head: Option<ledger::ChainHead>,
 }
 
 #[instrument(skip_all)]
@@ -139,7 +141,10 @@ async fn verify_mailbox(
     let mut findings = Vec::new();
     let counts = repo.mailbox_counts(mailbox_id).await?;
     let blobs_checked = check_blobs(repo, store, mailbox_id, options.deep, &mut findings).await?;
-    let ledger_ok = check_ledger(repo, mailbox_id, &mut findings).await?;
+    let mut ledger_ok = check_ledger(repo, mailbox_id, &mut findings).await?;
+    if let Some(head) = &options.expect_head {
+        ledger_ok &= check_anchor(repo, mailbox_id, head, &mut findings).await?;
+    }
     let (source, full) = match gmail {
         Some(gmail) if options.full => (
             None,
@@ -226,7 +231,41 @@ async fn check_ledger(
     {
         findings.push(format!("the ledger records message {id} but no row exists"));
     }
+    for m in repo
+        .rows_disagreeing_with_ledger(mailbox_id, limit)
+        .await?
+        .iter()
+        .take(MAX_LISTED)
+    {
+        findings.push(format!(
+            "message {}: its row's raw sha256 is {}, the ledger recorded {}",
+            m.provider_message_id, m.row_raw_sha256, m.event_raw_sha256
+        ));
+    }
     Ok(chain.is_ok())
+}
+
+/// The chain still extends a head anchored earlier: the event at its seq is
+/// still there, with its hash. (The walk proves everything after it links.)
+async fn check_anchor(
+    repo: &dyn Repository,
+    mailbox_id: i64,
+    head: &ledger::ChainHead,
+    findings: &mut Vec<String>,
+) -> Result<bool, EngineError> {
+    let finding = match repo.ledger_hash_at(mailbox_id, head.seq).await? {
+        Some(hash) if hash == head.hash => return Ok(true),
+        Some(hash) => format!(
+            "ledger: the anchored head {}:{} is not in the chain: event {} now has hash {hash} (the chain was rewritten)",
+            head.seq, head.hash, head.seq
+        ),
+        None => format!(
+            "ledger: the anchored head {}:{} is not in the chain: it has no event {} (the chain was truncated)",
+            head.seq, head.hash, head.seq
+        ),
+    };
+    findings.push(finding);
+    Ok(false)
 }
 
 async fn check_blob(

@@ -298,6 +298,7 @@ impl Worker {
                 mailbox: Some(mailbox.provider_email.clone()),
                 deep: false,
                 full: true,
+                expect_head: None,
             },
         )
         .await?;

@@ -2,9 +2,11 @@
 
 pub mod auth;
 pub mod backfill;
+pub mod export;
 pub mod mailbox;
 pub mod migrate;
 pub mod repair;
+pub mod show;
 pub mod status;
 pub mod sync;
 pub mod verify;

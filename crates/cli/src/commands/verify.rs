@@ -24,9 +24,32 @@ pub struct Verify {
     /// quota units per 500 messages), not only the last backfill window.
     #[arg(long)]
     full: bool,
+    /// A ledger head anchored earlier (SEQ:HASH, as a run summary prints it):
+    /// the mailbox's chain must still extend it. Needs --mailbox.
+    #[arg(long, value_name = "SEQ:HASH", value_parser = parse_head, requires = "mailbox")]
+    expect_head: Option<ledger::ChainHead>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// `SEQ:HASH`: a positive seq and 64 lowercase hex digits.
+fn parse_head(text: &str) -> Result<ledger::ChainHead, String> {
+    let (seq, hash) = text
+        .split_once(':')
+        .ok_or("expected SEQ:HASH, as a run summary's ledger head prints it")?;
+    let seq: i64 = seq
+        .parse()
+        .ok()
+        .filter(|s| *s >= 1)
+        .ok_or("SEQ must be a positive integer")?;
+    if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err("HASH must be 64 lowercase hex digits".into());
+    }
+    Ok(ledger::ChainHead {
+        seq,
+        hash: hash.to_owned(),
+    })
 }
 
 impl Verify {
@@ -46,6 +69,7 @@ impl Verify {
                 mailbox: self.mailbox.clone(),
                 deep: self.deep,
                 full: self.full,
+                expect_head: self.expect_head.clone(),
             },
         )
         .await?;

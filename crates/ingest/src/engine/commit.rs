@@ -260,6 +260,9 @@ impl BatchWriter<'_> {
                         "raw_size": row.raw_size,
                         "history_id": row.history_id.map(|h| h.to_string()),
                         "attachments": attachments,
+                        // The labels it was stored with: a replay of the
+                        // ledger (show --as-of) knows each message's labels.
+                        "label_ids": row.label_ids,
                     }),
                 ));
             }

@@ -50,6 +50,8 @@ pub struct EngineOptions {
     pub message_memory: MessageMemory,
     /// Where batch commit latencies go (`worker --metrics-addr`).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Where each run's ledger head is appended (`--anchor-to`).
+    pub anchor: Option<crate::anchor::AnchorTarget>,
 }
 
 impl Default for EngineOptions {
@@ -61,6 +63,7 @@ impl Default for EngineOptions {
             db_outage: Duration::from_secs(60),
             message_memory: MessageMemory::default(),
             metrics: None,
+            anchor: None,
         }
     }
 }

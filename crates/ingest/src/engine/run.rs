@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::outage::Outage;
 use super::summary::{RunSummary, StageSeconds, Tally, api_delta};
 use super::{Engine, EngineError, MailboxRef, Window};
+use crate::anchor::AnchorRecord;
 use crate::repo::{
     CursorUpdate, Fence, HistoryCursor, RepoError, Repository, RunEnd, RunKind, RunStart, RunStatus,
 };
@@ -267,6 +268,22 @@ impl Engine {
                 Ok(self.repo.mailbox_cursor(mailbox_id).await?)
             })
             .await?;
+        let ledger_head = self
+            .riding_out("read ledger head", || async {
+                Ok(self.repo.ledger_head(mailbox_id).await?)
+            })
+            .await?;
+        let anchor_error = match (&self.options.anchor, &ledger_head) {
+            (Some(target), Some(head)) => target
+                .append(&AnchorRecord::new(&self.org, &mailbox, fence.run_id, head))
+                .await
+                .err()
+                .map(|e| {
+                    error!(run_id = fence.run_id, error = %e, "could not anchor the ledger head");
+                    e.to_string()
+                }),
+            _ => None,
+        };
         let api = api_delta(&self.gmail.mailbox_metrics(&mailbox), &plan.api_before);
         Ok(RunSummary {
             run_id: fence.run_id,
@@ -281,6 +298,8 @@ impl Engine {
             duration_ms: started.elapsed().as_millis() as u64,
             stages: run.stages(),
             error,
+            ledger_head,
+            anchor_error,
         })
     }
 }

@@ -125,6 +125,13 @@ pub struct RunSummary {
     /// exceed the run's duration): where a slow run spends its time.
     pub stages: StageSeconds,
     pub error: Option<String>,
+    /// The mailbox's ledger head after the run: anchor it anywhere, and
+    /// `verify --expect-head SEQ:HASH` proves the chain still extends it.
+    pub ledger_head: Option<ledger::ChainHead>,
+    /// Set when `--anchor-to` could not record the head (the run's data is
+    /// committed all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor_error: Option<String>,
 }
 
 /// Busy seconds per pipeline stage (see [`RunSummary::stages`]).

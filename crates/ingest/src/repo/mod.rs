@@ -16,6 +16,8 @@
 
 mod batch;
 mod error;
+mod export;
+mod history;
 mod model;
 mod outcome;
 pub mod pg;
@@ -34,6 +36,8 @@ use ledger::NewEvent;
 
 pub use error::RepoError;
 pub(crate) use error::as_i64;
+pub use export::{ExportFilter, ExportRow};
+pub use history::{MailboxState, MessageEvent, MessageState, RowEventMismatch};
 pub use model::{
     CursorUpdate, Degraded, DuplicateKey, Fence, HeldRun, HistoryCursor, MailboxCounts, MailboxRow,
     MailboxStatus, NextSync, RunEnd, RunKind, RunStart, RunStatus, UnknownValue, VerifyRun,
@@ -201,6 +205,61 @@ pub trait Repository: Send + Sync + 'static {
         mailbox_id: i64,
         provider_message_ids: &[String],
     ) -> Result<HashSet<String>, RepoError>;
+
+    // The anchored ledger and the mailbox's past.
+
+    /// The last event of the mailbox's chain.
+    async fn ledger_head(&self, mailbox_id: i64) -> Result<Option<ledger::ChainHead>, RepoError>;
+    /// The stored hash of the mailbox's event at `seq`, if there is one.
+    async fn ledger_hash_at(&self, mailbox_id: i64, seq: i64) -> Result<Option<String>, RepoError>;
+    /// Stored messages whose raw bytes differ from what their latest
+    /// `message.ingested` event recorded (up to `limit`).
+    async fn rows_disagreeing_with_ledger(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<RowEventMismatch>, RepoError>;
+    /// The mailbox's message events (ingested, labels changed, deleted)
+    /// recorded at or before `at`, in chain order.
+    async fn message_events_until(
+        &self,
+        mailbox_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<MessageEvent>, RepoError>;
+
+    // What `export` reads.
+
+    /// Up to `limit` messages the filter selects with a row id above
+    /// `after_id`, in row id order.
+    async fn export_page(
+        &self,
+        filter: &ExportFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>, RepoError>;
+}
+
+/// A message event row as both backends read it: (seq, type, subject,
+/// label ids as JSON text, created_at).
+pub(crate) type EventRow = (i64, String, String, Option<String>, DateTime<Utc>);
+
+pub(crate) fn history_event(
+    (seq, event_type, subject_key, labels, created_at): EventRow,
+) -> Result<MessageEvent, RepoError> {
+    let event_type = event_type.parse().map_err(|_| {
+        RepoError::Corrupt(format!("ledger event {seq}: unknown type {event_type:?}"))
+    })?;
+    let label_ids = labels
+        .map(|l| serde_json::from_str(&l))
+        .transpose()
+        .map_err(|e| RepoError::Corrupt(format!("ledger event {seq}: label_ids: {e}")))?;
+    Ok(MessageEvent {
+        seq,
+        event_type,
+        subject_key,
+        label_ids,
+        created_at,
+    })
 }
 
 /// One fenced write transaction: rows, ledger events, run counts and cursor

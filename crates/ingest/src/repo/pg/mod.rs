@@ -7,6 +7,7 @@
 //! tests that exercise them inside a transaction of their own.
 
 mod connect;
+mod history;
 mod mailboxes;
 mod quarantine;
 mod repair;
@@ -271,6 +272,43 @@ impl Repository for PgRepository {
         provider_message_ids: &[String],
     ) -> Result<HashSet<String>, RepoError> {
         verify::skipped_message_ids(&self.pool, mailbox_id, provider_message_ids).await
+    }
+    async fn ledger_head(&self, mailbox_id: i64) -> Result<Option<ledger::ChainHead>, RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        Ok(ledger::chain_head(&mut conn, mailbox_id).await?)
+    }
+
+    async fn ledger_hash_at(&self, mailbox_id: i64, seq: i64) -> Result<Option<String>, RepoError> {
+        history::ledger_hash_at(&self.pool, mailbox_id, seq).await
+    }
+
+    async fn rows_disagreeing_with_ledger(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<super::RowEventMismatch>, RepoError> {
+        history::rows_disagreeing_with_ledger(&self.pool, mailbox_id, limit).await
+    }
+
+    async fn message_events_until(
+        &self,
+        mailbox_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<super::MessageEvent>, RepoError> {
+        history::message_events_until(&self.pool, mailbox_id, at).await
+    }
+
+    async fn export_page(
+        &self,
+        filter: &super::ExportFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<super::ExportRow>, RepoError> {
+        history::export_page(&self.pool, filter, after_id, limit).await
     }
 }
 

@@ -1,0 +1,197 @@
+//! The mbox format as Gmail's Takeout writes it, so other tools import it:
+//! a `From ` separator line, then `X-GM-THRID` (the thread id in decimal) and
+//! `X-Gmail-Labels` (labels by Takeout's names for system labels, user labels
+//! by id: mailingest stores label ids, not names), then the message exactly
+//! as archived with mboxrd quoting (a line starting `>*From ` gets one more
+//! `>`, which an importer removes), then a blank line.
+
+use chrono::{DateTime, Utc};
+
+use crate::repo::ExportRow;
+
+/// The separator and the Takeout headers that go before the message. `crlf`:
+/// the message's own line ending, so the headers match it.
+pub(crate) fn preamble(row: &ExportRow, crlf: bool) -> Vec<u8> {
+    let eol = if crlf { "\r\n" } else { "\n" };
+    let thread = u64::from_str_radix(&row.provider_thread_id, 16)
+        .map_or_else(|_| row.provider_thread_id.clone(), |t| t.to_string());
+    let labels: Vec<String> = row.label_ids.iter().map(|l| takeout_label(l)).collect();
+    format!(
+        "From {}@mailingest {}\n\
+         X-GM-THRID: {thread}{eol}\
+         X-Gmail-Labels: {}{eol}",
+        row.provider_message_id,
+        asctime(row.internal_date),
+        labels.join(",")
+    )
+    .into_bytes()
+}
+
+/// What goes after the message: a blank line, in the message's line ending.
+/// A message that does not end with a line break gets one first: mbox cannot
+/// keep that (the one thing it loses).
+pub(crate) fn trailer(ends_with_newline: bool, crlf: bool) -> &'static [u8] {
+    match (ends_with_newline, crlf) {
+        (true, true) => b"\r\n",
+        (true, false) => b"\n",
+        (false, true) => b"\r\n\r\n",
+        (false, false) => b"\n\n",
+    }
+}
+
+/// `Thu Dec  4 03:35:12 2026`, the separator line's date.
+fn asctime(t: DateTime<Utc>) -> String {
+    t.format("%a %b %e %H:%M:%S %Y").to_string()
+}
+
+/// Takeout's name for a system label; a user label's id as it is, quoted when
+/// it holds a comma or a quote.
+fn takeout_label(id: &str) -> String {
+    let name = match id {
+        "INBOX" => "Inbox",
+        "SENT" => "Sent",
+        "UNREAD" => "Unread",
+        "STARRED" => "Starred",
+        "IMPORTANT" => "Important",
+        "SPAM" => "Spam",
+        "TRASH" => "Trash",
+        "DRAFT" => "Drafts",
+        "CHAT" => "Chat",
+        "CATEGORY_PERSONAL" => "Category Personal",
+        "CATEGORY_SOCIAL" => "Category Social",
+        "CATEGORY_PROMOTIONS" => "Category Promotions",
+        "CATEGORY_UPDATES" => "Category Updates",
+        "CATEGORY_FORUMS" => "Category Forums",
+        other if other.contains([',', '"']) => {
+            return format!("\"{}\"", other.replace('"', ""));
+        }
+        other => other,
+    };
+    name.to_owned()
+}
+
+/// mboxrd quoting over a stream of chunks: a line is held only while it may
+/// still turn out to start with `>*From `.
+#[derive(Debug)]
+pub(crate) struct Quoter {
+    /// At the start of a line, or holding one's undecided beginning.
+    at_line_start: bool,
+    held: Vec<u8>,
+}
+
+enum Verdict {
+    Undecided,
+    Quote,
+    Plain,
+}
+
+impl Quoter {
+    pub(crate) fn new() -> Quoter {
+        Quoter {
+            at_line_start: true,
+            held: Vec::new(),
+        }
+    }
+
+    fn verdict(held: &[u8]) -> Verdict {
+        let quotes = held.iter().take_while(|b| **b == b'>').count();
+        let rest = &held[quotes..];
+        const FROM: &[u8] = b"From ";
+        if rest.len() >= FROM.len() {
+            if rest.starts_with(FROM) {
+                Verdict::Quote
+            } else {
+                Verdict::Plain
+            }
+        } else if FROM.starts_with(rest) {
+            Verdict::Undecided
+        } else {
+            Verdict::Plain
+        }
+    }
+
+    /// Quotes `chunk` into `out`.
+    pub(crate) fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        for &b in chunk {
+            if !self.at_line_start {
+                out.push(b);
+                self.at_line_start = b == b'\n';
+                continue;
+            }
+            self.held.push(b);
+            match Self::verdict(&self.held) {
+                Verdict::Undecided => {}
+                Verdict::Quote => {
+                    out.push(b'>');
+                    out.append(&mut self.held);
+                    self.at_line_start = false;
+                }
+                Verdict::Plain => {
+                    self.at_line_start = b == b'\n';
+                    out.append(&mut self.held);
+                }
+            }
+        }
+    }
+
+    /// The end of the message: whatever is held is plain text.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.held);
+        self.at_line_start = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut q = Quoter::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            q.push(c, &mut out);
+        }
+        q.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn from_lines_are_quoted_wherever_the_chunks_split() {
+        let text: &[u8] =
+            b"From x\r\nbody\r\nFrom here\r\n>From there\r\nFro\r\n>>From deep\r\nFromage\r\n>\r\n";
+        let want: &[u8] =
+            b">From x\r\nbody\r\n>From here\r\n>>From there\r\nFro\r\n>>>From deep\r\nFromage\r\n>\r\n";
+        assert_eq!(quote(&[text]), want);
+        for split in 0..text.len() {
+            assert_eq!(
+                quote(&[&text[..split], &text[split..]]),
+                want,
+                "split {split}"
+            );
+        }
+        let bytes: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(quote(&bytes), want);
+        assert_eq!(quote(&[b"Fro"]), b"Fro", "held text is flushed at the end");
+    }
+
+    #[test]
+    fn labels_use_takeout_names_and_thread_ids_are_decimal() {
+        let row = ExportRow {
+            id: 1,
+            mailbox: "a@example.com".into(),
+            provider_message_id: "18c0f".into(),
+            provider_thread_id: "ff".into(),
+            label_ids: vec!["INBOX".into(), "Label_3".into(), "odd, \"one\"".into()],
+            internal_date: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            raw_sha256: String::new(),
+            raw_size: 0,
+            deleted: false,
+        };
+        let text = String::from_utf8(preamble(&row, true)).unwrap();
+        assert_eq!(
+            text,
+            "From 18c0f@mailingest Tue Nov 14 22:13:20 2023\n\
+             X-GM-THRID: 255\r\nX-Gmail-Labels: Inbox,Label_3,\"odd, one\"\r\n"
+        );
+    }
+}

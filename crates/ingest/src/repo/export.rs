@@ -1,0 +1,35 @@
+//! What `export` reads: the stored messages a filter selects, page by page
+//! (keyset pagination on the row id), so an export of any size holds one page
+//! of rows and one message's bytes at a time.
+
+use chrono::{DateTime, Utc};
+
+/// Which stored messages to export.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    /// The mailboxes (row ids); empty selects nothing.
+    pub mailbox_ids: Vec<i64>,
+    /// internalDate at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// internalDate before.
+    pub until: Option<DateTime<Utc>>,
+    /// Only messages carrying this label id (`INBOX`, `Label_12`).
+    pub label: Option<String>,
+    /// Messages Gmail deleted (kept here, marked deleted) too.
+    pub include_deleted: bool,
+}
+
+/// One message to export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRow {
+    /// The row id: the page cursor.
+    pub id: i64,
+    pub mailbox: String,
+    pub provider_message_id: String,
+    pub provider_thread_id: String,
+    pub label_ids: Vec<String>,
+    pub internal_date: DateTime<Utc>,
+    pub raw_sha256: String,
+    pub raw_size: i64,
+    pub deleted: bool,
+}
