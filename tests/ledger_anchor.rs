@@ -250,3 +250,52 @@ async fn a_row_that_disagrees_with_its_ingest_event_is_a_finding(backend: Backen
         "{out}"
     );
 }
+
+/// `--anchor-to s3://…`: one write-once object per run, holding the head the
+/// summary gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_anchor_their_head_in_s3_once() {
+    let Ok(bucket) = std::env::var("MAILINGEST_TEST_S3_BUCKET") else {
+        panic!("needs the S3 test server: run through scripts/test.sh");
+    };
+    let bed = TestBed::on(Backend::Sqlite, small_mailbox(6)).await;
+    let anchor_to = format!("s3://{bucket}/anchors-{}", bed.db_name);
+    let (code, run) = bed.backfill(&["--anchor-to", &anchor_to]).await;
+    assert_eq!(code, 0, "{run}");
+    assert!(run.get("anchor_error").is_none(), "{run}");
+    let head = &run["ledger_head"];
+    let path = format!(
+        "anchors/default/{}/{}-{}.json",
+        bed.mailbox,
+        head["seq"],
+        head["hash"].as_str().unwrap()
+    );
+    let anchors = store::BlobStore::from_url(&anchor_to, "").await.unwrap();
+    let record: Value = serde_json::from_slice(
+        &anchors
+            .get_record(&path)
+            .await
+            .unwrap()
+            .expect("the anchor object"),
+    )
+    .unwrap();
+    assert_eq!(record["seq"], head["seq"]);
+    assert_eq!(record["hash"], head["hash"]);
+    assert_eq!(record["run_id"], run["run_id"]);
+    // Written once: the same record again creates nothing, another is refused.
+    let same = anchors.get_record(&path).await.unwrap().unwrap();
+    assert!(
+        !anchors.put_record(&path, same).await.unwrap(),
+        "already there"
+    );
+    assert!(
+        anchors
+            .put_record(&path, bytes::Bytes::from_static(b"{}"))
+            .await
+            .is_err(),
+        "never replaced"
+    );
+    let kept: Value =
+        serde_json::from_slice(&anchors.get_record(&path).await.unwrap().unwrap()).unwrap();
+    assert_eq!(kept, record);
+}

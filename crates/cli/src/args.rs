@@ -91,9 +91,10 @@ pub struct GlobalArgs {
         value_parser = crate::commands::worker::parse_span
     )]
     pub outage_budget: std::time::Duration,
-    /// After each run, append the mailbox's ledger head (seq and hash) as a
-    /// JSON line to this file (PATH or file:PATH): keep it where the database
-    /// host cannot rewrite it, then `verify --expect-head SEQ:HASH`.
+    /// After each run, record the mailbox's ledger head (seq and hash): a JSON
+    /// line appended to a file (PATH or file:PATH), or a write-once object in
+    /// S3 (s3://bucket/prefix). Keep it where the database host cannot rewrite
+    /// it, then `verify --expect-head SEQ:HASH`.
     #[arg(long, env = "MAILINGEST_ANCHOR_TO", global = true)]
     pub anchor_to: Option<String>,
 }

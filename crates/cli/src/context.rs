@@ -147,11 +147,10 @@ pub async fn engine(
     connections: u32,
 ) -> anyhow::Result<Engine> {
     let repo = database(global, connections).await?;
-    let anchor = global
-        .anchor_to
-        .as_deref()
-        .map(AnchorTarget::parse)
-        .transpose()?;
+    let anchor = match global.anchor_to.as_deref() {
+        Some(spec) => Some(AnchorTarget::open(spec).await?),
+        None => None,
+    };
     let options = EngineOptions {
         message_memory: MessageMemory::new(global.max_inflight_mb * 1024 * 1024),
         db_outage: global.outage_budget,

@@ -37,6 +37,24 @@ impl Layout {
         }
     }
 
+    /// `<prefix>/<path>` for a record kept beside the objects (an anchored
+    /// ledger head): `path`'s segments are validated as the prefix's are, and
+    /// may not enter `sha256/`.
+    pub(crate) fn record_key(&self, path: &str) -> Result<String, StoreError> {
+        let record = Layout::new(&[path])?;
+        if record.prefix.is_empty() || record.prefix.split('/').next() == Some("sha256") {
+            return Err(StoreError::InvalidPrefix {
+                prefix: path.to_owned(),
+                reason: "a record path names a file outside sha256/".into(),
+            });
+        }
+        Ok(if self.prefix.is_empty() {
+            record.prefix
+        } else {
+            format!("{}/{}", self.prefix, record.prefix)
+        })
+    }
+
     /// `<prefix>/sha256/<hh>/<hh>/<64 hex>`.
     pub(crate) fn key_for(&self, sha: &Sha256) -> String {
         let hex = sha.to_hex();

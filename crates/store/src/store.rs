@@ -148,6 +148,34 @@ impl BlobStore {
         &self.inner.url
     }
 
+    /// Writes a small record once under `<prefix>/<path>`, beside the objects
+    /// (an anchored ledger head): put-if-absent, so on S3 a record is never
+    /// replaced (`If-None-Match: *`): the same bytes again return `false`,
+    /// other bytes an error. On the filesystem an existing record with other
+    /// bytes is treated as a damaged object and replaced, as every fs put
+    /// self-repairs: write-once records belong in a bucket. `path`'s
+    /// segments are validated as the prefix's are. Returns whether this call
+    /// created it. Rides out an outage like every put.
+    pub async fn put_record(&self, path: &str, bytes: Bytes) -> Result<bool, StoreError> {
+        let key = self.inner.layout.record_key(path)?;
+        let sha = Sha256::digest(&bytes);
+        let placed = self
+            .riding_out("put record", || {
+                self.inner
+                    .backend
+                    .put_bytes(&key, &sha, bytes.clone(), Durability::Immediate)
+            })
+            .await?;
+        Ok(placed.created)
+    }
+
+    /// A record written by [`BlobStore::put_record`], or `None` when absent.
+    pub async fn get_record(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
+        let key = self.inner.layout.record_key(path)?;
+        self.riding_out("get record", || self.inner.backend.get(&key))
+            .await
+    }
+
     /// `<prefix>/sha256/<hh>/<hh>/<64 hex>`: for S3 the full object key in the bucket
     /// (including the URL's path), for the filesystem the path relative to the root directory.
     pub fn key_for(&self, sha: &Sha256) -> String {
