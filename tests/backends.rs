@@ -136,12 +136,16 @@ async fn two_concurrent_runs_end_0_and_75(backend: Backend) {
     let a = spawn_backfill(&bed);
     let b = spawn_backfill(&bed);
     let (a, b) = tokio::join!(a.wait_with_output(), b.wait_with_output());
-    let mut codes = vec![
-        a.expect("first").status.code(),
-        b.expect("second").status.code(),
-    ];
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    let mut codes = vec![a.status.code(), b.status.code()];
     codes.sort();
-    assert_eq!(codes, vec![Some(0), Some(75)]);
+    assert_eq!(
+        codes,
+        vec![Some(0), Some(75)],
+        "stderr: {}\n---\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
     assert_stored_once(&bed, &messages).await;
     assert_eq!(
         bed.count("SELECT count(*) FROM sync_runs").await,

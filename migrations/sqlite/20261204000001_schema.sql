@@ -11,7 +11,8 @@
 --     number of updates the row has had: SQLite's RETURNING cannot tell an
 --     inserted row from an updated one (Postgres reads xmax), and an upsert
 --     reports Inserted / Updated / Unchanged per row.
---   * Exclusivity of a run is not an advisory lock (SQLite has none): see
+--   * Exclusivity of a run is not an advisory lock (SQLite has none) but a
+--     lock file per run named by sync_runs.lock_token: see
 --     crates/ingest/src/repo/sqlite/runs.rs. The partial unique index
 --     sync_runs_one_running is the same.
 
@@ -139,6 +140,9 @@ CREATE TABLE sync_runs (
     error            TEXT,
     host             TEXT,
     pid              INTEGER,
+    -- the name of the lock file the run's process holds while it lives
+    -- (crates/ingest/src/repo/sqlite/runs.rs); SQLite has no advisory locks
+    lock_token       TEXT    CHECK (lock_token IS NULL OR (length(lock_token) = 32 AND lock_token NOT GLOB '*[^0-9a-f]*')),
     CONSTRAINT sync_runs_id_mailbox UNIQUE (id, mailbox_id),
     CONSTRAINT sync_runs_window CHECK (window_start IS NULL OR window_end IS NULL OR window_start < window_end),
     CONSTRAINT sync_runs_finished CHECK ((status = 'running') = (finished_at IS NULL))
@@ -167,6 +171,8 @@ CREATE TABLE ledger_events (
 ) STRICT;
 
 CREATE INDEX ledger_events_run ON ledger_events (run_id, seq);
+-- verify's ledger/table agreement looks events up by subject (SQLite has no hash join)
+CREATE INDEX ledger_events_subject ON ledger_events (mailbox_id, event_type, subject_key);
 
 -- a run ends once: one terminal event per run
 CREATE UNIQUE INDEX ledger_events_one_terminal ON ledger_events (run_id)

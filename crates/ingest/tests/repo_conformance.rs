@@ -609,6 +609,13 @@ async fn the_run_lease_is_exclusive_and_fenced(backend: Backend) {
     ));
     assert!(!other.heartbeat(second.fence).await.unwrap());
     assert!(repo.heartbeat(third.fence).await.unwrap());
+    // The run that took over holds the mailbox like any other, even once the
+    // run it replaced has gone away.
+    drop(second);
+    match other.start_run(&start(mb, Duration::from_secs(600))).await {
+        Err(RepoError::Locked { run_id, .. }) => assert_eq!(run_id, Some(third.fence.run_id)),
+        other => panic!("expected Locked by the run that took over, got {other:?}"),
+    }
     repo.finish_run(&mut third, &end(RunStatus::Completed, CursorUpdate::Keep))
         .await
         .unwrap();

@@ -7,7 +7,7 @@
 //! size. The store re-hashes every message as it streams: bytes that are not
 //! the `raw_sha256` the row names end the message with an error naming it,
 //! and nothing of it is kept (the mbox is cut back to where it began, an
-//! `.eml` is written aside and renamed only once whole). One bad message
+//! `.eml` is written aside and linked into place only once whole). One bad message
 //! never stops the export: it is reported and the rest are exported.
 
 mod mbox;
@@ -156,7 +156,9 @@ impl Sink {
 /// The mbox file, and where its last whole message ends.
 struct MboxFile {
     path: PathBuf,
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    /// Written a chunk at a time (no buffer of our own: a failed message is
+    /// cut back with `set_len`).
+    file: tokio::fs::File,
     whole: u64,
 }
 
@@ -175,7 +177,7 @@ impl MboxFile {
             })?;
         Ok(MboxFile {
             path: path.to_path_buf(),
-            file: tokio::io::BufWriter::new(file),
+            file,
             whole: 0,
         })
     }
@@ -186,7 +188,40 @@ impl MboxFile {
         sha: &Sha256,
         row: &ExportRow,
     ) -> Result<u64, Failed> {
-        let io = |e: std::io::Error| Failed::Output(output(&self.path)(e));
+        match self.write_message(store, sha, row).await {
+            Ok(written) => Ok(written),
+            // Nothing of a message that was not written whole stays in the
+            // file, whether its bytes or the output failed.
+            Err(failed) => match (self.cut_back().await, failed) {
+                (Err(e), Failed::Message(m)) => Err(Failed::Output(ExportError::Output {
+                    path: self.path.display().to_string(),
+                    source: std::io::Error::other(format!(
+                        "{m}; then cutting the message back failed: {e}"
+                    )),
+                })),
+                (_, failed) => Err(failed),
+            },
+        }
+    }
+
+    /// Truncates the file to its last whole message.
+    async fn cut_back(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        self.file.set_len(self.whole).await?;
+        self.file
+            .seek(std::io::SeekFrom::Start(self.whole))
+            .await
+            .map(|_| ())
+    }
+
+    async fn write_message(
+        &mut self,
+        store: &BlobStore,
+        sha: &Sha256,
+        row: &ExportRow,
+    ) -> Result<u64, Failed> {
+        let path = self.path.clone();
+        let io = |e: std::io::Error| Failed::Output(output(&path)(e));
         let mut chunks = store
             .get_stream(sha)
             .await
@@ -196,15 +231,8 @@ impl MboxFile {
         let mut written = 0u64;
         let mut crlf = None;
         let mut last = 0u8;
-        let mut failure = None;
         while let Some(chunk) = chunks.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    failure = Some(e.to_string());
-                    break;
-                }
-            };
+            let chunk = chunk.map_err(|e| Failed::Message(e.to_string()))?;
             if chunk.is_empty() {
                 continue;
             }
@@ -222,36 +250,21 @@ impl MboxFile {
             quoter.push(&chunk, &mut buf);
             self.file.write_all(&buf).await.map_err(io)?;
         }
-        if failure.is_none() && crlf.is_none() {
-            failure = Some("the archived message is empty".into());
-        }
-        if let Some(error) = failure {
-            // Nothing of a message whose bytes were not whole stays in the file.
-            self.file.flush().await.map_err(io)?;
-            let file = self.file.get_mut();
-            file.set_len(self.whole).await.map_err(io)?;
-            file.seek(std::io::SeekFrom::Start(self.whole))
-                .await
-                .map_err(io)?;
-            return Err(Failed::Message(error));
-        }
-        let crlf = crlf.unwrap_or(true);
+        let Some(crlf) = crlf else {
+            return Err(Failed::Message("the archived message is empty".into()));
+        };
         buf.clear();
         quoter.finish(&mut buf);
         buf.extend_from_slice(mbox::trailer(last == b'\n', crlf));
         self.file.write_all(&buf).await.map_err(io)?;
         self.file.flush().await.map_err(io)?;
-        self.whole = self.file.get_mut().stream_position().await.map_err(io)?;
+        self.whole = self.file.stream_position().await.map_err(io)?;
         Ok(written)
     }
 
     async fn finish(mut self) -> Result<(), ExportError> {
         self.file.flush().await.map_err(output(&self.path))?;
-        self.file
-            .get_mut()
-            .sync_all()
-            .await
-            .map_err(output(&self.path))
+        self.file.sync_all().await.map_err(output(&self.path))
     }
 }
 
@@ -288,8 +301,7 @@ async fn write_eml(
     let path = month.join(format!("{id}.eml"));
     if tokio::fs::try_exists(&path).await.map_err(io)? {
         // A re-run: keep a file with the right bytes, never overwrite another.
-        let bytes = tokio::fs::read(&path).await.map_err(io)?;
-        return if Sha256::digest(&bytes) == *sha {
+        return if file_sha256(&path).await.map_err(io)? == *sha {
             Ok(Written::AlreadyThere)
         } else {
             Err(Failed::Message(format!(
@@ -312,7 +324,9 @@ async fn write_eml(
             file.write_all(&chunk).await.map_err(io)?;
         }
         file.sync_all().await.map_err(io)?;
-        tokio::fs::rename(&partial, &path).await.map_err(io)?;
+        // A link fails where a file appeared meanwhile: never overwritten.
+        tokio::fs::hard_link(&partial, &path).await.map_err(io)?;
+        tokio::fs::remove_file(&partial).await.map_err(io)?;
         Ok(written)
     }
     .await;
@@ -320,4 +334,21 @@ async fn write_eml(
         let _ = tokio::fs::remove_file(&partial).await;
     }
     result.map(Written::New)
+}
+
+/// The sha256 of a file, read a chunk at a time.
+async fn file_sha256(path: &Path) -> std::io::Result<Sha256> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Sha256(hasher.finalize().into()))
 }

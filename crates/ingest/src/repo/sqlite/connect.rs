@@ -10,14 +10,15 @@
 //! Beside `mailingest.db` sits `mailingest.db.locks/`: advisory file locks
 //! (`flock`) that the operating system drops the moment their process dies,
 //! which is what PostgreSQL's advisory locks give the server backend. One per
-//! mailbox marks a live run; one serialises migrations.
+//! running run (named by its row's `lock_token`) says its process lives; one
+//! serialises creating and migrating the database.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use crate::repo::RepoError;
 
@@ -42,6 +43,13 @@ pub(crate) async fn open(
     durability: Durability,
 ) -> Result<SqlitePool, RepoError> {
     let target = || format!("the SQLite database {}", path.display());
+    let failed = |err: sqlx::Error| RepoError::Connect {
+        target: target(),
+        cause: match &err {
+            sqlx::Error::Database(db) => db.message().to_owned(),
+            other => other.to_string(),
+        },
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| RepoError::Connect {
             target: target(),
@@ -50,40 +58,83 @@ pub(crate) async fn open(
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
         .synchronous(match durability {
             Durability::Full => SqliteSynchronous::Full,
             Durability::Normal => SqliteSynchronous::Normal,
         })
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
+    {
+        // WAL is a property of the file, set once: switching a connection's
+        // journal mode needs a lock the busy timeout does not wait for, so
+        // every connection setting it would fail now and then beside a writer.
+        // Done under the setup lock, so two first opens never race.
+        let _setup = Locks::beside(path).setup().await?;
+        let first = SqliteConnection::connect_with(
+            &options
+                .clone()
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal),
+        )
+        .await
+        .map_err(failed)?;
+        let _ = first.close().await;
+    }
     SqlitePoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(BUSY_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(|err| RepoError::Connect {
-            target: target(),
-            cause: match &err {
-                sqlx::Error::Database(db) => db.message().to_owned(),
-                other => other.to_string(),
-            },
-        })
+        .map_err(failed)
 }
 
-/// The lock files of one database.
+/// The lock files of one database: `<db>.locks/`, beside the database file.
 #[derive(Debug, Clone)]
 pub(crate) struct Locks {
     dir: PathBuf,
 }
 
+/// A lock this process holds; dropping it removes the file and releases it
+/// (as the death of the process would release it).
+#[derive(Debug)]
+pub(crate) struct HeldLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        // Removed first, released when the file closes: a checker that opens
+        // the path afterwards finds no file, i.e. nobody holding it.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 impl Locks {
+    /// The locks of the database at `db`, its directory resolved: every
+    /// process that opens the file by any path through its directory uses
+    /// the same locks.
     pub(crate) fn beside(db: &Path) -> Locks {
+        let db = match (
+            db.parent().filter(|d| !d.as_os_str().is_empty()),
+            db.file_name(),
+        ) {
+            (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+                .map(|d| d.join(name))
+                .unwrap_or_else(|_| db.to_path_buf()),
+            _ => db.to_path_buf(),
+        };
         let mut name = db.file_name().unwrap_or_default().to_os_string();
         name.push(".locks");
         Locks {
             dir: db.with_file_name(name),
+        }
+    }
+
+    fn error(&self, e: std::io::Error) -> RepoError {
+        RepoError::Connect {
+            target: format!("the lock directory {}", self.dir.display()),
+            cause: e.to_string(),
         }
     }
 
@@ -96,34 +147,57 @@ impl Locks {
                     .write(true)
                     .open(self.dir.join(name))
             })
-            .map_err(|e| RepoError::Connect {
-                target: format!("the lock directory {}", self.dir.display()),
-                cause: e.to_string(),
-            })
+            .map_err(|e| self.error(e))
     }
 
-    /// The run lock of a mailbox, if no live process holds it. Dropping the
-    /// file releases it; so does the death of the process.
-    pub(crate) fn try_run_lock(&self, mailbox_id: i64) -> Result<Option<File>, RepoError> {
-        let file = self.open(&format!("mailbox-{mailbox_id}.lock"))?;
+    /// Takes the lock of a new run, named by its token.
+    pub(crate) fn hold_run(&self, token: &str) -> Result<HeldLock, RepoError> {
+        let name = format!("run-{token}.lock");
+        let file = self.open(&name)?;
+        file.try_lock().map_err(|e| {
+            self.error(match e {
+                std::fs::TryLockError::Error(e) => e,
+                std::fs::TryLockError::WouldBlock => {
+                    std::io::Error::other("a fresh run lock is held")
+                }
+            })
+        })?;
+        Ok(HeldLock {
+            path: self.dir.join(name),
+            _file: file,
+        })
+    }
+
+    /// Whether a live process holds the run lock named by `token`.
+    pub(crate) fn run_is_held(&self, token: &str) -> Result<bool, RepoError> {
+        let path = self.dir.join(format!("run-{token}.lock"));
+        let file = match OpenOptions::new().write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.error(e)),
+        };
         match file.try_lock() {
-            Ok(()) => Ok(Some(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(RepoError::Connect {
-                target: format!("the lock directory {}", self.dir.display()),
-                cause: e.to_string(),
-            }),
+            // Free: its process is gone. Closing the file releases our probe.
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.error(e)),
         }
     }
 
-    /// Waits for the migration lock (held while one process migrates).
-    pub(crate) async fn migration(&self) -> Result<File, RepoError> {
-        let file = self.open("migrate.lock")?;
+    /// Removes the lock file of a run found dead.
+    pub(crate) fn forget_run(&self, token: &str) {
+        let _ = std::fs::remove_file(self.dir.join(format!("run-{token}.lock")));
+    }
+
+    /// Waits for the setup lock (held while one process creates or migrates
+    /// the database).
+    pub(crate) async fn setup(&self) -> Result<File, RepoError> {
+        let file = self.open("setup.lock")?;
         tokio::task::spawn_blocking(move || file.lock().map(|()| file))
             .await
             .map_err(|e| RepoError::Corrupt(format!("migration lock task: {e}")))?
             .map_err(|e| RepoError::Connect {
-                target: "the migration lock".into(),
+                target: "the setup lock".into(),
                 cause: e.to_string(),
             })
     }

@@ -47,12 +47,14 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// `at + span`, saturating at the latest representable time.
+/// `at + span`, saturating at the end of year 9999: past it RFC 3339 needs a
+/// sign (`+10000-…`), and a signed year would sort before every other time.
 pub(crate) fn after(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    let latest = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or(at);
     chrono::Duration::from_std(span)
         .ok()
         .and_then(|d| at.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        .map_or(latest, |t| t.min(latest))
 }
 
 /// A write transaction holding SQLite's write lock from its first statement.
@@ -110,7 +112,7 @@ impl SqliteRepository {
 #[async_trait]
 impl Repository for SqliteRepository {
     async fn migrate(&self) -> Result<(), RepoError> {
-        let _lock = self.locks.migration().await?;
+        let _lock = self.locks.setup().await?;
         schema::migrate(&self.pool)
             .await
             .map_err(RepoError::Migrate)

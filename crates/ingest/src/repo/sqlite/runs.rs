@@ -8,33 +8,39 @@
 //!   SQLite's single write lock before that check, so nothing can end the run
 //!   between the check and the commit. The partial unique index
 //!   `sync_runs_one_running` keeps a second running row from ever existing.
-//! * **Death detection** is a file lock per mailbox (`connect::Locks`), held
-//!   for the whole run. The operating system drops it when the process dies,
-//!   so after a crash or `kill -9` the next run sees a `running` row whose lock
-//!   is free, marks that run interrupted and starts at once, as on PostgreSQL.
-//!
-//! A run whose lock is held but whose heartbeat is older than the lease has a
-//! live but hung process: it is taken over (marked interrupted, so its next
-//! transaction is fenced out) without its lock. A lock held with no running
-//! row after a short wait belongs to such a fenced-out process, or to a run
-//! still starting; either way the unique index decides between starters.
-
-use std::fs::File;
-use std::time::Duration;
+//! * **Liveness** is a lock file per run (`connect::Locks`), named by a random
+//!   token stored in the run's row and taken before the row is inserted. The
+//!   operating system drops it when the process dies. A run starting finds
+//!   the mailbox's running row inside its own `IMMEDIATE` transaction and
+//!   decides there: its lock free → its process is gone (a crash, `kill -9`):
+//!   interrupted at once, as on PostgreSQL; its lock held and its heartbeat
+//!   fresh → `Locked` (exit 75); held but silent past the lease → a hung
+//!   process, taken over (interrupted, so its next transaction is fenced out).
+//!   Every run holds a lock of its own, a run that took over included.
 
 use chrono::{DateTime, Utc};
 use ledger::{EventType, NewEvent, Subject};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use sqlx::{SqliteConnection, SqlitePool};
 use tracing::{info, warn};
 
-use super::connect::Locks;
+use super::connect::{HeldLock, Locks};
 use super::{begin_immediate, now};
 use crate::repo::{CursorUpdate, Fence, HeldRun, RepoError, RunEnd, RunStart, RunStatus, as_i64};
 
-/// How long a run that holds the lock gets to show its row before the lock is
-/// taken as belonging to no run.
-const STARTING_GRACE: Duration = Duration::from_secs(3);
+/// A token no other run has: 32 hex digits.
+fn new_token(mailbox_id: i64) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = format!(
+        "{}/{}/{mailbox_id}/{:?}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+    );
+    hex::encode(&Sha256::digest(seed.as_bytes())[..16])
+}
 
 /// Fails with `LeaseLost` unless the fence's run is still the mailbox's
 /// running run. The caller's transaction holds the write lock (IMMEDIATE),
@@ -59,81 +65,64 @@ pub(crate) async fn prove_lease(
     }
 }
 
-/// The mailbox's running run: id and heartbeat age in seconds.
-async fn live_run(pool: &SqlitePool, mailbox_id: i64) -> Result<Option<(i64, f64)>, RepoError> {
-    let row: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, heartbeat_at FROM sync_runs WHERE mailbox_id = ?1 AND status = 'running'",
-    )
-    .bind(mailbox_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(RepoError::db("read live run"))?;
-    Ok(row.map(|(id, beat)| (id, (now() - beat).as_seconds_f64().max(0.0))))
-}
-
-/// Decides whether a run may start while another process holds the mailbox's
-/// lock: only over a run that missed its lease, or a lock that shows no run.
-async fn check_held(pool: &SqlitePool, start: &RunStart) -> Result<(), RepoError> {
-    let deadline = tokio::time::Instant::now() + STARTING_GRACE;
-    loop {
-        if let Some((run_id, age)) = live_run(pool, start.mailbox_id).await? {
-            if age < start.stale_after.as_secs_f64() {
-                return Err(RepoError::Locked {
-                    run_id: Some(run_id),
-                    heartbeat_age_secs: age as i64,
-                });
-            }
-            warn!(
-                run_id,
-                heartbeat_age_secs = age as i64,
-                "live run missed its lease; taking over"
-            );
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            warn!(
-                mailbox_id = start.mailbox_id,
-                "the mailbox's run lock is held by a process with no running run; starting beside it"
-            );
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 pub(crate) async fn start_run(
     pool: &SqlitePool,
     locks: &Locks,
     start: &RunStart,
 ) -> Result<HeldRun, RepoError> {
     let mailbox_id = start.mailbox_id;
-    let lock = locks.try_run_lock(mailbox_id)?;
-    if lock.is_none() {
-        check_held(pool, start).await?;
-    }
+    let token = new_token(mailbox_id);
+    let lock: HeldLock = locks.hold_run(&token)?;
 
     let mut tx = begin_immediate(pool, "begin run").await?;
-    // The lock is ours (or its holder missed its lease): a run still marked
-    // running has lost its process.
-    let dead: Vec<i64> = sqlx::query_scalar(
-        "UPDATE sync_runs SET status = 'interrupted', finished_at = ?2,
-                error = coalesce(error, 'the process running it stopped without finishing')
-         WHERE mailbox_id = ?1 AND status = 'running' RETURNING id",
+    let running: Option<(i64, DateTime<Utc>, Option<String>)> = sqlx::query_as(
+        "SELECT id, heartbeat_at, lock_token FROM sync_runs
+         WHERE mailbox_id = ?1 AND status = 'running'",
     )
     .bind(mailbox_id)
-    .bind(now())
-    .fetch_all(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
-    .map_err(RepoError::db("mark dead runs interrupted"))?;
-    for run_id in &dead {
-        warn!(run_id, "previous run found dead; marked interrupted");
+    .map_err(RepoError::db("read live run"))?;
+    let mut dead_token = None;
+    if let Some((run_id, heartbeat, holder)) = running {
+        let alive = match &holder {
+            Some(t) => locks.run_is_held(t)?,
+            None => false,
+        };
+        let age = (now() - heartbeat).as_seconds_f64().max(0.0);
+        if alive && age < start.stale_after.as_secs_f64() {
+            return Err(RepoError::Locked {
+                run_id: Some(run_id),
+                heartbeat_age_secs: age as i64,
+            });
+        }
+        if alive {
+            warn!(
+                run_id,
+                heartbeat_age_secs = age as i64,
+                "live run missed its lease; taking over"
+            );
+        } else {
+            warn!(run_id, "previous run found dead; marked interrupted");
+            dead_token = holder;
+        }
+        sqlx::query(
+            "UPDATE sync_runs SET status = 'interrupted', finished_at = ?2,
+                    error = coalesce(error, 'the process running it stopped without finishing')
+             WHERE id = ?1 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .map_err(RepoError::db("mark dead runs interrupted"))?;
         ledger::sqlite::append_terminal(
             &mut tx,
             mailbox_id,
-            *run_id,
+            run_id,
             NewEvent::new(
                 EventType::SyncInterrupted,
-                Subject::Run(*run_id),
+                Subject::Run(run_id),
                 json!({"reason": "process stopped without finishing"}),
             ),
         )
@@ -147,8 +136,8 @@ pub(crate) async fn start_run(
     let started = now();
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO sync_runs (mailbox_id, kind, window_start, window_end, start_history_id,
-                                host, pid, started_at, heartbeat_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING id",
+                                host, pid, started_at, heartbeat_at, lock_token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) RETURNING id",
     )
     .bind(mailbox_id)
     .bind(start.kind.as_str())
@@ -158,16 +147,10 @@ pub(crate) async fn start_run(
     .bind(std::env::var("HOSTNAME").ok())
     .bind(std::process::id() as i64)
     .bind(started)
+    .bind(&token)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|err| match &err {
-        // Another process started between our check and this insert.
-        sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Locked {
-            run_id: None,
-            heartbeat_age_secs: 0,
-        },
-        _ => RepoError::db("insert run")(err),
-    })?;
+    .map_err(RepoError::db("insert run"))?;
     ledger::sqlite::append(
         &mut tx,
         mailbox_id,
@@ -186,14 +169,13 @@ pub(crate) async fn start_run(
     tx.commit()
         .await
         .map_err(RepoError::db("commit run start"))?;
+    if let Some(t) = dead_token {
+        locks.forget_run(&t);
+    }
     info!(run_id, kind = start.kind.as_str(), "run started");
-    let hold: Box<dyn std::any::Any + Send> = match lock {
-        Some(file) => Box::new(file),
-        None => Box::new(()),
-    };
     Ok(HeldRun {
         fence: Fence { run_id, mailbox_id },
-        hold,
+        hold: Box::new(lock),
     })
 }
 
@@ -309,8 +291,8 @@ pub(crate) async fn finish_run(
     }
     tx.commit().await.map_err(RepoError::db("commit run end"))?;
     info!(run_id, status = end.status.as_str(), "run finished");
-    // Closing the file releases the mailbox's run lock.
-    drop(std::mem::replace(&mut run.hold, Box::new(())).downcast::<File>());
+    // Removing and closing the run's lock file: the run is over.
+    drop(std::mem::replace(&mut run.hold, Box::new(())));
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// Applies all pending migrations; harmless when there are none. The caller
-/// holds the database's migration lock (see `connect::Locks::migration`):
+/// holds the database's setup lock (see `connect::Locks::setup`):
 /// sqlx's SQLite migrator does not serialise two processes migrating at once.
 pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await
