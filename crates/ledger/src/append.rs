@@ -74,6 +74,24 @@ pub(crate) fn prepare(index: usize, event: &NewEvent) -> Result<Prepared, Ledger
     })
 }
 
+/// A batch of non-terminal events, validated and rendered: terminal events
+/// go through `append_terminal`, which makes a second one a no-op.
+pub(crate) fn prepare_batch(events: &[NewEvent]) -> Result<Vec<Prepared>, LedgerError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            if event.event_type.is_terminal() {
+                return Err(LedgerError::TerminalInBatch {
+                    index,
+                    event_type: event.event_type.as_str(),
+                });
+            }
+            prepare(index, event)
+        })
+        .collect()
+}
+
 /// Where the next event goes: its seq, its prev_hash, and the timestamp to stamp it with.
 pub(crate) struct Start {
     pub(crate) next_seq: i64,
@@ -210,16 +228,7 @@ pub async fn append(
     run_id: i64,
     events: &[NewEvent],
 ) -> Result<Appended, LedgerError> {
-    let mut batch = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
-        if event.event_type.is_terminal() {
-            return Err(LedgerError::TerminalInBatch {
-                index,
-                event_type: event.event_type.as_str(),
-            });
-        }
-        batch.push(prepare(index, event)?);
-    }
+    let batch = prepare_batch(events)?;
     if batch.is_empty() {
         return Ok(Appended {
             count: 0,

@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use sqlx::{Connection, Row, SqliteConnection};
 use tracing::instrument;
 
-use crate::append::{Appended, Start, TerminalOutcome, chain_batch, prepare};
+use crate::append::{Appended, Start, TerminalOutcome, chain_batch, prepare, prepare_batch};
 use crate::error::LedgerError;
 use crate::hash::{GENESIS_HASH, HashInput, event_hash_bytes, truncate_to_micros};
 use crate::read::ChainHead;
@@ -95,16 +95,7 @@ pub async fn append(
     run_id: i64,
     events: &[crate::NewEvent],
 ) -> Result<Appended, LedgerError> {
-    let mut batch = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
-        if event.event_type.is_terminal() {
-            return Err(LedgerError::TerminalInBatch {
-                index,
-                event_type: event.event_type.as_str(),
-            });
-        }
-        batch.push(prepare(index, event)?);
-    }
+    let batch = prepare_batch(events)?;
     if batch.is_empty() {
         return Ok(Appended {
             count: 0,

@@ -23,6 +23,7 @@ mod outcome;
 pub mod pg;
 pub mod quarantine;
 mod rows;
+mod shared;
 pub mod sqlite;
 mod target;
 mod text;

@@ -181,8 +181,9 @@ pub struct RunEnd {
     pub cursor: CursorUpdate,
 }
 
-/// A mailbox as `mailbox list` and the worker see it.
-#[derive(Debug, Clone, Serialize)]
+/// A mailbox as `mailbox list` and the worker see it (read as is by both
+/// backends: the columns have these names).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct MailboxRow {
     pub id: i64,
     pub org_id: String,

@@ -30,37 +30,6 @@ fn mailbox_columns(alias: &str) -> String {
     .join(", ")
 }
 
-#[derive(sqlx::FromRow)]
-struct PgMailbox {
-    id: i64,
-    org_id: String,
-    provider_email: String,
-    enabled: bool,
-    history_id: Option<i64>,
-    history_id_updated_at: Option<DateTime<Utc>>,
-    sync_interval_secs: i32,
-    next_sync_at: DateTime<Utc>,
-    consecutive_failures: i32,
-    last_error: Option<String>,
-}
-
-impl From<PgMailbox> for MailboxRow {
-    fn from(r: PgMailbox) -> Self {
-        MailboxRow {
-            id: r.id,
-            org_id: r.org_id,
-            provider_email: r.provider_email,
-            enabled: r.enabled,
-            history_id: r.history_id,
-            history_id_updated_at: r.history_id_updated_at,
-            sync_interval_secs: r.sync_interval_secs,
-            next_sync_at: r.next_sync_at,
-            consecutive_failures: r.consecutive_failures,
-            last_error: r.last_error,
-        }
-    }
-}
-
 pub(crate) async fn add(
     conn: &mut PgConnection,
     org: &str,
@@ -103,14 +72,14 @@ pub(crate) async fn disable(pool: &PgPool, org: &str, email: &str) -> Result<boo
 }
 
 pub(crate) async fn list(pool: &PgPool) -> Result<Vec<MailboxRow>, RepoError> {
-    let rows: Vec<PgMailbox> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email",
         mailbox_columns("mb")
     )))
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("list mailboxes"))?;
-    Ok(rows.into_iter().map(MailboxRow::from).collect())
+    Ok(rows)
 }
 
 pub(crate) async fn cursor(
@@ -132,7 +101,7 @@ pub(crate) async fn claim_due(
     limit: usize,
     hold: Duration,
 ) -> Result<Vec<MailboxRow>, RepoError> {
-    let rows: Vec<PgMailbox> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH due AS (
              SELECT id FROM mailboxes
              WHERE enabled AND org_id = $3 AND next_sync_at <= now()
@@ -150,7 +119,7 @@ pub(crate) async fn claim_due(
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("claim due mailboxes"))?;
-    Ok(rows.into_iter().map(MailboxRow::from).collect())
+    Ok(rows)
 }
 
 pub(crate) async fn schedule_next(
@@ -193,7 +162,7 @@ pub(crate) async fn schedule_next(
 #[derive(sqlx::FromRow)]
 struct PgStatus {
     #[sqlx(flatten)]
-    mailbox: PgMailbox,
+    mailbox: MailboxRow,
     cursor_age_secs: Option<f64>,
     messages: i64,
     messages_deleted: i64,
@@ -220,7 +189,7 @@ impl TryFrom<PgStatus> for MailboxStatus {
     fn try_from(r: PgStatus) -> Result<Self, RepoError> {
         let corrupt = |e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string());
         Ok(MailboxStatus {
-            mailbox: r.mailbox.into(),
+            mailbox: r.mailbox,
             cursor_age_secs: r.cursor_age_secs,
             messages: r.messages,
             messages_deleted: r.messages_deleted,

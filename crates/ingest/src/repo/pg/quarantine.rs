@@ -2,17 +2,12 @@
 //! a failed attempt inside a batch's fenced transaction, releasing messages
 //! that were stored or are gone, and the reads of the retry pass and `status`.
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use crate::repo::quarantine::{
-    FailureKind, MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF,
-};
+use crate::repo::quarantine::{MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF};
+use crate::repo::shared::{QUARANTINE_COLUMNS, QuarantineRow};
 use crate::repo::text::without_nul;
 use crate::repo::{Fence, RepoError};
-
-const COLUMNS: &str = "mailbox_id, provider_message_id, provider_thread_id, failure, reason,
-     raw_sha256, attempts, first_failed_at, last_failed_at, next_attempt_at";
 
 /// Records one failed attempt per message. `attempts` counts runs: a batch
 /// replayed after an outage (or a message failing twice in one run) does not
@@ -111,8 +106,8 @@ pub(crate) async fn due(
     mailbox_id: i64,
     limit: i64,
 ) -> Result<Vec<QuarantinedMessage>, RepoError> {
-    let rows: Vec<PgQuarantined> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM quarantined_messages
+    let rows: Vec<QuarantineRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {QUARANTINE_COLUMNS} FROM quarantined_messages
          WHERE mailbox_id = $1 AND attempts < $2 AND next_attempt_at <= now()
          ORDER BY first_failed_at, provider_message_id
          LIMIT $3"
@@ -131,8 +126,8 @@ pub(crate) async fn list(
     pool: &PgPool,
     mailbox_id: Option<i64>,
 ) -> Result<Vec<QuarantinedMessage>, RepoError> {
-    let rows: Vec<PgQuarantined> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM quarantined_messages
+    let rows: Vec<QuarantineRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {QUARANTINE_COLUMNS} FROM quarantined_messages
          WHERE $1::bigint IS NULL OR mailbox_id = $1
          ORDER BY mailbox_id, first_failed_at, provider_message_id"
     )))
@@ -157,40 +152,4 @@ pub(crate) async fn requeue(pool: &PgPool, mailbox_id: i64) -> Result<u64, RepoE
     .await
     .map_err(RepoError::db("requeue quarantined messages"))?;
     Ok(done.rows_affected())
-}
-
-#[derive(sqlx::FromRow)]
-struct PgQuarantined {
-    mailbox_id: i64,
-    provider_message_id: String,
-    provider_thread_id: Option<String>,
-    failure: String,
-    reason: String,
-    raw_sha256: Option<String>,
-    attempts: i32,
-    first_failed_at: DateTime<Utc>,
-    last_failed_at: DateTime<Utc>,
-    next_attempt_at: DateTime<Utc>,
-}
-
-impl TryFrom<PgQuarantined> for QuarantinedMessage {
-    type Error = RepoError;
-    fn try_from(r: PgQuarantined) -> Result<Self, RepoError> {
-        let kind: FailureKind = r
-            .failure
-            .parse()
-            .map_err(|e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string()))?;
-        Ok(QuarantinedMessage {
-            mailbox_id: r.mailbox_id,
-            provider_message_id: r.provider_message_id,
-            provider_thread_id: r.provider_thread_id,
-            kind,
-            reason: r.reason,
-            raw_sha256: r.raw_sha256,
-            attempts: r.attempts,
-            first_failed_at: r.first_failed_at,
-            last_failed_at: r.last_failed_at,
-            next_attempt_at: r.next_attempt_at,
-        })
-    }
 }

@@ -16,37 +16,6 @@ const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.histo
      mb.history_id_updated_at, mb.sync_interval_secs, mb.next_sync_at,
      mb.consecutive_failures, mb.last_error";
 
-#[derive(sqlx::FromRow)]
-struct SqliteMailbox {
-    id: i64,
-    org_id: String,
-    provider_email: String,
-    enabled: bool,
-    history_id: Option<i64>,
-    history_id_updated_at: Option<DateTime<Utc>>,
-    sync_interval_secs: i32,
-    next_sync_at: DateTime<Utc>,
-    consecutive_failures: i32,
-    last_error: Option<String>,
-}
-
-impl From<SqliteMailbox> for MailboxRow {
-    fn from(r: SqliteMailbox) -> Self {
-        MailboxRow {
-            id: r.id,
-            org_id: r.org_id,
-            provider_email: r.provider_email,
-            enabled: r.enabled,
-            history_id: r.history_id,
-            history_id_updated_at: r.history_id_updated_at,
-            sync_interval_secs: r.sync_interval_secs,
-            next_sync_at: r.next_sync_at,
-            consecutive_failures: r.consecutive_failures,
-            last_error: r.last_error,
-        }
-    }
-}
-
 /// Inserts the mailbox if it is new and returns its id either way.
 pub(crate) async fn upsert(
     conn: &mut SqliteConnection,
@@ -122,13 +91,13 @@ pub(crate) async fn disable(pool: &SqlitePool, org: &str, email: &str) -> Result
 }
 
 pub(crate) async fn list(pool: &SqlitePool) -> Result<Vec<MailboxRow>, RepoError> {
-    let rows: Vec<SqliteMailbox> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email"
     )))
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("list mailboxes"))?;
-    Ok(rows.into_iter().map(MailboxRow::from).collect())
+    Ok(rows)
 }
 
 pub(crate) async fn cursor(
@@ -151,7 +120,7 @@ pub(crate) async fn claim_due(
 ) -> Result<Vec<MailboxRow>, RepoError> {
     let at = now();
     let until = after(at, hold);
-    let rows: Vec<SqliteMailbox> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let mut rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE mailboxes SET next_sync_at = ?4
          WHERE id IN (SELECT id FROM mailboxes
                          WHERE enabled AND org_id = ?3 AND next_sync_at <= ?2
@@ -166,7 +135,6 @@ pub(crate) async fn claim_due(
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("claim due mailboxes"))?;
-    let mut rows: Vec<MailboxRow> = rows.into_iter().map(MailboxRow::from).collect();
     rows.sort_by_key(|r| r.id);
     Ok(rows)
 }
@@ -218,7 +186,7 @@ pub(crate) async fn schedule_next(
 #[derive(sqlx::FromRow)]
 struct SqliteStatus {
     #[sqlx(flatten)]
-    mailbox: SqliteMailbox,
+    mailbox: MailboxRow,
     messages: i64,
     messages_deleted: i64,
     threads: i64,
@@ -257,7 +225,7 @@ impl SqliteStatus {
         let corrupt = |e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string());
         let cursor_age_secs = age_secs(at, self.mailbox.history_id_updated_at);
         Ok(MailboxStatus {
-            mailbox: self.mailbox.into(),
+            mailbox: self.mailbox,
             cursor_age_secs,
             messages: self.messages,
             messages_deleted: self.messages_deleted,

@@ -8,34 +8,12 @@ use ledger::Subject;
 use sqlx::SqlitePool;
 
 use crate::engine::Window;
+use crate::repo::shared::{DUPLICATE_CHECKS, message_id_of};
 use crate::repo::{DuplicateKey, MailboxCounts, RepoError};
 
 pub(crate) async fn duplicate_keys(pool: &SqlitePool) -> Result<Vec<DuplicateKey>, RepoError> {
-    // The constraints forbid duplicates; this is the check an auditor asks for.
-    const CHECKS: [(&str, &str); 5] = [
-        (
-            "mailboxes",
-            "SELECT org_id || '/' || provider_email, count(*) FROM mailboxes GROUP BY org_id, provider_email HAVING count(*) > 1",
-        ),
-        (
-            "mail_threads",
-            "SELECT mailbox_id || '/' || provider_thread_id, count(*) FROM mail_threads GROUP BY mailbox_id, provider_thread_id HAVING count(*) > 1",
-        ),
-        (
-            "mail_messages",
-            "SELECT mailbox_id || '/' || provider_message_id, count(*) FROM mail_messages GROUP BY mailbox_id, provider_message_id HAVING count(*) > 1",
-        ),
-        (
-            "mail_attachments",
-            "SELECT message_id || '/' || part_id, count(*) FROM mail_attachments GROUP BY message_id, part_id HAVING count(*) > 1",
-        ),
-        (
-            "blobs",
-            "SELECT sha256, count(*) FROM blobs GROUP BY sha256 HAVING count(*) > 1",
-        ),
-    ];
     let mut found = Vec::new();
-    for (table, sql) in CHECKS {
+    for (table, sql) in DUPLICATE_CHECKS {
         let dups: Vec<(String, i64)> = sqlx::query_as(sql)
             .fetch_all(pool)
             .await
@@ -150,16 +128,6 @@ pub(crate) async fn ingest_events_without_message(
     .await
     .map_err(RepoError::db("ledger/table agreement"))?;
     Ok(keys.iter().map(|k| message_id_of(k)).collect())
-}
-
-/// The message id a `message.…` event names; a key that is not one is kept whole.
-fn message_id_of(key: &str) -> String {
-    match key.parse::<Subject>() {
-        Ok(subject) => subject
-            .message_id()
-            .map_or_else(|| key.to_owned(), str::to_owned),
-        Err(_) => key.to_owned(),
-    }
 }
 
 pub(crate) async fn live_messages(
