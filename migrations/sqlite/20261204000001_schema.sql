@@ -41,8 +41,14 @@ CREATE TABLE blobs (
     sha256      TEXT    PRIMARY KEY CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
     size        INTEGER NOT NULL CHECK (size >= 0),
     storage_key TEXT    NOT NULL,
-    created_at  TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
+    created_at  TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
+    -- gc --purge-deleted-older-than (see migrations/postgres/*_gc.sql)
+    state       TEXT    NOT NULL DEFAULT 'present' CHECK (state IN ('present', 'purging', 'purged')),
+    purged_at   TEXT,
+    CHECK ((state = 'purged') = (purged_at IS NOT NULL))
 ) STRICT;
+
+CREATE INDEX blobs_not_present ON blobs (state) WHERE state <> 'present';
 
 CREATE TABLE mail_threads (
     id                 INTEGER PRIMARY KEY,
@@ -126,7 +132,7 @@ CREATE TABLE sync_runs (
     -- AUTOINCREMENT: a run id is never reused, so a fence can never match a later run
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     mailbox_id       INTEGER NOT NULL REFERENCES mailboxes (id),
-    kind             TEXT    NOT NULL CHECK (kind IN ('backfill', 'sync')),
+    kind             TEXT    NOT NULL CHECK (kind IN ('backfill', 'sync', 'gc')),
     window_start     TEXT,
     window_end       TEXT,
     status           TEXT    NOT NULL DEFAULT 'running'
@@ -159,7 +165,7 @@ CREATE TABLE ledger_events (
     event_type   TEXT    NOT NULL CHECK (event_type IN (
                      'sync.started', 'thread.ingested', 'message.ingested', 'attachment.saved',
                      'message.skipped', 'message.deleted', 'labels.changed', 'history.expired',
-                     'sync.completed', 'sync.failed', 'sync.interrupted')),
+                     'sync.completed', 'sync.failed', 'sync.interrupted', 'blob.removed')),
     subject_key  TEXT    NOT NULL,
     payload      TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(payload)),
     created_at   TEXT    NOT NULL,

@@ -148,6 +148,8 @@ pub enum Command {
     Show(commands::show::Show),
     /// Mail back out, byte for byte: an mbox file or .eml files.
     Export(commands::export::Export),
+    /// Remove store objects no row records, and unfinished writes, older than a grace period.
+    Gc(commands::gc::Gc),
     /// Google sign-in for the installed-app flow.
     Auth(commands::auth::Auth),
 }
@@ -165,6 +167,7 @@ impl Cli {
             Command::Status(cmd) => cmd.run(&self.global).await,
             Command::Show(cmd) => cmd.run(&self.global).await,
             Command::Export(cmd) => cmd.run(&self.global).await,
+            Command::Gc(cmd) => cmd.run(&self.global).await,
             Command::Auth(cmd) => cmd.run().await,
         }
     }

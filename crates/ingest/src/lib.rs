@@ -1,14 +1,15 @@
 //! ingest: turns Gmail messages into rows, exactly once.
 //!
 //! Owns MIME parsing (`mime`), the repository boundary (`repo`: the only place
-//! SQL lives, PostgreSQL behind it today), the backfill and incremental-sync
+//! SQL lives, PostgreSQL or SQLite behind it), the backfill and incremental-sync
 //! engines (`engine`: one run lifecycle, one committer) that drive the gmail
 //! client, the attachment store and the ledger, the worker loop (`worker`) and
-//! `verify`.
+//! `verify`, and garbage collection of the store (`gc`).
 
 pub mod anchor;
 pub mod engine;
 pub mod export;
+pub mod gc;
 pub mod metrics;
 pub mod mime;
 pub mod project_quota;

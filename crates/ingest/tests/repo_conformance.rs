@@ -179,6 +179,8 @@ on_both_backends!(
     the_run_lease_is_exclusive_and_fenced,
     the_cursor_only_moves_forward,
     every_other_statement_means_the_same,
+    gc_claims_only_unrecorded_blobs_and_writers_wait_for_it,
+    a_purge_yields_to_a_writer_recording_the_blob_again,
 );
 
 fn start(mailbox_id: i64, stale_after: Duration) -> RunStart {
@@ -955,4 +957,172 @@ async fn every_other_statement_means_the_same(backend: Backend) {
         .unwrap();
     // At least 0.2 s of refill at 100/s, never above the burst.
     assert!(left >= before + 19.0 && left <= 50.0, "{before} -> {left}");
+}
+
+/// gc's half of its protocol (see `ingest::gc`): it claims only hashes no row
+/// records, and a writer recording a claimed hash waits until gc's transaction
+/// has ended, then inserts the row as new (which makes it look at the store).
+async fn gc_claims_only_unrecorded_blobs_and_writers_wait_for_it(backend: Backend) {
+    const SHA_C: &str = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let mut held = run(&repo, "gc@example.com").await;
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    tx.upsert_blobs(&[blob(SHA_A)]).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut gc = repo.begin_gc().await.unwrap();
+    let claimed = gc
+        .claim_unrecorded(&[blob(SHA_A), blob(SHA_B)])
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed,
+        vec![SHA_B.to_owned()],
+        "a recorded blob is never claimed"
+    );
+
+    let writer_repo = db.repo().await;
+    let fence = held.fence;
+    let writer = tokio::spawn(async move {
+        let mut tx = writer_repo.begin(fence).await.unwrap();
+        let outcome = tx.upsert_blobs(&[blob(SHA_B)]).await.unwrap()[0];
+        tx.commit().await.unwrap();
+        outcome
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !writer.is_finished(),
+        "a writer recording a claimed hash waits for gc's transaction"
+    );
+    gc.finish().await.unwrap();
+    assert_eq!(
+        writer.await.unwrap(),
+        Outcome::Inserted,
+        "after gc the writer's row is new, so the writer checks the store"
+    );
+    let rows = repo
+        .blobs_with_rows(&[SHA_A.to_owned(), SHA_B.to_owned(), SHA_C.to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.contains(SHA_A) && rows.contains(SHA_B));
+
+    // A gc whose hashes all have rows claims nothing and leaves every row.
+    let mut gc = repo.begin_gc().await.unwrap();
+    assert!(
+        gc.claim_unrecorded(&[blob(SHA_A), blob(SHA_B)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    gc.finish().await.unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM blobs").await, 2);
+    repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+}
+
+/// The purge's half of gc's protocol (see `ingest::gc`): blobs only
+/// long-deleted mail holds are marked `purging`; a writer recording one again
+/// sets it back to `present` (`Updated`) and the purge's lock waits for the
+/// writer, then leaves that blob alone.
+async fn a_purge_yields_to_a_writer_recording_the_blob_again(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let mut held = run(&repo, "purge@example.com").await;
+    let mb = held.fence.mailbox_id;
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    tx.upsert_blobs(&[blob(SHA_A), blob(SHA_B)]).await.unwrap();
+    let t = tx.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    let m = tx
+        .upsert_messages(&[message(mb, t[0].id, "m1")])
+        .await
+        .unwrap();
+    tx.upsert_attachments(&[attachment(m[0].id, "1")])
+        .await
+        .unwrap();
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(30);
+    tx.soft_delete_messages(&["m1".to_owned()], long_ago)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
+    let listed: Vec<String> = repo
+        .purge_candidates(mb, cutoff)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.sha256)
+        .collect();
+    assert_eq!(listed, vec![SHA_A.to_owned(), SHA_B.to_owned()]);
+
+    let gc_run = repo
+        .start_run(&RunStart {
+            kind: RunKind::Gc,
+            ..start(mb, Duration::from_secs(600))
+        })
+        .await
+        .unwrap();
+    let mut tx = repo.begin(gc_run.fence).await.unwrap();
+    let mut marked = tx.mark_purging(cutoff).await.unwrap();
+    marked.sort();
+    assert_eq!(marked, vec![SHA_A.to_owned(), SHA_B.to_owned()]);
+    tx.commit().await.unwrap();
+
+    // Another mailbox's run records SHA_A again and has not committed yet.
+    let writer_repo = db.repo().await;
+    let writer = run(&writer_repo, "writer@example.com").await;
+    let mut wtx = writer_repo.begin(writer.fence).await.unwrap();
+    assert_eq!(
+        wtx.upsert_blobs(&[blob(SHA_A)]).await.unwrap(),
+        vec![Outcome::Updated],
+        "a purging blob recorded again is rescued"
+    );
+    let gc_repo = db.repo().await;
+    let fence = gc_run.fence;
+    let gc = tokio::spawn(async move {
+        let mut tx = gc_repo.begin(fence).await.unwrap();
+        let locked = tx
+            .lock_purging(&[SHA_A.to_owned(), SHA_B.to_owned()], cutoff)
+            .await
+            .unwrap();
+        let hashes: Vec<String> = locked.iter().map(|c| c.sha256.clone()).collect();
+        tx.mark_purged(&hashes).await.unwrap();
+        tx.commit().await.unwrap();
+        locked
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!gc.is_finished(), "the purge waits for the writer");
+    wtx.commit().await.unwrap();
+    let locked = gc.await.unwrap();
+    assert_eq!(locked.len(), 1);
+    assert_eq!(locked[0].sha256, SHA_B);
+    assert_eq!(locked[0].messages, vec!["m1".to_owned()]);
+    assert_eq!(
+        db.count("SELECT count(*) FROM blobs WHERE state = 'present'")
+            .await,
+        1,
+        "SHA_A stays"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM blobs WHERE state = 'purged'")
+            .await,
+        1
+    );
+    // A purged blob recorded again comes back too.
+    let mut wtx = writer_repo.begin(writer.fence).await.unwrap();
+    assert_eq!(
+        wtx.upsert_blobs(&[blob(SHA_B), blob(SHA_A)]).await.unwrap(),
+        vec![Outcome::Updated, Outcome::Unchanged]
+    );
+    wtx.commit().await.unwrap();
+    assert_eq!(
+        db.count("SELECT count(*) FROM blobs WHERE state = 'present' AND purged_at IS NULL")
+            .await,
+        2
+    );
 }

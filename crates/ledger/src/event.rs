@@ -24,11 +24,13 @@ pub enum EventType {
     SyncCompleted,
     SyncFailed,
     SyncInterrupted,
+    /// `mailingest gc` removed a stored object (of mail Gmail deleted long ago).
+    BlobRemoved,
 }
 
 impl EventType {
     /// Every variant, in declaration order.
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::SyncStarted,
         EventType::ThreadIngested,
         EventType::MessageIngested,
@@ -40,6 +42,7 @@ impl EventType {
         EventType::SyncCompleted,
         EventType::SyncFailed,
         EventType::SyncInterrupted,
+        EventType::BlobRemoved,
     ];
 
     /// The terminal types, in the order the partial unique index lists them.
@@ -62,6 +65,7 @@ impl EventType {
             EventType::SyncCompleted => "sync.completed",
             EventType::SyncFailed => "sync.failed",
             EventType::SyncInterrupted => "sync.interrupted",
+            EventType::BlobRemoved => "blob.removed",
         }
     }
 

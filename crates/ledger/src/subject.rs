@@ -12,6 +12,7 @@
 //! | `Message("abc")`                       | `message:abc`             |
 //! | `Part { message: "abc", part: "1.2" }` | `message:abc/part:1.2`    |
 //! | `Mailbox("ann@example.com")`           | `mailbox:ann@example.com` |
+//! | `Blob("9f86…")`                         | `blob:9f86…` (64 hex)     |
 //!
 //! # Validity (the round-trip rule)
 //!
@@ -24,7 +25,8 @@
 //!   refused in all of them. Gmail's hex ids and MIME part paths (`1.2`) never contain it.
 //!   `:` is allowed, because each prefix is stripped exactly once;
 //! * a `Mailbox` is non-empty and has no U+0000. It may contain `/` or `:`, which are legal
-//!   in addresses and cause no ambiguity.
+//!   in addresses and cause no ambiguity;
+//! * a `Blob` is a sha256 in 64 lowercase hex digits.
 //!
 //! U+0000 is refused because Postgres `text` cannot store it. [`FromStr`] accepts exactly
 //! the keys of valid subjects, so for every valid `s`, `s.to_string().parse() == Ok(s)`,
@@ -51,6 +53,8 @@ pub enum Subject {
     Part { message: String, part: String },
     /// A mailbox address, for mailbox-level events: `mailbox:ann@example.com`.
     Mailbox(String),
+    /// A stored object by its sha256 (64 lowercase hex), for `blob.removed`: `blob:9f86…`.
+    Blob(String),
 }
 
 /// A key that is not the text of a valid [`Subject`], or a subject that has no valid key.
@@ -93,6 +97,8 @@ impl Subject {
     pub const PART_SEPARATOR: &'static str = "/part:";
     /// Prefix of `Mailbox` keys.
     pub const MAILBOX_PREFIX: &'static str = "mailbox:";
+    /// Prefix of `Blob` keys.
+    pub const BLOB_PREFIX: &'static str = "blob:";
 
     /// The key of `Subject::Message(id)`, without building the subject (for SQL binds such
     /// as `subject_key = ANY($1)`). It does not validate `id`.
@@ -119,6 +125,7 @@ impl Subject {
             Subject::Thread(id) | Subject::Message(id) => id_problem(id),
             Subject::Part { message, part } => id_problem(message).or_else(|| id_problem(part)),
             Subject::Mailbox(address) => mailbox_problem(address),
+            Subject::Blob(sha256) => sha256_problem(sha256),
         };
         match problem {
             Some(reason) => Err(SubjectError::new(self.to_string(), reason)),
@@ -138,6 +145,14 @@ fn id_problem(id: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+fn sha256_problem(sha256: &str) -> Option<&'static str> {
+    let hex = sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (!hex).then_some("a blob is its sha256 in 64 lowercase hex digits")
 }
 
 fn mailbox_problem(address: &str) -> Option<&'static str> {
@@ -163,6 +178,7 @@ impl fmt::Display for Subject {
                 Self::PART_SEPARATOR
             ),
             Subject::Mailbox(address) => write!(f, "{}{address}", Self::MAILBOX_PREFIX),
+            Subject::Blob(sha256) => write!(f, "{}{sha256}", Self::BLOB_PREFIX),
         }
     }
 }
@@ -201,8 +217,12 @@ impl FromStr for Subject {
             }
         } else if let Some(address) = key.strip_prefix(Self::MAILBOX_PREFIX) {
             Subject::Mailbox(address.to_owned())
+        } else if let Some(sha256) = key.strip_prefix(Self::BLOB_PREFIX) {
+            Subject::Blob(sha256.to_owned())
         } else {
-            return Err(err("no known prefix (run:, thread:, message:, mailbox:)"));
+            return Err(err(
+                "no known prefix (run:, thread:, message:, mailbox:, blob:)",
+            ));
         };
         // Same rules as for built values; the reason, not the re-rendered key, is kept.
         subject.validate().map_err(|e| err(e.reason))?;
@@ -232,6 +252,10 @@ mod tests {
             (
                 Subject::Mailbox("ann@example.com".into()),
                 "mailbox:ann@example.com",
+            ),
+            (
+                Subject::Blob("ab".repeat(32)),
+                &*format!("blob:{}", "ab".repeat(32)),
             ),
         ];
         for (subject, key) in cases {

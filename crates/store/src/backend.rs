@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::error::StoreError;
+use crate::gc::{AbandonedWrite, Removal};
 use crate::layout::Layout;
 use crate::sha::Sha256;
 
@@ -85,6 +86,31 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// created and removed in the root (no object is left that no row references).
     async fn preflight(&self, probe: &str, write: bool) -> Result<(), StoreError>;
 
-    /// Every key under `objects_prefix` (unordered for S3 beyond its lexicographic listing).
-    fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>>;
+    /// Every object under `objects_prefix` (unordered for S3 beyond its lexicographic listing).
+    fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<Listed, StoreError>>;
+
+    /// Removes the object at `key` unless it was modified after `cutoff`.
+    async fn remove_if_unmodified(
+        &self,
+        key: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Removal, StoreError>;
+
+    /// Unfinished writes under `objects_prefix` started before `cutoff`.
+    async fn abandoned_writes(
+        &self,
+        objects_prefix: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Vec<AbandonedWrite>, StoreError>;
+
+    /// Removes an unfinished write (absent already: success).
+    async fn discard(&self, write: &AbandonedWrite) -> Result<(), StoreError>;
+}
+
+/// One listed object, before its key is parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
 }

@@ -109,6 +109,10 @@ pub enum StoreError {
     /// A background task panicked or was cancelled (a bug, not bad input).
     #[error("store {url}: internal task failed: {message}")]
     Task { url: String, message: String },
+
+    /// `discard` was handed something `abandoned_writes` of this store did not list.
+    #[error("store {url}: {name:?} is not an unfinished write of this store")]
+    NotAnAbandonedWrite { url: String, name: String },
 }
 
 impl StoreError {

@@ -18,7 +18,11 @@
 //!   batch's transaction, so rows still never point at a blob a machine crash could lose).
 //! * [`BlobStore::get`] / [`BlobStore::get_stream`] re-hash on the way out;
 //!   [`BlobStore::verify`] reports `Ok | Missing | Corrupt { actual }`; [`BlobStore::list`]
-//!   streams every key (for verification and garbage collection).
+//!   streams every key (for verification); [`BlobStore::objects`] every object with its size
+//!   and age, [`BlobStore::remove_if_unmodified`] and [`BlobStore::abandoned_writes`] /
+//!   [`BlobStore::discard`] are what garbage collection needs (the caller decides what is
+//!   garbage). A put that finds its content already stored refreshes the object's mtime (fs),
+//!   so an object some writer is about to reference never looks old.
 //!
 //! * Every call but a stream put rides out an outage of the store (unreachable, or 5xx) for
 //!   [`StoreOptions::outage_budget`] (60 s by default) before it fails.
@@ -37,6 +41,7 @@
 mod backend;
 mod error;
 mod fs;
+mod gc;
 mod layout;
 mod location;
 mod options;
@@ -47,6 +52,7 @@ mod store;
 
 pub use backend::{InputStream, OutputStream};
 pub use error::StoreError;
+pub use gc::{AbandonedKind, AbandonedWrite, Removal, StoredObject};
 pub use options::{
     DEFAULT_MULTIPART_THRESHOLD, DEFAULT_OUTAGE_BUDGET, DEFAULT_PART_SIZE, StoreOptions,
 };

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::Stream;
@@ -13,6 +13,7 @@ use tokio::io::AsyncRead;
 
 use crate::backend::{Backend, Durability, OutputStream};
 use crate::error::StoreError;
+use crate::gc::{AbandonedWrite, Removal, StoredObject};
 use crate::layout::Layout;
 use crate::location::{Location, redact};
 use crate::options::StoreOptions;
@@ -378,18 +379,68 @@ impl BlobStore {
     /// Every object key under this store's prefix (for verification and garbage collection).
     /// Objects whose key does not follow the layout are skipped.
     pub fn list(&self) -> BoxStream<'_, Result<String, StoreError>> {
+        self.objects().map(|item| item.map(|o| o.key)).boxed()
+    }
+
+    /// Every object under this store's prefix with its digest, size and last modification
+    /// (for garbage collection). Objects whose key does not follow the layout are skipped.
+    pub fn objects(&self) -> BoxStream<'_, Result<StoredObject, StoreError>> {
         let layout = self.inner.layout.clone();
         self.inner
             .backend
             .list(layout.objects_prefix())
-            .filter(move |item| {
-                let keep = match item {
-                    Ok(key) => layout.parse_key(key).is_some(),
-                    Err(_) => true,
+            .filter_map(move |item| {
+                let object = match item {
+                    Ok(listed) => layout.parse_key(&listed.key).map(|sha256| {
+                        Ok(StoredObject {
+                            sha256,
+                            key: listed.key,
+                            size: listed.size,
+                            modified: listed.modified,
+                        })
+                    }),
+                    Err(e) => Some(Err(e)),
                 };
-                futures::future::ready(keep)
+                futures::future::ready(object)
             })
             .boxed()
+    }
+
+    /// Removes the object for `sha` unless it was modified after `cutoff` (on fs a put of the
+    /// same content refreshes its mtime, so an object a writer just relied on is kept). Not
+    /// atomic with that check on S3: a caller that must not lose a referenced object decides
+    /// with its database first (see `ingest::gc`).
+    pub async fn remove_if_unmodified(
+        &self,
+        sha: &Sha256,
+        cutoff: SystemTime,
+    ) -> Result<Removal, StoreError> {
+        let key = self.inner.layout.key_for(sha);
+        self.riding_out("remove", || {
+            self.inner.backend.remove_if_unmodified(&key, cutoff)
+        })
+        .await
+    }
+
+    /// Writes under this store's prefix that were started before `cutoff` and never finished:
+    /// fs staging files of killed writers, S3 multipart uploads never completed or aborted.
+    pub async fn abandoned_writes(
+        &self,
+        cutoff: SystemTime,
+    ) -> Result<Vec<AbandonedWrite>, StoreError> {
+        let prefix = self.inner.layout.objects_prefix();
+        self.riding_out("list unfinished writes", || {
+            self.inner.backend.abandoned_writes(&prefix, cutoff)
+        })
+        .await
+    }
+
+    /// Removes an unfinished write listed by [`BlobStore::abandoned_writes`].
+    pub async fn discard(&self, write: &AbandonedWrite) -> Result<(), StoreError> {
+        self.riding_out("discard unfinished write", || {
+            self.inner.backend.discard(write)
+        })
+        .await
     }
 
     /// `op` retried through an outage of the store (see [`crate::outage`]).

@@ -33,6 +33,7 @@ macro_rules! conformance {
             case!(put_stream_matches_put);
             case!(list_returns_every_key);
             case!(deferred_puts_become_durable_at_sync);
+            case!(objects_list_sizes_and_removal_respects_the_cutoff);
         }
     };
 }

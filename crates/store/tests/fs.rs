@@ -384,3 +384,58 @@ async fn preflight_checks_writing_and_leaves_nothing_behind() {
         .collect();
     assert!(left.is_empty(), "the probe left {left:?}");
 }
+
+#[tokio::test]
+async fn a_put_that_finds_its_object_refreshes_it_for_gc() {
+    let fx = FsFixture::new("refresh").await;
+    let data = random_bytes(2000);
+    let first = fx.store.put(data.clone()).await.expect("put");
+    let path = fx.path(&first.key);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - OLD))
+        .expect("age the object");
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let again = fx.store.put_deferred(data).await.expect("put again");
+    assert!(!again.created);
+    assert_eq!(
+        fx.store
+            .remove_if_unmodified(&first.sha256, cutoff)
+            .await
+            .expect("remove"),
+        store::Removal::Kept,
+        "an object a put just found is not old"
+    );
+    assert!(path.exists());
+}
+
+#[tokio::test]
+async fn gc_lists_and_discards_only_old_staging_files() {
+    let fx = FsFixture::new("gc-staging").await;
+    let data = random_bytes(3000);
+    let sha = Sha256::digest(&data);
+    let leaf = fx.path(&fx.store.key_for(&sha));
+    let leaf = leaf.parent().expect("leaf dir");
+    let stream_dir = leaf.parent().and_then(Path::parent).expect("sha256 dir");
+    let old = staging_file(leaf, "killed-writer", OLD);
+    let old_stream = staging_file(stream_dir, "killed-stream", OLD);
+    let fresh = staging_file(leaf, "live-writer", std::time::Duration::from_secs(60));
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut found = fx.store.abandoned_writes(cutoff).await.expect("list");
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|w| w.kind == store::AbandonedKind::StagingFile)
+    );
+    assert!(found.iter().all(|w| w.size == Some(0)));
+    for w in &found {
+        fx.store.discard(w).await.expect("discard");
+    }
+    assert!(!old.exists() && !old_stream.exists());
+    assert!(fresh.exists(), "a live writer's staging file stays");
+    // Discarding again is harmless; a listing never names a file outside the store.
+    fx.store.discard(&found[0]).await.expect("discard again");
+}

@@ -183,3 +183,55 @@ async fn debug_output_shows_no_client_internals() {
     );
     assert!(!debug.to_lowercase().contains("credential"), "{debug}");
 }
+
+#[tokio::test]
+async fn incomplete_multipart_uploads_are_listed_by_age_and_aborted() {
+    let fx = S3Fixture::new_default("abandoned").await;
+    let key = format!("{}/sha256/ab/cd/{}", fx.prefix, "ab".repeat(32));
+    let created = fx
+        .client
+        .create_multipart_upload()
+        .bucket(&fx.bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("create upload");
+    let upload_id = created.upload_id().expect("upload id").to_owned();
+    // Only uploads started before the cutoff are listed. The test server reports every
+    // upload as initiated on 2010-11-10 (a moto constant), so a young upload cannot be told
+    // apart here; a cutoff before that date lists nothing.
+    let before_2010 = std::time::UNIX_EPOCH + Duration::from_secs(1_262_304_000);
+    assert!(
+        fx.store
+            .abandoned_writes(before_2010)
+            .await
+            .expect("list")
+            .is_empty(),
+        "an upload started after the cutoff is not listed"
+    );
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    let found = fx.store.abandoned_writes(later).await.expect("list");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, store::AbandonedKind::MultipartUpload);
+    assert_eq!(found[0].name, key);
+    fx.store.discard(&found[0]).await.expect("abort");
+    let left = fx
+        .client
+        .list_multipart_uploads()
+        .bucket(&fx.bucket)
+        .prefix(&fx.prefix)
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(
+        left.uploads()
+            .iter()
+            .all(|u| u.upload_id() != Some(upload_id.as_str())),
+        "the upload was aborted: {:?}",
+        left.uploads()
+    );
+    fx.store
+        .discard(&found[0])
+        .await
+        .expect("aborting again is harmless");
+}

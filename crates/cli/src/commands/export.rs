@@ -116,7 +116,7 @@ impl Export {
             println!("{}", serde_json::to_string(&summary)?);
         } else {
             println!(
-                "exported {} messages ({} bytes) to {}{}{}",
+                "exported {} messages ({} bytes) to {}{}{}{}",
                 summary.exported,
                 summary.bytes,
                 self.out.display(),
@@ -124,6 +124,14 @@ impl Export {
                     format!("; {} already there", summary.already_there)
                 } else {
                     String::new()
+                },
+                if summary.purged.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} deleted long ago and purged by gc (not exported)",
+                        summary.purged.len()
+                    )
                 },
                 if summary.failed.is_empty() {
                     String::new()

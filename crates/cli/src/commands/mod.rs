@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod backfill;
 pub mod export;
+pub mod gc;
 pub mod mailbox;
 pub mod migrate;
 pub mod repair;

@@ -53,7 +53,7 @@ fn parse_verify_every(s: &str) -> Result<VerifyEvery, String> {
     parse_duration(s).map(|d| VerifyEvery(Some(d)))
 }
 
-/// Accepts `90`, `90s`, `5m`, `1h`; positive.
+/// Accepts `90`, `90s`, `5m`, `1h`, `7d`; positive.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = parse_span(s)?;
     if d.is_zero() {
@@ -72,7 +72,8 @@ pub fn parse_span(s: &str) -> Result<Duration, String> {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
-        _ => return Err(format!("'{s}': unit must be s, m or h")),
+        "d" => 86400,
+        _ => return Err(format!("'{s}': unit must be s, m, h or d")),
     };
     n.checked_mul(per)
         .map(Duration::from_secs)

@@ -9,7 +9,7 @@
 //! and the cursor in one transaction that first proves the run still holds its
 //! mailbox: the ledger never claims what the tables lack, and vice versa.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{TimeZone, Utc};
 use ledger::{EventType, NewEvent, Subject};
@@ -107,6 +107,7 @@ impl Engine {
         let mut tx = self.repo.begin(run.fence()).await?;
         let mut writer = BatchWriter {
             tx: tx.as_mut(),
+            store: &self.store,
             mailbox_id: run.mailbox_id(),
             events: Vec::new(),
             tally: Tally::default(),
@@ -170,6 +171,7 @@ pub(crate) fn check_blobs_durable(
 /// The steps of one batch inside its transaction, in the order foreign keys need.
 struct BatchWriter<'a> {
     tx: &'a mut dyn RepoTx,
+    store: &'a BlobStore,
     mailbox_id: i64,
     events: Vec<NewEvent>,
     tally: Tally,
@@ -188,7 +190,47 @@ impl BatchWriter<'_> {
                 rows.extend(m.parts.iter().map(|(_, b)| b.clone()));
             }
         }
-        self.tx.upsert_blobs(&rows).await?;
+        let outcomes = self.tx.upsert_blobs(&rows).await?;
+        self.check_found_blobs(batch, &rows, &outcomes).await
+    }
+
+    /// A blob a put found already stored, that no row recorded until this
+    /// batch (or one gc purged), was unrecorded: `mailingest gc` may have
+    /// removed it after the put found it. gc claims such a hash in the database before
+    /// removing the object, so once this transaction has inserted the row no
+    /// gc can start on it, and one that ran meanwhile is over: one look at the
+    /// store settles it. Objects this batch wrote itself, or that were
+    /// recorded already, need no look (gc removes neither).
+    async fn check_found_blobs(
+        &mut self,
+        batch: &Batch,
+        rows: &[BlobUpsert],
+        outcomes: &[Outcome],
+    ) -> Result<(), EngineError> {
+        let mut found: HashSet<String> = HashSet::new();
+        let mut created: HashSet<String> = HashSet::new();
+        for fetched in batch.fetched() {
+            found.extend(fetched.blobs.found.iter().map(ToString::to_string));
+            created.extend(fetched.blobs.created.iter().map(ToString::to_string));
+        }
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            // Inserted: no row recorded it. Updated: gc had purged it (or was purging it).
+            if *outcome == Outcome::Unchanged
+                || !found.contains(&row.sha256)
+                || created.contains(&row.sha256)
+            {
+                continue;
+            }
+            let sha: store::Sha256 = row
+                .sha256
+                .parse()
+                .map_err(|e: store::StoreError| EngineError::Internal(e.to_string()))?;
+            if self.store.head(&sha).await?.is_none() {
+                return Err(EngineError::BlobCollected {
+                    sha256: row.sha256.clone(),
+                });
+            }
+        }
         Ok(())
     }
 

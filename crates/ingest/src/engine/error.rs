@@ -32,6 +32,13 @@ pub enum EngineError {
         owner: String,
         engine_org: String,
     },
+    /// A blob this run found already stored was removed by `mailingest gc`
+    /// before the run recorded it. Nothing of the batch was written; the
+    /// next run fetches and stores the message again.
+    #[error(
+        "blob {sha256} was removed from the store (by gc) while this run was about to record it; nothing of its batch was written, and the next run stores it again"
+    )]
+    BlobCollected { sha256: String },
     #[error("invalid window: {0}")]
     InvalidWindow(String),
     #[error(transparent)]

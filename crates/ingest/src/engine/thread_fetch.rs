@@ -523,18 +523,26 @@ fn out_of_range(meta: &MessageMeta) -> Option<String> {
 
 /// What archiving put into the store: the summary's counts, and the latest
 /// deferred put, which must be durable before any row points at these blobs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct BlobPuts {
     pub counts: BlobCounts,
     pub durable_after: Option<PendingSync>,
+    /// Blobs these puts found already stored and did not write. If the batch
+    /// is the first to record one of them, the object was unrecorded and gc
+    /// may have removed it since: the writer checks (`engine::commit`).
+    pub found: Vec<store::Sha256>,
+    /// Blobs these puts wrote.
+    pub created: Vec<store::Sha256>,
 }
 
 impl BlobPuts {
     pub(crate) fn add(&mut self, put: &PutOutcome) {
         if put.created {
             self.counts.stored += 1;
+            self.created.push(put.sha256);
         } else {
             self.counts.deduplicated += 1;
+            self.found.push(put.sha256);
         }
         self.durable_after = self.durable_after.max(put.pending);
     }
@@ -543,6 +551,8 @@ impl BlobPuts {
         self.counts.stored += other.counts.stored;
         self.counts.deduplicated += other.counts.deduplicated;
         self.durable_after = self.durable_after.max(other.durable_after);
+        self.found.extend(other.found);
+        self.created.extend(other.created);
     }
 }
 

@@ -186,6 +186,7 @@ mod tests {
             raw_sha256: String::new(),
             raw_size: 0,
             deleted: false,
+            purged: false,
         };
         let text = String::from_utf8(preamble(&row, true)).unwrap();
         assert_eq!(

@@ -66,6 +66,9 @@ pub struct ExportSummary {
     pub bytes: u64,
     /// `.eml` files already there with the right bytes (a re-run).
     pub already_there: u64,
+    /// Messages whose raw bytes `gc --purge-deleted-older-than` removed (mail
+    /// Gmail deleted long ago): not exported, and not a failure.
+    pub purged: Vec<String>,
     pub failed: Vec<ExportFailure>,
 }
 
@@ -100,6 +103,10 @@ pub async fn export(
         let Some(last) = rows.last() else { break };
         after = last.id;
         for row in &rows {
+            if row.purged {
+                summary.purged.push(row.provider_message_id.clone());
+                continue;
+            }
             match sink.write(store, row).await {
                 Ok(Written::New(bytes)) => {
                     summary.exported += 1;

@@ -32,4 +32,6 @@ pub struct ExportRow {
     pub raw_sha256: String,
     pub raw_size: i64,
     pub deleted: bool,
+    /// gc removed its raw bytes (`gc --purge-deleted-older-than`): it cannot be exported.
+    pub purged: bool,
 }

@@ -46,7 +46,8 @@ pub use model::{
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use quarantine::{FailureKind, MessageFailure, QuarantinedMessage};
 pub use rows::{
-    AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, StoredThread, ThreadUpsert,
+    AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, PurgeCandidate,
+    StoredThread, ThreadUpsert,
 };
 pub use target::DatabaseTarget;
 pub(crate) use text::strip_nul;
@@ -179,7 +180,8 @@ pub trait Repository: Send + Sync + 'static {
         email: Option<&str>,
     ) -> Result<Vec<(i64, String)>, RepoError>;
     async fn mailbox_counts(&self, mailbox_id: i64) -> Result<MailboxCounts, RepoError>;
-    /// Every sha256 a row of the mailbox references (raw messages and parts), distinct.
+    /// Every sha256 a row of the mailbox references (raw messages and parts),
+    /// distinct, but those gc purged on purpose (mail Gmail deleted long ago).
     async fn referenced_blobs(&self, mailbox_id: i64) -> Result<Vec<String>, RepoError>;
     /// Walks the mailbox's ledger chain and checks each run's terminal event.
     async fn verify_ledger(&self, mailbox_id: i64) -> Result<ledger::ChainReport, RepoError>;
@@ -238,6 +240,34 @@ pub trait Repository: Send + Sync + 'static {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<ExportRow>, RepoError>;
+
+    // What `gc` needs (see crate::gc for the protocol).
+
+    /// What `gc --purge-deleted-older-than --dry-run` would remove for the
+    /// mailbox (the predicate of [`RepoTx::mark_purging`], read only).
+    async fn purge_candidates(
+        &self,
+        mailbox_id: i64,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<PurgeCandidate>, RepoError>;
+    /// Of these hashes, those that have a `blobs` row.
+    async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError>;
+    /// Opens the transaction in which garbage collection removes objects.
+    async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError>;
+}
+
+/// Garbage collection's transaction. [`GcTx::claim_unrecorded`] inserts a
+/// placeholder row for each hash that has none: a writer recording one of
+/// those hashes waits on the row's key until this transaction ends, and then
+/// inserts its row anew (which tells it to check the store; see
+/// `engine::commit`). [`GcTx::finish`] removes the placeholders and commits:
+/// nothing of it is ever visible to another transaction.
+#[async_trait]
+pub trait GcTx: Send {
+    /// Claims those of `blobs` that have no row; returns the claimed hashes.
+    async fn claim_unrecorded(&mut self, blobs: &[BlobUpsert]) -> Result<Vec<String>, RepoError>;
+    /// Removes the placeholders and commits.
+    async fn finish(self: Box<Self>) -> Result<(), RepoError>;
 }
 
 /// A message event row as both backends read it: (seq, type, subject,
@@ -267,7 +297,8 @@ pub(crate) fn history_event(
 /// commit together or not at all. Dropping it without `commit` rolls back.
 #[async_trait]
 pub trait RepoTx: Send {
-    /// Records stored objects; `Inserted` or `Unchanged` per input row.
+    /// Records stored objects: `Inserted`, `Updated` (a row gc purged or was
+    /// purging, back to present) or `Unchanged` per input row.
     async fn upsert_blobs(&mut self, rows: &[BlobUpsert]) -> Result<Vec<Outcome>, RepoError>;
     /// One result per input row, in input order (likewise the next two).
     async fn upsert_threads(
@@ -312,5 +343,26 @@ pub trait RepoTx: Send {
     async fn record_run_counts(&mut self, counts: &serde_json::Value) -> Result<(), RepoError>;
     /// Moves the mailbox's cursor forward to `cursor`; never backwards.
     async fn advance_cursor(&mut self, cursor: HistoryCursor) -> Result<(), RepoError>;
+
+    // gc --purge-deleted-older-than (see crate::gc), for the fenced mailbox.
+
+    /// Marks `purging` the blobs that only this mailbox's messages deleted
+    /// before `deleted_before` reference (no live or other mailbox's message,
+    /// no attachment of one, no quarantine row); returns their hashes, those
+    /// left `purging` by an earlier gc included.
+    async fn mark_purging(
+        &mut self,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<String>, RepoError>;
+    /// Locks these `purging` blobs until commit and checks them again: those
+    /// something else references now go back to `present`; returns the rest,
+    /// with the messages of this mailbox that held each.
+    async fn lock_purging(
+        &mut self,
+        sha256s: &[String],
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<PurgeCandidate>, RepoError>;
+    /// Marks `purged` the locked blobs whose objects are removed.
+    async fn mark_purged(&mut self, sha256s: &[String]) -> Result<(), RepoError>;
     async fn commit(self: Box<Self>) -> Result<(), RepoError>;
 }

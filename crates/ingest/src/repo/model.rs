@@ -17,6 +17,9 @@ use crate::engine::Window;
 pub enum RunKind {
     Backfill,
     Sync,
+    /// `mailingest gc --purge-deleted-older-than`: removes the objects of
+    /// mail Gmail deleted long ago, recording each in the mailbox's chain.
+    Gc,
 }
 
 impl RunKind {
@@ -24,6 +27,7 @@ impl RunKind {
         match self {
             RunKind::Backfill => "backfill",
             RunKind::Sync => "sync",
+            RunKind::Gc => "gc",
         }
     }
 }

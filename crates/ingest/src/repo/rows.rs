@@ -18,6 +18,15 @@ pub struct BlobUpsert {
     pub storage_key: String,
 }
 
+/// A blob gc may purge: only messages Gmail deleted long ago held it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurgeCandidate {
+    pub sha256: String,
+    pub size: i64,
+    /// The mailbox's messages whose raw bytes or part it is.
+    pub messages: Vec<String>,
+}
+
 /// A Gmail thread: natural key `(mailbox_id, provider_thread_id)`.
 ///
 /// Subject, message count and first/last message times are not set here: they

@@ -7,6 +7,7 @@
 //! grace period (staging.rs).
 
 mod flush;
+mod gc;
 mod put;
 mod read;
 mod staging;
@@ -18,8 +19,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::backend::{Backend, Durability, InputStream, OutputStream, Placed, Stored};
+use crate::backend::{Backend, Durability, InputStream, Listed, OutputStream, Placed, Stored};
 use crate::error::StoreError;
+use crate::gc::{AbandonedWrite, Removal};
 use crate::layout::Layout;
 use crate::sha::Sha256;
 
@@ -159,7 +161,37 @@ impl Backend for FsBackend {
             .await
     }
 
-    fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>> {
+    fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<Listed, StoreError>> {
         read::list(self.ctx.clone(), objects_prefix)
+    }
+
+    async fn remove_if_unmodified(
+        &self,
+        key: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Removal, StoreError> {
+        let ctx = self.ctx.clone();
+        let key = key.to_owned();
+        self.ctx
+            .blocking(move || gc::remove_if_unmodified(&ctx, &key, cutoff))
+            .await
+    }
+
+    async fn abandoned_writes(
+        &self,
+        objects_prefix: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Vec<AbandonedWrite>, StoreError> {
+        let ctx = self.ctx.clone();
+        let prefix = objects_prefix.to_owned();
+        self.ctx
+            .blocking(move || gc::abandoned_writes(&ctx, &prefix, cutoff))
+            .await
+    }
+
+    async fn discard(&self, write: &AbandonedWrite) -> Result<(), StoreError> {
+        let ctx = self.ctx.clone();
+        let write = write.clone();
+        self.ctx.blocking(move || gc::discard(&ctx, &write)).await
     }
 }

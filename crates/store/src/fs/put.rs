@@ -2,6 +2,10 @@
 //! `put_stream` (digest learnt while writing, staging file in the `sha256/` directory of the
 //! prefix, same filesystem, then linked into its final directory).
 //!
+//! A put that finds its content already stored refreshes the object's mtime (`refresh`): garbage
+//! collection keeps objects modified within its grace period, so one a writer just relied on
+//! is never collected as an orphan before the writer's rows reference it.
+//!
 //! Self-repair: an existing object is checked before it counts as a dedup hit (`put_bytes`
 //! compares it with the bytes in hand, `put_stream` re-hashes it; a size difference alone
 //! proves damage without a read). A damaged one is replaced by renaming the complete staging
@@ -46,12 +50,14 @@ pub(super) fn put_bytes(
     // owes a flush: the object may be another writer's, not yet durable.
     let damaged = match existing_size(ctx, &target)? {
         None => false,
-        Some(_) if intact(ctx, key, &expected)? => {
+        Some(_) if intact(ctx, key, &expected)? && refresh(&target) => {
             if let Some(flush) = deferred {
                 flush.record_object(ctx, &target);
             }
             return Ok(Placed::default());
         }
+        // Gone since the check (garbage collection removed it): written anew below.
+        Some(_) if !target.exists() => false,
         Some(_) => true,
     };
     let dir = parent(&target);
@@ -160,9 +166,13 @@ fn place(
                 });
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                if intact(ctx, key, expected)? {
+                if intact(ctx, key, expected)? && refresh(&target) {
                     drop(staging);
                     return Ok(Placed::default());
+                }
+                if !target.exists() {
+                    // Removed between the link and the check: link again.
+                    return place(ctx, staging, key, expected, false, deferred);
                 }
             }
             Err(e) => return Err(ctx.io("link object into place", &target, e)),
@@ -217,6 +227,26 @@ fn intact(ctx: &Ctx, key: &str, expected: &Expected<'_>) -> Result<bool, StoreEr
                     Err(e) => return Err(ctx.io("read object", &path, e)),
                 }
             }
+        }
+    }
+}
+
+/// Blocking: marks an object a put found as just used (its mtime becomes now), so garbage
+/// collection, which removes only objects unmodified for its grace period, keeps it. False
+/// when the object is gone (removed meanwhile): the caller then writes it anew. Any other
+/// failure (a read-only store) keeps the dedup hit: the database protocol of `ingest::gc`
+/// still catches a removal.
+fn refresh(path: &Path) -> bool {
+    let touched = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    match touched {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::NotFound => false,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "could not refresh an object's mtime");
+            true
         }
     }
 }

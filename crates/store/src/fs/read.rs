@@ -9,7 +9,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::Ctx;
-use crate::backend::OutputStream;
+use crate::backend::{Listed, OutputStream};
 use crate::error::StoreError;
 use crate::sha::{Hasher, Sha256};
 
@@ -70,7 +70,7 @@ pub(super) fn hash_file(ctx: &Ctx, key: &str) -> Result<Option<Sha256>, StoreErr
 pub(super) fn list(
     ctx: Ctx,
     objects_prefix: String,
-) -> BoxStream<'static, Result<String, StoreError>> {
+) -> BoxStream<'static, Result<Listed, StoreError>> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
     tokio::task::spawn_blocking(move || {
         let base = ctx.path_for(&objects_prefix);
@@ -101,7 +101,18 @@ pub(super) fn list(
                     }
                 };
                 for name in files.iter().filter(|n| !n.starts_with('.')) {
-                    if !send(Ok(format!("{objects_prefix}{a}/{b}/{name}"))) {
+                    let path = dir_a.join(b).join(name);
+                    let item = match std::fs::metadata(&path) {
+                        Ok(meta) => Ok(Listed {
+                            key: format!("{objects_prefix}{a}/{b}/{name}"),
+                            size: meta.len(),
+                            modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                        }),
+                        // Removed since the directory was read: not an object any more.
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => Err(ctx.io("stat object", &path, e)),
+                    };
+                    if !send(item) {
                         return; // the consumer went away
                     }
                 }
@@ -112,7 +123,7 @@ pub(super) fn list(
 }
 
 /// Directory entry names, sorted; a missing directory is empty (nothing stored yet).
-fn sorted_names(ctx: &Ctx, dir: &Path) -> Result<Vec<String>, StoreError> {
+pub(super) fn sorted_names(ctx: &Ctx, dir: &Path) -> Result<Vec<String>, StoreError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(it) => it,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -129,6 +140,6 @@ fn sorted_names(ctx: &Ctx, dir: &Path) -> Result<Vec<String>, StoreError> {
     Ok(names)
 }
 
-fn is_hex_pair(name: &str) -> bool {
+pub(super) fn is_hex_pair(name: &str) -> bool {
     name.len() == 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

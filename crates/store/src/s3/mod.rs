@@ -3,6 +3,7 @@
 
 mod config;
 mod errors;
+mod gc;
 mod multipart;
 mod put;
 mod read;
@@ -16,8 +17,9 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::OnceCell;
 
-use crate::backend::{Backend, Durability, InputStream, OutputStream, Placed, Stored};
+use crate::backend::{Backend, Durability, InputStream, Listed, OutputStream, Placed, Stored};
 use crate::error::StoreError;
+use crate::gc::{AbandonedWrite, Removal};
 use crate::layout::Layout;
 use crate::options::StoreOptions;
 use crate::sha::Sha256;
@@ -168,7 +170,27 @@ impl Backend for S3Backend {
         Ok(())
     }
 
-    fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<String, StoreError>> {
+    fn list(&self, objects_prefix: String) -> BoxStream<'static, Result<Listed, StoreError>> {
         read::list(self.ctx.clone(), objects_prefix)
+    }
+
+    async fn remove_if_unmodified(
+        &self,
+        key: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Removal, StoreError> {
+        gc::remove_if_unmodified(&self.ctx, key, cutoff).await
+    }
+
+    async fn abandoned_writes(
+        &self,
+        objects_prefix: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Vec<AbandonedWrite>, StoreError> {
+        gc::abandoned_uploads(&self.ctx, objects_prefix, cutoff).await
+    }
+
+    async fn discard(&self, write: &AbandonedWrite) -> Result<(), StoreError> {
+        gc::abort_upload(&self.ctx, write).await
     }
 }

@@ -7,7 +7,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use super::S3Ctx;
 use super::errors::{map_sdk_error, status_of};
-use crate::backend::OutputStream;
+use crate::backend::{Listed, OutputStream};
 use crate::error::StoreError;
 use crate::sha::{Hasher, Sha256};
 
@@ -116,7 +116,7 @@ pub(super) async fn hash_object(ctx: &S3Ctx, key: &str) -> Result<Option<Sha256>
 pub(super) fn list(
     ctx: Arc<S3Ctx>,
     objects_prefix: String,
-) -> BoxStream<'static, Result<String, StoreError>> {
+) -> BoxStream<'static, Result<Listed, StoreError>> {
     let pages = ctx
         .client
         .list_objects_v2()
@@ -128,10 +128,20 @@ pub(super) fn list(
         let (mut pages, ctx) = state?;
         match pages.next().await? {
             Ok(page) => {
-                let keys: Vec<Result<String, StoreError>> = page
+                let keys: Vec<Result<Listed, StoreError>> = page
                     .contents()
                     .iter()
-                    .filter_map(|o| o.key().map(|k| Ok(k.to_owned())))
+                    .filter_map(|o| {
+                        let key = o.key()?.to_owned();
+                        Some(Ok(Listed {
+                            key,
+                            size: o.size().unwrap_or(0).max(0) as u64,
+                            modified: o
+                                .last_modified()
+                                .and_then(|t| std::time::SystemTime::try_from(*t).ok())
+                                .unwrap_or(std::time::UNIX_EPOCH),
+                        }))
+                    })
                     .collect();
                 Some((keys, Some((pages, ctx))))
             }

@@ -334,3 +334,64 @@ pub async fn deferred_puts_become_durable_at_sync(fx: impl Fixture) {
     let keys: Vec<String> = store.list().try_collect().await.expect("list");
     assert_eq!(keys.len(), 2 + 16 + 1 + 1, "{keys:?}");
 }
+
+/// What garbage collection relies on: every object listed with its size and a
+/// modification time, removal only when unmodified since the cutoff, and a put
+/// after a removal storing the object again.
+pub async fn objects_list_sizes_and_removal_respects_the_cutoff(fx: impl Fixture) {
+    use std::time::{Duration, SystemTime};
+    use store::Removal;
+    let store = fx.store();
+    let before = SystemTime::now() - Duration::from_secs(120);
+    let data = random_bytes(4321);
+    let put = store.put(data.clone()).await.expect("put");
+    let objects: Vec<store::StoredObject> = store.objects().try_collect().await.expect("objects");
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0].sha256, put.sha256);
+    assert_eq!(objects[0].key, put.key);
+    assert_eq!(objects[0].size, 4321);
+    assert!(
+        objects[0].modified > before,
+        "a new object is younger than two minutes"
+    );
+
+    // Modified after the cutoff: kept.
+    let kept = store
+        .remove_if_unmodified(&put.sha256, before)
+        .await
+        .expect("remove");
+    assert_eq!(kept, Removal::Kept);
+    assert_eq!(
+        store.verify(&put.sha256).await.expect("verify"),
+        Verification::Ok
+    );
+
+    let later = SystemTime::now() + Duration::from_secs(5);
+    let removed = store
+        .remove_if_unmodified(&put.sha256, later)
+        .await
+        .expect("remove");
+    assert_eq!(removed, Removal::Removed);
+    assert_eq!(
+        store.verify(&put.sha256).await.expect("verify"),
+        Verification::Missing
+    );
+    assert_eq!(
+        store
+            .remove_if_unmodified(&put.sha256, later)
+            .await
+            .expect("remove again"),
+        Removal::Absent
+    );
+    let again = store.put(data.clone()).await.expect("put again");
+    assert!(again.created, "a removed object is stored anew");
+    assert_eq!(store.get(&put.sha256).await.expect("get"), data);
+    assert!(
+        store
+            .abandoned_writes(later)
+            .await
+            .expect("abandoned writes")
+            .is_empty(),
+        "finished puts leave no unfinished write"
+    );
+}

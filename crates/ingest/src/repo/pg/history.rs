@@ -95,10 +95,12 @@ pub(crate) async fn export_page(
         String,
         i64,
         bool,
+        bool,
     );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT m.id, mb.provider_email, m.provider_message_id, m.provider_thread_id,
-                m.label_ids, m.internal_date, m.raw_sha256, m.raw_size, m.deleted_at IS NOT NULL
+                m.label_ids, m.internal_date, m.raw_sha256, m.raw_size, m.deleted_at IS NOT NULL,
+                EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = m.raw_sha256 AND b.state = 'purged')
          FROM mail_messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
          WHERE m.mailbox_id = ANY($1) AND m.id > $2
            AND ($3::timestamptz IS NULL OR m.internal_date >= $3)
@@ -120,7 +122,8 @@ pub(crate) async fn export_page(
     Ok(rows.into_iter().map(export_row).collect())
 }
 
-/// (row id, mailbox, message, thread, labels, internalDate, raw sha256, raw size, deleted).
+/// (row id, mailbox, message, thread, labels, internalDate, raw sha256, raw size, deleted,
+/// raw bytes purged by gc).
 type PgExportRow = (
     i64,
     String,
@@ -130,6 +133,7 @@ type PgExportRow = (
     DateTime<Utc>,
     String,
     i64,
+    bool,
     bool,
 );
 
@@ -144,6 +148,7 @@ fn export_row(
         raw_sha256,
         raw_size,
         deleted,
+        purged,
     ): PgExportRow,
 ) -> ExportRow {
     ExportRow {
@@ -156,5 +161,6 @@ fn export_row(
         raw_sha256,
         raw_size,
         deleted,
+        purged,
     }
 }

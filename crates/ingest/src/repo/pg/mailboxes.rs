@@ -232,7 +232,7 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
                   WHERE m.mailbox_id = mb.id) AS attachments,
                 (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
                 (SELECT max(finished_at) FROM sync_runs
-                  WHERE mailbox_id = mb.id AND status = 'completed') AS last_success_at,
+                  WHERE mailbox_id = mb.id AND status = 'completed' AND kind <> 'gc') AS last_success_at,
                 v.finished_at AS last_verify_at, v.ok AS last_verify_ok,
                 v.findings AS last_verify_findings,
                 (SELECT count(*) FROM quarantined_messages

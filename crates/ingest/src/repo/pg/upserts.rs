@@ -75,7 +75,10 @@ impl LongText for MessageUpsert {
 /// A batch as JSON text for a `$n::jsonb` parameter, NUL-free (Postgres text
 /// and jsonb cannot hold U+0000). Serialised straight to text; only a batch
 /// that does contain an escaped NUL goes through a `Value` to be cleaned.
-fn json_payload<T: Serialize>(operation: &'static str, rows: &T) -> Result<String, RepoError> {
+pub(super) fn json_payload<T: Serialize>(
+    operation: &'static str,
+    rows: &T,
+) -> Result<String, RepoError> {
     let encode = |source| RepoError::Encode { operation, source };
     let text = serde_json::to_string(rows).map_err(encode)?;
     if !text.contains("\\u0000") {
@@ -393,7 +396,10 @@ pub async fn refresh_threads(
 }
 
 /// Records stored objects. A blob's bytes are fixed by its hash, so an existing
-/// row is never rewritten: the outcome is `Inserted` or `Unchanged`.
+/// row is never rewritten, except that one gc purged (or is purging) is set
+/// back to `present`: `Inserted` for a new row, `Updated` for such a rescued
+/// one, `Unchanged` otherwise. `DO UPDATE` (not `DO NOTHING`) also locks every
+/// existing row until commit, which is what gc's purge waits on (`crate::gc`).
 #[instrument(skip_all, fields(rows = rows.len()))]
 pub async fn upsert_blobs(
     conn: &mut PgConnection,
@@ -408,13 +414,15 @@ pub async fn upsert_blobs(
     distinct.sort_by(|a, b| a.sha256.cmp(&b.sha256));
     distinct.dedup_by(|a, b| a.sha256 == b.sha256);
     let payload = json_payload(OP, &distinct)?;
-    let inserted: HashSet<String> = sqlx::query_scalar(
+    let written: HashMap<String, bool> = sqlx::query_as::<_, (String, bool)>(
         r#"
         INSERT INTO blobs (sha256, size, storage_key)
         SELECT sha256, size, storage_key
         FROM jsonb_to_recordset($1::jsonb) AS x(sha256 text, size bigint, storage_key text)
-        ON CONFLICT (sha256) DO NOTHING
-        RETURNING sha256"#,
+        ORDER BY sha256
+        ON CONFLICT (sha256) DO UPDATE SET state = 'present', purged_at = NULL
+        WHERE blobs.state <> 'present'
+        RETURNING sha256, (xmax = 0) AS inserted"#,
     )
     .bind(payload)
     .fetch_all(&mut *conn)
@@ -422,16 +430,19 @@ pub async fn upsert_blobs(
     .map_err(RepoError::db(OP))?
     .into_iter()
     .collect();
-    // A hash repeated in one batch is inserted once: its first occurrence.
+    // A hash repeated in one batch is written once: its first occurrence.
     let mut reported: HashSet<&str> = HashSet::new();
     Ok(rows
         .iter()
-        .map(|r| {
-            if inserted.contains(&r.sha256) && reported.insert(r.sha256.as_str()) {
-                Outcome::Inserted
-            } else {
-                Outcome::Unchanged
+        .map(|r| match written.get(&r.sha256) {
+            Some(inserted) if reported.insert(r.sha256.as_str()) => {
+                if *inserted {
+                    Outcome::Inserted
+                } else {
+                    Outcome::Updated
+                }
             }
+            _ => Outcome::Unchanged,
         })
         .collect())
 }

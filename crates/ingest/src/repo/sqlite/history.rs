@@ -95,6 +95,7 @@ pub(crate) async fn export_page(
         String,
         i64,
         bool,
+        bool,
     );
     let mailbox_ids =
         serde_json::to_string(&filter.mailbox_ids).map_err(|source| RepoError::Encode {
@@ -103,7 +104,8 @@ pub(crate) async fn export_page(
         })?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT m.id, mb.provider_email, m.provider_message_id, m.provider_thread_id,
-                m.label_ids, m.internal_date, m.raw_sha256, m.raw_size, m.deleted_at IS NOT NULL
+                m.label_ids, m.internal_date, m.raw_sha256, m.raw_size, m.deleted_at IS NOT NULL,
+                EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = m.raw_sha256 AND b.state = 'purged')
          FROM mail_messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
          WHERE m.mailbox_id IN (SELECT value FROM json_each(?1)) AND m.id > ?2
            AND (?3 IS NULL OR m.internal_date >= ?3)
@@ -134,6 +136,7 @@ pub(crate) async fn export_page(
                 raw_sha256,
                 raw_size,
                 deleted,
+                purged,
             )| {
                 let label_ids = serde_json::from_str(&labels).map_err(|e| {
                     RepoError::Corrupt(format!(
@@ -150,6 +153,7 @@ pub(crate) async fn export_page(
                     raw_sha256,
                     raw_size,
                     deleted,
+                    purged,
                 })
             },
         )

@@ -269,7 +269,7 @@ pub(crate) async fn status(pool: &SqlitePool) -> Result<Vec<MailboxStatus>, Repo
                 (SELECT count(*) FROM quarantined_messages
                   WHERE mailbox_id = mb.id AND attempts >= ?1) AS quarantine_given_up,
                 (SELECT max(finished_at) FROM sync_runs
-                  WHERE mailbox_id = mb.id AND status = 'completed') AS last_success_at,
+                  WHERE mailbox_id = mb.id AND status = 'completed' AND kind <> 'gc') AS last_success_at,
                 v.finished_at AS last_verify_at, v.ok AS last_verify_ok,
                 v.findings AS last_verify_findings,
                 r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,

@@ -11,6 +11,7 @@
 
 mod checks;
 mod connect;
+mod gc;
 mod history;
 mod mailboxes;
 mod quarantine;
@@ -336,6 +337,25 @@ impl Repository for SqliteRepository {
     ) -> Result<Vec<super::ExportRow>, RepoError> {
         history::export_page(&self.pool, filter, after_id, limit).await
     }
+
+    async fn purge_candidates(
+        &self,
+        mailbox_id: i64,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<super::PurgeCandidate>, RepoError> {
+        let mut conn = self.conn().await?;
+        gc::purge::candidates(&mut conn, mailbox_id, deleted_before).await
+    }
+
+    async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+        let mut conn = self.conn().await?;
+        gc::blobs_with_rows(&mut conn, sha256s).await
+    }
+
+    async fn begin_gc(&self) -> Result<Box<dyn super::GcTx>, RepoError> {
+        let tx = begin_immediate(&self.pool, "begin gc").await?;
+        Ok(Box::new(gc::SqliteGcTx::new(tx)))
+    }
 }
 
 /// One fenced SQLite write transaction (see [`RepoTx`]).
@@ -430,6 +450,25 @@ impl RepoTx for SqliteTx {
     async fn advance_cursor(&mut self, cursor: HistoryCursor) -> Result<(), RepoError> {
         let h = as_i64("historyId", cursor.0)?;
         runs::advance_cursor(&mut self.tx, self.fence.mailbox_id, h, false).await
+    }
+
+    async fn mark_purging(
+        &mut self,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<String>, RepoError> {
+        gc::purge::mark_purging(&mut self.tx, self.fence.mailbox_id, deleted_before).await
+    }
+
+    async fn lock_purging(
+        &mut self,
+        sha256s: &[String],
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<super::PurgeCandidate>, RepoError> {
+        gc::purge::lock_purging(&mut self.tx, self.fence.mailbox_id, sha256s, deleted_before).await
+    }
+
+    async fn mark_purged(&mut self, sha256s: &[String]) -> Result<(), RepoError> {
+        gc::purge::mark_purged(&mut self.tx, sha256s).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), RepoError> {

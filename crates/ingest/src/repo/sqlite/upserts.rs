@@ -347,16 +347,18 @@ pub(crate) async fn refresh_threads(
     Ok(changed)
 }
 
-/// Records stored objects; an existing row is never rewritten (its bytes are its hash).
+/// Records stored objects; an existing row is never rewritten (its bytes are
+/// its hash), except that one gc purged (or is purging) is set back to
+/// `present`: `Inserted`, `Updated` for such a rescued row, or `Unchanged`.
 pub(crate) async fn upsert_blobs(
     conn: &mut SqliteConnection,
     rows: &[BlobUpsert],
 ) -> Result<Vec<Outcome>, RepoError> {
+    const OP: &str = "upsert blobs";
     let at = now();
-    let mut inserted: HashSet<&str> = HashSet::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut written: HashMap<&str, Outcome> = HashMap::new();
     for r in rows {
-        if !seen.insert(r.sha256.as_str()) {
+        if written.contains_key(r.sha256.as_str()) {
             continue;
         }
         let new: Option<String> = sqlx::query_scalar(
@@ -369,21 +371,34 @@ pub(crate) async fn upsert_blobs(
         .bind(at)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(RepoError::db("upsert blobs"))?;
-        if new.is_some() {
-            inserted.insert(r.sha256.as_str());
-        }
-    }
-    // A hash repeated in one batch is inserted once: its first occurrence.
-    let mut reported: HashSet<&str> = HashSet::new();
-    Ok(rows
-        .iter()
-        .map(|r| {
-            if inserted.contains(r.sha256.as_str()) && reported.insert(r.sha256.as_str()) {
-                Outcome::Inserted
+        .map_err(RepoError::db(OP))?;
+        let outcome = if new.is_some() {
+            Outcome::Inserted
+        } else {
+            let rescued = sqlx::query(
+                "UPDATE blobs SET state = 'present', purged_at = NULL
+                 WHERE sha256 = ?1 AND state <> 'present'",
+            )
+            .bind(&r.sha256)
+            .execute(&mut *conn)
+            .await
+            .map_err(RepoError::db(OP))?
+            .rows_affected();
+            if rescued > 0 {
+                Outcome::Updated
             } else {
                 Outcome::Unchanged
             }
+        };
+        written.insert(r.sha256.as_str(), outcome);
+    }
+    // A hash repeated in one batch is written once: its first occurrence.
+    let mut reported: HashSet<&str> = HashSet::new();
+    Ok(rows
+        .iter()
+        .map(|r| match written.get(r.sha256.as_str()) {
+            Some(outcome) if reported.insert(r.sha256.as_str()) => *outcome,
+            _ => Outcome::Unchanged,
         })
         .collect())
 }

@@ -77,10 +77,13 @@ pub(crate) async fn referenced_blobs(
     mailbox_id: i64,
 ) -> Result<Vec<String>, RepoError> {
     sqlx::query_scalar(
-        "SELECT raw_sha256 FROM mail_messages WHERE mailbox_id = ?1
-         UNION
-         SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
-         WHERE m.mailbox_id = ?1",
+        // Blobs gc purged (mail Gmail deleted long ago) are gone on purpose.
+        "SELECT r.sha256 FROM (
+             SELECT raw_sha256 AS sha256 FROM mail_messages WHERE mailbox_id = ?1
+             UNION
+             SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
+             WHERE m.mailbox_id = ?1
+         ) r JOIN blobs b ON b.sha256 = r.sha256 WHERE b.state = 'present'",
     )
     .bind(mailbox_id)
     .fetch_all(pool)

@@ -1,0 +1,210 @@
+//! `mailingest gc`: removes what the store holds that no row records, and
+//! unfinished writes, once older than the grace period (see `ingest::gc` for
+//! why a run in flight never loses a blob to it); with
+//! `--purge-deleted-older-than`, also the bytes of mail Gmail deleted long ago
+//! (a `gc` run per mailbox, `blob.removed` events). `--dry-run` lists what
+//! would go, with sizes, and removes nothing. Exit 75 when a mailbox was
+//! skipped because another run held it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::Args;
+use ingest::gc::{DEFAULT_GRACE, GcOptions, GcReport};
+
+use crate::args::GlobalArgs;
+use crate::commands::worker::parse_span;
+use crate::context;
+use crate::exit::Exit;
+
+/// Below this, an object a run has just written and not yet recorded could look like garbage.
+const MIN_GRACE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Args)]
+pub struct Gc {
+    /// Keep everything modified more recently than this (`24h`, `7d`; at least 1h).
+    #[arg(long, value_parser = parse_grace, default_value = "24h")]
+    grace: Duration,
+    /// List what would be removed, with sizes; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also remove the stored bytes of mail Gmail deleted longer ago than this
+    /// (`90d`): their rows and ledger history stay, export skips them.
+    #[arg(long, value_parser = parse_age)]
+    purge_deleted_older_than: Option<Duration>,
+    /// With --purge-deleted-older-than: only this mailbox (of --org).
+    #[arg(long, requires = "purge_deleted_older_than")]
+    mailbox: Option<String>,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let age = parse_span(s)?;
+    if age.is_zero() {
+        return Err("'0' would purge mail deleted a moment ago; give an age such as 90d".into());
+    }
+    Ok(age)
+}
+
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    let grace = parse_span(s)?;
+    if grace < MIN_GRACE {
+        return Err(format!(
+            "'{s}' is shorter than 1h: a run in flight may have written an object it has not \
+             recorded yet (the default is {}h)",
+            DEFAULT_GRACE.as_secs() / 3600
+        ));
+    }
+    Ok(grace)
+}
+
+impl Gc {
+    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let repo = context::database(global, 2).await?;
+        let access = if self.dry_run {
+            context::StoreAccess::Read
+        } else {
+            context::StoreAccess::Write
+        };
+        let store = context::blob_store(global, access).await?;
+        let options = GcOptions {
+            grace: self.grace,
+            dry_run: self.dry_run,
+        };
+        let mut purge = Vec::new();
+        if let Some(age) = self.purge_deleted_older_than {
+            let deleted_before = chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|d| Utc::now().checked_sub_signed(d))
+                .ok_or_else(|| anyhow::anyhow!("--purge-deleted-older-than is too long"))?;
+            let wanted = self.mailbox.as_deref().map(str::to_lowercase);
+            let mailboxes: Vec<(i64, String)> = repo
+                .list_mailboxes()
+                .await?
+                .into_iter()
+                .filter(|m| m.org_id == global.org)
+                .filter(|m| wanted.as_ref().is_none_or(|w| &m.provider_email == w))
+                .map(|m| (m.id, m.provider_email))
+                .collect();
+            if let (Some(w), true) = (&wanted, mailboxes.is_empty()) {
+                anyhow::bail!("no mailbox {w} in org {}", global.org);
+            }
+            purge = ingest::gc::purge_deleted(
+                repo.as_ref(),
+                &store,
+                &mailboxes,
+                deleted_before,
+                self.dry_run,
+            )
+            .await?;
+        }
+        let mut report = ingest::gc::collect(repo.as_ref(), &store, &options).await?;
+        report.purge = purge;
+        if self.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print_text(&report);
+        }
+        // A mailbox another run held is left for the next gc: EX_TEMPFAIL, as for runs.
+        Ok(if report.purge.iter().any(|p| p.skipped.is_some()) {
+            Exit::Locked
+        } else {
+            Exit::Done
+        }
+        .into())
+    }
+}
+
+fn print_text(r: &GcReport) {
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    for p in &r.purge {
+        if let Some(why) = &p.skipped {
+            println!("{}: skipped, {why}; the next gc purges it", p.mailbox);
+            continue;
+        }
+        for c in &p.removed {
+            println!(
+                "{}: {verb} {} ({}) of deleted {}",
+                p.mailbox,
+                c.sha256,
+                bytes(u64::try_from(c.size).unwrap_or(0)),
+                c.messages.join(", ")
+            );
+        }
+        println!(
+            "{}: purge{} {verb} {} objects ({}) of mail deleted long ago{}",
+            p.mailbox,
+            p.run_id
+                .map_or_else(String::new, |id| format!(" (run {id})")),
+            p.removed.len(),
+            bytes(p.removed_bytes),
+            if p.referenced_again > 0 {
+                format!("; {} referenced again, kept", p.referenced_again)
+            } else {
+                String::new()
+            }
+        );
+    }
+    for c in &r.removed {
+        println!(
+            "{verb} {} ({}, unmodified for {})",
+            c.sha256,
+            bytes(c.size),
+            age(c.age_secs)
+        );
+    }
+    for d in &r.discarded {
+        let size = d
+            .size
+            .map_or_else(String::new, |s| format!("{}, ", bytes(s)));
+        println!(
+            "{} unfinished {} {} ({size}started {} ago)",
+            if r.dry_run {
+                "would discard"
+            } else {
+                "discarded"
+            },
+            d.kind.replace('_', " "),
+            d.name,
+            age(d.age_secs)
+        );
+    }
+    println!(
+        "gc{}: {} objects; {} recorded, {} younger than {}, {} taken back by a writer; {verb} {} ({}); {} unfinished writes",
+        if r.dry_run { " (dry run)" } else { "" },
+        r.objects,
+        r.recorded,
+        r.young,
+        age(r.grace_secs),
+        r.reclaimed_by_writer,
+        r.removed.len(),
+        bytes(r.removed_bytes),
+        r.discarded.len()
+    );
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s >= 86400 => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+        s if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s => format!("{}m{}s", s / 60, s % 60),
+    }
+}

@@ -1,0 +1,413 @@
+//! Garbage collection of the store: objects no row records, and writes that
+//! never finished, are removed once older than a grace period.
+//!
+//! Where garbage comes from: a run that puts blobs and dies (or fails) before
+//! its batch commits leaves objects no `blobs` row records; so does a store
+//! shared with a database that was reset. Objects with a row are never
+//! removed by that pass. Quarantined messages keep their raw bytes, and mail
+//! Gmail deleted is kept unless the operator asks ([`purge_deleted`]).
+//!
+//! The protocol that keeps an object a run is about to record:
+//! 1. The grace period. A put that writes an object gives it a fresh
+//!    modification time, and on fs a put that finds it already stored
+//!    refreshes it; gc only considers objects older than the grace period
+//!    (24 h by default), far longer than any put waits for its commit.
+//! 2. The database decides. gc claims each candidate hash by inserting a
+//!    placeholder `blobs` row in its own transaction ([`GcTx`]), which fails
+//!    for a hash a writer recorded meanwhile. Only then is the object removed
+//!    (if still unmodified since the cutoff), and the placeholders are deleted
+//!    when the transaction commits. A writer recording a claimed hash waits on
+//!    the row until gc's transaction ends, then inserts the row itself, as
+//!    new; and a writer that inserts a row for an object it found rather than
+//!    wrote looks the object up before committing (`engine::commit`). If gc
+//!    removed it, the batch fails cleanly ([`EngineError::BlobCollected`]) and
+//!    the next run stores the message again: a row never points at nothing.
+//!
+//! Purging deleted mail ([`purge_deleted`], `--purge-deleted-older-than`)
+//! removes the objects only messages deleted before a cutoff hold. Their rows
+//! stay (with their ledger history); the blob row goes `present` → `purging`
+//! → `purged`, in a run of kind `gc` per mailbox that holds the mailbox's
+//! lease (a mailbox with a run in flight is skipped) and records a
+//! `blob.removed` event per object in the mailbox's chain. Only blobs held by
+//! the one mailbox are purged (one shared with another mailbox's messages
+//! waits for them). The protocol:
+//! 1. Mark (one transaction): blobs nothing but this mailbox's long-deleted
+//!    messages reference become `purging`.
+//! 2. Check and remove (a transaction per chunk): lock the `purging` rows,
+//!    then check again in a fresh statement; those referenced meanwhile go
+//!    back to `present`. A writer recording one of these blobs sets it back
+//!    to `present` itself and holds the row until it commits, so the lock
+//!    waits for it and the check sees it. The rest are removed from the
+//!    store while the rows stay locked, marked `purged`, and recorded.
+//! 3. A writer that stores a purged blob again sets it back to `present`
+//!    (`Updated`), and, if its put found the object rather than wrote it,
+//!    looks it up before committing, as for an unrecorded object.
+//!
+//! [`EngineError::BlobCollected`]: crate::engine::EngineError::BlobCollected
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use ledger::{EventType, NewEvent, Subject};
+use serde::Serialize;
+use serde_json::json;
+use store::{AbandonedWrite, BlobStore, Removal, StoredObject};
+use tracing::{info, warn};
+
+use crate::repo::{
+    BlobUpsert, CursorUpdate, GcTx, HeldRun, PurgeCandidate, RepoError, Repository, RunEnd,
+    RunKind, RunStart, RunStatus,
+};
+
+/// The default grace period: nothing younger is ever removed.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// Hashes looked up in the database at once.
+const LOOKUP_CHUNK: usize = 1000;
+/// Objects removed per gc transaction: on SQLite every writer waits while one
+/// is open, so each stays short.
+const REMOVE_CHUNK: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GcError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("grace period {0:?} reaches before the epoch")]
+    Grace(Duration),
+}
+
+/// What to collect.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Objects and unfinished writes younger than this are kept.
+    pub grace: Duration,
+    /// List what would go; remove nothing.
+    pub dry_run: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace: DEFAULT_GRACE,
+            dry_run: false,
+        }
+    }
+}
+
+/// One object gc removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Collected {
+    pub sha256: String,
+    pub size: u64,
+    /// Seconds since the object was last modified.
+    pub age_secs: u64,
+}
+
+/// One unfinished write gc discarded (or would).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Discarded {
+    pub kind: &'static str,
+    pub name: String,
+    pub size: Option<u64>,
+    pub age_secs: u64,
+}
+
+/// What a gc did, for the summary (text or `--json`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub grace_secs: u64,
+    /// Objects listed in the store.
+    pub objects: u64,
+    /// Of those, recorded by a row: kept.
+    pub recorded: u64,
+    /// Unrecorded but younger than the grace period: kept.
+    pub young: u64,
+    /// Unrecorded and old, but recorded or refreshed by a writer before gc
+    /// could remove it: kept.
+    pub reclaimed_by_writer: u64,
+    /// Removed (dry run: would be).
+    pub removed: Vec<Collected>,
+    pub removed_bytes: u64,
+    /// Unfinished writes discarded (dry run: would be).
+    pub discarded: Vec<Discarded>,
+    /// Per mailbox, what purging its long-deleted mail did (empty unless asked).
+    pub purge: Vec<MailboxPurge>,
+}
+
+/// Runs one garbage collection of `store` against `repo`.
+pub async fn collect(
+    repo: &dyn Repository,
+    store: &BlobStore,
+    options: &GcOptions,
+) -> Result<GcReport, GcError> {
+    let now = SystemTime::now();
+    let cutoff = now
+        .checked_sub(options.grace)
+        .ok_or(GcError::Grace(options.grace))?;
+    let mut report = GcReport {
+        dry_run: options.dry_run,
+        grace_secs: options.grace.as_secs(),
+        ..GcReport::default()
+    };
+    let mut listing = store.objects();
+    let mut chunk: Vec<StoredObject> = Vec::with_capacity(LOOKUP_CHUNK);
+    loop {
+        let next = listing.try_next().await?;
+        let done = next.is_none();
+        chunk.extend(next);
+        if chunk.len() >= LOOKUP_CHUNK || (done && !chunk.is_empty()) {
+            let candidates = unrecorded_and_old(repo, &mut chunk, cutoff, &mut report).await?;
+            for part in candidates.chunks(REMOVE_CHUNK) {
+                remove(repo, store, part, cutoff, now, options.dry_run, &mut report).await?;
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    for write in store.abandoned_writes(cutoff).await? {
+        if !options.dry_run {
+            store.discard(&write).await?;
+            info!(kind = write.kind.as_str(), name = %write.name, "gc: discarded an unfinished write");
+        }
+        report.discarded.push(discarded(&write, now));
+    }
+    report.removed_bytes = report.removed.iter().map(|c| c.size).sum();
+    Ok(report)
+}
+
+/// Drains `chunk`; returns the objects no row records that are older than the cutoff.
+async fn unrecorded_and_old(
+    repo: &dyn Repository,
+    chunk: &mut Vec<StoredObject>,
+    cutoff: SystemTime,
+    report: &mut GcReport,
+) -> Result<Vec<StoredObject>, GcError> {
+    let hashes: Vec<String> = chunk.iter().map(|o| o.sha256.to_string()).collect();
+    let recorded = repo.blobs_with_rows(&hashes).await?;
+    let mut candidates = Vec::new();
+    for object in chunk.drain(..) {
+        report.objects += 1;
+        if recorded.contains(&object.sha256.to_string()) {
+            report.recorded += 1;
+        } else if object.modified > cutoff {
+            report.young += 1;
+        } else {
+            candidates.push(object);
+        }
+    }
+    Ok(candidates)
+}
+
+/// Claims `objects` in one gc transaction, removes those claimed and still
+/// unmodified, and ends the transaction (see the module's protocol).
+async fn remove(
+    repo: &dyn Repository,
+    store: &BlobStore,
+    objects: &[StoredObject],
+    cutoff: SystemTime,
+    now: SystemTime,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    if dry_run {
+        report
+            .removed
+            .extend(objects.iter().map(|o| collected(o, now)));
+        return Ok(());
+    }
+    let rows: Vec<BlobUpsert> = objects
+        .iter()
+        .map(|o| BlobUpsert {
+            sha256: o.sha256.to_string(),
+            size: i64::try_from(o.size).unwrap_or(i64::MAX),
+            storage_key: o.key.clone(),
+        })
+        .collect();
+    let mut tx: Box<dyn GcTx> = repo.begin_gc().await?;
+    let claimed: HashSet<String> = tx.claim_unrecorded(&rows).await?.into_iter().collect();
+    // Whatever happens to the objects, the placeholders go: finish runs even
+    // after a store error (which is then reported).
+    let mut outcome = Ok(());
+    for object in objects {
+        if !claimed.contains(&object.sha256.to_string()) {
+            report.reclaimed_by_writer += 1;
+            continue;
+        }
+        match store.remove_if_unmodified(&object.sha256, cutoff).await {
+            Ok(Removal::Removed) => {
+                info!(sha256 = %object.sha256, size = object.size, "gc: removed an unrecorded object");
+                report.removed.push(collected(object, now));
+            }
+            Ok(Removal::Kept) => report.reclaimed_by_writer += 1,
+            Ok(_) => {} // gone already
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    tx.finish().await?;
+    Ok(outcome?)
+}
+
+fn age(modified: SystemTime, now: SystemTime) -> u64 {
+    now.duration_since(modified).unwrap_or_default().as_secs()
+}
+
+fn collected(object: &StoredObject, now: SystemTime) -> Collected {
+    Collected {
+        sha256: object.sha256.to_string(),
+        size: object.size,
+        age_secs: age(object.modified, now),
+    }
+}
+
+fn discarded(write: &AbandonedWrite, now: SystemTime) -> Discarded {
+    Discarded {
+        kind: write.kind.as_str(),
+        name: write.name.clone(),
+        size: write.size,
+        age_secs: age(write.started, now),
+    }
+}
+
+/// What purging one mailbox's long-deleted mail did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MailboxPurge {
+    pub mailbox: String,
+    /// The `gc` run that did it (none in a dry run, or when skipped).
+    pub run_id: Option<i64>,
+    /// Why nothing was done (another run holds the mailbox).
+    pub skipped: Option<String>,
+    /// Objects removed (dry run: that would be), with the messages that held them.
+    pub removed: Vec<PurgeCandidate>,
+    pub removed_bytes: u64,
+    /// Candidates referenced again before they could be removed: kept.
+    pub referenced_again: u64,
+}
+
+/// How long a purge run's lease lasts without a heartbeat (it beats between chunks).
+const PURGE_LEASE: Duration = Duration::from_secs(120);
+
+/// Removes, for each of `mailboxes` (id, address), the objects only its
+/// messages deleted before `deleted_before` hold (see the module docs).
+pub async fn purge_deleted(
+    repo: &dyn Repository,
+    store: &BlobStore,
+    mailboxes: &[(i64, String)],
+    deleted_before: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<Vec<MailboxPurge>, GcError> {
+    let mut reports = Vec::with_capacity(mailboxes.len());
+    for (mailbox_id, address) in mailboxes {
+        let mut report = MailboxPurge {
+            mailbox: address.clone(),
+            ..MailboxPurge::default()
+        };
+        if dry_run {
+            report.removed = repo.purge_candidates(*mailbox_id, deleted_before).await?;
+        } else {
+            let start = RunStart {
+                mailbox_id: *mailbox_id,
+                kind: RunKind::Gc,
+                window: None,
+                start_history_id: None,
+                stale_after: PURGE_LEASE,
+            };
+            let mut held = match repo.start_run(&start).await {
+                Ok(held) => held,
+                Err(RepoError::Locked { run_id, .. }) => {
+                    report.skipped = Some(match run_id {
+                        Some(id) => format!("run {id} holds the mailbox"),
+                        None => "a starting run holds the mailbox".to_owned(),
+                    });
+                    reports.push(report);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            report.run_id = Some(held.fence.run_id);
+            let purged = purge_mailbox(repo, store, &held, deleted_before, &mut report).await;
+            let counts = json!({
+                "blobs_removed": report.removed.len(),
+                "bytes_removed": report.removed.iter().map(|c| c.size).sum::<i64>(),
+                "referenced_again": report.referenced_again,
+            });
+            let end = RunEnd {
+                status: if purged.is_ok() {
+                    RunStatus::Completed
+                } else {
+                    RunStatus::Failed
+                },
+                counts,
+                error: purged.as_ref().err().map(ToString::to_string),
+                cursor: CursorUpdate::Keep,
+            };
+            if let Err(e) = repo.finish_run(&mut held, &end).await {
+                warn!(mailbox = %address, error = %e, "gc: could not record the end of the purge run");
+            }
+            purged?;
+        }
+        report.removed_bytes = report
+            .removed
+            .iter()
+            .map(|c| u64::try_from(c.size).unwrap_or(0))
+            .sum();
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+async fn purge_mailbox(
+    repo: &dyn Repository,
+    store: &BlobStore,
+    held: &HeldRun,
+    deleted_before: DateTime<Utc>,
+    report: &mut MailboxPurge,
+) -> Result<(), GcError> {
+    let mut tx = repo.begin(held.fence).await?;
+    let marked = tx.mark_purging(deleted_before).await?;
+    tx.commit().await?;
+    // Unconditional: the database, not the object's age, decides here.
+    let any_time = SystemTime::now() + Duration::from_secs(365 * 86400);
+    for chunk in marked.chunks(REMOVE_CHUNK) {
+        repo.heartbeat(held.fence).await?;
+        let mut tx = repo.begin(held.fence).await?;
+        let locked = tx.lock_purging(chunk, deleted_before).await?;
+        report.referenced_again += (chunk.len() - locked.len()) as u64;
+        let mut removed = Vec::with_capacity(locked.len());
+        let mut events = Vec::with_capacity(locked.len());
+        for candidate in locked {
+            let sha: store::Sha256 = candidate.sha256.parse()?;
+            // Removed or already gone (an earlier gc died after removing it).
+            store.remove_if_unmodified(&sha, any_time).await?;
+            events.push(NewEvent::new(
+                EventType::BlobRemoved,
+                Subject::Blob(candidate.sha256.clone()),
+                json!({
+                    "size": candidate.size,
+                    "messages": candidate.messages,
+                    "reason": "purge_deleted",
+                    "deleted_before": deleted_before,
+                }),
+            ));
+            removed.push(candidate);
+        }
+        let hashes: Vec<String> = removed.iter().map(|c| c.sha256.clone()).collect();
+        tx.mark_purged(&hashes).await?;
+        tx.append_events(&events).await?;
+        tx.commit().await?;
+        for c in &removed {
+            info!(sha256 = %c.sha256, size = c.size, "gc: purged the object of deleted mail");
+        }
+        report.removed.extend(removed);
+    }
+    Ok(())
+}

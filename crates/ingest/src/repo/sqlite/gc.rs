@@ -1,0 +1,206 @@
+//! SQLite statements of garbage collection (the protocol: `crate::gc`). The
+//! transaction is `BEGIN IMMEDIATE`: it holds the database's one write lock, so
+//! no writer commits while it claims, removes and releases; a writer that
+//! recorded nothing before it inserts its rows anew afterwards.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+use crate::repo::{BlobUpsert, GcTx, RepoError};
+
+pub(super) async fn blobs_with_rows(
+    conn: &mut SqliteConnection,
+    sha256s: &[String],
+) -> Result<HashSet<String>, RepoError> {
+    let list = serde_json::to_string(sha256s).map_err(|source| RepoError::Encode {
+        operation: "read blob rows",
+        source,
+    })?;
+    let found: Vec<String> = sqlx::query_scalar(
+        "SELECT b.sha256 FROM json_each(?1) AS j JOIN blobs AS b ON b.sha256 = j.value",
+    )
+    .bind(list)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db("read blob rows"))?;
+    Ok(found.into_iter().collect())
+}
+
+pub(super) struct SqliteGcTx {
+    tx: Transaction<'static, Sqlite>,
+    claimed: Vec<String>,
+}
+
+impl SqliteGcTx {
+    pub(super) fn new(tx: Transaction<'static, Sqlite>) -> Self {
+        SqliteGcTx {
+            tx,
+            claimed: Vec::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl GcTx for SqliteGcTx {
+    async fn claim_unrecorded(&mut self, blobs: &[BlobUpsert]) -> Result<Vec<String>, RepoError> {
+        let mut claimed = Vec::new();
+        for b in blobs {
+            let new: Option<String> = sqlx::query_scalar(
+                "INSERT INTO blobs (sha256, size, storage_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sha256) DO NOTHING RETURNING sha256",
+            )
+            .bind(&b.sha256)
+            .bind(b.size)
+            .bind(&b.storage_key)
+            .bind(super::now())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(RepoError::db("claim unrecorded blobs"))?;
+            claimed.extend(new);
+        }
+        self.claimed.extend(claimed.iter().cloned());
+        Ok(claimed)
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), RepoError> {
+        for sha in &self.claimed {
+            sqlx::query("DELETE FROM blobs WHERE sha256 = ?1")
+                .bind(sha)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(RepoError::db("release blob claims"))?;
+        }
+        self.tx.commit().await.map_err(RepoError::db("commit gc"))
+    }
+}
+
+/// The purge statements (see `RepoTx::mark_purging` and `crate::gc`). Every
+/// write transaction holds SQLite's one write lock, so marking, checking and
+/// removing are never interleaved with a writer's transaction.
+pub(super) mod purge {
+    use chrono::{DateTime, Utc};
+    use sqlx::SqliteConnection;
+
+    use crate::repo::shared::{holders, only_long_deleted_hold, purge_candidates, purgeable};
+    use crate::repo::{PurgeCandidate, RepoError};
+
+    // Every dynamic statement below is built from the constant fragments of
+    // repo::shared and placeholders: no value is ever formatted into SQL.
+    use sqlx::AssertSqlSafe;
+
+    fn json_list(operation: &'static str, items: &[String]) -> Result<String, RepoError> {
+        serde_json::to_string(items).map_err(|source| RepoError::Encode { operation, source })
+    }
+
+    pub(crate) async fn candidates(
+        conn: &mut SqliteConnection,
+        mailbox_id: i64,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<PurgeCandidate>, RepoError> {
+        let sizes: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT b.sha256, b.size FROM blobs b
+             WHERE {}
+             ORDER BY b.sha256",
+            purgeable("?1", "?2")
+        )))
+        .bind(mailbox_id)
+        .bind(deleted_before)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(RepoError::db("find blobs to purge"))?;
+        with_holders(conn, mailbox_id, sizes).await
+    }
+
+    async fn with_holders(
+        conn: &mut SqliteConnection,
+        mailbox_id: i64,
+        sizes: Vec<(String, i64)>,
+    ) -> Result<Vec<PurgeCandidate>, RepoError> {
+        const OP: &str = "read the messages of purged blobs";
+        let shas: Vec<String> = sizes.iter().map(|(s, _)| s.clone()).collect();
+        let held: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(holders(
+            "?1",
+            "SELECT value FROM json_each(?2)",
+        )))
+        .bind(mailbox_id)
+        .bind(json_list(OP, &shas)?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(RepoError::db(OP))?;
+        Ok(purge_candidates(sizes, held))
+    }
+
+    pub(crate) async fn mark_purging(
+        conn: &mut SqliteConnection,
+        mailbox_id: i64,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<String>, RepoError> {
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "UPDATE blobs AS b SET state = 'purging'
+             WHERE {}
+             RETURNING sha256",
+            purgeable("?1", "?2")
+        )))
+        .bind(mailbox_id)
+        .bind(deleted_before)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(RepoError::db("mark blobs purging"))
+    }
+
+    pub(crate) async fn lock_purging(
+        conn: &mut SqliteConnection,
+        mailbox_id: i64,
+        sha256s: &[String],
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<PurgeCandidate>, RepoError> {
+        const OP: &str = "check blobs to purge";
+        let list = json_list(OP, sha256s)?;
+        let sizes: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT b.sha256, b.size FROM blobs b
+             WHERE b.sha256 IN (SELECT value FROM json_each(?3)) AND b.state = 'purging'
+               AND {}
+             ORDER BY b.sha256",
+            only_long_deleted_hold("b.sha256", "?1", "?2")
+        )))
+        .bind(mailbox_id)
+        .bind(deleted_before)
+        .bind(&list)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(RepoError::db(OP))?;
+        let still: Vec<String> = sizes.iter().map(|(s, _)| s.clone()).collect();
+        // Referenced again since they were marked: back to present.
+        sqlx::query(
+            "UPDATE blobs SET state = 'present'
+             WHERE sha256 IN (SELECT value FROM json_each(?1)) AND state = 'purging'
+               AND sha256 NOT IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(&list)
+        .bind(json_list(OP, &still)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(RepoError::db(OP))?;
+        with_holders(conn, mailbox_id, sizes).await
+    }
+
+    pub(crate) async fn mark_purged(
+        conn: &mut SqliteConnection,
+        sha256s: &[String],
+    ) -> Result<(), RepoError> {
+        const OP: &str = "mark blobs purged";
+        sqlx::query(
+            "UPDATE blobs SET state = 'purged', purged_at = ?2
+             WHERE sha256 IN (SELECT value FROM json_each(?1)) AND state = 'purging'",
+        )
+        .bind(json_list(OP, sha256s)?)
+        .bind(super::super::now())
+        .execute(&mut *conn)
+        .await
+        .map_err(RepoError::db(OP))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! S3 garbage-collection primitives: remove an object unless LastModified is past a cutoff
+//! (HEAD, then DELETE: not atomic, see `BlobStore::remove_if_unmodified`), and list and abort
+//! multipart uploads started before a cutoff (a killed writer's; each holds storage that is
+//! billed until aborted).
+
+use std::time::SystemTime;
+
+use super::S3Ctx;
+use super::errors::{map_sdk_error, status_of};
+use crate::error::StoreError;
+use crate::gc::{AbandonedKind, AbandonedWrite, Removal};
+
+fn system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
+    t.and_then(|t| SystemTime::try_from(*t).ok())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+pub(super) async fn remove_if_unmodified(
+    ctx: &S3Ctx,
+    key: &str,
+    cutoff: SystemTime,
+) -> Result<Removal, StoreError> {
+    ctx.ensure_bucket().await?;
+    let modified = match ctx
+        .client
+        .head_object()
+        .bucket(&ctx.bucket)
+        .key(key)
+        .send()
+        .await
+    {
+        Ok(out) => system_time(out.last_modified()),
+        Err(e) if status_of(&e) == Some(404) => return Ok(Removal::Absent),
+        Err(e) => return Err(map_sdk_error(ctx, "HeadObject", key, &e)),
+    };
+    if modified > cutoff {
+        return Ok(Removal::Kept);
+    }
+    ctx.client
+        .delete_object()
+        .bucket(&ctx.bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(ctx, "DeleteObject", key, &e))?;
+    Ok(Removal::Removed)
+}
+
+pub(super) async fn abandoned_uploads(
+    ctx: &S3Ctx,
+    objects_prefix: &str,
+    cutoff: SystemTime,
+) -> Result<Vec<AbandonedWrite>, StoreError> {
+    ctx.ensure_bucket().await?;
+    let mut found = Vec::new();
+    let mut markers: (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = ctx
+            .client
+            .list_multipart_uploads()
+            .bucket(&ctx.bucket)
+            .prefix(objects_prefix)
+            .set_key_marker(markers.0.take())
+            .set_upload_id_marker(markers.1.take())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(ctx, "ListMultipartUploads", objects_prefix, &e))?;
+        for upload in page.uploads() {
+            let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                continue;
+            };
+            let started = system_time(upload.initiated());
+            if started <= cutoff {
+                found.push(AbandonedWrite {
+                    kind: AbandonedKind::MultipartUpload,
+                    name: key.to_owned(),
+                    size: None,
+                    started,
+                    upload_id: Some(id.to_owned()),
+                });
+            }
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            return Ok(found);
+        }
+        markers = (
+            page.next_key_marker().map(str::to_owned),
+            page.next_upload_id_marker().map(str::to_owned),
+        );
+        if markers.0.is_none() && markers.1.is_none() {
+            return Ok(found); // a server that truncates without markers: stop, not loop
+        }
+    }
+}
+
+pub(super) async fn abort_upload(ctx: &S3Ctx, write: &AbandonedWrite) -> Result<(), StoreError> {
+    let (AbandonedKind::MultipartUpload, Some(id)) = (write.kind, write.upload_id.as_deref())
+    else {
+        return Err(StoreError::NotAnAbandonedWrite {
+            url: ctx.url.clone(),
+            name: write.name.clone(),
+        });
+    };
+    match ctx
+        .client
+        .abort_multipart_upload()
+        .bucket(&ctx.bucket)
+        .key(&write.name)
+        .upload_id(id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        // NoSuchUpload: completed or aborted meanwhile.
+        Err(e) if status_of(&e) == Some(404) => Ok(()),
+        Err(e) => Err(map_sdk_error(ctx, "AbortMultipartUpload", &write.name, &e)),
+    }
+}

@@ -1,0 +1,571 @@
+//! `mailingest gc` through the binary, on both backends: it removes objects
+//! no row records once older than the grace period, and staging files of
+//! killed writers, and nothing else (`--dry-run` lists them with sizes and
+//! removes nothing); and gc running again and again beside a backfill that
+//! resumes a killed run (whose unrecorded objects gc targets) loses nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use common::{Backend, TestBed, small_mailbox};
+use gmail_emulator::Faults;
+use serde_json::Value;
+use sha2::Digest;
+
+on_both_backends!(
+    gc_removes_old_unrecorded_objects_and_nothing_else,
+    gc_beside_a_resumed_backfill_loses_nothing,
+    a_blob_removed_after_a_run_found_it_fails_the_batch_not_the_archive,
+    purge_removes_only_what_long_deleted_mail_alone_holds,
+);
+
+const OLD: Duration = Duration::from_secs(2 * 86400);
+
+/// Every object file under the store root (named by 64 hex digits).
+fn object_files(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read store dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `<root>/<org>/sha256`, learnt from a stored object.
+fn sha256_dir(root: &Path) -> PathBuf {
+    let any = object_files(root).into_iter().next().expect("an object");
+    any.ancestors().nth(3).expect("sha256 dir").to_path_buf()
+}
+
+fn set_age(path: &Path, age: Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now() - age))
+        .unwrap_or_else(|e| panic!("age {}: {e}", path.display()));
+}
+
+/// An object no row records, as a run that died before its commit leaves one.
+fn unrecorded_object(sha_dir: &Path, bytes: &[u8], age: Duration) -> (String, PathBuf) {
+    let hex = hex::encode(sha2::Sha256::digest(bytes));
+    let dir = sha_dir.join(&hex[..2]).join(&hex[2..4]);
+    std::fs::create_dir_all(&dir).expect("object dir");
+    let path = dir.join(&hex);
+    std::fs::write(&path, bytes).expect("write object");
+    set_age(&path, age);
+    (hex, path)
+}
+
+fn staging_file(dir: &Path, name: &str, age: Duration) -> PathBuf {
+    let path = dir.join(format!(".staging-{name}"));
+    std::fs::write(&path, b"half a blob").expect("staging file");
+    set_age(&path, age);
+    path
+}
+
+fn removed(report: &Value) -> Vec<(String, u64)> {
+    report["removed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no removed list in {report}"))
+        .iter()
+        .map(|c| {
+            (
+                c["sha256"].as_str().expect("sha256").to_owned(),
+                c["size"].as_u64().expect("size"),
+            )
+        })
+        .collect()
+}
+
+async fn gc_removes_old_unrecorded_objects_and_nothing_else(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(30)).await;
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    let root = bed.store_path();
+    let recorded = object_files(&root);
+    assert!(!recorded.is_empty());
+    // However old, an object a row records is never garbage.
+    for path in &recorded {
+        set_age(path, OLD);
+    }
+    let sha_dir = sha256_dir(&root);
+    let orphan_bytes = b"stored by a run that died two days ago, never recorded";
+    let (orphan, orphan_path) = unrecorded_object(&sha_dir, orphan_bytes, OLD);
+    let (_, young_path) = unrecorded_object(
+        &sha_dir,
+        b"stored a minute ago by a run that has not committed yet",
+        Duration::from_secs(60),
+    );
+    let leaf = orphan_path.parent().expect("leaf").to_path_buf();
+    let old_staging = staging_file(&leaf, "killed-writer", OLD);
+    let young_staging = staging_file(&sha_dir, "live-writer", Duration::from_secs(60));
+
+    // A dry run lists what would go, with sizes, and removes nothing.
+    let text = bed.run(&["gc", "--dry-run"]).await;
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(text.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("would remove {orphan} ({} B", orphan_bytes.len())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would discard unfinished staging file"),
+        "{stdout}"
+    );
+    let (code, dry) = bed.run_json(&["gc", "--dry-run"]).await;
+    assert_eq!(code, 0, "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        removed(&dry),
+        vec![(orphan.clone(), orphan_bytes.len() as u64)]
+    );
+    assert_eq!(
+        dry["recorded"].as_u64(),
+        Some(recorded.len() as u64),
+        "{dry}"
+    );
+    assert_eq!(dry["young"].as_u64(), Some(1), "{dry}");
+    assert_eq!(dry["discarded"].as_array().map(Vec::len), Some(1), "{dry}");
+    assert!(
+        orphan_path.exists() && old_staging.exists(),
+        "a dry run removes nothing"
+    );
+
+    let (code, done) = bed.run_json(&["gc"]).await;
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(removed(&done), vec![(orphan, orphan_bytes.len() as u64)]);
+    assert_eq!(
+        done["removed_bytes"].as_u64(),
+        Some(orphan_bytes.len() as u64)
+    );
+    assert!(!orphan_path.exists(), "the old unrecorded object is gone");
+    assert!(
+        !old_staging.exists(),
+        "the killed writer's staging file is gone"
+    );
+    assert!(
+        young_path.exists(),
+        "an object younger than the grace period stays"
+    );
+    assert!(young_staging.exists(), "a live writer's staging file stays");
+    for path in &recorded {
+        assert!(path.exists(), "recorded object {} kept", path.display());
+    }
+    assert_eq!(
+        bed.count("SELECT count(*) FROM blobs").await,
+        recorded.len() as i64,
+        "gc leaves no row behind"
+    );
+    bed.assert_verify_clean().await;
+
+    let (code, again) = bed.run_json(&["gc"]).await;
+    assert_eq!(code, 0, "{again}");
+    assert!(removed(&again).is_empty(), "{again}");
+
+    // A grace shorter than an hour could take what a run in flight just wrote.
+    let short = bed.run(&["gc", "--grace", "10m"]).await;
+    assert_eq!(short.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(stderr.contains("shorter than 1h"), "{stderr}");
+}
+
+async fn gc_beside_a_resumed_backfill_loses_nothing(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(160)).await;
+    let (messages, _) = bed.expected_ids().await;
+    bed.emulator.set_faults(Faults {
+        latency_ms: 40,
+        latency_jitter_ms: 30,
+        ..Faults::default()
+    });
+    // A run killed mid-backfill leaves objects it stored but never recorded.
+    let mut child = bed
+        .command()
+        .args(["backfill", "--mailbox", bed.mailbox.as_str()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn backfill");
+    bed.wait_for_count(
+        "SELECT count(*) FROM mail_messages",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    child.start_kill().expect("kill -9");
+    child.wait().await.expect("wait");
+    // Two days pass: every object, recorded or not, is older than the grace period.
+    let root = bed.store_path();
+    for path in object_files(&root) {
+        set_age(&path, OLD);
+    }
+
+    // The resumed backfill finds those objects again while gc keeps collecting.
+    let resumed = bed
+        .command()
+        .args(["backfill", "--mailbox", bed.mailbox.as_str(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn backfill");
+    let backfill = tokio::spawn(resumed.wait_with_output());
+    let mut collections = 0;
+    while !backfill.is_finished() {
+        let (code, report) = bed.run_json(&["gc"]).await;
+        assert_eq!(code, 0, "{report}");
+        collections += 1;
+    }
+    let out = backfill.await.expect("join").expect("backfill output");
+    assert!(collections >= 1);
+    if out.status.code() != Some(0) {
+        // The one way the race may end a run: a batch that found an object
+        // gc then removed fails before writing anything, naming it.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("removed from the store (by gc)"),
+            "exit {:?}: {stderr}",
+            out.status.code()
+        );
+        let (code, run) = bed.backfill(&[]).await;
+        assert_eq!(code, 0, "{run}");
+    }
+    let stored = bed
+        .strings("SELECT provider_message_id FROM mail_messages")
+        .await;
+    assert_eq!(stored.len(), messages.len(), "no duplicate, nothing lost");
+    // Every row's blob is in the store and hashes to its key.
+    bed.assert_verify_clean().await;
+    let (code, last) = bed.run_json(&["gc"]).await;
+    assert_eq!(code, 0, "{last}");
+    bed.assert_verify_clean().await;
+}
+
+/// The writer's half of gc's protocol, with gc's moves made by hand at the
+/// worst instant: a run finds an old unrecorded object (a killed run's), gc
+/// claims its hash and removes it before the run commits. The run must not
+/// commit a row that points at nothing: its batch fails, naming the blob, and
+/// the next run stores the message again.
+async fn a_blob_removed_after_a_run_found_it_fails_the_batch_not_the_archive(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(12)).await;
+    let (messages, _) = bed.expected_ids().await;
+    let victim = messages.iter().next().expect("a message").clone();
+    let raw = bed
+        .emulator
+        .raw_message(&bed.mailbox, &victim)
+        .expect("raw message");
+    let store = store::BlobStore::from_url(&bed.store_path().to_string_lossy(), "default")
+        .await
+        .expect("open store");
+    let left = store.put(bytes::Bytes::from(raw)).await.expect("put");
+    let object = bed.store_path().join(&left.key);
+    set_age(&object, OLD);
+    let aged = std::fs::metadata(&object)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+
+    // Slow Gmail: the run starts, then takes a while to fetch and commit.
+    bed.emulator.set_faults(Faults {
+        latency_ms: 400,
+        ..Faults::default()
+    });
+    let run = bed
+        .command()
+        .args(["backfill", "--mailbox", bed.mailbox.as_str()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn backfill");
+    bed.wait_for_count(
+        "SELECT count(*) FROM sync_runs WHERE status = 'running'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    // gc claims the hash (its transaction stays open, as while it removes objects).
+    let repo = ingest::repo::DatabaseTarget::parse(&bed.db_url)
+        .expect("database url")
+        .open(2)
+        .await
+        .expect("open repository");
+    let mut gc = repo.begin_gc().await.expect("begin gc");
+    let row = ingest::repo::BlobUpsert {
+        sha256: left.sha256.to_string(),
+        size: i64::try_from(left.size).expect("size"),
+        storage_key: left.key.clone(),
+    };
+    assert_eq!(
+        gc.claim_unrecorded(&[row]).await.expect("claim"),
+        vec![left.sha256.to_string()]
+    );
+    // The run finds the object (its put refreshes the object's time)...
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&object)
+        .and_then(|m| m.modified())
+        .expect("mtime")
+        == aged
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never found the object"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...and gc removes it before the run's batch commits.
+    std::fs::remove_file(&object).expect("remove object");
+    gc.finish().await.expect("finish gc");
+
+    let out = run.wait_with_output().await.expect("backfill");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "blob {} was removed from the store (by gc)",
+            left.sha256
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{victim}'"
+        ))
+        .await,
+        0,
+        "no row points at the removed blob"
+    );
+    bed.assert_verify_clean().await;
+
+    bed.emulator.set_faults(Faults::default());
+    let (code, again) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{again}");
+    let stored = bed
+        .strings("SELECT provider_message_id FROM mail_messages")
+        .await;
+    assert_eq!(
+        stored.len(),
+        messages.len(),
+        "nothing lost, nothing doubled"
+    );
+    assert!(object.exists(), "the next run stored the blob again");
+    bed.assert_verify_clean().await;
+}
+
+/// Moves the deletion time of these messages `days` into the past.
+async fn deleted_days_ago(bed: &TestBed, ids: &[String], days: u32) {
+    let list = ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let shift = match bed.backend() {
+        Backend::Postgres => format!("deleted_at - interval '{days} days'"),
+        Backend::Sqlite => {
+            format!("strftime('%Y-%m-%dT%H:%M:%f+00:00', deleted_at, '-{days} days')")
+        }
+    };
+    let moved = bed
+        .execute(&format!(
+            "UPDATE mail_messages SET deleted_at = {shift}
+             WHERE deleted_at IS NOT NULL AND provider_message_id IN ({list})"
+        ))
+        .await;
+    assert_eq!(moved, ids.len() as u64);
+}
+
+/// The blobs (raw and parts) of one message.
+async fn blobs_of(bed: &TestBed, id: &str) -> Vec<String> {
+    bed.strings(&format!(
+        "SELECT raw_sha256 FROM mail_messages WHERE provider_message_id = '{id}'
+         UNION
+         SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
+         WHERE m.provider_message_id = '{id}'"
+    ))
+    .await
+}
+
+async fn purge_removes_only_what_long_deleted_mail_alone_holds(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(40)).await;
+    let (messages, _) = bed.expected_ids().await;
+    let ids: Vec<String> = messages.iter().take(4).cloned().collect();
+    let (old_a, old_b, shared_old, recent) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    // A live copy of shared_old's exact bytes: its raw blob is held by a live message.
+    let raw = bed
+        .emulator
+        .raw_message(&bed.mailbox, shared_old)
+        .expect("raw");
+    bed.emulator
+        .insert_raw(&bed.mailbox, &raw, &["INBOX"], None)
+        .expect("insert copy");
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    let shared_raw = bed
+        .strings(&format!(
+            "SELECT raw_sha256 FROM mail_messages WHERE provider_message_id = '{shared_old}'"
+        ))
+        .await
+        .remove(0);
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM mail_messages WHERE raw_sha256 = '{shared_raw}'"
+        ))
+        .await,
+        2,
+        "the copy shares the raw blob"
+    );
+    let raw_a = bed.emulator.raw_message(&bed.mailbox, old_a).expect("raw");
+    let raw_a_sha = hex::encode(sha2::Sha256::digest(&raw_a));
+    for id in &ids {
+        bed.emulator
+            .delete_message(&bed.mailbox, id)
+            .expect("delete");
+    }
+    let (code, synced) = bed.sync().await;
+    assert_eq!(code, 0, "{synced}");
+    deleted_days_ago(
+        &bed,
+        &[old_a.clone(), old_b.clone(), shared_old.clone()],
+        30,
+    )
+    .await;
+    let doomed: std::collections::BTreeSet<String> = [old_a, old_b]
+        .iter()
+        .map(|id| blobs_of(&bed, id))
+        .collect::<futures::future::JoinAll<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let kept: Vec<String> = [
+        blobs_of(&bed, shared_old).await,
+        blobs_of(&bed, recent).await,
+    ]
+    .concat()
+    .into_iter()
+    .filter(|sha| !doomed.contains(sha))
+    .collect();
+    assert!(kept.contains(&shared_raw));
+    let store = bed.store_path();
+    let object = |sha: &str| -> PathBuf {
+        store
+            .join("default/sha256")
+            .join(&sha[..2])
+            .join(&sha[2..4])
+            .join(sha)
+    };
+
+    let (code, dry) = bed
+        .run_json(&["gc", "--purge-deleted-older-than", "7d", "--dry-run"])
+        .await;
+    assert_eq!(code, 0, "{dry}");
+    let listed = |report: &Value| -> std::collections::BTreeSet<String> {
+        report["purge"][0]["removed"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{report}"))
+            .iter()
+            .map(|c| c["sha256"].as_str().expect("sha").to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&dry), doomed, "{dry}");
+    assert!(
+        doomed.iter().all(|sha| object(sha).exists()),
+        "a dry run removes nothing"
+    );
+
+    let (code, done) = bed
+        .run_json(&["gc", "--purge-deleted-older-than", "7d"])
+        .await;
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(listed(&done), doomed, "{done}");
+    for sha in &doomed {
+        assert!(!object(sha).exists(), "{sha} removed");
+    }
+    for sha in &kept {
+        assert!(object(sha).exists(), "{sha} kept: other mail holds it");
+    }
+    assert_eq!(
+        bed.count("SELECT count(*) FROM blobs WHERE state = 'purged' AND purged_at IS NOT NULL")
+            .await,
+        doomed.len() as i64
+    );
+    assert_eq!(
+        bed.count(
+            "SELECT count(*) FROM ledger_events e JOIN sync_runs r ON r.id = e.run_id
+             WHERE e.event_type = 'blob.removed' AND r.kind = 'gc' AND r.status = 'completed'"
+        )
+        .await,
+        doomed.len() as i64,
+        "one blob.removed per object, in a completed gc run"
+    );
+    assert_eq!(
+        bed.count("SELECT count(*) FROM mail_messages").await,
+        messages.len() as i64 + 1,
+        "every row stays"
+    );
+    // The archive still proves itself: chain, rows, and every blob that should be there.
+    bed.assert_verify_clean().await;
+
+    // Export skips purged mail, says so, and fails nothing.
+    let out_path = bed.store_path().join("export.mbox");
+    let (code, exported) = bed
+        .run_json(&[
+            "export",
+            "--format",
+            "mbox",
+            "--include-deleted",
+            "--out",
+            out_path.to_str().expect("path"),
+        ])
+        .await;
+    assert_eq!(code, 0, "{exported}");
+    let purged: std::collections::BTreeSet<&str> = exported["purged"]
+        .as_array()
+        .expect("purged list")
+        .iter()
+        .map(|v| v.as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        purged,
+        [old_a.as_str(), old_b.as_str()].into(),
+        "{exported}"
+    );
+
+    // Again: nothing left to purge.
+    let (code, again) = bed
+        .run_json(&["gc", "--purge-deleted-older-than", "7d"])
+        .await;
+    assert_eq!(code, 0, "{again}");
+    assert!(listed(&again).is_empty(), "{again}");
+
+    // The same bytes arriving again bring the purged blob back to present.
+    bed.emulator
+        .insert_raw(&bed.mailbox, &raw_a, &["INBOX"], None)
+        .expect("insert again");
+    let (code, synced) = bed.sync().await;
+    assert_eq!(code, 0, "{synced}");
+    assert!(object(&raw_a_sha).exists(), "stored again");
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM blobs WHERE sha256 = '{raw_a_sha}' AND state = 'present' AND purged_at IS NULL"
+        ))
+        .await,
+        1
+    );
+    bed.assert_verify_clean().await;
+}
