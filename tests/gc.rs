@@ -569,3 +569,80 @@ async fn purge_removes_only_what_long_deleted_mail_alone_holds(backend: Backend)
     );
     bed.assert_verify_clean().await;
 }
+
+/// On S3, `gc` through the binary aborts a multipart upload a killed writer
+/// left, and removes nothing the archive records. (The test server reports
+/// every upload as started on 2010-11-10, so this one counts as old.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_on_s3_aborts_an_unfinished_multipart_upload() {
+    let Ok(bucket) = std::env::var("MAILINGEST_TEST_S3_BUCKET") else {
+        panic!("needs the S3 test server: run through scripts/test.sh");
+    };
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let bed = TestBed::on(Backend::Sqlite, small_mailbox(6)).await;
+    let root = format!("gc-{}", bed.db_name);
+    let url = format!("s3://{bucket}/{root}");
+    let run = |args: &[&str]| {
+        let mut cmd = bed.command();
+        cmd.env("MAILINGEST_STORE", &url).args(args).arg("--json");
+        cmd.output()
+    };
+    let out = run(&["backfill", "--mailbox", bed.mailbox.as_str()])
+        .await
+        .expect("backfill");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let key = format!("{root}/default/sha256/ab/cd/{}", "ab".repeat(32));
+    s3.create_multipart_upload()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("start an upload");
+
+    let out = run(&["gc", "--dry-run"]).await.expect("gc --dry-run");
+    let dry: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{dry}");
+    assert_eq!(dry["discarded"][0]["kind"], "multipart_upload", "{dry}");
+    assert_eq!(dry["discarded"][0]["name"], key.as_str(), "{dry}");
+
+    let out = run(&["gc"]).await.expect("gc");
+    let done: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{done}");
+    assert_eq!(
+        done["discarded"].as_array().map(Vec::len),
+        Some(1),
+        "{done}"
+    );
+    assert!(removed(&done).is_empty(), "recorded objects stay: {done}");
+    assert!(done["recorded"].as_u64().is_some_and(|n| n > 0), "{done}");
+    let left = s3
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .prefix(&root)
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(left.uploads().is_empty(), "aborted: {:?}", left.uploads());
+    let out = run(&["verify", "--deep"]).await.expect("verify");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
