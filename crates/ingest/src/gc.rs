@@ -14,14 +14,22 @@
 //!    (24 h by default), far longer than any put waits for its commit.
 //! 2. The database decides. gc claims each candidate hash by inserting a
 //!    placeholder `blobs` row in its own transaction ([`GcTx`]), which fails
-//!    for a hash a writer recorded meanwhile. Only then is the object removed
-//!    (if still unmodified since the cutoff), and the placeholders are deleted
-//!    when the transaction commits. A writer recording a claimed hash waits on
-//!    the row until gc's transaction ends, then inserts the row itself, as
-//!    new; and a writer that inserts a row for an object it found rather than
-//!    wrote looks the object up before committing (`engine::commit`). If gc
-//!    removed it, the batch fails cleanly ([`EngineError::BlobCollected`]) and
-//!    the next run stores the message again: a row never points at nothing.
+//!    for a hash a writer recorded meanwhile. Only then, and while that
+//!    transaction is still open, is the object removed (if still unmodified
+//!    since the cutoff); the placeholders are deleted when it commits. A
+//!    writer recording a claimed hash waits on the row until gc's transaction
+//!    ends, then inserts the row itself, as new.
+//! 3. The writer looks. Once its transaction has recorded its blob rows, no gc
+//!    can start on them (they are recorded, or locked: see the backends'
+//!    `upsert_blobs`), and one that ran before is over; so it looks up every
+//!    object its puts found rather than wrote (`engine::commit`), whatever the
+//!    row said: a row may be another org's, whose copy lives under another
+//!    prefix. If gc removed it, the batch fails cleanly
+//!    ([`EngineError::BlobCollected`]) and the next run stores the message
+//!    again: a row never points at nothing.
+//! 4. A wrong database is refused: when as many old objects are unrecorded as
+//!    recorded, or more, gc removes nothing without `force`
+//!    ([`GcError::NotThisStoresDatabase`]).
 //!
 //! Purging deleted mail ([`purge_deleted`], `--purge-deleted-older-than`)
 //! removes the objects only messages deleted before a cutoff hold. Their rows
@@ -35,10 +43,11 @@
 //!    messages reference become `purging`.
 //! 2. Check and remove (a transaction per chunk): lock the `purging` rows,
 //!    then check again in a fresh statement; those referenced meanwhile go
-//!    back to `present`. A writer recording one of these blobs sets it back
-//!    to `present` itself and holds the row until it commits, so the lock
-//!    waits for it and the check sees it. The rest are removed from the
-//!    store while the rows stay locked, marked `purged`, and recorded.
+//!    back to `present`. A writer holds every blob row it records until it
+//!    commits (`FOR KEY SHARE` on PostgreSQL; SQLite has one writer at a
+//!    time), and sets a `purging` one back to `present`, so the lock waits
+//!    for it and the check sees what it recorded. The rest are removed from
+//!    the store while the rows stay locked, marked `purged`, and recorded.
 //! 3. A writer that stores a purged blob again sets it back to `present`
 //!    (`Updated`), and, if its put found the object rather than wrote it,
 //!    looks it up before committing, as for an unrecorded object.
@@ -69,6 +78,11 @@ const LOOKUP_CHUNK: usize = 1000;
 /// Objects removed per gc transaction: on SQLite every writer waits while one
 /// is open, so each stays short.
 const REMOVE_CHUNK: usize = 100;
+/// A gc transaction stops taking more objects after this long.
+const TX_BUDGET: Duration = Duration::from_secs(2);
+/// One removal inside a gc transaction: a store that does not answer ends the
+/// gc rather than keep writers waiting (the next gc goes on).
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -79,6 +93,12 @@ pub enum GcError {
     Repo(#[from] RepoError),
     #[error("grace period {0:?} reaches before the epoch")]
     Grace(Duration),
+    #[error(
+        "the database records {recorded} of the store's objects and {unrecorded} older than the grace period are unrecorded: is DATABASE_URL the database this store belongs to? Nothing was removed (--force removes them anyway)"
+    )]
+    NotThisStoresDatabase { recorded: u64, unrecorded: u64 },
+    #[error("the store did not answer a removal within {0:?}; gc stopped (the next gc goes on)")]
+    StoreTooSlow(Duration),
 }
 
 /// What to collect.
@@ -88,6 +108,9 @@ pub struct GcOptions {
     pub grace: Duration,
     /// List what would go; remove nothing.
     pub dry_run: bool,
+    /// Remove even when most of the store's objects are unrecorded (see
+    /// [`GcError::NotThisStoresDatabase`]).
+    pub force: bool,
 }
 
 impl Default for GcOptions {
@@ -95,6 +118,7 @@ impl Default for GcOptions {
         GcOptions {
             grace: DEFAULT_GRACE,
             dry_run: false,
+            force: false,
         }
     }
 }
@@ -131,6 +155,9 @@ pub struct GcReport {
     /// Unrecorded and old, but recorded or refreshed by a writer before gc
     /// could remove it: kept.
     pub reclaimed_by_writer: u64,
+    /// As many old objects are unrecorded as recorded, or more: the database
+    /// is probably not this store's (gc refuses to remove them without --force).
+    pub mostly_unrecorded: bool,
     /// Removed (dry run: would be).
     pub removed: Vec<Collected>,
     pub removed_bytes: u64,
@@ -157,18 +184,39 @@ pub async fn collect(
     };
     let mut listing = store.objects();
     let mut chunk: Vec<StoredObject> = Vec::with_capacity(LOOKUP_CHUNK);
+    let mut candidates: Vec<StoredObject> = Vec::new();
     loop {
         let next = listing.try_next().await?;
         let done = next.is_none();
         chunk.extend(next);
         if chunk.len() >= LOOKUP_CHUNK || (done && !chunk.is_empty()) {
-            let candidates = unrecorded_and_old(repo, &mut chunk, cutoff, &mut report).await?;
-            for part in candidates.chunks(REMOVE_CHUNK) {
-                remove(repo, store, part, cutoff, now, options.dry_run, &mut report).await?;
-            }
+            candidates.extend(unrecorded_and_old(repo, &mut chunk, cutoff, &mut report).await?);
         }
         if done {
             break;
+        }
+    }
+    // A database that records few of the store's objects is most likely not
+    // this store's database (DATABASE_URL unset, so a new embedded one; or
+    // another deployment's): removing "its" garbage would empty the archive.
+    let unrecorded = candidates.len() as u64;
+    report.mostly_unrecorded = unrecorded > 0 && unrecorded >= report.recorded;
+    if report.mostly_unrecorded && !options.dry_run && !options.force {
+        return Err(GcError::NotThisStoresDatabase {
+            recorded: report.recorded,
+            unrecorded,
+        });
+    }
+    if options.dry_run {
+        report
+            .removed
+            .extend(candidates.iter().map(|o| collected(o, now)));
+    } else {
+        let mut rest: &[StoredObject] = &candidates;
+        while !rest.is_empty() {
+            let part = &rest[..rest.len().min(REMOVE_CHUNK)];
+            let done = remove(repo, store, part, cutoff, now, &mut report).await?;
+            rest = &rest[done..];
         }
     }
     for write in store.abandoned_writes(cutoff).await? {
@@ -206,22 +254,17 @@ async fn unrecorded_and_old(
 }
 
 /// Claims `objects` in one gc transaction, removes those claimed and still
-/// unmodified, and ends the transaction (see the module's protocol).
+/// unmodified, and ends the transaction (see the module's protocol); returns
+/// how many of `objects` it dealt with. It stops early after [`TX_BUDGET`]:
+/// on SQLite every writer waits while it is open.
 async fn remove(
     repo: &dyn Repository,
     store: &BlobStore,
     objects: &[StoredObject],
     cutoff: SystemTime,
     now: SystemTime,
-    dry_run: bool,
     report: &mut GcReport,
-) -> Result<(), GcError> {
-    if dry_run {
-        report
-            .removed
-            .extend(objects.iter().map(|o| collected(o, now)));
-        return Ok(());
-    }
+) -> Result<usize, GcError> {
     let rows: Vec<BlobUpsert> = objects
         .iter()
         .map(|o| BlobUpsert {
@@ -232,29 +275,50 @@ async fn remove(
         .collect();
     let mut tx: Box<dyn GcTx> = repo.begin_gc().await?;
     let claimed: HashSet<String> = tx.claim_unrecorded(&rows).await?.into_iter().collect();
+    let started = std::time::Instant::now();
     // Whatever happens to the objects, the placeholders go: finish runs even
     // after a store error (which is then reported).
     let mut outcome = Ok(());
+    let mut dealt = 0;
     for object in objects {
+        if dealt > 0 && started.elapsed() > TX_BUDGET {
+            break;
+        }
+        dealt += 1;
         if !claimed.contains(&object.sha256.to_string()) {
             report.reclaimed_by_writer += 1;
             continue;
         }
-        match store.remove_if_unmodified(&object.sha256, cutoff).await {
-            Ok(Removal::Removed) => {
+        // The claim must still hold as the object goes: a transaction that
+        // ended (connection lost, server restarted) no longer keeps writers off.
+        if let Err(e) = tx.still_open().await {
+            outcome = Err(e.into());
+            break;
+        }
+        let removal = tokio::time::timeout(
+            REMOVE_TIMEOUT,
+            store.remove_if_unmodified(&object.sha256, cutoff),
+        )
+        .await;
+        match removal {
+            Ok(Ok(Removal::Removed)) => {
                 info!(sha256 = %object.sha256, size = object.size, "gc: removed an unrecorded object");
                 report.removed.push(collected(object, now));
             }
-            Ok(Removal::Kept) => report.reclaimed_by_writer += 1,
-            Ok(_) => {} // gone already
-            Err(e) => {
-                outcome = Err(e);
+            Ok(Ok(Removal::Kept)) => report.reclaimed_by_writer += 1,
+            Ok(Ok(_)) => {} // gone already
+            Ok(Err(e)) => {
+                outcome = Err(e.into());
+                break;
+            }
+            Err(_) => {
+                outcome = Err(GcError::StoreTooSlow(REMOVE_TIMEOUT));
                 break;
             }
         }
     }
     tx.finish().await?;
-    Ok(outcome?)
+    outcome.map(|()| dealt)
 }
 
 fn age(modified: SystemTime, now: SystemTime) -> u64 {

@@ -15,6 +15,7 @@ pub struct StoredObject {
     pub key: String,
     pub size: u64,
     /// fs: the file's mtime, which a put of the same content refreshes. S3: LastModified.
+    /// Unknown (the platform or server gave none): now, so the object counts as young.
     pub modified: SystemTime,
 }
 
@@ -56,6 +57,7 @@ pub struct AbandonedWrite {
     pub name: String,
     /// fs: the file's size. S3: unknown without listing its parts.
     pub size: Option<u64>,
+    /// Unknown: now (so it is never discarded as old).
     pub started: SystemTime,
     /// S3: the upload id that aborting needs.
     pub(crate) upload_id: Option<String>,

@@ -29,6 +29,10 @@ pub struct Gc {
     /// List what would be removed, with sizes; remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Remove unrecorded objects even when the database records fewer of the
+    /// store's objects than are unrecorded (a wrong DATABASE_URL looks like that).
+    #[arg(long)]
+    force: bool,
     /// Also remove the stored bytes of mail Gmail deleted longer ago than this
     /// (`90d`): their rows and ledger history stay, export skips them.
     #[arg(long, value_parser = parse_age)]
@@ -73,6 +77,7 @@ impl Gc {
         let options = GcOptions {
             grace: self.grace,
             dry_run: self.dry_run,
+            force: self.force,
         };
         let mut purge = Vec::new();
         if let Some(age) = self.purge_deleted_older_than {
@@ -103,6 +108,15 @@ impl Gc {
         }
         let mut report = ingest::gc::collect(repo.as_ref(), &store, &options).await?;
         report.purge = purge;
+        if report.mostly_unrecorded && self.dry_run && !self.force {
+            eprintln!(
+                "warning: the database records {} of the store's objects and {} older than \
+                 the grace period are unrecorded: is DATABASE_URL the database this store \
+                 belongs to? gc will refuse to remove them without --force",
+                report.recorded,
+                report.removed.len()
+            );
+        }
         if self.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {

@@ -168,6 +168,11 @@ pub(crate) fn check_blobs_durable(
     }
 }
 
+/// A batch whose first put is older than this looks up every blob it wrote
+/// before committing (see `check_blobs_still_stored`): half of gc's shortest
+/// grace period.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// The steps of one batch inside its transaction, in the order foreign keys need.
 struct BatchWriter<'a> {
     tx: &'a mut dyn RepoTx,
@@ -190,44 +195,43 @@ impl BatchWriter<'_> {
                 rows.extend(m.parts.iter().map(|(_, b)| b.clone()));
             }
         }
-        let outcomes = self.tx.upsert_blobs(&rows).await?;
-        self.check_found_blobs(batch, &rows, &outcomes).await
+        self.tx.upsert_blobs(&rows).await?;
+        self.check_blobs_still_stored(batch).await
     }
 
-    /// A blob a put found already stored, that no row recorded until this
-    /// batch (or one gc purged), was unrecorded: `mailingest gc` may have
-    /// removed it after the put found it. gc claims such a hash in the database before
-    /// removing the object, so once this transaction has inserted the row no
-    /// gc can start on it, and one that ran meanwhile is over: one look at the
-    /// store settles it. Objects this batch wrote itself, or that were
-    /// recorded already, need no look (gc removes neither).
-    async fn check_found_blobs(
-        &mut self,
-        batch: &Batch,
-        rows: &[BlobUpsert],
-        outcomes: &[Outcome],
-    ) -> Result<(), EngineError> {
-        let mut found: HashSet<String> = HashSet::new();
-        let mut created: HashSet<String> = HashSet::new();
+    /// `mailingest gc` removes only objects no row records (or that only
+    /// long-deleted mail holds), and only once they are older than its grace
+    /// period, but a put that found its object may have found one gc was about
+    /// to remove. Once this transaction has recorded the rows (inserted, or
+    /// locked: see the backends' `upsert_blobs`), no gc can start on them; one
+    /// that ran before is over. So one look at the store, now, settles every
+    /// blob a put found rather than wrote, whatever its row said (a row may be
+    /// another org's, whose copy lives under another prefix). Blobs this batch
+    /// wrote are new, unless the batch took longer than [`SLOW_BATCH`]: then
+    /// they are looked at too, as gc's grace period is at least an hour.
+    async fn check_blobs_still_stored(&mut self, batch: &Batch) -> Result<(), EngineError> {
+        let mut found: HashSet<store::Sha256> = HashSet::new();
+        let mut created: HashSet<store::Sha256> = HashSet::new();
+        let mut first_put: Option<std::time::Instant> = None;
         for fetched in batch.fetched() {
-            found.extend(fetched.blobs.found.iter().map(ToString::to_string));
-            created.extend(fetched.blobs.created.iter().map(ToString::to_string));
+            found.extend(fetched.blobs.found.iter().copied());
+            created.extend(fetched.blobs.created.iter().copied());
+            first_put = match (first_put, fetched.blobs.first_put) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
-        for (row, outcome) in rows.iter().zip(outcomes) {
-            // Inserted: no row recorded it. Updated: gc had purged it (or was purging it).
-            if *outcome == Outcome::Unchanged
-                || !found.contains(&row.sha256)
-                || created.contains(&row.sha256)
-            {
-                continue;
-            }
-            let sha: store::Sha256 = row
-                .sha256
-                .parse()
-                .map_err(|e: store::StoreError| EngineError::Internal(e.to_string()))?;
+        let slow = first_put.is_some_and(|t| t.elapsed() > SLOW_BATCH);
+        let mut look: Vec<store::Sha256> = if slow {
+            found.union(&created).copied().collect()
+        } else {
+            found.difference(&created).copied().collect()
+        };
+        look.sort_unstable();
+        for sha in look {
             if self.store.head(&sha).await?.is_none() {
                 return Err(EngineError::BlobCollected {
-                    sha256: row.sha256.clone(),
+                    sha256: sha.to_string(),
                 });
             }
         }

@@ -533,6 +533,8 @@ pub(crate) struct BlobPuts {
     pub found: Vec<store::Sha256>,
     /// Blobs these puts wrote.
     pub created: Vec<store::Sha256>,
+    /// When the first of these puts finished.
+    pub first_put: Option<std::time::Instant>,
 }
 
 impl BlobPuts {
@@ -545,6 +547,7 @@ impl BlobPuts {
             self.found.push(put.sha256);
         }
         self.durable_after = self.durable_after.max(put.pending);
+        self.first_put.get_or_insert_with(std::time::Instant::now);
     }
 
     pub(crate) fn merge(&mut self, other: BlobPuts) {
@@ -553,6 +556,10 @@ impl BlobPuts {
         self.durable_after = self.durable_after.max(other.durable_after);
         self.found.extend(other.found);
         self.created.extend(other.created);
+        self.first_put = match (self.first_put, other.first_put) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 

@@ -266,6 +266,8 @@ pub trait Repository: Send + Sync + 'static {
 pub trait GcTx: Send {
     /// Claims those of `blobs` that have no row; returns the claimed hashes.
     async fn claim_unrecorded(&mut self, blobs: &[BlobUpsert]) -> Result<Vec<String>, RepoError>;
+    /// Fails unless the transaction is still open on the server (its claims hold).
+    async fn still_open(&mut self) -> Result<(), RepoError>;
     /// Removes the placeholders and commits.
     async fn finish(self: Box<Self>) -> Result<(), RepoError>;
 }

@@ -22,7 +22,9 @@ pub(super) fn remove_if_unmodified(
 ) -> Result<Removal, StoreError> {
     let path = ctx.path_for(key);
     let modified = match std::fs::metadata(&path) {
-        Ok(meta) => meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+        Ok(meta) => meta
+            .modified()
+            .unwrap_or_else(|_| std::time::SystemTime::now()),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Removal::Absent),
         Err(e) => return Err(ctx.io("stat object", &path, e)),
     };
@@ -74,7 +76,9 @@ fn collect_staging(
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue; // gone meanwhile: its writer finished
         };
-        let started = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        let started = meta
+            .modified()
+            .unwrap_or_else(|_| std::time::SystemTime::now());
         if !meta.is_file() || started > cutoff {
             continue;
         }

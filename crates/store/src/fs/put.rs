@@ -237,11 +237,7 @@ fn intact(ctx: &Ctx, key: &str, expected: &Expected<'_>) -> Result<bool, StoreEr
 /// failure (a read-only store) keeps the dedup hit: the database protocol of `ingest::gc`
 /// still catches a removal.
 fn refresh(path: &Path) -> bool {
-    let touched = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-    match touched {
+    match touch(path) {
         Ok(()) => true,
         Err(e) if e.kind() == ErrorKind::NotFound => false,
         Err(e) => {
@@ -249,6 +245,33 @@ fn refresh(path: &Path) -> bool {
             true
         }
     }
+}
+
+/// Sets the file's mtime to now. On Linux through `utimensat(UTIME_NOW)`, which needs only
+/// write permission on the file, not its ownership (an explicit time would), so a store
+/// written by several users still refreshes.
+#[cfg(target_os = "linux")]
+fn touch(path: &Path) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT, utimensat};
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_NOW,
+        },
+    };
+    utimensat(CWD, path, &times, AtFlags::empty()).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn touch(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
 }
 
 fn existing_size(ctx: &Ctx, path: &Path) -> Result<Option<u64>, StoreError> {

@@ -106,7 +106,9 @@ pub(super) fn list(
                         Ok(meta) => Ok(Listed {
                             key: format!("{objects_prefix}{a}/{b}/{name}"),
                             size: meta.len(),
-                            modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                            modified: meta
+                                .modified()
+                                .unwrap_or_else(|_| std::time::SystemTime::now()),
                         }),
                         // Removed since the directory was read: not an object any more.
                         Err(e) if e.kind() == ErrorKind::NotFound => continue,

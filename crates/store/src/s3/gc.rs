@@ -12,7 +12,7 @@ use crate::gc::{AbandonedKind, AbandonedWrite, Removal};
 
 fn system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
     t.and_then(|t| SystemTime::try_from(*t).ok())
-        .unwrap_or(std::time::UNIX_EPOCH)
+        .unwrap_or_else(std::time::SystemTime::now)
 }
 
 pub(super) async fn remove_if_unmodified(

@@ -139,7 +139,7 @@ pub(super) fn list(
                             modified: o
                                 .last_modified()
                                 .and_then(|t| std::time::SystemTime::try_from(*t).ok())
-                                .unwrap_or(std::time::UNIX_EPOCH),
+                                .unwrap_or_else(std::time::SystemTime::now),
                         }))
                     })
                     .collect();

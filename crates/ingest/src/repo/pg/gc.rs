@@ -64,6 +64,14 @@ impl GcTx for PgGcTx {
         Ok(claimed)
     }
 
+    async fn still_open(&mut self) -> Result<(), RepoError> {
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.tx)
+            .await
+            .map(drop)
+            .map_err(RepoError::db("gc transaction"))
+    }
+
     async fn finish(mut self: Box<Self>) -> Result<(), RepoError> {
         sqlx::query("DELETE FROM blobs WHERE sha256 = ANY($1::text[])")
             .bind(&self.claimed)
@@ -128,10 +136,16 @@ pub(super) mod purge {
         mailbox_id: i64,
         deleted_before: DateTime<Utc>,
     ) -> Result<Vec<String>, RepoError> {
+        // Rows locked in hash order, as writers lock them: no deadlock with a
+        // writer setting one of them back to present.
         sqlx::query_scalar(AssertSqlSafe(format!(
-            "UPDATE blobs b SET state = 'purging'
-             WHERE {}
-             RETURNING b.sha256",
+            "WITH doomed AS (
+                 SELECT b.sha256 FROM blobs b WHERE {}
+                 ORDER BY b.sha256 FOR NO KEY UPDATE
+             )
+             UPDATE blobs SET state = 'purging' FROM doomed
+             WHERE blobs.sha256 = doomed.sha256
+             RETURNING blobs.sha256",
             purgeable("$1", CUTOFF)
         )))
         .bind(mailbox_id)

@@ -330,7 +330,13 @@ impl Repository for PgRepository {
     }
 
     async fn begin_gc(&self) -> Result<Box<dyn super::GcTx>, RepoError> {
-        let tx = self.pool.begin().await.map_err(RepoError::db("begin gc"))?;
+        let mut tx = self.pool.begin().await.map_err(RepoError::db("begin gc"))?;
+        // Its placeholders keep writers off while objects go; a server-side
+        // idle timeout ending it silently mid-removal must not apply.
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(RepoError::db("begin gc"))?;
         Ok(Box::new(gc::PgGcTx::new(tx)))
     }
 }

@@ -398,8 +398,13 @@ pub async fn refresh_threads(
 /// Records stored objects. A blob's bytes are fixed by its hash, so an existing
 /// row is never rewritten, except that one gc purged (or is purging) is set
 /// back to `present`: `Inserted` for a new row, `Updated` for such a rescued
-/// one, `Unchanged` otherwise. `DO UPDATE` (not `DO NOTHING`) also locks every
-/// existing row until commit, which is what gc's purge waits on (`crate::gc`).
+/// one, `Unchanged` otherwise.
+///
+/// Every existing row is locked `FOR KEY SHARE` until commit (as the foreign
+/// keys of the message rows will lock it anyway): writers sharing a blob do
+/// not wait for each other, but gc's purge, which locks `FOR UPDATE` before
+/// its last check, waits for this transaction and then sees what it recorded
+/// (`crate::gc`).
 #[instrument(skip_all, fields(rows = rows.len()))]
 pub async fn upsert_blobs(
     conn: &mut PgConnection,
@@ -414,35 +419,68 @@ pub async fn upsert_blobs(
     distinct.sort_by(|a, b| a.sha256.cmp(&b.sha256));
     distinct.dedup_by(|a, b| a.sha256 == b.sha256);
     let payload = json_payload(OP, &distinct)?;
-    let written: HashMap<String, bool> = sqlx::query_as::<_, (String, bool)>(
+    let inserted: HashSet<String> = sqlx::query_scalar(
         r#"
         INSERT INTO blobs (sha256, size, storage_key)
         SELECT sha256, size, storage_key
         FROM jsonb_to_recordset($1::jsonb) AS x(sha256 text, size bigint, storage_key text)
         ORDER BY sha256
-        ON CONFLICT (sha256) DO UPDATE SET state = 'present', purged_at = NULL
-        WHERE blobs.state <> 'present'
-        RETURNING sha256, (xmax = 0) AS inserted"#,
+        ON CONFLICT (sha256) DO NOTHING
+        RETURNING sha256"#,
     )
-    .bind(payload)
+    .bind(&payload)
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db(OP))?
     .into_iter()
     .collect();
+    let existing: Vec<&str> = distinct
+        .iter()
+        .map(|b| b.sha256.as_str())
+        .filter(|sha| !inserted.contains(*sha))
+        .collect();
+    let mut rescued: HashSet<String> = HashSet::new();
+    if !existing.is_empty() {
+        let states: Vec<(String, String)> = sqlx::query_as(
+            "SELECT sha256, state FROM blobs WHERE sha256 = ANY($1)
+             ORDER BY sha256 FOR KEY SHARE",
+        )
+        .bind(&existing)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(RepoError::db(OP))?;
+        let gone: Vec<&str> = states
+            .iter()
+            .filter(|(_, state)| state != "present")
+            .map(|(sha, _)| sha.as_str())
+            .collect();
+        if !gone.is_empty() {
+            rescued = sqlx::query_scalar(
+                "UPDATE blobs SET state = 'present', purged_at = NULL
+                 WHERE sha256 = ANY($1) AND state <> 'present'
+                 RETURNING sha256",
+            )
+            .bind(&gone)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(RepoError::db(OP))?
+            .into_iter()
+            .collect();
+        }
+    }
     // A hash repeated in one batch is written once: its first occurrence.
     let mut reported: HashSet<&str> = HashSet::new();
     Ok(rows
         .iter()
-        .map(|r| match written.get(&r.sha256) {
-            Some(inserted) if reported.insert(r.sha256.as_str()) => {
-                if *inserted {
-                    Outcome::Inserted
-                } else {
-                    Outcome::Updated
-                }
+        .map(|r| {
+            let first = reported.insert(r.sha256.as_str());
+            if first && inserted.contains(&r.sha256) {
+                Outcome::Inserted
+            } else if first && rescued.contains(&r.sha256) {
+                Outcome::Updated
+            } else {
+                Outcome::Unchanged
             }
-            _ => Outcome::Unchanged,
         })
         .collect())
 }

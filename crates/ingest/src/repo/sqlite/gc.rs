@@ -65,6 +65,14 @@ impl GcTx for SqliteGcTx {
         Ok(claimed)
     }
 
+    async fn still_open(&mut self) -> Result<(), RepoError> {
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.tx)
+            .await
+            .map(drop)
+            .map_err(RepoError::db("gc transaction"))
+    }
+
     async fn finish(mut self: Box<Self>) -> Result<(), RepoError> {
         for sha in &self.claimed {
             sqlx::query("DELETE FROM blobs WHERE sha256 = ?1")
