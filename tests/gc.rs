@@ -680,6 +680,16 @@ async fn gc_against_a_database_that_is_not_the_stores_removes_nothing(backend: B
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     assert_eq!(object_files(&root), objects, "nothing removed");
 
+    let out = gc(&["--purge-deleted-older-than", "1d"])
+        .await
+        .expect("gc --purge");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the check comes before any purge"
+    );
+    assert_eq!(object_files(&root), objects, "nothing removed");
+
     let out = gc(&["--dry-run"]).await.expect("gc --dry-run");
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning: the database records 0"));

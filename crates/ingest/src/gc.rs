@@ -63,7 +63,7 @@ use ledger::{EventType, NewEvent, Subject};
 use serde::Serialize;
 use serde_json::json;
 use store::{AbandonedWrite, BlobStore, Removal, StoredObject};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::repo::{
     BlobUpsert, CursorUpdate, GcTx, HeldRun, PurgeCandidate, RepoError, Repository, RunEnd,
@@ -80,9 +80,9 @@ const LOOKUP_CHUNK: usize = 1000;
 const REMOVE_CHUNK: usize = 100;
 /// A gc transaction stops taking more objects after this long.
 const TX_BUDGET: Duration = Duration::from_secs(2);
-/// One removal inside a gc transaction: a store that does not answer ends the
-/// gc rather than keep writers waiting (the next gc goes on).
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long gc rides out an outage of the store while a transaction is open
+/// (SQLite writers wait on it for at most a minute). For the CLI's store.
+pub const STORE_OUTAGE_BUDGET: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -97,8 +97,6 @@ pub enum GcError {
         "the database records {recorded} of the store's objects and {unrecorded} older than the grace period are unrecorded: is DATABASE_URL the database this store belongs to? Nothing was removed (--force removes them anyway)"
     )]
     NotThisStoresDatabase { recorded: u64, unrecorded: u64 },
-    #[error("the store did not answer a removal within {0:?}; gc stopped (the next gc goes on)")]
-    StoreTooSlow(Duration),
 }
 
 /// What to collect.
@@ -111,6 +109,16 @@ pub struct GcOptions {
     /// Remove even when most of the store's objects are unrecorded (see
     /// [`GcError::NotThisStoresDatabase`]).
     pub force: bool,
+    /// Also purge mail Gmail deleted long ago ([`purge_deleted`]).
+    pub purge: Option<PurgeRequest>,
+}
+
+/// Which mailboxes' long-deleted mail to purge, and how long ago deleted.
+#[derive(Debug, Clone)]
+pub struct PurgeRequest {
+    /// (id, address) of each mailbox.
+    pub mailboxes: Vec<(i64, String)>,
+    pub deleted_before: DateTime<Utc>,
 }
 
 impl Default for GcOptions {
@@ -119,6 +127,7 @@ impl Default for GcOptions {
             grace: DEFAULT_GRACE,
             dry_run: false,
             force: false,
+            purge: None,
         }
     }
 }
@@ -167,7 +176,10 @@ pub struct GcReport {
     pub purge: Vec<MailboxPurge>,
 }
 
-/// Runs one garbage collection of `store` against `repo`.
+/// Runs one garbage collection of `store` against `repo`: lists the store,
+/// refuses a database that records too little of it (see
+/// [`GcError::NotThisStoresDatabase`]), purges long-deleted mail if asked,
+/// then removes unrecorded objects and unfinished writes.
 pub async fn collect(
     repo: &dyn Repository,
     store: &BlobStore,
@@ -206,6 +218,16 @@ pub async fn collect(
             recorded: report.recorded,
             unrecorded,
         });
+    }
+    if let Some(purge) = &options.purge {
+        report.purge = purge_deleted(
+            repo,
+            store,
+            &purge.mailboxes,
+            purge.deleted_before,
+            options.dry_run,
+        )
+        .await?;
     }
     if options.dry_run {
         report
@@ -295,24 +317,28 @@ async fn remove(
             outcome = Err(e.into());
             break;
         }
-        let removal = tokio::time::timeout(
-            REMOVE_TIMEOUT,
-            store.remove_if_unmodified(&object.sha256, cutoff),
-        )
-        .await;
+        // Never abandoned midway (no timeout here): a removal still running
+        // after the claim is released could take an object a writer has just
+        // recorded. The store's outage budget bounds it (gc opens the store
+        // with a short one).
+        let removal = store.remove_if_unmodified(&object.sha256, cutoff).await;
+        // And the claim held all along, or a writer may have recorded it meanwhile.
+        if let Err(e) = tx.still_open().await {
+            error!(sha256 = %object.sha256, "gc lost its database transaction while removing \
+                this object; if a run recorded it meanwhile, `verify --deep` names it and \
+                `repair` restores it");
+            outcome = Err(e.into());
+            break;
+        }
         match removal {
-            Ok(Ok(Removal::Removed)) => {
+            Ok(Removal::Removed) => {
                 info!(sha256 = %object.sha256, size = object.size, "gc: removed an unrecorded object");
                 report.removed.push(collected(object, now));
             }
-            Ok(Ok(Removal::Kept)) => report.reclaimed_by_writer += 1,
-            Ok(Ok(_)) => {} // gone already
-            Ok(Err(e)) => {
+            Ok(Removal::Kept) => report.reclaimed_by_writer += 1,
+            Ok(_) => {} // gone already
+            Err(e) => {
                 outcome = Err(e.into());
-                break;
-            }
-            Err(_) => {
-                outcome = Err(GcError::StoreTooSlow(REMOVE_TIMEOUT));
                 break;
             }
         }

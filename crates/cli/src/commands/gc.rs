@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clap::Args;
-use ingest::gc::{DEFAULT_GRACE, GcOptions, GcReport};
+use ingest::gc::{DEFAULT_GRACE, GcOptions, GcReport, PurgeRequest, STORE_OUTAGE_BUDGET};
 
 use crate::args::GlobalArgs;
 use crate::commands::worker::parse_span;
@@ -73,13 +73,17 @@ impl Gc {
         } else {
             context::StoreAccess::Write
         };
-        let store = context::blob_store(global, access).await?;
-        let options = GcOptions {
+        // A short outage budget: gc holds a database transaction open while
+        // it removes (SQLite writers wait on it).
+        let mut global_for_store = global.clone();
+        global_for_store.outage_budget = global.outage_budget.min(STORE_OUTAGE_BUDGET);
+        let store = context::blob_store(&global_for_store, access).await?;
+        let mut options = GcOptions {
             grace: self.grace,
             dry_run: self.dry_run,
             force: self.force,
+            purge: None,
         };
-        let mut purge = Vec::new();
         if let Some(age) = self.purge_deleted_older_than {
             let deleted_before = chrono::Duration::from_std(age)
                 .ok()
@@ -97,17 +101,12 @@ impl Gc {
             if let (Some(w), true) = (&wanted, mailboxes.is_empty()) {
                 anyhow::bail!("no mailbox {w} in org {}", global.org);
             }
-            purge = ingest::gc::purge_deleted(
-                repo.as_ref(),
-                &store,
-                &mailboxes,
+            options.purge = Some(PurgeRequest {
+                mailboxes,
                 deleted_before,
-                self.dry_run,
-            )
-            .await?;
+            });
         }
-        let mut report = ingest::gc::collect(repo.as_ref(), &store, &options).await?;
-        report.purge = purge;
+        let report = ingest::gc::collect(repo.as_ref(), &store, &options).await?;
         if report.mostly_unrecorded && self.dry_run && !self.force {
             eprintln!(
                 "warning: the database records {} of the store's objects and {} older than \

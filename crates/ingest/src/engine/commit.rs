@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{TimeZone, Utc};
+use futures::StreamExt;
 use ledger::{EventType, NewEvent, Subject};
 use serde_json::json;
 use store::BlobStore;
@@ -228,8 +229,13 @@ impl BatchWriter<'_> {
             found.difference(&created).copied().collect()
         };
         look.sort_unstable();
-        for sha in look {
-            if self.store.head(&sha).await?.is_none() {
+        // Concurrently: on SQLite this transaction holds the one write lock.
+        let store = self.store;
+        let mut looks = futures::stream::iter(look)
+            .map(|sha| async move { store.head(&sha).await.map(|size| (sha, size)) })
+            .buffer_unordered(16);
+        while let Some(found) = looks.next().await {
+            if let (sha, None) = found? {
                 return Err(EngineError::BlobCollected {
                     sha256: sha.to_string(),
                 });

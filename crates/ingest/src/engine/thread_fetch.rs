@@ -527,9 +527,9 @@ fn out_of_range(meta: &MessageMeta) -> Option<String> {
 pub(crate) struct BlobPuts {
     pub counts: BlobCounts,
     pub durable_after: Option<PendingSync>,
-    /// Blobs these puts found already stored and did not write. If the batch
-    /// is the first to record one of them, the object was unrecorded and gc
-    /// may have removed it since: the writer checks (`engine::commit`).
+    /// Blobs these puts found already stored and did not write: gc may have
+    /// removed one since, so the writer looks each up after recording its
+    /// rows (`engine::commit`).
     pub found: Vec<store::Sha256>,
     /// Blobs these puts wrote.
     pub created: Vec<store::Sha256>,

@@ -337,6 +337,14 @@ impl Repository for PgRepository {
             .execute(&mut *tx)
             .await
             .map_err(RepoError::db("begin gc"))?;
+        // PostgreSQL 17's transaction_timeout likewise (older servers lack it).
+        sqlx::query(
+            "SELECT set_config('transaction_timeout', '0', true)
+             WHERE current_setting('server_version_num')::int >= 170000",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(RepoError::db("begin gc"))?;
         Ok(Box::new(gc::PgGcTx::new(tx)))
     }
 }

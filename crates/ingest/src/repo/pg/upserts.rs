@@ -455,10 +455,15 @@ pub async fn upsert_blobs(
             .map(|(sha, _)| sha.as_str())
             .collect();
         if !gone.is_empty() {
+            // Locked in hash order first, as everyone else locks blob rows.
             rescued = sqlx::query_scalar(
-                "UPDATE blobs SET state = 'present', purged_at = NULL
-                 WHERE sha256 = ANY($1) AND state <> 'present'
-                 RETURNING sha256",
+                "WITH back AS (
+                     SELECT sha256 FROM blobs WHERE sha256 = ANY($1) AND state <> 'present'
+                     ORDER BY sha256 FOR NO KEY UPDATE
+                 )
+                 UPDATE blobs SET state = 'present', purged_at = NULL FROM back
+                 WHERE blobs.sha256 = back.sha256 AND blobs.state <> 'present'
+                 RETURNING blobs.sha256",
             )
             .bind(&gone)
             .fetch_all(&mut *conn)

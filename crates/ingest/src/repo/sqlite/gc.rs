@@ -66,11 +66,15 @@ impl GcTx for SqliteGcTx {
     }
 
     async fn still_open(&mut self) -> Result<(), RepoError> {
-        sqlx::query("SELECT 1")
-            .execute(&mut *self.tx)
-            .await
-            .map(drop)
-            .map_err(RepoError::db("gc transaction"))
+        // A partitioned server must not hang gc (and the writers its claims hold).
+        let probe = sqlx::query("SELECT 1").execute(&mut *self.tx);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), probe).await {
+            Ok(done) => done.map(drop).map_err(RepoError::db("gc transaction")),
+            Err(_) => Err(RepoError::Connect {
+                target: "the database".into(),
+                cause: "gc's transaction did not answer within 5 s".into(),
+            }),
+        }
     }
 
     async fn finish(mut self: Box<Self>) -> Result<(), RepoError> {
