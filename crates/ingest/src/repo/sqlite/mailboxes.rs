@@ -164,12 +164,13 @@ pub(crate) async fn schedule_next(
         )))
         .bind(mailbox_id)
         .bind(error),
-        NextSync::Retry { after } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE mailboxes SET next_sync_at = strftime('{TS}', ?3, '+' || ?2 || ' seconds')
-             WHERE id = ?1"
-        )))
-        .bind(mailbox_id)
-        .bind(after.as_secs_f64()),
+        // Computed here, not by strftime: strftime keeps milliseconds (rounded),
+        // so "now + 0 s" could sort after a claim's `now` bound a moment later.
+        NextSync::Retry { after: delay } => {
+            sqlx::query("UPDATE mailboxes SET next_sync_at = ?2, updated_at = ?3 WHERE id = ?1")
+                .bind(mailbox_id)
+                .bind(after(now(), delay))
+        }
     };
     let query = query.bind(now());
     let query = match next {

@@ -44,24 +44,36 @@ fn text(value: &Option<String>) -> Option<Cow<'_, str>> {
     value.as_deref().map(without_nul)
 }
 
-/// What one upsert statement's `RETURNING id, revision = 0` said, or `None`
-/// when the guard left the row as it was.
-fn outcome_of(row: Option<(i64, bool)>) -> Option<UpsertResult> {
-    row.map(|(id, inserted)| UpsertResult {
-        id,
-        outcome: if inserted {
+/// What one row's upsert did: its `RETURNING id, revision = 0` when it wrote
+/// (Inserted or Updated); when the `WHERE` guard left the row as it was,
+/// Unchanged with the row's id, read by its natural key (`by_key` selects
+/// `id` by `?1`, `?2`).
+async fn settle(
+    conn: &mut SqliteConnection,
+    written: Option<(i64, bool)>,
+    by_key: &'static str,
+    parent: i64,
+    key: &str,
+    operation: &'static str,
+) -> Result<UpsertResult, RepoError> {
+    if let Some((id, inserted)) = written {
+        let outcome = if inserted {
             Outcome::Inserted
         } else {
             Outcome::Updated
-        },
-    })
-}
-
-fn unchanged(id: i64) -> UpsertResult {
-    UpsertResult {
+        };
+        return Ok(UpsertResult { id, outcome });
+    }
+    let id: i64 = sqlx::query_scalar(by_key)
+        .bind(parent)
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(RepoError::db(operation))?;
+    Ok(UpsertResult {
         id,
         outcome: Outcome::Unchanged,
-    }
+    })
 }
 
 /// The results of the distinct rows spread back over the input positions
@@ -89,9 +101,8 @@ async fn thread_row(
     at: DateTime<Utc>,
 ) -> Result<UpsertResult, RepoError> {
     const OP: &str = "upsert threads";
-    {
-        let written: Option<(i64, bool)> = sqlx::query_as(
-            "INSERT INTO mail_threads AS t (mailbox_id, provider_thread_id, history_id,
+    let written: Option<(i64, bool)> = sqlx::query_as(
+        "INSERT INTO mail_threads AS t (mailbox_id, provider_thread_id, history_id,
                                             complete_since, complete_until, snippet,
                                             created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
@@ -106,30 +117,26 @@ async fn thread_row(
                    IS NOT (excluded.history_id, excluded.complete_since, excluded.complete_until,
                            coalesce(excluded.snippet, t.snippet))
              RETURNING id, revision = 0",
-        )
-        .bind(r.mailbox_id)
-        .bind(&r.provider_thread_id)
-        .bind(r.history_id)
-        .bind(r.coverage.since)
-        .bind(r.coverage.until)
-        .bind(text(&r.snippet))
-        .bind(at)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(RepoError::db(OP))?;
-        if let Some(result) = outcome_of(written) {
-            return Ok(result);
-        }
-        let id: i64 = sqlx::query_scalar(
-            "SELECT id FROM mail_threads WHERE mailbox_id = ?1 AND provider_thread_id = ?2",
-        )
-        .bind(r.mailbox_id)
-        .bind(&r.provider_thread_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(RepoError::db(OP))?;
-        Ok(unchanged(id))
-    }
+    )
+    .bind(r.mailbox_id)
+    .bind(&r.provider_thread_id)
+    .bind(r.history_id)
+    .bind(r.coverage.since)
+    .bind(r.coverage.until)
+    .bind(text(&r.snippet))
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(RepoError::db(OP))?;
+    settle(
+        conn,
+        written,
+        "SELECT id FROM mail_threads WHERE mailbox_id = ?1 AND provider_thread_id = ?2",
+        r.mailbox_id,
+        &r.provider_thread_id,
+        OP,
+    )
+    .await
 }
 
 pub(crate) async fn upsert_messages(
@@ -151,9 +158,8 @@ async fn message_row(
     at: DateTime<Utc>,
 ) -> Result<UpsertResult, RepoError> {
     const OP: &str = "upsert messages";
-    {
-        let written: Option<(i64, bool)> = sqlx::query_as(
-            r#"INSERT INTO mail_messages AS m (
+    let written: Option<(i64, bool)> = sqlx::query_as(
+        r#"INSERT INTO mail_messages AS m (
                    mailbox_id, thread_id, provider_message_id, provider_thread_id,
                    rfc822_message_id, in_reply_to, "references", subject, from_addrs, to_addrs,
                    cc_addrs, bcc_addrs, reply_to_addrs, sent_at, internal_date, label_ids,
@@ -201,47 +207,43 @@ async fn message_row(
                       excluded.size_estimate, excluded.history_id, excluded.body_text,
                       excluded.body_html, excluded.raw_sha256, excluded.raw_size, NULL)
                RETURNING id, revision = 0"#,
-        )
-        .bind(r.mailbox_id)
-        .bind(r.thread_id)
-        .bind(&r.provider_message_id)
-        .bind(&r.provider_thread_id)
-        .bind(text(&r.rfc822_message_id))
-        .bind(text(&r.in_reply_to))
-        .bind(json_text(OP, &r.references)?)
-        .bind(text(&r.subject))
-        .bind(json_text(OP, &r.from_addrs)?)
-        .bind(json_text(OP, &r.to_addrs)?)
-        .bind(json_text(OP, &r.cc_addrs)?)
-        .bind(json_text(OP, &r.bcc_addrs)?)
-        .bind(json_text(OP, &r.reply_to_addrs)?)
-        .bind(r.sent_at)
-        .bind(r.internal_date)
-        .bind(json_text(OP, &r.label_ids)?)
-        .bind(text(&r.snippet))
-        .bind(r.size_estimate)
-        .bind(r.history_id)
-        .bind(text(&r.body_text))
-        .bind(text(&r.body_html))
-        .bind(&r.raw_sha256)
-        .bind(r.raw_size)
-        .bind(at)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(RepoError::db(OP))?;
-        if let Some(result) = outcome_of(written) {
-            return Ok(result);
-        }
-        let id: i64 = sqlx::query_scalar(
-            "SELECT id FROM mail_messages WHERE mailbox_id = ?1 AND provider_message_id = ?2",
-        )
-        .bind(r.mailbox_id)
-        .bind(&r.provider_message_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(RepoError::db(OP))?;
-        Ok(unchanged(id))
-    }
+    )
+    .bind(r.mailbox_id)
+    .bind(r.thread_id)
+    .bind(&r.provider_message_id)
+    .bind(&r.provider_thread_id)
+    .bind(text(&r.rfc822_message_id))
+    .bind(text(&r.in_reply_to))
+    .bind(json_text(OP, &r.references)?)
+    .bind(text(&r.subject))
+    .bind(json_text(OP, &r.from_addrs)?)
+    .bind(json_text(OP, &r.to_addrs)?)
+    .bind(json_text(OP, &r.cc_addrs)?)
+    .bind(json_text(OP, &r.bcc_addrs)?)
+    .bind(json_text(OP, &r.reply_to_addrs)?)
+    .bind(r.sent_at)
+    .bind(r.internal_date)
+    .bind(json_text(OP, &r.label_ids)?)
+    .bind(text(&r.snippet))
+    .bind(r.size_estimate)
+    .bind(r.history_id)
+    .bind(text(&r.body_text))
+    .bind(text(&r.body_html))
+    .bind(&r.raw_sha256)
+    .bind(r.raw_size)
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(RepoError::db(OP))?;
+    settle(
+        conn,
+        written,
+        "SELECT id FROM mail_messages WHERE mailbox_id = ?1 AND provider_message_id = ?2",
+        r.mailbox_id,
+        &r.provider_message_id,
+        OP,
+    )
+    .await
 }
 
 pub(crate) async fn upsert_attachments(
@@ -263,9 +265,8 @@ async fn attachment_row(
     at: DateTime<Utc>,
 ) -> Result<UpsertResult, RepoError> {
     const OP: &str = "upsert attachments";
-    {
-        let written: Option<(i64, bool)> = sqlx::query_as(
-            "INSERT INTO mail_attachments AS a (message_id, part_id, filename, mime_type,
+    let written: Option<(i64, bool)> = sqlx::query_as(
+        "INSERT INTO mail_attachments AS a (message_id, part_id, filename, mime_type,
                                                 content_id, disposition, size, sha256,
                                                 created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
@@ -282,32 +283,28 @@ async fn attachment_row(
                    IS NOT (excluded.filename, excluded.mime_type, excluded.content_id,
                            excluded.disposition, excluded.size, excluded.sha256)
              RETURNING id, revision = 0",
-        )
-        .bind(r.message_id)
-        .bind(&r.part_id)
-        .bind(text(&r.filename))
-        .bind(without_nul(&r.mime_type))
-        .bind(text(&r.content_id))
-        .bind(text(&r.disposition))
-        .bind(r.size)
-        .bind(&r.sha256)
-        .bind(at)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(RepoError::db(OP))?;
-        if let Some(result) = outcome_of(written) {
-            return Ok(result);
-        }
-        let id: i64 = sqlx::query_scalar(
-            "SELECT id FROM mail_attachments WHERE message_id = ?1 AND part_id = ?2",
-        )
-        .bind(r.message_id)
-        .bind(&r.part_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(RepoError::db(OP))?;
-        Ok(unchanged(id))
-    }
+    )
+    .bind(r.message_id)
+    .bind(&r.part_id)
+    .bind(text(&r.filename))
+    .bind(without_nul(&r.mime_type))
+    .bind(text(&r.content_id))
+    .bind(text(&r.disposition))
+    .bind(r.size)
+    .bind(&r.sha256)
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(RepoError::db(OP))?;
+    settle(
+        conn,
+        written,
+        "SELECT id FROM mail_attachments WHERE message_id = ?1 AND part_id = ?2",
+        r.message_id,
+        &r.part_id,
+        OP,
+    )
+    .await
 }
 
 /// Re-derives each thread's subject (its earliest live message's), count and
