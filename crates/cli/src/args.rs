@@ -41,9 +41,26 @@ pub struct GlobalArgs {
     pub org: String,
     #[arg(long, value_enum, global = true, default_value = "text")]
     pub log_format: LogFormat,
-    /// Gmail quota units per second per mailbox. Google's published per-user
-    /// limit is 15,000 units a minute (250 a second on average); set this lower
-    /// when several processes share one mailbox or your project has a lower limit.
+    /// Gmail's quota table the Cloud project is on: 2026 (every project
+    /// created since May 2026: 6,000 units a minute per user, messages.get 20)
+    /// or 2025 (projects that used the API between Nov 2025 and Apr 2026:
+    /// 15,000 a minute, messages.get 5). Sets what each call costs and the pace.
+    #[arg(
+        long,
+        env = "MAILINGEST_QUOTA_TABLE",
+        global = true,
+        default_value = "2026",
+        value_parser = clap::value_parser!(gmail::QuotaTable)
+    )]
+    pub quota_table: gmail::QuotaTable,
+    /// Gmail quota units a minute per mailbox, paced as a sliding minute
+    /// (default: the table's per-user limit). Lower it when another app spends
+    /// the same users' quota.
+    #[arg(long, env = "MAILINGEST_QUOTA_UNITS_PER_MIN", global = true)]
+    pub quota_units_per_min: Option<f64>,
+    /// Pace each mailbox smoothly at this many quota units a second instead of
+    /// to the minute (for a per-second limit, or to share one mailbox's quota
+    /// with another process). Overrides --quota-units-per-min.
     #[arg(long, env = "MAILINGEST_QUOTA_UNITS_PER_SEC", global = true)]
     pub quota_units_per_sec: Option<f64>,
     /// Concurrent Gmail requests per mailbox.
@@ -77,9 +94,20 @@ pub struct GlobalArgs {
     pub max_inflight_mb: u64,
     /// Quota units per second for the whole Cloud project, shared with every
     /// other mailingest process on this database (a token bucket in the
-    /// database that every Gmail request also spends from).
+    /// database that every Gmail request also spends from). The same budget as
+    /// --project-quota-units-per-min divided by 60.
     #[arg(long, env = "MAILINGEST_PROJECT_QUOTA_UNITS_PER_SEC", global = true)]
     pub project_quota_units_per_sec: Option<f64>,
+    /// Quota units a minute for the whole Cloud project (Google's limit is
+    /// 1,200,000 on both tables), shared with every other mailingest process on
+    /// this database; no minute ever spends more.
+    #[arg(
+        long,
+        env = "MAILINGEST_PROJECT_QUOTA_UNITS_PER_MIN",
+        global = true,
+        conflicts_with = "project_quota_units_per_sec"
+    )]
+    pub project_quota_units_per_min: Option<f64>,
     /// How long an outage of the database or the store (a restart, a failover,
     /// an endpoint that stops answering) is ridden out, retrying with backoff,
     /// before the run fails: e.g. 60s, 5m, 0s to fail at once.
@@ -112,6 +140,8 @@ impl std::fmt::Debug for GlobalArgs {
             .field("auth", &self.auth)
             .field("org", &self.org)
             .field("log_format", &self.log_format)
+            .field("quota_table", &self.quota_table)
+            .field("quota_units_per_min", &self.quota_units_per_min)
             .field("quota_units_per_sec", &self.quota_units_per_sec)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("gmail_max_attempts", &self.gmail_max_attempts)
@@ -121,6 +151,10 @@ impl std::fmt::Debug for GlobalArgs {
             .field(
                 "project_quota_units_per_sec",
                 &self.project_quota_units_per_sec,
+            )
+            .field(
+                "project_quota_units_per_min",
+                &self.project_quota_units_per_min,
             )
             .finish()
     }

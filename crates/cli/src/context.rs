@@ -9,13 +9,13 @@ use anyhow::{Context, anyhow};
 use gmail::{AuthSpec, ClientConfig, GmailClient};
 use ingest::anchor::AnchorTarget;
 use ingest::engine::{Engine, EngineOptions, MessageMemory};
-use ingest::project_quota::ProjectQuota;
+use ingest::project_quota::{ProjectBudget, ProjectQuota};
 use ingest::repo::{DatabaseTarget, Repository};
 use store::{BlobStore, StoreOptions};
 
 use crate::args::GlobalArgs;
 
-/// The demo emulator has no quota; pace the client well above anything real.
+/// The demo emulator has no quota; pace the client well above anything real (units a second).
 const DEMO_QUOTA: f64 = 100_000.0;
 
 /// mailingest's data directory: `$XDG_DATA_HOME/mailingest`, by default
@@ -75,19 +75,24 @@ pub async fn gmail_client(global: &GlobalArgs, demo: Option<&str>) -> anyhow::Re
         .to_owned();
     let auth = auth_spec(global, &endpoint)?;
     let mut config = ClientConfig::new(auth).with_endpoint(endpoint);
-    let default_quota = if demo.is_some() {
-        DEMO_QUOTA
-    } else {
-        config.quota.units_per_second
-    };
-    let units = global.quota_units_per_sec.unwrap_or(default_quota);
-    if !(units.is_finite() && units > 0.0) {
-        return Err(anyhow!("--quota-units-per-sec must be a positive number"));
+    config.quota = gmail::QuotaConfig::for_table(global.quota_table);
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    match (global.quota_units_per_sec, global.quota_units_per_min) {
+        (Some(units), _) if !positive(units) => {
+            return Err(anyhow!("--quota-units-per-sec must be a positive number"));
+        }
+        (Some(units), _) => config.quota.units_per_second = Some(units),
+        (None, Some(units)) if !positive(units) => {
+            return Err(anyhow!("--quota-units-per-min must be a positive number"));
+        }
+        (None, Some(units)) => config.quota.units_per_minute = Some(units),
+        // The demo emulator has no quota: pace well above anything real.
+        (None, None) if demo.is_some() => config.quota.units_per_second = Some(DEMO_QUOTA),
+        (None, None) => {}
     }
     if global.max_concurrent_requests == 0 {
         return Err(anyhow!("--max-concurrent-requests must be at least 1"));
     }
-    config.quota = gmail::QuotaConfig::per_second(units);
     config.quota.max_concurrent = global.max_concurrent_requests;
     config.retry.max_attempts = global.gmail_max_attempts;
     GmailClient::new(config)
@@ -157,11 +162,23 @@ pub async fn engine(
         anchor,
         ..EngineOptions::default()
     };
-    if let Some(budget) = global.project_quota_units_per_sec {
-        if !(budget.is_finite() && budget > 0.0) {
-            return Err(anyhow!(
-                "--project-quota-units-per-sec must be a positive number"
-            ));
+    let project_budget = match (
+        global.project_quota_units_per_min,
+        global.project_quota_units_per_sec,
+    ) {
+        (Some(m), _) => Some((
+            ProjectBudget::per_minute(m),
+            "--project-quota-units-per-min",
+        )),
+        (None, Some(s)) => Some((
+            ProjectBudget::per_second(s),
+            "--project-quota-units-per-sec",
+        )),
+        (None, None) => None,
+    };
+    if let Some((budget, flag)) = project_budget {
+        if !(budget.units.is_finite() && budget.units > 0.0) {
+            return Err(anyhow!("{flag} must be a positive number"));
         }
         ProjectQuota::install(repo.clone(), &gmail, budget);
     }

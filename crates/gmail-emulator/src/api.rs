@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 
 use crate::handlers;
+use crate::limits::{Admission, Limit, Refusal};
 use crate::state::State;
 use crate::wire::ApiResponse;
 
@@ -206,26 +207,10 @@ async fn admitted(
         let ms = faults.latency_ms + state.random_below(faults.latency_jitter_ms);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if let crate::limits::Admission::Quota(wait) =
-        state.limits.charge(mailbox, endpoint.method_name(), quota)
+    if let Admission::Refused(refusal) = state.limits.charge(mailbox, endpoint.method_name(), quota)
     {
         state.limits.fault("quota");
-        let secs = wait.as_millis().div_ceil(1000).max(1) as u64;
-        let mut r = if quota.use_403 {
-            ApiResponse::error(
-                StatusCode::FORBIDDEN,
-                "userRateLimitExceeded",
-                &format!("User-rate limit exceeded. Retry after {secs}s"),
-            )
-        } else {
-            ApiResponse::error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rateLimitExceeded",
-                &format!("Quota exceeded for quota metric 'Queries'. Retry after {secs}s"),
-            )
-        };
-        r.retry_after = Some(secs);
-        return r;
+        return quota_refusal(refusal, quota.use_403);
     }
     if state.chance(faults.error_rate) {
         state.limits.fault("backendError");
@@ -249,6 +234,30 @@ async fn admitted(
         resp.drop_connection = true;
     }
     resp
+}
+
+/// Gmail's answer to a request over quota, with `Retry-After` in whole seconds
+/// (rounded up, at least 1).
+fn quota_refusal(refusal: Refusal, use_403: bool) -> ApiResponse {
+    let secs = refusal.wait.as_millis().div_ceil(1000).max(1) as u64;
+    let reason = refusal.limit.reason(use_403);
+    let (status, message) = match refusal.limit {
+        Limit::User if use_403 => (
+            StatusCode::FORBIDDEN,
+            format!("User-rate limit exceeded. Retry after {secs}s"),
+        ),
+        Limit::User | Limit::Project => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Quota exceeded for quota metric 'Queries'. Retry after {secs}s"),
+        ),
+        Limit::Daily => (
+            StatusCode::FORBIDDEN,
+            format!("Daily Limit Exceeded. Retry after {secs}s"),
+        ),
+    };
+    let mut r = ApiResponse::error(status, reason, &message);
+    r.retry_after = Some(secs);
+    r
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::quota_table::QuotaTable;
+
 /// How the emulator is populated and how it misbehaves.
 #[derive(Clone)]
 pub struct EmulatorConfig {
@@ -107,22 +109,34 @@ impl Faults {
     }
 }
 
-/// Per-user limits, modelled on Gmail's quota units.
+/// Quota limits, modelled on Gmail's quota units. Every limit counts in the units
+/// of `table`; a limit left at `None` is not enforced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Quota {
-    /// Quota units per user per second.
+    /// Quota units per user per second (a fixed one-second window).
     pub per_second: Option<u32>,
-    /// Quota units per user per minute.
+    /// Quota units per user per minute (a sliding 60-second window).
     pub per_minute: Option<u32>,
     /// Concurrent requests per user.
     pub max_concurrent: Option<u32>,
     /// Answer quota exhaustion with 403 userRateLimitExceeded instead of 429 rateLimitExceeded.
     pub use_403: bool,
     /// Quota units per second for the whole project: every mailbox together
-    /// (Google's per-project limit). Refusals are counted as the fault
-    /// `projectQuota`.
+    /// (Google's per-project limit; a fixed one-second window). Refusals are
+    /// counted as the fault `projectQuota`.
     pub project_per_second: Option<u32>,
+    /// The price list requests are charged by (JSON: "2025" or "2026").
+    pub table: QuotaTable,
+    /// Quota units per minute for the whole project (a sliding 60-second
+    /// window). Refusals are counted as the fault `projectQuota`.
+    pub project_per_minute: Option<u32>,
+    /// Quota units per Pacific calendar day for the whole project. Past it the
+    /// emulator keeps serving and counts the excess (Google's 2026 figure is a
+    /// billing threshold), unless `enforce_daily` is set.
+    pub project_daily: Option<u64>,
+    /// Refuse requests past `project_daily` with 403 dailyLimitExceeded.
+    pub enforce_daily: bool,
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ async fn clear_quota(AxState(s): AxState<Shared>) -> Json<Quota> {
 }
 
 async fn stats(AxState(s): AxState<Shared>) -> Json<crate::limits::Stats> {
-    Json(s.limits.stats())
+    Json(s.stats())
 }
 
 async fn reset_stats(AxState(s): AxState<Shared>) -> Response {

@@ -32,7 +32,9 @@ mod import;
 mod limits;
 mod mime_tree;
 mod model;
+mod pacific;
 mod query;
+mod quota_table;
 mod server;
 mod state;
 mod wire;
@@ -48,6 +50,7 @@ use tokio::task::JoinHandle;
 pub use config::{EmulatorConfig, Faults, Quota};
 pub use error::EmulatorError;
 pub use limits::{MethodStats, Stats};
+pub use quota_table::QuotaTable;
 
 use model::Mailbox;
 use state::State;
@@ -275,10 +278,10 @@ impl Emulator {
 
     /// Calls and quota units per mailbox per method, peak concurrency, faults injected.
     pub fn stats(&self) -> Stats {
-        self.inner.state.limits.stats()
+        self.inner.state.stats()
     }
 
-    /// Zero the statistics and restart every user's quota windows.
+    /// Zero the statistics and forget every quota window (users' and the project's).
     pub fn reset_stats(&self) {
         self.inner.state.limits.reset();
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use gmail_emulator::{Emulator, EmulatorConfig, Faults, Quota};
+use gmail_emulator::{Emulator, EmulatorConfig, Faults, Quota, QuotaTable};
 
 #[derive(Parser)]
 #[command(name = "gmail-emulator", about = "A Gmail REST v1 API emulator")]
@@ -47,8 +47,14 @@ struct Serve {
     /// message (default: the generator's own mix, about 38%).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
     attachment_percent: Option<u8>,
+    /// Quota table requests are charged by: 2025 (older projects) or 2026
+    /// (projects created since 2026-05-01). Every limit counts in its units.
+    #[arg(long, default_value_t = QuotaTable::Y2026)]
+    quota_table: QuotaTable,
+    /// Quota units per second per user (fixed one-second window).
     #[arg(long)]
     quota_per_sec: Option<u32>,
+    /// Quota units per minute per user (sliding 60-second window).
     #[arg(long)]
     quota_per_min: Option<u32>,
     #[arg(long)]
@@ -56,6 +62,16 @@ struct Serve {
     /// Quota units per second for all mailboxes together (the project's limit).
     #[arg(long)]
     project_quota_per_sec: Option<u32>,
+    /// Quota units per minute for all mailboxes together (sliding 60-second window).
+    #[arg(long)]
+    project_quota_per_min: Option<u32>,
+    /// Quota units per Pacific day for all mailboxes together. Past it requests
+    /// are still served and the excess is counted, unless --enforce-daily.
+    #[arg(long)]
+    project_daily_units: Option<u64>,
+    /// Refuse requests past --project-daily-units with 403 dailyLimitExceeded.
+    #[arg(long, requires = "project_daily_units")]
+    enforce_daily: bool,
     /// Answer quota exhaustion with 403 userRateLimitExceeded instead of 429.
     #[arg(long)]
     quota_403: bool,
@@ -126,6 +142,10 @@ async fn main() -> std::process::ExitCode {
             max_concurrent: s.max_concurrent,
             use_403: s.quota_403,
             project_per_second: s.project_quota_per_sec,
+            table: s.quota_table,
+            project_per_minute: s.project_quota_per_min,
+            project_daily: s.project_daily_units,
+            enforce_daily: s.enforce_daily,
         },
         ..EmulatorConfig::default()
     };

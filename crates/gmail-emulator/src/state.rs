@@ -96,6 +96,11 @@ impl State {
         self.quota.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The statistics, labelled with the active quota table.
+    pub fn stats(&self) -> crate::limits::Stats {
+        self.limits.stats(self.quota().table)
+    }
+
     pub fn set_quota(&self, q: Quota) {
         *self.quota.write().unwrap_or_else(|e| e.into_inner()) = q;
     }

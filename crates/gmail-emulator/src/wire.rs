@@ -43,7 +43,7 @@ impl ApiResponse {
     /// Gmail's error shape.
     pub fn error(status: StatusCode, reason: &str, message: &str) -> Self {
         let domain = match reason {
-            "rateLimitExceeded" | "userRateLimitExceeded" => "usageLimits",
+            "rateLimitExceeded" | "userRateLimitExceeded" | "dailyLimitExceeded" => "usageLimits",
             _ => "global",
         };
         let status_name = match status.as_u16() {

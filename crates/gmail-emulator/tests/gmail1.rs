@@ -388,8 +388,9 @@ impl Delegate for Capture {
 async fn quota_exhaustion_is_429_with_retry_after() {
     let emu = start(5).await;
     // A minute window: a slow machine cannot roll it over between the three calls.
+    let get = Quota::default().table.cost("users.messages.get");
     emu.set_quota(Quota {
-        per_minute: Some(10),
+        per_minute: Some(2 * get),
         ..Quota::default()
     });
     let hub = hub(&emu.url());
@@ -426,7 +427,10 @@ async fn quota_exhaustion_is_429_with_retry_after() {
     assert!((1..=60).contains(&retry), "{retry}");
     let stats = emu.stats();
     assert_eq!(stats.calls(&emu.default_mailbox(), "users.messages.get"), 3);
-    assert_eq!(stats.quota_units(&emu.default_mailbox()), 10);
+    assert_eq!(
+        stats.quota_units(&emu.default_mailbox()),
+        2 * u64::from(get)
+    );
 
     // 403 flavour.
     emu.set_quota(Quota {

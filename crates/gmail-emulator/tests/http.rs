@@ -6,6 +6,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
+use gmail_emulator::QuotaTable;
 
 fn batch_body(boundary: &str, ids: &[String], eol: &str, absolute_base: Option<&str>) -> Vec<u8> {
     let mut body = String::new();
@@ -97,13 +98,17 @@ async fn batch_of_50_gets_on_both_endpoints() {
     let parts = parse_batch(&r);
     assert_eq!(parts.len(), 3);
     assert_eq!(parts[2].2["id"], ids[2].as_str());
-    // A batch costs the sum of its parts: 53 gets x 5 units.
+    // A batch costs the sum of its parts: 53 gets.
     let stats = emu.stats();
     assert_eq!(
         stats.calls(&emu.default_mailbox(), "users.messages.get"),
         53
     );
-    assert_eq!(stats.quota_units(&emu.default_mailbox()), 265);
+    let get = Quota::default().table.cost("users.messages.get");
+    assert_eq!(
+        stats.quota_units(&emu.default_mailbox()),
+        53 * u64::from(get)
+    );
     assert_eq!(stats.batches, 2);
     // More than 100 parts is refused.
     let many: Vec<String> = (0..101).map(|i| format!("x{i}")).collect();
@@ -121,8 +126,10 @@ async fn batch_of_50_gets_on_both_endpoints() {
 #[tokio::test]
 async fn batch_parts_are_throttled_individually() {
     let emu = start(10).await;
+    // Room for five 5-unit gets (the 2025 price).
     emu.set_quota(Quota {
         per_minute: Some(25),
+        table: QuotaTable::Y2025,
         ..Quota::default()
     });
     let ids: Vec<String> = emu
@@ -483,6 +490,15 @@ async fn binary_prints_url_first_and_stops_on_sigterm() {
             "20",
             "--days",
             "7",
+            "--quota-table",
+            "2025",
+            "--quota-per-min",
+            "15000",
+            "--project-quota-per-min",
+            "1200000",
+            "--project-daily-units",
+            "1000000000",
+            "--enforce-daily",
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -499,6 +515,12 @@ async fn binary_prints_url_first_and_stops_on_sigterm() {
     );
     let p = get(&format!("{url}gmail/v1/users/me/profile")).await.json();
     assert_eq!(p["messagesTotal"], 20);
+    let q = get(&format!("{url}_emulator/quota")).await.json();
+    assert_eq!(q["table"], "2025");
+    assert_eq!(q["perMinute"], 15_000);
+    assert_eq!(q["projectPerMinute"], 1_200_000);
+    assert_eq!(q["projectDaily"], 1_000_000_000);
+    assert_eq!(q["enforceDaily"], true);
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -593,5 +615,199 @@ async fn generated_mail_full_format_and_shared_attachments() {
             "{want} missing from {mime_types:?}"
         );
     }
+    emu.shutdown().await;
+}
+
+/// The first `attachmentId` in a `format=full` payload.
+fn attachment_id(part: &serde_json::Value) -> Option<String> {
+    if let Some(aid) = part["body"]["attachmentId"].as_str() {
+        return Some(aid.to_string());
+    }
+    part["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(attachment_id)
+}
+
+fn retry_after(r: &Reply) -> u64 {
+    r.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("whole seconds")
+}
+
+/// The `error` object of a quota refusal, checked for Gmail's shape.
+fn quota_error(r: &Reply, code: u16, reason: &str) -> serde_json::Value {
+    assert_eq!(r.status, code);
+    let e = r.json()["error"].clone();
+    assert_eq!(e["code"], code);
+    assert_eq!(e["errors"][0]["domain"], "usageLimits");
+    assert_eq!(e["errors"][0]["reason"], reason);
+    assert_eq!(e["errors"][0]["message"], e["message"]);
+    e
+}
+
+/// Calls every Gmail method the emulator serves once, as `me`.
+async fn call_every_method(emu: &Emulator) {
+    let mb = emu.default_mailbox();
+    let base = format!("{}gmail/v1/users/me/", emu.url());
+    let (raw, _) = mixed_message();
+    let id = emu.insert_raw(&mb, &raw, &["INBOX"], None).expect("insert");
+    let full = get(&format!("{base}messages/{id}?format=full"))
+        .await
+        .json();
+    let aid = attachment_id(&full["payload"]).expect("an attachment");
+    let thread = emu.thread_of(&mb, &id).expect("thread");
+    let history = emu.history_id(&mb).expect("history id");
+    for path in [
+        "profile".to_string(),
+        "labels".to_string(),
+        "messages".to_string(),
+        "threads".to_string(),
+        format!("threads/{thread}"),
+        format!("messages/{id}/attachments/{aid}"),
+        format!("history?startHistoryId={history}"),
+    ] {
+        assert_eq!(get(&format!("{base}{path}")).await.status, 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn each_quota_table_charges_its_own_prices() {
+    let emu = start(3).await;
+    let mb = emu.default_mailbox();
+    for table in [QuotaTable::Y2025, QuotaTable::Y2026] {
+        emu.set_quota(Quota {
+            table,
+            ..Quota::default()
+        });
+        emu.reset_stats();
+        call_every_method(&emu).await;
+        let stats = emu.stats();
+        assert_eq!(stats.table, table);
+        let methods = &stats.mailboxes[&mb];
+        assert_eq!(methods.len(), 8, "{methods:?}");
+        for (method, m) in methods {
+            assert_eq!(m.calls, 1, "{method}");
+            let cost = u64::from(table.cost(method));
+            assert_eq!(m.quota_units, cost, "{table} {method}");
+        }
+        assert_eq!(stats.project_units_today, stats.quota_units(&mb));
+    }
+    // The 2026 table prices reads higher.
+    let get = "users.messages.get";
+    assert!(QuotaTable::Y2026.cost(get) > QuotaTable::Y2025.cost(get));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn sliding_user_minute_refuses_the_sixth_get_with_gmail_shape() {
+    let emu = start(6).await;
+    let base = format!("{}_emulator/", emu.url());
+    let ids = emu.message_ids(&emu.default_mailbox());
+    let url = |id: &str| format!("{}gmail/v1/users/me/messages/{id}", emu.url());
+    emu.set_quota(Quota {
+        per_minute: Some(100),
+        table: QuotaTable::Y2026,
+        ..Quota::default()
+    });
+    for id in &ids[..5] {
+        assert_eq!(get(&url(id)).await.status, 200);
+    }
+    let r = get(&url(&ids[5])).await;
+    let e = quota_error(&r, 429, "rateLimitExceeded");
+    assert_eq!(e["status"], "RESOURCE_EXHAUSTED");
+    assert!((1..=60).contains(&retry_after(&r)), "{:?}", r.headers);
+    // The 403 flavour, through the control API: the window is still full.
+    let put = request(
+        "PUT",
+        &format!("{base}quota"),
+        Some("application/json"),
+        br#"{"perMinute":100,"use403":true,"table":"2026"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(put.status, 200);
+    let r = get(&url(&ids[5])).await;
+    quota_error(&r, 403, "userRateLimitExceeded");
+    assert!((1..=60).contains(&retry_after(&r)));
+    let stats = get(&format!("{base}stats")).await.json();
+    assert_eq!(stats["table"], "2026");
+    assert_eq!(stats["refusals"]["rateLimitExceeded"], 1);
+    assert_eq!(stats["refusals"]["userRateLimitExceeded"], 1);
+    assert_eq!(stats["projectUnitsToday"], 100);
+    // A reset forgets the window and the counters.
+    request("POST", &format!("{base}stats/reset"), None, vec![]).await;
+    let stats = emu.stats();
+    assert!(stats.refusals.is_empty());
+    assert_eq!(stats.project_units_today, 0);
+    assert_eq!(get(&url(&ids[5])).await.status, 200);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn project_minute_is_shared_by_mailboxes() {
+    let emu = Emulator::start(EmulatorConfig {
+        messages: 5,
+        mailboxes: vec!["a@example.com".into(), "b@example.com".into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("start");
+    emu.set_quota(Quota {
+        project_per_minute: Some(100),
+        ..Quota::default()
+    });
+    let ids = |mb: &str| emu.message_ids(mb);
+    let (a, b) = (ids("a@example.com"), ids("b@example.com"));
+    let url = |mb: &str, id: &str| format!("{}gmail/v1/users/{mb}/messages/{id}", emu.url());
+    // Five 20-unit gets between the two mailboxes spend the project's minute.
+    for (mb, id) in [
+        ("a@example.com", &a[0]),
+        ("b@example.com", &b[0]),
+        ("a@example.com", &a[1]),
+        ("b@example.com", &b[1]),
+        ("a@example.com", &a[2]),
+    ] {
+        assert_eq!(get(&url(mb, id)).await.status, 200);
+    }
+    let r = get(&url("b@example.com", &b[2])).await;
+    quota_error(&r, 429, "rateLimitExceeded");
+    assert!((1..=60).contains(&retry_after(&r)));
+    let stats = emu.stats();
+    assert_eq!(stats.refused("projectRateLimitExceeded"), 1);
+    assert_eq!(stats.faults_injected.get("projectQuota"), Some(&1));
+    assert_eq!(stats.quota_units("a@example.com"), 60);
+    assert_eq!(stats.quota_units("b@example.com"), 40);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn daily_threshold_refuses_only_when_enforced() {
+    let emu = start(3).await;
+    let base = format!("{}_emulator/", emu.url());
+    let profile = format!("{}gmail/v1/users/me/profile", emu.url());
+    let put_quota = |body: &'static str| {
+        let url = format!("{base}quota");
+        async move { request("PUT", &url, Some("application/json"), body.into()).await }
+    };
+    let r = put_quota(r#"{"table":"2025","projectDaily":2,"enforceDaily":true}"#).await;
+    assert_eq!(r.json()["projectDaily"], 2);
+    assert_eq!(get(&profile).await.status, 200);
+    assert_eq!(get(&profile).await.status, 200);
+    let r = get(&profile).await;
+    quota_error(&r, 403, "dailyLimitExceeded");
+    // Until the next midnight in Los Angeles: at most a 25-hour day away.
+    assert!((1..=25 * 3600).contains(&retry_after(&r)));
+    // Not enforced: a billing threshold, served and counted.
+    put_quota(r#"{"table":"2025","projectDaily":2}"#).await;
+    assert_eq!(get(&profile).await.status, 200);
+    assert_eq!(get(&profile).await.status, 200);
+    let stats = get(&format!("{base}stats")).await.json();
+    assert_eq!(stats["table"], "2025");
+    assert_eq!(stats["projectUnitsToday"], 4);
+    assert_eq!(stats["projectUnitsPastDaily"], 2);
+    assert_eq!(stats["refusals"]["dailyLimitExceeded"], 1);
     emu.shutdown().await;
 }

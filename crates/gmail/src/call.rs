@@ -17,7 +17,9 @@ use crate::GmailError;
 use crate::auth::{TokenSource, TransientTokenError};
 use crate::config::RetryPolicy;
 use crate::limiter::MailboxLimiter;
+use crate::limiter::Slowed;
 use crate::metrics::{Method, MetricsTable};
+use crate::quota_table::QuotaTable;
 use crate::retry::{
     Failure, MAX_RETRY_AFTER, clamp_hint, delay_for, parse_retry_after, parse_retry_after_message,
 };
@@ -40,6 +42,10 @@ pub(crate) struct Mailbox {
     pub(crate) hub: Gmail<Connector>,
     pub(crate) auth: TokenSource,
     pub(crate) limiter: MailboxLimiter,
+    /// The quota table calls are charged by.
+    pub(crate) table: QuotaTable,
+    /// Whether the limit Gmail enforces was already told to the operator (once per mailbox).
+    pub(crate) limit_told: AtomicBool,
     pub(crate) metrics: MetricsTable,
     pub(crate) policy: Arc<RetryPolicy>,
     pub(crate) timeout: Duration,
@@ -239,6 +245,38 @@ impl Mailbox {
         }
     }
 
+    /// Our pacing overran what Gmail enforces: the pacer has slowed down. The first time for
+    /// this mailbox, say so in one line, with what the operator can do about it; later
+    /// adjustments are debug detail.
+    fn tell_limit(&self, slowed: Slowed) {
+        let first = !self.limit_told.swap(true, Ordering::Relaxed);
+        match slowed {
+            Slowed::PerMinute(limit) => {
+                let limit = limit.round();
+                if !first {
+                    tracing::debug!(mailbox = %self.user_id, units_per_minute = limit, "rate limited by Gmail; pacing lower");
+                    return;
+                }
+                let advice = limit_advice(self.table, limit);
+                tracing::warn!(
+                    "Gmail refuses above ~{limit} units/min for {}; {advice}",
+                    self.user_id
+                );
+            }
+            Slowed::PerSecond(rate) => {
+                let rate = rate.round();
+                if first {
+                    tracing::warn!(
+                        "Gmail refuses above ~{rate} units/s for {}; pacing at that (--quota-units-per-sec sets it)",
+                        self.user_id
+                    );
+                } else {
+                    tracing::debug!(mailbox = %self.user_id, units_per_second = rate, "rate limited by Gmail; slowing down");
+                }
+            }
+        }
+    }
+
     /// Run `attempt` under the limiter and the retry policy. `subject` names the item (message
     /// or thread id) for NotFound.
     pub(crate) async fn run<T, F, Fut>(
@@ -259,8 +297,8 @@ impl Mailbox {
             attempts += 1;
             let outcome = {
                 let _slot = self.limiter.slot().await;
-                let cost = f64::from(method.cost());
-                let mut waited = self.limiter.bucket.acquire(cost).await;
+                let cost = f64::from(self.table.cost(method));
+                let mut waited = self.limiter.pacer.acquire(cost).await;
                 if let Some(shared) = self.shared.get() {
                     waited += shared.acquire(cost).await;
                 }
@@ -333,15 +371,11 @@ impl Mailbox {
                     last,
                 });
             }
-            if failure.is_rate_limit()
-                && let Some(rate) = self.limiter.bucket.slow_down(Instant::now())
-            {
-                // Our pacing overran the server's quota: pace the whole mailbox slower.
-                tracing::info!(
-                    mailbox = %self.user_id,
-                    units_per_second = rate.round(),
-                    "rate limited by Gmail; slowing down"
-                );
+            if failure.is_rate_limit() {
+                let cost = f64::from(self.table.cost(method));
+                if let Some(slowed) = self.limiter.pacer.rate_limited(cost, Instant::now()) {
+                    self.tell_limit(slowed);
+                }
             }
             tracing::debug!(
                 method = method.name(),
@@ -353,5 +387,35 @@ impl Mailbox {
             tokio::time::sleep(delay).await;
             self.metrics.throttled(method, delay);
         }
+    }
+}
+
+/// What the operator can do about a limit below the table's: a 2025 project that sees about
+/// the 2026 figure is most likely on the 2026 table; anything else is someone else spending
+/// the same quota, or a limit Google set lower.
+fn limit_advice(table: QuotaTable, learned_per_minute: f64) -> String {
+    let newer = f64::from(QuotaTable::Y2026.user_units_per_minute());
+    if table == QuotaTable::Y2025 && learned_per_minute <= newer * 1.05 {
+        "the project may be on the 2026 table: --quota-table 2026".to_string()
+    } else {
+        format!(
+            "pacing at that (another app spending this user's quota, or a lower limit for the project: --quota-units-per-min {})",
+            learned_per_minute.round()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_names_the_2026_table_when_a_2025_project_sees_its_limit() {
+        let a = limit_advice(QuotaTable::Y2025, 5_700.0);
+        assert!(a.contains("--quota-table 2026"), "{a}");
+        let b = limit_advice(QuotaTable::Y2026, 3_000.0);
+        assert!(b.contains("--quota-units-per-min 3000"), "{b}");
+        let c = limit_advice(QuotaTable::Y2025, 12_000.0);
+        assert!(!c.contains("--quota-table"), "{c}");
     }
 }

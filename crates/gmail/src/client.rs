@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use futures::stream::BoxStream;
 use google_gmail1::Gmail;
@@ -15,10 +16,11 @@ use crate::GmailError;
 use crate::auth::Authority;
 use crate::call::{Mailbox, Recorder, SCOPE, settle};
 use crate::config::{ClientConfig, QuotaConfig};
-use crate::limiter::MailboxLimiter;
+use crate::limiter::{MailboxLimiter, MinuteWindow, Pacer, TokenBucket};
 use crate::metrics::{ApiMetrics, Method, MetricsTable};
 use crate::paginate::{Page, paginate};
 use crate::query::build_q;
+use crate::quota_table::QuotaTable;
 use crate::shared_quota::{SharedPacer, SharedQuota};
 use crate::transport::{self, Connector, Endpoint};
 use crate::types::*;
@@ -53,10 +55,17 @@ impl std::fmt::Debug for GmailClient {
 }
 
 fn validate(q: &QuotaConfig) -> Result<(), GmailError> {
-    if !(q.units_per_second.is_finite() && q.units_per_second > 0.0) {
+    let positive = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
+    if !positive(q.units_per_second) {
         return Err(GmailError::Config(format!(
-            "quota units per second must be > 0 (got {})",
+            "quota units per second must be > 0 (got {:?})",
             q.units_per_second
+        )));
+    }
+    if !positive(q.units_per_minute) {
+        return Err(GmailError::Config(format!(
+            "quota units per minute must be > 0 (got {:?})",
+            q.units_per_minute
         )));
     }
     if !(q.headroom.is_finite() && (0.0..0.5).contains(&q.headroom)) {
@@ -65,7 +74,9 @@ fn validate(q: &QuotaConfig) -> Result<(), GmailError> {
             q.headroom
         )));
     }
-    if !(q.burst_units.is_finite() && q.burst_units >= 0.0 && q.burst_units <= q.units_per_second) {
+    if let Some(rate) = q.units_per_second
+        && !(q.burst_units.is_finite() && q.burst_units >= 0.0 && q.burst_units <= rate)
+    {
         return Err(GmailError::Config(format!(
             "quota burst must be between 0 and one second of quota (got {})",
             q.burst_units
@@ -105,6 +116,16 @@ impl GmailClient {
         })
     }
 
+    /// The quota table calls are charged and paced by.
+    pub fn quota_table(&self) -> QuotaTable {
+        self.inner.config.quota.table
+    }
+
+    /// The average rate each mailbox is paced at, units a second.
+    pub fn sustained_units_per_second(&self) -> f64 {
+        self.inner.config.quota.sustained_units_per_second()
+    }
+
     /// Spends every request's units from `quota` too (after the mailbox's
     /// own pace), taking credit `chunk` units at a time: a Cloud project's
     /// budget shared with other processes. Set once; later calls are ignored.
@@ -123,14 +144,22 @@ impl GmailClient {
         hub.root_url(self.inner.endpoint.base.clone());
         hub.user_agent(concat!("mailingest-gmail/", env!("CARGO_PKG_VERSION")).to_string());
         let q = &self.inner.config.quota;
-        let rate = q.units_per_second * (1.0 - q.headroom);
+        let pacer = match q.units_per_second {
+            Some(rate) => Pacer::Smooth(TokenBucket::new(rate * (1.0 - q.headroom), q.burst_units)),
+            None => Pacer::Window(MinuteWindow::new(
+                q.minute_limit(),
+                Duration::from_secs(60) + q.window_margin,
+            )),
+        };
         let mb = Arc::new(Mailbox {
             user_id: user_id.to_string(),
             quota_user: quota_user(user_id),
             hub,
             auth,
-            limiter: MailboxLimiter::new(rate, q.burst_units, q.max_concurrent),
-            metrics: MetricsTable::default(),
+            limiter: MailboxLimiter::new(pacer, q.max_concurrent),
+            table: q.table,
+            limit_told: AtomicBool::new(false),
+            metrics: MetricsTable::new(q.table),
             policy: Arc::new(self.inner.config.retry.clone()),
             timeout: self.inner.config.request_timeout,
             endpoint_answered: self.inner.endpoint_answered.clone(),

@@ -1,9 +1,11 @@
-//! Client configuration: endpoint, auth, quota limiter, concurrency, retry budget and timeouts.
-//! Defaults match Gmail's documented per-user limits for older Cloud projects.
+//! Client configuration: endpoint, auth, quota table and pacing, concurrency, retry budget and
+//! timeouts. Defaults follow Gmail's 2026 quota table (every Cloud project created since May
+//! 2026); `QuotaTable::Y2025` gives the older projects' figures.
 
 use std::time::Duration;
 
 use crate::auth::AuthSpec;
+use crate::quota_table::QuotaTable;
 
 /// Production Gmail API root.
 pub const DEFAULT_ENDPOINT: &str = "https://gmail.googleapis.com/";
@@ -50,40 +52,72 @@ impl Default for ClientConfig {
 /// Per-mailbox limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuotaConfig {
-    /// Gmail quota units per second per mailbox (250 for older Cloud projects, 100 for
-    /// projects created after May 2026).
-    pub units_per_second: f64,
-    /// Fraction of the quota left unused (0.03 → pace at 97%). Scheduling and network jitter
-    /// move request arrivals; pacing at exactly the limit puts every quota-window edge one
-    /// jitter away from a 429 (the refused call then waits out its Retry-After, and the
-    /// mailbox slows down 10%). At 250 units/s, 3% leaves ~30 ms of slack per window of 50
-    /// messages.get; on a loaded 2-core machine 2% saw occasional 429s and 0% saw several
-    /// per run (benches/quota_floor.rs).
+    /// Which of Gmail's quota tables the project is on: what each call costs and the
+    /// per-user limit paced to.
+    pub table: QuotaTable,
+    /// Units a minute per mailbox, paced as a sliding minute (default: the table's per-user
+    /// limit). Lower it when another app spends the same users' quota.
+    pub units_per_minute: Option<f64>,
+    /// Pace smoothly at this many units a second instead of to the minute: for a per-second
+    /// limit, or to leave the rest of each second to others. Overrides `units_per_minute`.
+    pub units_per_second: Option<f64>,
+    /// Smooth pacing only: fraction of the rate left unused (0.03 → pace at 97%). Scheduling
+    /// and network jitter move request arrivals; pacing at exactly the limit puts every
+    /// quota-window edge one jitter away from a 429. At 250 units/s, 3% leaves ~30 ms of slack
+    /// per window of 50 messages.get; on a loaded 2-core machine 2% saw occasional 429s and
+    /// 0% saw several per run (benches/quota_floor.rs).
     pub headroom: f64,
-    /// Bucket capacity in units (≤ one second of quota). Small by default: a full second
-    /// of burst on top of steady pacing is twice the quota in that second.
+    /// Smooth pacing only: bucket capacity in units (≤ one second of quota). Small by
+    /// default: a full second of burst on top of steady pacing is twice the quota in that
+    /// second.
     pub burst_units: f64,
+    /// Minute pacing only: how much longer than a minute the window is. A request reaches
+    /// Gmail a little after it is admitted, and not always equally late; a window exactly a
+    /// minute long would put each minute's first admission one jitter away from a 429.
+    pub window_margin: Duration,
     /// Concurrent requests in flight per mailbox.
     pub max_concurrent: usize,
 }
 
 impl Default for QuotaConfig {
     fn default() -> Self {
-        QuotaConfig {
-            units_per_second: 250.0,
-            headroom: 0.03,
-            burst_units: 5.0,
-            max_concurrent: 10,
-        }
+        QuotaConfig::for_table(QuotaTable::default())
     }
 }
 
 impl QuotaConfig {
-    /// Default limits for a quota of `units_per_second`.
+    /// Paced to `table`'s per-user minute.
+    pub fn for_table(table: QuotaTable) -> Self {
+        QuotaConfig {
+            table,
+            units_per_minute: None,
+            units_per_second: None,
+            headroom: 0.03,
+            burst_units: 5.0,
+            window_margin: Duration::from_millis(500),
+            max_concurrent: 10,
+        }
+    }
+
+    /// Paced smoothly at `units_per_second` (default table).
     pub fn per_second(units_per_second: f64) -> Self {
         QuotaConfig {
-            units_per_second,
+            units_per_second: Some(units_per_second),
             ..QuotaConfig::default()
+        }
+    }
+
+    /// The per-minute limit paced to when pacing to the minute.
+    pub fn minute_limit(&self) -> f64 {
+        self.units_per_minute
+            .unwrap_or_else(|| f64::from(self.table.user_units_per_minute()))
+    }
+
+    /// The average rate this config allows, units a second.
+    pub fn sustained_units_per_second(&self) -> f64 {
+        match self.units_per_second {
+            Some(u) => u * (1.0 - self.headroom),
+            None => self.minute_limit() / (60.0 + self.window_margin.as_secs_f64()),
         }
     }
 }

@@ -1,15 +1,20 @@
-//! Per-mailbox admission: a token bucket in Gmail quota units (continuous refill, small
-//! burst) and a semaphore capping requests in flight. The bucket reserves: a call debits its
-//! cost at once and sleeps until the debt is repaid, so waiting calls are served in order and
-//! admissions never exceed `burst + rate × t` in any interval of length t.
+//! Per-mailbox admission: a pacer in Gmail quota units and a semaphore capping requests in
+//! flight. Gmail's limits are per minute, so the default pacer is a sliding window of a minute
+//! (`MinuteWindow`): it spends what the window allows at once (a first burst up to the
+//! minute's allowance) and after that exactly what leaves the window, which is the best
+//! schedule a sliding-window quota allows, and a short sync never waits. `--quota-units-per-sec`
+//! keeps the smooth token bucket (`TokenBucket`) for a per-second limit or a share of a
+//! mailbox. Both reserve: a call debits its cost at once and sleeps until it may go, so waiting
+//! calls are served in order.
 //!
-//! A rate-limit answer means the server's idea of the quota is below ours (a shared quota, a
-//! misconfigured limit, arrival jitter at a window edge): the bucket then slows down by 10%
-//! (at most once a second, never below a quarter of the configured rate) and creeps back by
-//! 2% of the configured rate per second. The call that was refused waits out its own
-//! Retry-After; the others keep flowing, so one late arrival does not stall the mailbox for
-//! a whole Retry-After second.
+//! A rate-limit answer means Gmail's limit is below ours (a 2025/2026 table mismatch, another
+//! app spending the same user's quota, Google's own variation). The window then learns the
+//! limit from what it admitted in the last minute when the answer came (one answer is usually
+//! enough) and creeps back towards the configured limit by 1% a minute; the bucket slows by
+//! 10% (at most once a second, never below a quarter) and recovers by 2% a second. The call
+//! that was refused waits out its own Retry-After; the others keep flowing.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -100,28 +105,201 @@ impl TokenBucket {
             Err(_) => self.rate,
         }
     }
+}
 
+/// A sliding window of `span` in which at most `limit` units are admitted: Gmail's per-minute
+/// quota, mirrored. `span` is a minute plus a margin for arrival jitter (a request reaches
+/// Gmail a little after it is admitted here, and not always equally late).
+#[derive(Debug)]
+pub(crate) struct MinuteWindow {
+    configured: f64,
+    span: Duration,
+    state: Mutex<WindowState>,
+}
+
+#[derive(Debug)]
+struct WindowState {
+    /// Admissions in time order: (when the call may go, units).
+    log: VecDeque<(Instant, f64)>,
+    /// Units in `log`.
+    total: f64,
+    /// The limit paced at: the configured one, or what a rate-limit answer taught.
+    learned: Option<Learned>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Learned {
+    limit: f64,
+    at: Instant,
+}
+
+/// A learned limit creeps back towards the configured one by this share of it per minute.
+const WINDOW_RECOVERY_PER_MIN: f64 = 0.01;
+/// Never learn a limit below this share of the configured one.
+const WINDOW_FLOOR: f64 = 0.1;
+/// What is learned is this share of what the window held when Gmail refused.
+const WINDOW_LEARN: f64 = 0.95;
+
+impl MinuteWindow {
+    /// At most `limit` units (> 0) in any `span`.
+    pub(crate) fn new(limit: f64, span: Duration) -> Self {
+        MinuteWindow {
+            configured: limit,
+            span,
+            state: Mutex::new(WindowState {
+                log: VecDeque::new(),
+                total: 0.0,
+                learned: None,
+            }),
+        }
+    }
+
+    fn limit_at(&self, s: &WindowState, now: Instant) -> f64 {
+        match s.learned {
+            None => self.configured,
+            Some(l) => {
+                let minutes = now.saturating_duration_since(l.at).as_secs_f64() / 60.0;
+                (l.limit + minutes * WINDOW_RECOVERY_PER_MIN * self.configured).min(self.configured)
+            }
+        }
+    }
+
+    /// Debit `cost` units and return how long the caller must wait before sending: the
+    /// earliest moment (not before any earlier admission) at which the window holds room.
+    pub(crate) fn reserve(&self, cost: f64, now: Instant) -> Duration {
+        let Ok(mut guard) = self.state.lock() else {
+            return Duration::ZERO;
+        };
+        let s = &mut *guard;
+        // Admissions that left the window for good.
+        while let Some(&(t, u)) = s.log.front() {
+            if t + self.span > now {
+                break;
+            }
+            s.log.pop_front();
+            s.total -= u;
+        }
+        let limit = self.limit_at(s, now);
+        let mut at = s.log.back().map_or(now, |&(t, _)| t.max(now));
+        let mut inside = s.total;
+        let mut oldest = 0;
+        // Entries scheduled so far ahead that `at` is past their window.
+        while let Some(&(t, u)) = s.log.get(oldest) {
+            if t + self.span > at {
+                break;
+            }
+            inside -= u;
+            oldest += 1;
+        }
+        // Wait for the oldest admissions to leave until this call fits. A single call
+        // larger than the limit goes alone, once the window is empty.
+        while inside + cost > limit {
+            let Some(&(t, u)) = s.log.get(oldest) else {
+                break;
+            };
+            at = at.max(t + self.span);
+            inside -= u;
+            oldest += 1;
+        }
+        s.log.push_back((at, cost));
+        s.total += cost;
+        at.saturating_duration_since(now)
+    }
+
+    /// Gmail answered with a rate limit: its limit is below what the window admitted in the
+    /// last `span`. Learn that (less the refused call and a margin) unless a lower limit was
+    /// learned in the last second. Returns the new limit when it changed.
+    pub(crate) fn rate_limited(&self, cost: f64, now: Instant) -> Option<f64> {
+        let mut s = self.state.lock().ok()?;
+        if s.learned
+            .is_some_and(|l| now.saturating_duration_since(l.at) < CUT_INTERVAL)
+        {
+            return None;
+        }
+        let sent: f64 = s
+            .log
+            .iter()
+            .filter(|&&(t, _)| t <= now && t + self.span > now)
+            .map(|&(_, u)| u)
+            .sum();
+        let current = self.limit_at(&s, now);
+        let learned = ((sent - cost) * WINDOW_LEARN)
+            .max(self.configured * WINDOW_FLOOR)
+            .min(current);
+        if learned >= current {
+            return None;
+        }
+        s.learned = Some(Learned {
+            limit: learned,
+            at: now,
+        });
+        Some(learned)
+    }
+
+    /// The limit currently paced at, units per window.
+    #[cfg(test)]
+    pub(crate) fn current_limit(&self, now: Instant) -> f64 {
+        match self.state.lock() {
+            Ok(s) => self.limit_at(&s, now),
+            Err(_) => self.configured,
+        }
+    }
+}
+
+/// How a mailbox's calls are paced.
+#[derive(Debug)]
+pub(crate) enum Pacer {
+    /// Gmail's per-minute limit, as a sliding window (the default).
+    Window(MinuteWindow),
+    /// A smooth rate (`--quota-units-per-sec`).
+    Smooth(TokenBucket),
+}
+
+/// What a rate-limit answer taught the pacer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Slowed {
+    /// The window now admits this many units a minute.
+    PerMinute(f64),
+    /// The bucket now refills at this many units a second.
+    PerSecond(f64),
+}
+
+impl Pacer {
     /// Reserve `cost` and sleep out the wait; returns the time waited.
     pub(crate) async fn acquire(&self, cost: f64) -> Duration {
-        let wait = self.reserve(cost, Instant::now());
+        let now = Instant::now();
+        let wait = match self {
+            Pacer::Window(w) => w.reserve(cost, now),
+            Pacer::Smooth(b) => b.reserve(cost, now),
+        };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
         wait
     }
+
+    /// A call of `cost` units was refused with a rate limit.
+    pub(crate) fn rate_limited(&self, cost: f64, now: Instant) -> Option<Slowed> {
+        match self {
+            Pacer::Window(w) => w
+                .rate_limited(cost, now)
+                .map(|l| Slowed::PerMinute(l * 60.0 / w.span.as_secs_f64())),
+            Pacer::Smooth(b) => b.slow_down(now).map(Slowed::PerSecond),
+        }
+    }
 }
 
-/// Quota bucket + in-flight cap for one mailbox.
+/// Quota pacer + in-flight cap for one mailbox.
 #[derive(Debug)]
 pub(crate) struct MailboxLimiter {
-    pub(crate) bucket: TokenBucket,
+    pub(crate) pacer: Pacer,
     in_flight: Semaphore,
 }
 
 impl MailboxLimiter {
-    pub(crate) fn new(rate: f64, burst: f64, max_concurrent: usize) -> Self {
+    pub(crate) fn new(pacer: Pacer, max_concurrent: usize) -> Self {
         MailboxLimiter {
-            bucket: TokenBucket::new(rate, burst),
+            pacer,
             in_flight: Semaphore::new(max_concurrent.max(1)),
         }
     }
@@ -209,7 +387,7 @@ mod tests {
 
     #[tokio::test]
     async fn slots_cap_in_flight() {
-        let l = MailboxLimiter::new(1000.0, 1000.0, 2);
+        let l = MailboxLimiter::new(Pacer::Smooth(TokenBucket::new(1000.0, 1000.0)), 2);
         let a = l.slot().await;
         let b = l.slot().await;
         assert!(a.is_some() && b.is_some());
@@ -217,5 +395,97 @@ mod tests {
         assert!(third.is_err(), "a third slot must wait");
         drop(a);
         assert!(l.slot().await.is_some());
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_window_spends_the_minute_at_once_then_what_leaves_it() {
+        let w = MinuteWindow::new(6_000.0, MINUTE);
+        let t0 = Instant::now();
+        // 300 gets of 20 units fit the first minute: none waits.
+        for k in 0..300 {
+            assert_eq!(w.reserve(20.0, t0), Duration::ZERO, "call {k}");
+        }
+        // The 301st goes when the first leaves the window, the 302nd with it (both were
+        // admitted at t0), and so on: the second minute repeats the first.
+        assert_eq!(w.reserve(20.0, t0), MINUTE);
+        assert_eq!(w.reserve(20.0, t0), MINUTE);
+        // Later in the first minute, a call still waits for the window, not for a refill.
+        let t1 = t0 + Duration::from_secs(30);
+        assert_eq!(w.reserve(20.0, t1), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_window_never_holds_more_than_its_limit() {
+        let w = MinuteWindow::new(1_000.0, MINUTE);
+        let t0 = Instant::now();
+        let mut admitted = Vec::new();
+        // Calls of mixed cost arriving every 100 ms for five minutes.
+        for k in 0..3_000u32 {
+            let now = t0 + Duration::from_millis(100 * u64::from(k));
+            let cost = [20.0, 5.0, 2.0, 40.0][k as usize % 4];
+            admitted.push((now + w.reserve(cost, now), cost));
+        }
+        for (i, &(start, _)) in admitted.iter().enumerate() {
+            let inside: f64 = admitted[i..]
+                .iter()
+                .take_while(|(t, _)| *t < start + MINUTE)
+                .map(|(_, c)| c)
+                .sum();
+            assert!(
+                inside <= 1_000.0 + 1e-9,
+                "{inside} units in a minute from call {i}"
+            );
+        }
+        // And the schedule is as dense as that allows: a call waits only while the last
+        // minute holds more than the limit less its cost (at most 40), so every minute of the
+        // schedule but the last spends more than 960 units.
+        let last = admitted.last().map(|(t, _)| *t - t0).unwrap_or_default();
+        let units: f64 = admitted.iter().map(|(_, c)| c).sum();
+        let (best, worst) = ((units / 1_000.0 - 1.0) * 60.0, (units / 960.0) * 60.0);
+        assert!(
+            last.as_secs_f64() >= best && last.as_secs_f64() <= worst,
+            "last call at {last:?}, expected between {best} and {worst} s"
+        );
+    }
+
+    #[test]
+    fn a_call_larger_than_the_window_goes_alone() {
+        let w = MinuteWindow::new(30.0, MINUTE);
+        let t0 = Instant::now();
+        assert_eq!(w.reserve(20.0, t0), Duration::ZERO);
+        assert_eq!(w.reserve(40.0, t0), MINUTE);
+        assert_eq!(w.reserve(1.0, t0), 2 * MINUTE);
+    }
+
+    #[test]
+    fn a_refusal_teaches_the_window_gmails_limit() {
+        // We think 15,000 a minute (the 2025 table); Gmail enforces 6,000.
+        let w = MinuteWindow::new(15_000.0, MINUTE);
+        let t0 = Instant::now();
+        for _ in 0..300 {
+            w.reserve(20.0, t0);
+        }
+        // The 301st call (admitted, sent) is refused.
+        w.reserve(20.0, t0);
+        let learned = w.rate_limited(20.0, t0).expect("learned");
+        assert!((learned - 6_000.0 * 0.95).abs() < 1e-6, "{learned}");
+        // Further answers within a second teach nothing new.
+        assert_eq!(w.rate_limited(20.0, t0 + Duration::from_millis(500)), None);
+        // Pacing now follows the learned limit: the next call waits for the window.
+        assert_eq!(w.reserve(20.0, t0), MINUTE);
+        // It creeps back by 1% of the configured limit a minute, never past it.
+        let later = t0 + 10 * MINUTE;
+        assert!((w.current_limit(later) - (5_700.0 + 1_500.0)).abs() < 1e-6);
+        assert_eq!(w.current_limit(t0 + 1_000 * MINUTE), 15_000.0);
+    }
+
+    #[test]
+    fn a_refusal_never_teaches_less_than_a_tenth() {
+        let w = MinuteWindow::new(6_000.0, MINUTE);
+        let t0 = Instant::now();
+        w.reserve(20.0, t0);
+        assert_eq!(w.rate_limited(20.0, t0), Some(600.0));
     }
 }

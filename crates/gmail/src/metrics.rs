@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-/// A Gmail API method, with its documented per-user quota cost.
+use crate::quota_table::QuotaTable;
+
+/// A Gmail API method. What it costs depends on the project's quota table
+/// ([`crate::QuotaTable::cost`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     GetProfile,
@@ -44,16 +47,6 @@ impl Method {
         }
     }
 
-    /// Quota units charged per call.
-    pub fn cost(self) -> u32 {
-        match self {
-            Method::GetProfile | Method::LabelsList => 1,
-            Method::HistoryList => 2,
-            Method::MessagesList | Method::MessagesGet | Method::AttachmentsGet => 5,
-            Method::ThreadsList | Method::ThreadsGet => 10,
-        }
-    }
-
     fn index(self) -> usize {
         self as usize
     }
@@ -71,8 +64,10 @@ struct Counters {
 }
 
 /// Live counters for every method (one table per mailbox).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct MetricsTable {
+    /// What each request is charged.
+    table: QuotaTable,
     methods: [Counters; Method::ALL.len()],
     /// Server wait hints longer than `retry::MAX_RETRY_AFTER`, cut to it. Kept out of
     /// `MethodMetrics` (callers build that struct literally).
@@ -80,6 +75,13 @@ pub(crate) struct MetricsTable {
 }
 
 impl MetricsTable {
+    pub(crate) fn new(table: QuotaTable) -> Self {
+        MetricsTable {
+            table,
+            methods: Default::default(),
+            retry_after_clamped: AtomicU64::new(0),
+        }
+    }
     fn c(&self, m: Method) -> &Counters {
         &self.methods[m.index()]
     }
@@ -88,7 +90,7 @@ impl MetricsTable {
         let c = self.c(m);
         c.calls.fetch_add(1, Ordering::Relaxed);
         c.quota_units
-            .fetch_add(u64::from(m.cost()), Ordering::Relaxed);
+            .fetch_add(u64::from(self.table.cost(m)), Ordering::Relaxed);
     }
     pub(crate) fn retry(&self, m: Method) {
         self.c(m).retries.fetch_add(1, Ordering::Relaxed);
@@ -181,20 +183,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn costs_match_gmail_docs() {
-        assert_eq!(Method::MessagesGet.cost(), 5);
-        assert_eq!(Method::MessagesList.cost(), 5);
-        assert_eq!(Method::AttachmentsGet.cost(), 5);
-        assert_eq!(Method::ThreadsList.cost(), 10);
-        assert_eq!(Method::ThreadsGet.cost(), 10);
-        assert_eq!(Method::HistoryList.cost(), 2);
-        assert_eq!(Method::GetProfile.cost(), 1);
-        assert_eq!(Method::LabelsList.cost(), 1);
-    }
-
-    #[test]
     fn snapshot_sums_and_serializes() {
-        let t = MetricsTable::default();
+        for (table, get) in [(QuotaTable::Y2025, 5), (QuotaTable::Y2026, 20)] {
+            let t = MetricsTable::new(table);
+            t.request(Method::MessagesGet);
+            t.request(Method::MessagesGet);
+            t.request(Method::GetProfile);
+            let mut m = ApiMetrics::default();
+            t.add_to(&mut m);
+            assert_eq!(m.method("messages.get").quota_units, 2 * get, "{table}");
+            assert_eq!(m.total.quota_units, 2 * get + 1, "{table}");
+        }
+        let t = MetricsTable::new(QuotaTable::Y2026);
         t.request(Method::MessagesGet);
         t.request(Method::MessagesGet);
         t.retry(Method::MessagesGet);
@@ -202,8 +202,8 @@ mod tests {
         let mut m = ApiMetrics::default();
         t.add_to(&mut m);
         assert_eq!(m.method("messages.get").calls, 2);
-        assert_eq!(m.method("messages.get").quota_units, 10);
-        assert_eq!(m.total.quota_units, 11);
+        assert_eq!(m.method("messages.get").quota_units, 40);
+        assert_eq!(m.total.quota_units, 41);
         assert_eq!(m.total.retries, 1);
         let json = serde_json::to_value(&m).expect("json");
         assert_eq!(json["methods"]["users.getProfile"]["calls"], 1);

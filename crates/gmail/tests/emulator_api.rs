@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use gmail::{AuthSpec, GmailClient, GmailError, ListQuery, QuotaConfig};
+use gmail::{AuthSpec, GmailClient, GmailError, ListQuery, QuotaConfig, QuotaTable};
 use gmail_emulator::{Emulator, EmulatorConfig, Faults, Quota};
 use tokio::time::Instant;
 
@@ -291,7 +291,7 @@ async fn every_call_succeeds_under_faults_and_quota_429s_and_retries_are_counted
     });
     let mut cfg = common::config(&emu.url(), AuthSpec::None);
     cfg.quota = QuotaConfig {
-        units_per_second: 2_000.0,
+        units_per_second: Some(2_000.0),
         burst_units: 100.0,
         ..QuotaConfig::default()
     };
@@ -339,9 +339,10 @@ async fn every_call_succeeds_under_faults_and_quota_429s_and_retries_are_counted
 async fn retry_after_is_honoured() {
     let emu = emulator(4).await;
     let mb = emu.default_mailbox();
-    // Room for exactly one messages.get per one-second window.
+    // Room for exactly one messages.get per one-second window (5 units on the 2025 table).
     emu.set_quota(Quota {
         per_second: Some(5),
+        table: gmail_emulator::QuotaTable::Y2025,
         ..Quota::default()
     });
     let c = common::client(&emu.url()).await;
@@ -411,9 +412,11 @@ async fn each_mailbox_has_its_own_quota_bucket_and_metrics() {
     .await
     .expect("emulator");
     let mut cfg = common::config(&emu.url(), AuthSpec::None);
-    // 50 units/s, no headroom: 6 gets (30 units) per mailbox take 0.5 s after the first.
+    // 50 units/s, no headroom: 6 gets (30 units on the 2025 table) per mailbox take 0.5 s
+    // after the first.
     cfg.quota = QuotaConfig {
-        units_per_second: 50.0,
+        table: QuotaTable::Y2025,
+        units_per_second: Some(50.0),
         headroom: 0.0,
         burst_units: 5.0,
         ..QuotaConfig::default()

@@ -26,7 +26,7 @@ pub fn config(endpoint: &str, auth: AuthSpec) -> ClientConfig {
     c.retry = fast_retry();
     // Tests that are not about quota must not be paced by it.
     c.quota = QuotaConfig {
-        units_per_second: 1_000_000.0,
+        units_per_second: Some(1_000_000.0),
         burst_units: 1_000_000.0,
         ..QuotaConfig::default()
     };
