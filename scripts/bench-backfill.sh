@@ -5,7 +5,8 @@
 #      no quota: messages/s and peak RSS   (targets: >= 2,000 msg/s, < 300 MB)
 #   2. unchanged re-run: messages.get / threads.get calls and wall vs run 1
 #      (targets: 0 gets, wall <= 10% of run 1)
-#   3. emulator quota 250 units/s, BENCH_QUOTA_MESSAGES (default 500) messages,
+#   3. (2025 quota table: 5-unit gets; scripts/bench-quota.sh measures the 2026
+#      table's per-minute pacing) emulator quota 250 units/s, BENCH_QUOTA_MESSAGES (default 500) messages,
 #      client paced at 250: units per stored message (target <= 5.05) and wall
 #      vs the quota floor (units used / 250) (target: <= 1.03 x floor)
 #   4. the same at 100 units/s with BENCH_QUOTA100_MESSAGES (default 200)
@@ -146,8 +147,8 @@ fi
 
 echo "== run 3: emulator quota $quota units/s, $quota_messages messages, client paced at $quota" >&2
 start_emulator quota --mailbox quota@example.com --messages "$quota_messages" --days 7 --seed 7 \
-  --quota-per-sec "$quota"
-GMAIL_ENDPOINT="$EMULATOR_URL" MAILINGEST_QUOTA_UNITS_PER_SEC="$quota" \
+  --quota-table 2025 --quota-per-sec "$quota"
+GMAIL_ENDPOINT="$EMULATOR_URL" MAILINGEST_QUOTA_TABLE=2025 MAILINGEST_QUOTA_UNITS_PER_SEC="$quota" \
   timed_backfill quota quota@example.com --days 8
 
 # Process start as the issue means it: binary, database connection, schema
@@ -159,8 +160,8 @@ done
 quota100_messages="${BENCH_QUOTA100_MESSAGES:-200}"
 echo "== run 4: emulator quota 100 units/s, $quota100_messages messages, client paced at 100" >&2
 start_emulator quota100 --mailbox slow@example.com --messages "$quota100_messages" --days 7 --seed 11 \
-  --quota-per-sec 100
-GMAIL_ENDPOINT="$EMULATOR_URL" MAILINGEST_QUOTA_UNITS_PER_SEC=100 \
+  --quota-table 2025 --quota-per-sec 100
+GMAIL_ENDPOINT="$EMULATOR_URL" MAILINGEST_QUOTA_TABLE=2025 MAILINGEST_QUOTA_UNITS_PER_SEC=100 \
   timed_backfill quota100 slow@example.com --days 8
 
 python3 - "$work" "$messages" "$quota_messages" "$quota" "$backend" <<'PY'

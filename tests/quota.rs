@@ -1,15 +1,46 @@
 //! The quota cost model of a backfill (see `crates/ingest/src/engine/backfill.rs`),
-//! checked unit for unit through the emulator's counters: a first backfill
-//! spends 5 units per stored message plus listing (no threads.get for a thread
-//! none of whose messages is stored), an unchanged re-run only the listing,
-//! and a re-run after K new messages in new threads and L relabelled stored
-//! threads 5K + 10L plus listing.
+//! checked unit for unit through the emulator's counters, on both of Gmail's
+//! quota tables (the binary and the emulator on the same one; every figure is
+//! `gmail::QuotaTable::cost` times calls). A first backfill spends one
+//! messages.get per stored message plus listing (no threads.get for a thread
+//! none of whose messages is stored), an unchanged re-run only the listing. A
+//! relabel of L stored threads costs threads.get per thread on the 2025 table;
+//! on the 2026 one, where threads.get costs 40, it costs history pages from the
+//! mailbox's cursor, or without a usable cursor labels.list and a listing per
+//! label, and never threads.get. The labels stored afterwards are Gmail's.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::{TestBed, small_mailbox};
+use gmail::{Method, QuotaTable};
+
+/// Each case (an `async fn(QuotaTable)`) once per quota table, as
+/// `case::table_2026` and `case::table_2025`.
+macro_rules! on_both_tables {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn table_2026() {
+                super::$case(gmail::QuotaTable::Y2026).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn table_2025() {
+                super::$case(gmail::QuotaTable::Y2025).await
+            }
+        }
+    )*};
+}
+
+on_both_tables!(
+    a_backfill_costs_what_the_cost_model_says,
+    a_relabel_costs_history_not_threads_get_where_threads_get_is_dear,
+    a_relabel_without_a_cursor_lists_each_label,
+    a_relabel_after_history_expired_lists_each_label,
+    a_wider_window_later_fetches_what_a_narrow_one_left_out,
+    including_spam_and_trash_later_stores_what_the_default_scope_left_out,
+);
 
 /// Units charged per method since the last reset.
 fn units(bed: &TestBed) -> BTreeMap<String, u64> {
@@ -26,17 +57,39 @@ fn units(bed: &TestBed) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-fn expect(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs
+/// What `calls` of each method cost on `table`, keyed as the emulator names methods.
+fn expect(table: QuotaTable, calls: &[(Method, u64)]) -> BTreeMap<String, u64> {
+    calls
         .iter()
-        .filter(|(_, u)| *u > 0)
-        .map(|(k, u)| ((*k).to_owned(), *u))
+        .filter(|(_, n)| *n > 0)
+        .map(|(m, n)| {
+            let name = format!("users.{}", m.name().trim_start_matches("users."));
+            (name, u64::from(table.cost(*m)) * n)
+        })
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backfill_costs_what_the_cost_model_says() {
-    let bed = TestBed::new(small_mailbox(60)).await;
+/// Gmail's labels of every live stored message, read through our client.
+async fn gmail_labels(bed: &TestBed) -> BTreeMap<String, BTreeSet<String>> {
+    let gmail = bed.gmail().await;
+    let mut out = BTreeMap::new();
+    for id in bed.live_labels().await.into_keys() {
+        let m = gmail
+            .message_minimal(&bed.mailbox, &id)
+            .await
+            .expect("minimal");
+        out.insert(id, m.label_ids.into_iter().collect());
+    }
+    out
+}
+
+/// The rows' labels are Gmail's, message for message.
+async fn assert_labels_are_gmails(bed: &TestBed) {
+    assert_eq!(bed.live_labels().await, gmail_labels(bed).await);
+}
+
+async fn a_backfill_costs_what_the_cost_model_says(table: QuotaTable) {
+    let bed = TestBed::on_table(table, small_mailbox(60)).await;
     let (messages, threads) = bed.expected_ids().await;
     assert!(
         threads.len() < messages.len(),
@@ -44,19 +97,22 @@ async fn a_backfill_costs_what_the_cost_model_says() {
     );
     let m = messages.len() as u64;
 
-    // First backfill: getProfile 1, one page each of threads.list (10) and
-    // messages.list (5), and 5 per stored message. No threads.get.
+    // First backfill: getProfile, one page each of threads.list and
+    // messages.list, and one raw get per stored message. No threads.get.
     let (code, first) = bed.backfill(&[]).await;
     assert_eq!(code, 0, "{first}");
     assert_eq!(first["messages"]["inserted"].as_u64(), Some(m), "{first}");
     assert_eq!(
         units(&bed),
-        expect(&[
-            ("users.getProfile", 1),
-            ("users.threads.list", 10),
-            ("users.messages.list", 5),
-            ("users.messages.get", 5 * m),
-        ])
+        expect(
+            table,
+            &[
+                (Method::GetProfile, 1),
+                (Method::ThreadsList, 1),
+                (Method::MessagesList, 1),
+                (Method::MessagesGet, m),
+            ]
+        )
     );
     // Where the time went, per stage (busy seconds): every stage did work.
     for stage in ["list", "fetch", "parse", "store", "write"] {
@@ -65,7 +121,11 @@ async fn a_backfill_costs_what_the_cost_model_says() {
     }
     let total: u64 = units(&bed).values().sum();
     let per_message = total as f64 / m as f64;
-    assert!(per_message <= 5.3, "{per_message} units per message");
+    let floor = f64::from(table.cost(Method::MessagesGet));
+    assert!(
+        per_message <= floor + 0.3,
+        "{per_message} units per message on the {table} table"
+    );
     assert_eq!(first["api"]["total"]["quota_units"].as_u64(), Some(total));
 
     // Unchanged re-run: the listing only.
@@ -74,7 +134,7 @@ async fn a_backfill_costs_what_the_cost_model_says() {
     assert_eq!(code, 0, "{rerun}");
     assert_eq!(
         units(&bed),
-        expect(&[("users.getProfile", 1), ("users.threads.list", 10)])
+        expect(table, &[(Method::GetProfile, 1), (Method::ThreadsList, 1)])
     );
 
     // K new messages (each a new thread) and L stored threads relabelled.
@@ -89,7 +149,7 @@ async fn a_backfill_costs_what_the_cost_model_says() {
             )
             .expect("insert");
     }
-    let mut relabelled_threads = std::collections::BTreeSet::new();
+    let mut relabelled_threads = BTreeSet::new();
     for id in &messages {
         if relabelled_threads.len() == 2 {
             break;
@@ -111,24 +171,168 @@ async fn a_backfill_costs_what_the_cost_model_says() {
         "{changed}"
     );
     assert_eq!(changed["labels_changed"].as_u64(), Some(l), "{changed}");
+    // The cursor the first backfill set is a handful of records behind:
+    // one history page says what was relabelled.
+    let learning_labels = match table {
+        QuotaTable::Y2026 => (Method::HistoryList, 1),
+        QuotaTable::Y2025 => (Method::ThreadsGet, l),
+    };
     assert_eq!(
         units(&bed),
-        expect(&[
-            ("users.getProfile", 1),
-            ("users.threads.list", 10),
-            ("users.messages.list", 5),
-            ("users.messages.get", 5 * k),
-            ("users.threads.get", 10 * l),
-        ])
+        expect(
+            table,
+            &[
+                (Method::GetProfile, 1),
+                (Method::ThreadsList, 1),
+                (Method::MessagesList, 1),
+                (Method::MessagesGet, k),
+                learning_labels,
+            ]
+        )
     );
+    assert_labels_are_gmails(&bed).await;
     bed.assert_verify_clean().await;
+}
+
+/// Relabels stored messages of three threads in several ways (a label
+/// added, a user label new to the mailbox, archived, trashed while the rest
+/// of its thread stays); returns how many messages' labels Gmail changed and
+/// in how many threads. Resets the emulator's statistics.
+async fn relabel_three_threads(bed: &TestBed, messages: &BTreeSet<String>) -> (u64, u64) {
+    let mut by_thread: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for id in messages {
+        let thread = bed.emulator.thread_of(&bed.mailbox, id).expect("thread");
+        by_thread.entry(thread).or_default().push(id.clone());
+    }
+    let mut threads: Vec<&Vec<String>> = by_thread.values().collect();
+    // Longest first: the trashed message must leave a thread still listed.
+    threads.sort_by_key(|ids| std::cmp::Reverse(ids.len()));
+    assert!(threads[0].len() >= 2, "a thread of several messages");
+    let before = bed.live_labels().await;
+    let (a, b, c) = (threads[0], threads[1], threads[2]);
+    let relabel = |id: &str, add: &[&str], remove: &[&str]| {
+        bed.emulator
+            .modify_labels(&bed.mailbox, id, add, remove)
+            .expect("relabel")
+    };
+    relabel(&a[0], &["STARRED"], &[]);
+    bed.emulator.trash(&bed.mailbox, &a[1]).expect("trash");
+    relabel(&b[0], &["e2e-reviewed"], &["INBOX"]);
+    relabel(&c[0], &["IMPORTANT"], &["UNREAD", "INBOX"]);
+    let after = gmail_labels(bed).await;
+    let changed = after.iter().filter(|(id, l)| before[*id] != **l).count() as u64;
+    assert!(changed >= 3, "Gmail took the relabels: {changed}");
+    bed.emulator.reset_stats();
+    (changed, 3)
+}
+
+/// A relabel alone: no messages.get on either table; on 2026 no threads.get
+/// either, one history page from the cursor the first backfill set.
+async fn a_relabel_costs_history_not_threads_get_where_threads_get_is_dear(table: QuotaTable) {
+    let bed = TestBed::on_table(table, small_mailbox(60)).await;
+    let (messages, _) = bed.expected_ids().await;
+    let (code, first) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{first}");
+    let (k, l) = relabel_three_threads(&bed, &messages).await;
+
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["labels_changed"].as_u64(), Some(k), "{run}");
+    assert_eq!(run["messages"]["inserted"].as_u64(), Some(0), "{run}");
+    let listing = [(Method::GetProfile, 1), (Method::ThreadsList, 1)];
+    let learning: &[(Method, u64)] = match table {
+        QuotaTable::Y2026 => &[(Method::MessagesList, 1), (Method::HistoryList, 1)],
+        QuotaTable::Y2025 => &[(Method::ThreadsGet, l)],
+    };
+    assert_eq!(
+        units(&bed),
+        expect(table, &[&listing[..], learning].concat())
+    );
+    assert_labels_are_gmails(&bed).await;
+
+    // And the relabelled threads are current again.
+    bed.emulator.reset_stats();
+    let (code, rerun) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{rerun}");
+    assert_eq!(units(&bed), expect(table, &listing));
+}
+
+#[derive(Debug, Clone, Copy)]
+enum NoHistory {
+    /// The mailbox has no cursor (as after a backfill that never completed).
+    NoCursor,
+    /// Gmail no longer holds history from the cursor (404).
+    Expired,
+}
+
+/// Without usable history, the 2026 table's labels come from labels.list and
+/// one messages.list per label over the window; the 2025 table's from
+/// threads.get as ever.
+async fn relabel_without_usable_history(table: QuotaTable, how: NoHistory) {
+    let bed = TestBed::on_table(table, small_mailbox(60)).await;
+    let (messages, _) = bed.expected_ids().await;
+    let (code, first) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{first}");
+    let (k, l) = relabel_three_threads(&bed, &messages).await;
+    let labels = bed
+        .gmail()
+        .await
+        .labels(&bed.mailbox)
+        .await
+        .expect("labels.list")
+        .len() as u64;
+    assert!(labels > 5, "system labels and the user's: {labels}");
+    match how {
+        NoHistory::NoCursor => {
+            assert_eq!(
+                bed.execute("UPDATE mailboxes SET history_id = NULL").await,
+                1
+            );
+        }
+        NoHistory::Expired => bed.emulator.expire_history(&bed.mailbox),
+    }
+    bed.emulator.reset_stats();
+
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["labels_changed"].as_u64(), Some(k), "{run}");
+    let mut calls = vec![(Method::GetProfile, 1), (Method::ThreadsList, 1)];
+    match (table, how) {
+        (QuotaTable::Y2025, _) => calls.push((Method::ThreadsGet, l)),
+        (QuotaTable::Y2026, _) => {
+            // The window's listing, then one per label (each one page here).
+            calls.push((Method::LabelsList, 1));
+            calls.push((Method::MessagesList, 1 + labels));
+            if let NoHistory::Expired = how {
+                calls.push((Method::HistoryList, 1)); // the 404
+            }
+        }
+    }
+    assert_eq!(units(&bed), expect(table, &calls));
+    assert_labels_are_gmails(&bed).await;
+    if let NoHistory::NoCursor = how {
+        assert_eq!(
+            bed.count("SELECT count(*) FROM mailboxes WHERE history_id IS NOT NULL")
+                .await,
+            1,
+            "the backfill set the cursor it found absent"
+        );
+    }
+    bed.assert_verify_clean().await;
+}
+
+async fn a_relabel_without_a_cursor_lists_each_label(table: QuotaTable) {
+    relabel_without_usable_history(table, NoHistory::NoCursor).await;
+}
+
+async fn a_relabel_after_history_expired_lists_each_label(table: QuotaTable) {
+    relabel_without_usable_history(table, NoHistory::Expired).await;
 }
 
 /// A thread first backfilled through a narrow window is current for that
 /// window only: a wider backfill later still fetches its older messages.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wider_window_later_fetches_what_a_narrow_one_left_out() {
-    let bed = TestBed::new(small_mailbox(60)).await;
+async fn a_wider_window_later_fetches_what_a_narrow_one_left_out(table: QuotaTable) {
+    let bed = TestBed::on_table(table, small_mailbox(60)).await;
     let (messages, _) = bed.expected_ids().await;
     let (code, narrow) = bed.backfill(&["--days", "2"]).await;
     assert_eq!(code, 0, "{narrow}");
@@ -147,7 +351,7 @@ async fn a_wider_window_later_fetches_what_a_narrow_one_left_out() {
 
     let (code, wide) = bed.backfill(&["--days", "7"]).await;
     assert_eq!(code, 0, "{wide}");
-    let stored: std::collections::BTreeSet<String> =
+    let stored: BTreeSet<String> =
         sqlx::query_scalar("SELECT provider_message_id FROM mail_messages")
             .fetch_all(bed.pg())
             .await
@@ -168,9 +372,8 @@ async fn a_wider_window_later_fetches_what_a_narrow_one_left_out() {
 /// What a thread's row vouches for is the default scope: a later backfill
 /// that includes SPAM and TRASH still stores the spam of threads a default
 /// backfill completed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn including_spam_and_trash_later_stores_what_the_default_scope_left_out() {
-    let bed = TestBed::new(small_mailbox(60)).await;
+async fn including_spam_and_trash_later_stores_what_the_default_scope_left_out(table: QuotaTable) {
+    let bed = TestBed::on_table(table, small_mailbox(60)).await;
     let (in_scope, threads) = bed.expected_ids().await;
     // A thread that has both: its spam is not in the default scope.
     let mixed = threads.iter().next().expect("a thread").clone();
@@ -197,13 +400,13 @@ async fn including_spam_and_trash_later_stores_what_the_default_scope_left_out()
     assert!(all.len() > in_scope.len() && all.contains(&spam));
     let (code, wide) = bed.backfill(&["--include-spam-trash"]).await;
     assert_eq!(code, 0, "{wide}");
-    let stored: std::collections::BTreeSet<String> =
+    let stored: BTreeSet<String> =
         sqlx::query_scalar("SELECT provider_message_id FROM mail_messages")
             .fetch_all(bed.pg())
             .await
             .expect("ids")
             .into_iter()
             .collect();
-    let every: std::collections::BTreeSet<String> = all.into_iter().collect();
+    let every: BTreeSet<String> = all.into_iter().collect();
     assert_eq!(stored, every, "{wide}");
 }

@@ -124,7 +124,11 @@ async fn sync_mirrors_adds_deletes_relabels_and_trash() {
     );
     assert_eq!(bed.calls("users.messages.list"), 0);
     let pages = n(&run, &["history_pages"]);
-    assert_eq!(n(&run, &["api", "total", "quota_units"]), 2 * pages + 5 * 5);
+    let cost = |m| u64::from(bed.quota_table.cost(m));
+    assert_eq!(
+        n(&run, &["api", "total", "quota_units"]),
+        cost(gmail::Method::HistoryList) * pages + cost(gmail::Method::MessagesGet) * 5
+    );
 
     // The database mirrors Gmail exactly.
     let after = stored_labels(&bed).await;

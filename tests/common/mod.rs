@@ -71,6 +71,9 @@ pub struct TestBed {
     pub emulator: Emulator,
     pub mailbox: String,
     pub db: TestDb,
+    /// Gmail's quota table the binary charges and paces by
+    /// (`MAILINGEST_QUOTA_TABLE`); the emulator's is set apart (`on_table`).
+    pub quota_table: gmail::QuotaTable,
 }
 
 impl TestBed {
@@ -93,6 +96,7 @@ impl TestBed {
                     emulator,
                     mailbox,
                     db: TestDb::Postgres(pool),
+                    quota_table: gmail::QuotaTable::default(),
                 }
             }
             Backend::Sqlite => {
@@ -111,9 +115,21 @@ impl TestBed {
                     emulator,
                     mailbox,
                     db: TestDb::Sqlite(pool, dir),
+                    quota_table: gmail::QuotaTable::default(),
                 }
             }
         }
+    }
+
+    /// A PostgreSQL bed whose binary and emulator both use Gmail's quota `table`.
+    pub async fn on_table(table: gmail::QuotaTable, mut config: EmulatorConfig) -> TestBed {
+        config.quota.table = table
+            .name()
+            .parse()
+            .expect("the emulator knows every table");
+        let mut bed = TestBed::new(config).await;
+        bed.quota_table = table;
+        bed
     }
 
     pub fn backend(&self) -> Backend {
@@ -219,6 +235,7 @@ impl TestBed {
             .env("MAILINGEST_STORE", self.store.path())
             .env("GMAIL_ENDPOINT", self.emulator.url())
             .env("MAILINGEST_QUOTA_UNITS_PER_SEC", "100000")
+            .env("MAILINGEST_QUOTA_TABLE", self.quota_table.name())
             .env("RUST_LOG", "warn")
             .env_remove("MAILINGEST_ORG")
             .stdin(std::process::Stdio::null())

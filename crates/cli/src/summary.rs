@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use ingest::engine::{EngineError, RunKind, RunSummary, SkipKind};
+use ingest::engine::{BackfillEstimate, EngineError, RunKind, RunSummary, SkipKind};
 use ingest::repo::OutcomeCounts;
 
 use crate::exit::Exit;
@@ -102,6 +102,32 @@ pub fn print(summary: &RunSummary, json: bool) {
 
 /// An engine error as the command's result: its own exit code with one line
 /// on stderr, or an ordinary failure for `main` to report.
+/// Printing `backfill --estimate`.
+pub fn print_estimate(e: &BackfillEstimate, json: bool) {
+    if json {
+        match serde_json::to_string(e) {
+            Ok(s) => println!("{s}"),
+            Err(err) => eprintln!("error: cannot encode the estimate: {err}"),
+        }
+        return;
+    }
+    println!(
+        "estimate {} (quota table {}): {} messages in {} threads in the window, {} stored, {} to fetch",
+        e.mailbox, e.quota_table, e.messages_in_window, e.threads_in_window, e.stored, e.to_fetch
+    );
+    let by: Vec<String> = e
+        .units_by_method
+        .iter()
+        .map(|(m, u)| format!("{m} {u}"))
+        .collect();
+    println!("  quota units {} ({})", e.units, by.join(", "));
+    let mins = e.quota_seconds / 60.0;
+    println!(
+        "  at least {:.0} s ({mins:.1} min) of quota at this pace; this estimate spent {} units",
+        e.quota_seconds, e.estimate_units
+    );
+}
+
 pub fn engine_error(err: EngineError) -> anyhow::Result<ExitCode> {
     match Exit::of_error(&err) {
         Some(exit) => {

@@ -293,12 +293,14 @@ impl Mailbox {
         let started = Instant::now();
         let mut attempts: u32 = 0;
         let mut refreshed = false;
+        let mut ticket;
         loop {
             attempts += 1;
             let outcome = {
                 let _slot = self.limiter.slot().await;
                 let cost = f64::from(self.table.cost(method));
-                let mut waited = self.limiter.pacer.acquire(cost).await;
+                let (mut waited, admitted) = self.limiter.pacer.acquire(cost).await;
+                ticket = admitted;
                 if let Some(shared) = self.shared.get() {
                     waited += shared.acquire(cost).await;
                 }
@@ -372,8 +374,7 @@ impl Mailbox {
                 });
             }
             if failure.is_rate_limit() {
-                let cost = f64::from(self.table.cost(method));
-                if let Some(slowed) = self.limiter.pacer.rate_limited(cost, Instant::now()) {
+                if let Some(slowed) = self.limiter.pacer.rate_limited(ticket, Instant::now()) {
                     self.tell_limit(slowed);
                 }
             }

@@ -24,7 +24,9 @@ use crate::quota_table::QuotaTable;
 use crate::shared_quota::{SharedPacer, SharedQuota};
 use crate::transport::{self, Connector, Endpoint};
 use crate::types::*;
-use crate::wire::{JHistoryList, JMessage, JMessageList, JProfile, JThread, JThreadList};
+use crate::wire::{
+    JHistoryList, JLabelList, JMessage, JMessageList, JProfile, JThread, JThreadList,
+};
 
 /// The Gmail client. Clone + Send + Sync.
 #[derive(Clone)]
@@ -121,9 +123,15 @@ impl GmailClient {
         self.inner.config.quota.table
     }
 
-    /// The average rate each mailbox is paced at, units a second.
-    pub fn sustained_units_per_second(&self) -> f64 {
-        self.inner.config.quota.sustained_units_per_second()
+    /// The per-minute limit `mailbox` is paced at, when Gmail's rate-limit answers taught a
+    /// lower one than the configured limit (`None`: never refused, or smooth pacing).
+    pub fn learned_units_per_minute(&self, mailbox: &str) -> Option<f64> {
+        self.lookup(mailbox)?.limiter.pacer.learned_per_minute()
+    }
+
+    /// How each mailbox is paced and charged.
+    pub fn quota_config(&self) -> &QuotaConfig {
+        &self.inner.config.quota
     }
 
     /// Spends every request's units from `quota` too (after the mailbox's
@@ -201,6 +209,28 @@ impl GmailClient {
             })
             .await?;
         j.into_profile(m.name())
+    }
+
+    /// `labels.list`: every label of the mailbox, system and user (1 unit; not paged).
+    pub async fn labels(&self, mailbox: &str) -> Result<Vec<Label>, GmailError> {
+        let mb = self.mailbox(mailbox).await?;
+        let m = Method::LabelsList;
+        let j: JLabelList = mb
+            .run(m, mailbox, || async {
+                let mut rec = Recorder::default();
+                let r = mb
+                    .hub
+                    .users()
+                    .labels_list(&mb.user_id)
+                    .add_scope(SCOPE)
+                    .param("quotaUser", mb.quota_user.as_str())
+                    .delegate(&mut rec)
+                    .doit()
+                    .await;
+                settle(r, &rec).await
+            })
+            .await?;
+        j.into_labels(m.name())
     }
 
     /// One page of `threads.list` (`page_token` None for the first page).

@@ -113,6 +113,20 @@ impl QuotaConfig {
             .unwrap_or_else(|| f64::from(self.table.user_units_per_minute()))
     }
 
+    /// The least time spending `units` from a quiet start takes at this pace, quota waits
+    /// only (round trips not counted): at a per-minute limit L the first L go at once and each
+    /// later L a window after the previous; smooth pacing spends the burst, then the rate.
+    pub fn pace_seconds(&self, units: f64) -> f64 {
+        match self.units_per_second {
+            Some(rate) => ((units - self.burst_units).max(0.0)) / (rate * (1.0 - self.headroom)),
+            None => {
+                let limit = self.minute_limit();
+                let span = 60.0 + self.window_margin.as_secs_f64();
+                ((units / limit).ceil() - 1.0).max(0.0) * span
+            }
+        }
+    }
+
     /// The average rate this config allows, units a second.
     pub fn sustained_units_per_second(&self) -> f64 {
         match self.units_per_second {

@@ -1,6 +1,6 @@
 //! `gmail`: the Gmail API client mailingest uses. It wraps google-gmail1 + yup-oauth2 behind a
-//! small typed API (profile, list pages, minimal/raw messages, history) and adds what the
-//! generated client lacks: auth from an `--auth` spec, a per-mailbox quota limiter and
+//! small typed API (profile, labels, list pages, minimal/raw messages, history) and adds what
+//! the generated client lacks: auth from an `--auth` spec, a per-mailbox quota limiter and
 //! concurrency cap, retries with backoff that honour Retry-After, tolerant decoding of
 //! unpadded base64url and int64-as-string fields, and per-method metrics.
 
@@ -36,6 +36,7 @@ pub use retry::MAX_RETRY_AFTER;
 pub use secret::Secret;
 pub use shared_quota::SharedQuota;
 pub use types::{
-    HistoryPage, HistoryRecord, LabelChange, ListQuery, MessageMeta, MessageMinimalRef,
-    MessagePage, MessageRef, Profile, RawMessage, ThreadMinimal, ThreadPage, ThreadRef,
+    HistoryPage, HistoryRecord, Label, LabelChange, LabelType, ListQuery, MessageMeta,
+    MessageMinimalRef, MessagePage, MessageRef, Profile, RawMessage, ThreadMinimal, ThreadPage,
+    ThreadRef,
 };

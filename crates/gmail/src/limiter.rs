@@ -9,8 +9,9 @@
 //!
 //! A rate-limit answer means Gmail's limit is below ours (a 2025/2026 table mismatch, another
 //! app spending the same user's quota, Google's own variation). The window then learns the
-//! limit from what it admitted in the last minute when the answer came (one answer is usually
-//! enough) and creeps back towards the configured limit by 1% a minute; the bucket slows by
+//! limit from what it admitted within a minute before the refused call (one answer is
+//! enough), holds it for 15 minutes and then creeps back towards the configured limit by 1%
+//! a minute; the bucket slows by
 //! 10% (at most once a second, never below a quarter) and recovers by 2% a second. The call
 //! that was refused waits out its own Retry-After; the others keep flowing.
 
@@ -117,12 +118,25 @@ pub(crate) struct MinuteWindow {
     state: Mutex<WindowState>,
 }
 
+/// One admission: when the call may go, its units, and its place in the order of admissions.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    at: Instant,
+    units: f64,
+    ticket: Ticket,
+}
+
+/// Which admission a call was: what a rate-limit answer to it is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Ticket(u64);
+
 #[derive(Debug)]
 struct WindowState {
-    /// Admissions in time order: (when the call may go, units).
-    log: VecDeque<(Instant, f64)>,
+    /// Admissions in time order.
+    log: VecDeque<Entry>,
     /// Units in `log`.
     total: f64,
+    next_ticket: u64,
     /// The limit paced at: the configured one, or what a rate-limit answer taught.
     learned: Option<Learned>,
 }
@@ -133,11 +147,15 @@ struct Learned {
     at: Instant,
 }
 
-/// A learned limit creeps back towards the configured one by this share of it per minute.
+/// A learned limit holds this long without creeping back: each probe above Gmail's limit
+/// costs a refusal for every call in flight, so probing is rare.
+const WINDOW_HOLD: Duration = Duration::from_secs(15 * 60);
+/// After the hold, a learned limit creeps back towards the configured one by this share of
+/// itself per minute (another app that shared the quota may have stopped).
 const WINDOW_RECOVERY_PER_MIN: f64 = 0.01;
 /// Never learn a limit below this share of the configured one.
 const WINDOW_FLOOR: f64 = 0.1;
-/// What is learned is this share of what the window held when Gmail refused.
+/// What is learned is this share of what the window held before the refused call.
 const WINDOW_LEARN: f64 = 0.95;
 
 impl MinuteWindow {
@@ -149,6 +167,7 @@ impl MinuteWindow {
             state: Mutex::new(WindowState {
                 log: VecDeque::new(),
                 total: 0.0,
+                next_ticket: 0,
                 learned: None,
             }),
         }
@@ -158,72 +177,85 @@ impl MinuteWindow {
         match s.learned {
             None => self.configured,
             Some(l) => {
-                let minutes = now.saturating_duration_since(l.at).as_secs_f64() / 60.0;
-                (l.limit + minutes * WINDOW_RECOVERY_PER_MIN * self.configured).min(self.configured)
+                let since = now.saturating_duration_since(l.at);
+                let minutes = since.saturating_sub(WINDOW_HOLD).as_secs_f64() / 60.0;
+                (l.limit * (1.0 + minutes * WINDOW_RECOVERY_PER_MIN)).min(self.configured)
             }
         }
     }
 
     /// Debit `cost` units and return how long the caller must wait before sending: the
     /// earliest moment (not before any earlier admission) at which the window holds room.
-    pub(crate) fn reserve(&self, cost: f64, now: Instant) -> Duration {
+    pub(crate) fn reserve(&self, cost: f64, now: Instant) -> (Duration, Ticket) {
         let Ok(mut guard) = self.state.lock() else {
-            return Duration::ZERO;
+            return (Duration::ZERO, Ticket::default());
         };
         let s = &mut *guard;
         // Admissions that left the window for good.
-        while let Some(&(t, u)) = s.log.front() {
-            if t + self.span > now {
+        while let Some(e) = s.log.front() {
+            if e.at + self.span > now {
                 break;
             }
+            s.total -= e.units;
             s.log.pop_front();
-            s.total -= u;
         }
         let limit = self.limit_at(s, now);
-        let mut at = s.log.back().map_or(now, |&(t, _)| t.max(now));
+        let mut at = s.log.back().map_or(now, |e| e.at.max(now));
         let mut inside = s.total;
         let mut oldest = 0;
         // Entries scheduled so far ahead that `at` is past their window.
-        while let Some(&(t, u)) = s.log.get(oldest) {
-            if t + self.span > at {
+        while let Some(e) = s.log.get(oldest) {
+            if e.at + self.span > at {
                 break;
             }
-            inside -= u;
+            inside -= e.units;
             oldest += 1;
         }
         // Wait for the oldest admissions to leave until this call fits. A single call
         // larger than the limit goes alone, once the window is empty.
         while inside + cost > limit {
-            let Some(&(t, u)) = s.log.get(oldest) else {
+            let Some(e) = s.log.get(oldest) else {
                 break;
             };
-            at = at.max(t + self.span);
-            inside -= u;
+            at = at.max(e.at + self.span);
+            inside -= e.units;
             oldest += 1;
         }
-        s.log.push_back((at, cost));
+        let ticket = Ticket(s.next_ticket);
+        s.next_ticket += 1;
+        s.log.push_back(Entry {
+            at,
+            units: cost,
+            ticket,
+        });
         s.total += cost;
-        at.saturating_duration_since(now)
+        (at.saturating_duration_since(now), ticket)
     }
 
-    /// Gmail answered with a rate limit: its limit is below what the window admitted in the
-    /// last `span`. Learn that (less the refused call and a margin) unless a lower limit was
-    /// learned in the last second. Returns the new limit when it changed.
-    pub(crate) fn rate_limited(&self, cost: f64, now: Instant) -> Option<f64> {
+    /// Gmail refused the call admitted as `ticket`: its limit is at most what the window
+    /// admitted before that call within a span of it. Learn that, less a margin, unless a
+    /// limit was learned in the last second (the other calls in flight then are refused
+    /// too, and teach nothing new). Returns the new limit when it changed.
+    pub(crate) fn rate_limited(&self, ticket: Ticket, now: Instant) -> Option<f64> {
         let mut s = self.state.lock().ok()?;
         if s.learned
             .is_some_and(|l| now.saturating_duration_since(l.at) < CUT_INTERVAL)
         {
             return None;
         }
-        let sent: f64 = s
+        let sent_at = s
             .log
             .iter()
-            .filter(|&&(t, _)| t <= now && t + self.span > now)
-            .map(|&(_, u)| u)
+            .find(|e| e.ticket == ticket)
+            .map_or(now, |e| e.at);
+        let before: f64 = s
+            .log
+            .iter()
+            .filter(|e| e.ticket < ticket && e.at + self.span > sent_at)
+            .map(|e| e.units)
             .sum();
         let current = self.limit_at(&s, now);
-        let learned = ((sent - cost) * WINDOW_LEARN)
+        let learned = (before * WINDOW_LEARN)
             .max(self.configured * WINDOW_FLOOR)
             .min(current);
         if learned >= current {
@@ -234,6 +266,12 @@ impl MinuteWindow {
             at: now,
         });
         Some(learned)
+    }
+
+    /// The limit paced at now when a rate-limit answer lowered it, units per window.
+    pub(crate) fn learned_limit(&self, now: Instant) -> Option<f64> {
+        let s = self.state.lock().ok()?;
+        s.learned.map(|_| self.limit_at(&s, now))
     }
 
     /// The limit currently paced at, units per window.
@@ -265,25 +303,33 @@ pub(crate) enum Slowed {
 }
 
 impl Pacer {
-    /// Reserve `cost` and sleep out the wait; returns the time waited.
-    pub(crate) async fn acquire(&self, cost: f64) -> Duration {
+    /// Reserve `cost` and sleep out the wait; returns the time waited and which admission
+    /// the call is.
+    pub(crate) async fn acquire(&self, cost: f64) -> (Duration, Ticket) {
         let now = Instant::now();
-        let wait = match self {
+        let (wait, ticket) = match self {
             Pacer::Window(w) => w.reserve(cost, now),
-            Pacer::Smooth(b) => b.reserve(cost, now),
+            Pacer::Smooth(b) => (b.reserve(cost, now), Ticket::default()),
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        wait
+        (wait, ticket)
     }
 
-    /// A call of `cost` units was refused with a rate limit.
-    pub(crate) fn rate_limited(&self, cost: f64, now: Instant) -> Option<Slowed> {
+    /// Units a minute paced at, when a rate-limit answer lowered the window's limit.
+    pub(crate) fn learned_per_minute(&self) -> Option<f64> {
         match self {
-            Pacer::Window(w) => w
-                .rate_limited(cost, now)
-                .map(|l| Slowed::PerMinute(l * 60.0 / w.span.as_secs_f64())),
+            // The window is a minute plus a margin for jitter: its limit is Gmail's minute.
+            Pacer::Window(w) => w.learned_limit(Instant::now()),
+            Pacer::Smooth(_) => None,
+        }
+    }
+
+    /// The call admitted as `ticket` was refused with a rate limit.
+    pub(crate) fn rate_limited(&self, ticket: Ticket, now: Instant) -> Option<Slowed> {
+        match self {
+            Pacer::Window(w) => w.rate_limited(ticket, now).map(Slowed::PerMinute),
             Pacer::Smooth(b) => b.slow_down(now).map(Slowed::PerSecond),
         }
     }
@@ -405,15 +451,15 @@ mod tests {
         let t0 = Instant::now();
         // 300 gets of 20 units fit the first minute: none waits.
         for k in 0..300 {
-            assert_eq!(w.reserve(20.0, t0), Duration::ZERO, "call {k}");
+            assert_eq!(w.reserve(20.0, t0).0, Duration::ZERO, "call {k}");
         }
         // The 301st goes when the first leaves the window, the 302nd with it (both were
         // admitted at t0), and so on: the second minute repeats the first.
-        assert_eq!(w.reserve(20.0, t0), MINUTE);
-        assert_eq!(w.reserve(20.0, t0), MINUTE);
+        assert_eq!(w.reserve(20.0, t0).0, MINUTE);
+        assert_eq!(w.reserve(20.0, t0).0, MINUTE);
         // Later in the first minute, a call still waits for the window, not for a refill.
         let t1 = t0 + Duration::from_secs(30);
-        assert_eq!(w.reserve(20.0, t1), Duration::from_secs(30));
+        assert_eq!(w.reserve(20.0, t1).0, Duration::from_secs(30));
     }
 
     #[test]
@@ -425,7 +471,7 @@ mod tests {
         for k in 0..3_000u32 {
             let now = t0 + Duration::from_millis(100 * u64::from(k));
             let cost = [20.0, 5.0, 2.0, 40.0][k as usize % 4];
-            admitted.push((now + w.reserve(cost, now), cost));
+            admitted.push((now + w.reserve(cost, now).0, cost));
         }
         for (i, &(start, _)) in admitted.iter().enumerate() {
             let inside: f64 = admitted[i..]
@@ -454,9 +500,9 @@ mod tests {
     fn a_call_larger_than_the_window_goes_alone() {
         let w = MinuteWindow::new(30.0, MINUTE);
         let t0 = Instant::now();
-        assert_eq!(w.reserve(20.0, t0), Duration::ZERO);
-        assert_eq!(w.reserve(40.0, t0), MINUTE);
-        assert_eq!(w.reserve(1.0, t0), 2 * MINUTE);
+        assert_eq!(w.reserve(20.0, t0).0, Duration::ZERO);
+        assert_eq!(w.reserve(40.0, t0).0, MINUTE);
+        assert_eq!(w.reserve(1.0, t0).0, 2 * MINUTE);
     }
 
     #[test]
@@ -467,17 +513,20 @@ mod tests {
         for _ in 0..300 {
             w.reserve(20.0, t0);
         }
-        // The 301st call (admitted, sent) is refused.
-        w.reserve(20.0, t0);
-        let learned = w.rate_limited(20.0, t0).expect("learned");
+        // The 301st call, and the 302nd sent with it, are refused.
+        let (_, first_refused) = w.reserve(20.0, t0);
+        let (_, second_refused) = w.reserve(20.0, t0);
+        let learned = w.rate_limited(first_refused, t0).expect("learned");
         assert!((learned - 6_000.0 * 0.95).abs() < 1e-6, "{learned}");
-        // Further answers within a second teach nothing new.
-        assert_eq!(w.rate_limited(20.0, t0 + Duration::from_millis(500)), None);
+        // The other refusal, within a second, teaches nothing new.
+        let soon = t0 + Duration::from_millis(500);
+        assert_eq!(w.rate_limited(second_refused, soon), None);
         // Pacing now follows the learned limit: the next call waits for the window.
-        assert_eq!(w.reserve(20.0, t0), MINUTE);
-        // It creeps back by 1% of the configured limit a minute, never past it.
-        let later = t0 + 10 * MINUTE;
-        assert!((w.current_limit(later) - (5_700.0 + 1_500.0)).abs() < 1e-6);
+        assert_eq!(w.reserve(20.0, t0).0, MINUTE);
+        // The limit holds for 15 minutes, then creeps back by 1% of itself a minute, never
+        // past the configured one.
+        assert!((w.current_limit(t0 + 15 * MINUTE) - 5_700.0).abs() < 1e-6);
+        assert!((w.current_limit(t0 + 25 * MINUTE) - 5_700.0 * 1.1).abs() < 1e-6);
         assert_eq!(w.current_limit(t0 + 1_000 * MINUTE), 15_000.0);
     }
 
@@ -485,7 +534,7 @@ mod tests {
     fn a_refusal_never_teaches_less_than_a_tenth() {
         let w = MinuteWindow::new(6_000.0, MINUTE);
         let t0 = Instant::now();
-        w.reserve(20.0, t0);
-        assert_eq!(w.rate_limited(20.0, t0), Some(600.0));
+        let (_, ticket) = w.reserve(20.0, t0);
+        assert_eq!(w.rate_limited(ticket, t0), Some(600.0));
     }
 }

@@ -110,6 +110,22 @@ impl std::fmt::Debug for RawMessage {
     }
 }
 
+/// One label of a mailbox (`labels.list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Label {
+    pub id: String,
+    pub name: String,
+    pub label_type: LabelType,
+}
+
+/// Who owns a label: Gmail (INBOX, SPAM, CATEGORY_…) or the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelType {
+    System,
+    User,
+}
+
 /// A message added to the mailbox, as history reports it (ids and labels only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageMinimalRef {

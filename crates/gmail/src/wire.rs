@@ -122,6 +122,21 @@ pub(crate) struct JMessageList {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+pub(crate) struct JLabel {
+    id: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    label_type: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct JLabelList {
+    labels: Option<Vec<JLabel>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub(crate) struct JMessageHolder {
     message: Option<JMessage>,
 }
@@ -205,6 +220,22 @@ impl From<api::ListMessagesResponse> for JMessageList {
             messages: r.messages.map(|v| v.into_iter().map(Into::into).collect()),
             next_page_token: r.next_page_token,
             result_size_estimate: r.result_size_estimate.map(|n| Int64::U(n.into())),
+        }
+    }
+}
+
+impl From<api::ListLabelsResponse> for JLabelList {
+    fn from(r: api::ListLabelsResponse) -> Self {
+        JLabelList {
+            labels: r.labels.map(|v| {
+                v.into_iter()
+                    .map(|l| JLabel {
+                        id: l.id,
+                        name: l.name,
+                        label_type: l.type_,
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -398,6 +429,27 @@ fn label_changes(
         .collect()
 }
 
+impl JLabelList {
+    pub(crate) fn into_labels(self, method: &'static str) -> Result<Vec<Label>, GmailError> {
+        self.labels
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| {
+                let id = required(method, "label id", l.id)?;
+                Ok(Label {
+                    name: l.name.unwrap_or_else(|| id.clone()),
+                    // Gmail names only its own labels "system"; anything else is the user's.
+                    label_type: match l.label_type.as_deref() {
+                        Some("system") => LabelType::System,
+                        _ => LabelType::User,
+                    },
+                    id,
+                })
+            })
+            .collect()
+    }
+}
+
 impl JHistoryList {
     pub(crate) fn into_page(self, method: &'static str) -> Result<HistoryPage, GmailError> {
         let records = self
@@ -457,6 +509,34 @@ mod tests {
                 size_estimate: 42,
             }
         );
+    }
+
+    #[test]
+    fn labels_decode_with_their_type() {
+        let j: JLabelList = serde_json::from_str(
+            r#"{"labels":[{"id":"INBOX","name":"INBOX","type":"system"},
+                          {"id":"Label_7","name":"work/2026","type":"user"},
+                          {"id":"Label_8"}]}"#,
+        )
+        .expect("json");
+        let labels = j.into_labels("labels.list").expect("labels");
+        assert_eq!(labels[0].label_type, LabelType::System);
+        assert_eq!(
+            (labels[1].id.as_str(), labels[1].name.as_str()),
+            ("Label_7", "work/2026")
+        );
+        assert_eq!(
+            labels[2].name, "Label_8",
+            "a label without a name is named by its id"
+        );
+        assert_eq!(labels[2].label_type, LabelType::User);
+        let missing: JLabelList = serde_json::from_str(r#"{"labels":[{"name":"x"}]}"#).unwrap();
+        assert!(matches!(
+            missing.into_labels("labels.list"),
+            Err(GmailError::Decode { .. })
+        ));
+        let none: JLabelList = serde_json::from_str("{}").unwrap();
+        assert!(none.into_labels("labels.list").unwrap().is_empty());
     }
 
     #[test]

@@ -476,3 +476,100 @@ async fn every_call_carries_the_mailbox_as_quota_user() {
     );
     assert_eq!(stats.quota_users.len(), 1, "{stats:?}");
 }
+
+/// The 2026 table's minute at the defaults: a mailbox spends its minute's allowance at once
+/// (300 gets of 20 units is 6,000), with no rate-limit answer and no wait for a refill.
+#[tokio::test]
+async fn a_minutes_allowance_goes_at_once_and_is_never_refused() {
+    let emu = emulator(300).await;
+    let mb = emu.default_mailbox();
+    let table = QuotaTable::Y2026;
+    emu.set_quota(Quota {
+        per_minute: Some(table.user_units_per_minute()),
+        table: gmail_emulator::QuotaTable::Y2026,
+        ..Quota::default()
+    });
+    emu.reset_stats();
+    let mut cfg = common::config(&emu.url(), AuthSpec::None);
+    cfg.quota = QuotaConfig::for_table(table);
+    let c = GmailClient::new(cfg).await.expect("client");
+    let ids = emu.message_ids(&mb);
+    assert_eq!(ids.len(), 300);
+    let t0 = Instant::now();
+    let results: Vec<_> = futures::stream::iter(ids)
+        .map(|id| {
+            let c = c.clone();
+            let mb = mb.clone();
+            async move { c.message_raw(&mb, &id).await }
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    let took = t0.elapsed();
+    assert!(results.iter().all(Result::is_ok));
+    let stats = emu.stats();
+    assert_eq!(stats.refusals.values().sum::<u64>(), 0, "{stats:?}");
+    assert_eq!(stats.quota_units(&mb), 6_000);
+    let m = c.metrics().method("messages.get");
+    assert_eq!((m.calls, m.quota_units, m.rate_limited), (300, 6_000, 0));
+    // No quota wait at all: a refill-paced client would need a minute for this.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(c.learned_units_per_minute(&mb), None);
+}
+
+/// A client told the 2025 table (15,000 a minute, get 5) against a project on the 2026
+/// table (6,000 a minute, get 20: 300 gets, 1,500 units of the client's count) learns the
+/// real limit from the first answers and stops sending above it.
+#[tokio::test]
+async fn a_refusal_teaches_the_client_gmails_real_limit() {
+    let emu = emulator(400).await;
+    let mb = emu.default_mailbox();
+    emu.set_quota(Quota {
+        per_minute: Some(QuotaTable::Y2026.user_units_per_minute()),
+        table: gmail_emulator::QuotaTable::Y2026,
+        ..Quota::default()
+    });
+    emu.reset_stats();
+    let mut cfg = common::config(&emu.url(), AuthSpec::None);
+    cfg.quota = QuotaConfig::for_table(QuotaTable::Y2025);
+    let c = GmailClient::new(cfg).await.expect("client");
+    let ids = emu.message_ids(&mb);
+    let fetch = {
+        let (c, mb) = (c.clone(), mb.clone());
+        tokio::spawn(async move {
+            futures::stream::iter(ids)
+                .map(|id| {
+                    let c = c.clone();
+                    let mb = mb.clone();
+                    async move { c.message_raw(&mb, &id).await }
+                })
+                .buffer_unordered(10)
+                .collect::<Vec<_>>()
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let learned = loop {
+        if let Some(l) = c.learned_units_per_minute(&mb) {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "never learned: {:?}", emu.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // 300 gets went through: 1,500 units as the client counts them; it learns 95% of what
+    // it sent in the minute, less the refused call.
+    let allowed = 300.0 * f64::from(QuotaTable::Y2025.cost(gmail::Method::MessagesGet));
+    assert!(
+        learned <= allowed && learned >= 0.85 * allowed,
+        "learned {learned}, Gmail allows {allowed}"
+    );
+    // Calls admitted before the first answer came back may still be refused; nothing after.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let refused: u64 = emu.stats().refusals.values().sum();
+    assert!(
+        (1..=12).contains(&refused),
+        "{refused} refusals: {:?}",
+        emu.stats()
+    );
+    fetch.abort();
+}

@@ -361,6 +361,18 @@ async fn upserts_report_inserted_updated_unchanged(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(stored.len(), 2);
+    let stored_labels = repo
+        .stored_labels(mb, &["m1".into(), "m2".into(), "m3".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored_labels,
+        std::collections::HashMap::from([
+            ("m1".to_string(), vec!["INBOX".to_string()]),
+            ("m2".to_string(), vec!["STARRED".to_string()]),
+        ]),
+        "deleted messages too, unknown ones not"
+    );
     let history = repo.thread_history_ids(mb, &["t1".into()]).await.unwrap();
     assert_eq!(history["t1"].history_id, Some(1000));
     assert!(repo.duplicate_keys().await.unwrap().is_empty());

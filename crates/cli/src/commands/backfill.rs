@@ -33,6 +33,11 @@ pub struct Backfill {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Do not back up: list the window (messages.list only, 5 quota units per
+    /// 500 ids) and print the messages to fetch, the quota units and the time
+    /// the quota allows, at the quota table's pace.
+    #[arg(long)]
+    estimate: bool,
     #[cfg(feature = "demo")]
     #[command(flatten)]
     demo: Demo,
@@ -117,20 +122,28 @@ impl Backfill {
         let gmail = context::gmail_client(global, endpoint.as_deref()).await?;
         let engine = context::engine(global, gmail.clone(), 24).await?;
 
+        let request = BackfillRequest {
+            mailbox: MailboxRef::address(&self.mailbox),
+            window,
+            include_spam_trash: self.include_spam_trash,
+        };
+        if self.estimate {
+            let estimate = engine.estimate_backfill(&request).await;
+            #[cfg(feature = "demo")]
+            if let Some(emulator) = emulator {
+                emulator.shutdown().await;
+            }
+            let estimate = match estimate {
+                Ok(e) => e,
+                Err(e) => return summary::engine_error(e).context("backfill --estimate"),
+            };
+            summary::print_estimate(&estimate, self.json);
+            return Ok(Exit::Done.into());
+        }
         let progress = Arc::new(Progress::default());
         let cancel = signals::cancel_on_signal();
         let display = ProgressDisplay::start(progress.clone(), gmail, self.mailbox.to_lowercase());
-        let result = engine
-            .backfill(
-                BackfillRequest {
-                    mailbox: MailboxRef::address(&self.mailbox),
-                    window,
-                    include_spam_trash: self.include_spam_trash,
-                },
-                cancel,
-                &progress,
-            )
-            .await;
+        let result = engine.backfill(request, cancel, &progress).await;
         drop(display);
         #[cfg(feature = "demo")]
         if let Some(emulator) = emulator {

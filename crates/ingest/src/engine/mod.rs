@@ -6,6 +6,8 @@
 mod backfill;
 mod commit;
 mod error;
+mod estimate;
+mod label_source;
 mod memory;
 mod outage;
 mod progress;
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
+pub use estimate::BackfillEstimate;
 pub use memory::MessageMemory;
 pub use progress::{Progress, ProgressSnapshot};
 pub use summary::{BlobCounts, RunOutcome, RunSummary, SkipKind, Skipped, StageSeconds, Tally};

@@ -1,5 +1,7 @@
-//! Fetching one changed thread: minimal → which messages are new → raw fetch,
-//! parse (off the async threads), and blobs into the store.
+//! Fetching one changed thread: which messages are new (from messages.list, or
+//! threads.get minimal) → raw fetch, parse (off the async threads), and blobs
+//! into the store; and the current labels of its stored messages (from
+//! threads.get, or the run's label source, see `label_source.rs`).
 //!
 //! Blobs are written here, before any row that references them is even built,
 //! so a crash leaves at worst an unreferenced blob, never a row pointing at
@@ -20,6 +22,7 @@ use gmail::{GmailError, MessageMeta, RawMessage};
 use store::{PendingSync, PutOutcome};
 use tracing::{debug, warn};
 
+use super::label_source::LazyLabelSource;
 use super::run::{Run, Stage};
 use super::summary::{BlobCounts, SkipKind, Skipped};
 use super::{Engine, EngineError, Progress, Window};
@@ -41,13 +44,13 @@ pub(crate) struct ListedThread {
     pub snippet: Option<String>,
     /// The thread's historyId as listed.
     pub history_id: u64,
-    /// Whether the thread has a row. A thread with one goes through
-    /// threads.get (its stored messages' labels must be refreshed, and only
-    /// the thread says which of them changed).
+    /// Whether the thread has a row: its stored messages' labels must be
+    /// refreshed, from threads.get or from the run's label source.
     pub stored: bool,
-    /// For a thread without a row: its messages in the window, from
-    /// messages.list. They are fetched raw directly, without threads.get (10
-    /// quota units saved per thread); `None` falls back to threads.get.
+    /// The thread's messages in the window, from messages.list: for a thread
+    /// without a row, and for a stored one when the run learns labels from its
+    /// label source. Those not stored are fetched raw directly, without
+    /// threads.get; `None` falls back to threads.get.
     pub window_messages: Option<Vec<String>>,
 }
 
@@ -140,19 +143,21 @@ impl Engine {
     pub(crate) async fn fetch_thread(
         &self,
         run: &Run,
-        listed: ListedThread,
+        mut listed: ListedThread,
         window: Window,
         covered: Coverage,
+        labels: &LazyLabelSource,
         progress: &Progress,
     ) -> Result<Option<ThreadWork>, EngineError> {
-        if !listed.stored
-            && let Some(ids) = &listed.window_messages
-        {
-            let ids = ids.clone();
-            return self
-                .fetch_new_thread(run, listed, ids, covered, progress)
-                .await
-                .map(Some);
+        if let Some(ids) = listed.window_messages.take() {
+            let work = if listed.stored {
+                self.fetch_relabelled_thread(run, listed, ids, covered, labels, progress)
+                    .await?
+            } else {
+                self.fetch_window(run, listed, ids, HashSet::new(), covered, progress)
+                    .await?
+            };
+            return Ok(Some(work));
         }
         let thread_id = listed.id.as_str();
         let minimal = match run
@@ -251,19 +256,61 @@ impl Engine {
         Ok(Some(work))
     }
 
-    /// A thread seen for the first time: its window messages, known from
-    /// messages.list, are fetched raw (labels come with them), and the thread
-    /// is recorded current for the window once every one is settled.
-    async fn fetch_new_thread(
+    /// A stored thread that changed, on a run that learns labels from its
+    /// label source: its window messages not stored are fetched as for a new
+    /// thread, and its stored messages' labels come from the source, so no
+    /// threads.get.
+    async fn fetch_relabelled_thread(
         &self,
         run: &Run,
         listed: ListedThread,
         ids: Vec<String>,
         covered: Coverage,
+        labels: &LazyLabelSource,
         progress: &Progress,
     ) -> Result<ThreadWork, EngineError> {
-        let (held, new): (Vec<String>, Vec<String>) =
-            ids.iter().cloned().partition(|id| run.is_quarantined(id));
+        let source = labels.get(self, run).await?;
+        let mut candidates: Vec<String> = ids.clone();
+        candidates.extend(
+            source
+                .named_in(&listed.id)
+                .filter(|id| !ids.contains(id))
+                .cloned(),
+        );
+        let stored = self
+            .riding_out("read stored labels", || async {
+                Ok(self
+                    .repo
+                    .stored_labels(run.mailbox_id(), &candidates)
+                    .await?)
+            })
+            .await?;
+        let label_updates = source.updates(&listed.id, &ids, &stored);
+        let stored_ids = stored.into_keys().collect();
+        let mut work = self
+            .fetch_window(run, listed, ids, stored_ids, covered, progress)
+            .await?;
+        work.label_updates = label_updates;
+        Ok(work)
+    }
+
+    /// A thread's window messages, known from messages.list: those not
+    /// `stored` are fetched raw (labels come with them), and the thread is
+    /// recorded current for the window once every one is settled.
+    async fn fetch_window(
+        &self,
+        run: &Run,
+        listed: ListedThread,
+        ids: Vec<String>,
+        stored: HashSet<String>,
+        covered: Coverage,
+        progress: &Progress,
+    ) -> Result<ThreadWork, EngineError> {
+        let (held, new): (Vec<String>, Vec<String>) = ids
+            .iter()
+            .filter(|id| !stored.contains(*id))
+            .cloned()
+            .partition(|id| run.is_quarantined(id));
         let results: Vec<(String, Option<MessageResult>)> = stream::iter(new)
             .map(|id| {
                 async move {
@@ -282,7 +329,8 @@ impl Engine {
             .try_collect()
             .await?;
         let mut work = ThreadWork::new(listed.id, listed.snippet);
-        let mut settled: HashSet<String> = held.into_iter().collect();
+        let mut settled: HashSet<String> = stored;
+        settled.extend(held);
         for (id, result) in results {
             match result {
                 // In SPAM or TRASH by now: out of scope, settled.

@@ -133,6 +133,13 @@ pub trait Repository: Send + Sync + 'static {
         mailbox_id: i64,
         provider_message_ids: &[String],
     ) -> Result<HashSet<String>, RepoError>;
+    /// The stored labels of each of the given messages that is stored
+    /// (deleted or not), in their stored order.
+    async fn stored_labels(
+        &self,
+        mailbox_id: i64,
+        provider_message_ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, RepoError>;
 
     // The quarantine (see [`quarantine`]).
 

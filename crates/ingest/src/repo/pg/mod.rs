@@ -176,6 +176,19 @@ impl Repository for PgRepository {
         stored_message_ids(&mut conn, mailbox_id, provider_message_ids).await
     }
 
+    async fn stored_labels(
+        &self,
+        mailbox_id: i64,
+        provider_message_ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        stored_labels(&mut conn, mailbox_id, provider_message_ids).await
+    }
+
     async fn duplicate_keys(&self) -> Result<Vec<DuplicateKey>, RepoError> {
         verify::duplicate_keys(&self.pool).await
     }

@@ -678,3 +678,25 @@ pub async fn stored_message_ids(
     .map_err(RepoError::db("read stored message ids"))?;
     Ok(rows.into_iter().collect())
 }
+
+/// The stored labels of each of the given messages that is stored (deleted or not).
+#[instrument(skip_all, fields(rows = provider_message_ids.len()))]
+pub async fn stored_labels(
+    conn: &mut PgConnection,
+    mailbox_id: i64,
+    provider_message_ids: &[String],
+) -> Result<HashMap<String, Vec<String>>, RepoError> {
+    let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT m.provider_message_id, m.label_ids
+         FROM unnest($2::text[]) AS k(id)
+         CROSS JOIN LATERAL (
+             SELECT provider_message_id, label_ids FROM mail_messages
+             WHERE mailbox_id = $1 AND provider_message_id = k.id LIMIT 1) m",
+    )
+    .bind(mailbox_id)
+    .bind(provider_message_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db("read stored labels"))?;
+    Ok(rows.into_iter().collect())
+}

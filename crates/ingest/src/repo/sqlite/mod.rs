@@ -212,6 +212,14 @@ impl Repository for SqliteRepository {
             .await
     }
 
+    async fn stored_labels(
+        &self,
+        mailbox_id: i64,
+        provider_message_ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, RepoError> {
+        upserts::stored_labels(&mut *self.conn().await?, mailbox_id, provider_message_ids).await
+    }
+
     async fn due_quarantined(
         &self,
         mailbox_id: i64,

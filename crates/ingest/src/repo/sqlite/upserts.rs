@@ -543,3 +543,28 @@ pub(crate) async fn stored_message_ids(
     .map_err(RepoError::db("read stored message ids"))?;
     Ok(rows.into_iter().collect())
 }
+
+/// The stored labels of each of the given messages that is stored (deleted or not).
+pub(crate) async fn stored_labels(
+    conn: &mut SqliteConnection,
+    mailbox_id: i64,
+    provider_message_ids: &[String],
+) -> Result<HashMap<String, Vec<String>>, RepoError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT provider_message_id, label_ids FROM mail_messages
+         WHERE mailbox_id = ?1 AND provider_message_id IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(mailbox_id)
+    .bind(json_text("read stored labels", provider_message_ids)?)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(RepoError::db("read stored labels"))?;
+    rows.into_iter()
+        .map(|(id, labels)| {
+            let labels: Vec<String> = serde_json::from_str(&labels).map_err(|e| {
+                RepoError::Corrupt(format!("labels of message {id} are not a JSON array: {e}"))
+            })?;
+            Ok((id, labels))
+        })
+        .collect()
+}
