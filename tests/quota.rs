@@ -40,6 +40,7 @@ on_both_tables!(
     a_relabel_after_history_expired_lists_each_label,
     a_wider_window_later_fetches_what_a_narrow_one_left_out,
     including_spam_and_trash_later_stores_what_the_default_scope_left_out,
+    the_estimate_prices_the_backfill_it_precedes,
 );
 
 /// Units charged per method since the last reset.
@@ -409,4 +410,64 @@ async fn including_spam_and_trash_later_stores_what_the_default_scope_left_out(t
             .collect();
     let every: BTreeSet<String> = all.into_iter().collect();
     assert_eq!(stored, every, "{wide}");
+}
+
+/// `backfill --estimate`'s units by method, keyed as the emulator names methods.
+fn estimated(estimate: &serde_json::Value) -> BTreeMap<String, u64> {
+    estimate["units_by_method"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let name = format!("users.{}", k.trim_start_matches("users."));
+                    (name, v.as_u64().unwrap_or(0))
+                })
+                .filter(|(_, u)| *u > 0)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `backfill --estimate` lists the window with messages.list only and predicts, method for
+/// method, what the backfill then spends; after it, nothing is left to fetch and the
+/// estimate is the re-run's listing.
+async fn the_estimate_prices_the_backfill_it_precedes(table: QuotaTable) {
+    let bed = TestBed::on_table(table, small_mailbox(60)).await;
+    let (messages, _) = bed.expected_ids().await;
+    let m = messages.len() as u64;
+    let args = ["backfill", "--mailbox", bed.mailbox.as_str(), "--estimate"];
+
+    bed.emulator.reset_stats();
+    let (code, estimate) = bed.run_json(&args).await;
+    assert_eq!(code, 0, "{estimate}");
+    assert_eq!(estimate["quota_table"], table.name(), "{estimate}");
+    assert_eq!(estimate["to_fetch"].as_u64(), Some(m), "{estimate}");
+    assert_eq!(estimate["stored"].as_u64(), Some(0), "{estimate}");
+    // The estimate itself: one messages.list page, no get.
+    assert_eq!(units(&bed), expect(table, &[(Method::MessagesList, 1)]));
+    assert_eq!(
+        estimate["estimate_units"].as_u64(),
+        Some(u64::from(table.cost(Method::MessagesList)))
+    );
+
+    bed.emulator.reset_stats();
+    let (code, first) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["messages"]["inserted"].as_u64(), Some(m), "{first}");
+    let spent = units(&bed);
+    assert_eq!(estimated(&estimate), spent, "{estimate}");
+    assert_eq!(
+        estimate["units"].as_u64(),
+        Some(spent.values().sum::<u64>()),
+        "{estimate}"
+    );
+
+    let (code, again) = bed.run_json(&args).await;
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["to_fetch"].as_u64(), Some(0), "{again}");
+    assert_eq!(again["stored"].as_u64(), Some(m), "{again}");
+    bed.emulator.reset_stats();
+    let (code, rerun) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{rerun}");
+    assert_eq!(estimated(&again), units(&bed), "{again}");
 }

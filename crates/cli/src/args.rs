@@ -11,7 +11,7 @@ use crate::logging::LogFormat;
 #[command(
     name = "mailingest",
     version,
-    about = "Copy Gmail mailboxes into PostgreSQL exactly once, provably."
+    about = "Copy Gmail mailboxes into a database (embedded SQLite or PostgreSQL) exactly once, provably."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -326,6 +326,11 @@ impl Mailbox {
             }
             if failure.is_rate_limit() {
                 self.metrics.rate_limited(method);
+                // Our pacing overran what Gmail enforces: learn its limit, whether or not
+                // this call is retried.
+                if let Some(slowed) = self.limiter.pacer.rate_limited(ticket, Instant::now()) {
+                    self.tell_limit(slowed);
+                }
             }
             if matches!(failure, Failure::Status { status: 401, .. }) && !refreshed {
                 // The token may have expired between fetch and use: one forced refresh.
@@ -372,11 +377,6 @@ impl Mailbox {
                     attempts,
                     last,
                 });
-            }
-            if failure.is_rate_limit() {
-                if let Some(slowed) = self.limiter.pacer.rate_limited(ticket, Instant::now()) {
-                    self.tell_limit(slowed);
-                }
             }
             tracing::debug!(
                 method = method.name(),

@@ -553,7 +553,11 @@ async fn a_refusal_teaches_the_client_gmails_real_limit() {
         if let Some(l) = c.learned_units_per_minute(&mb) {
             break l;
         }
-        assert!(Instant::now() < deadline, "never learned: {:?}", emu.stats());
+        assert!(
+            Instant::now() < deadline,
+            "never learned: {:?}",
+            emu.stats()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     // 300 gets went through: 1,500 units as the client counts them; it learns 95% of what

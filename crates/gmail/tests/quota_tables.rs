@@ -22,8 +22,14 @@ fn client_and_emulator_charge_alike() {
             assert_eq!(table.cost(m), emu.cost(&path), "{table} {path}");
         }
         assert_eq!(table.user_units_per_minute(), emu.user_units_per_minute());
-        assert_eq!(table.project_units_per_minute(), emu.project_units_per_minute());
+        assert_eq!(
+            table.project_units_per_minute(),
+            emu.project_units_per_minute()
+        );
         assert_eq!(table.project_daily_units(), emu.project_daily_units());
     }
-    assert_eq!(emulator_table(QuotaTable::default()), EmulatorTable::default());
+    assert_eq!(
+        emulator_table(QuotaTable::default()),
+        EmulatorTable::default()
+    );
 }
