@@ -93,7 +93,8 @@ mailboxes=()
 for i in $(seq -w 1 12); do mailboxes+=("soak$i@example.com"); done
 mb_args=()
 for m in "${mailboxes[@]}"; do mb_args+=(--mailbox "$m"); done
-"$emulator" serve --warm --messages "$messages" --days 6 --seed 15 --quota-per-sec 150 "${mb_args[@]}" \
+# The 2025 quota table (5-unit gets) keeps the soak's pace: 150 units/s is 30 gets/s.
+"$emulator" serve --warm --messages "$messages" --days 6 --seed 15 --quota-table 2025 --quota-per-sec 150 "${mb_args[@]}" \
   >"$work/emu.out" 2>"$work/emu.err" &
 pids+=($!)
 for _ in $(seq 1 600); do [ -s "$work/emu.out" ] && break; sleep 0.1; done
@@ -108,6 +109,7 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$proxy_port"
 export AWS_EC2_METADATA_DISABLED=true
 export GMAIL_ENDPOINT="$url"
 export MAILINGEST_QUOTA_UNITS_PER_SEC=250
+export MAILINGEST_QUOTA_TABLE=2025
 export MAILINGEST_GMAIL_MAX_ATTEMPTS=4
 export RUST_LOG="${RUST_LOG:-warn}"
 for m in "${mailboxes[@]}"; do "$mailingest" mailbox add "$m" --interval-minutes 1 >/dev/null; done

@@ -2,7 +2,8 @@
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p ingest --bench sync`.
 //!
 //! 1. After a backfill, 500 new messages arrive: the sync's quota units must be
-//!    exactly 2 × history pages + 5 × 500 (no re-listing of the window).
+//!    exactly history.list × pages + messages.get × 500 at the quota table's costs (no
+//!    re-listing of the window).
 //! 2. 100 mailboxes with 10 new messages each, synced 8 at a time through the
 //!    same engine call the worker makes: mailboxes/s and messages/s.
 
@@ -116,10 +117,15 @@ async fn main() {
     let wall = started.elapsed();
     let pages = run.tally.history_pages;
     let units = run.api.total.quota_units;
+    let table = gmail::QuotaTable::default();
+    let (history, get) = (
+        u64::from(table.cost(gmail::Method::HistoryList)),
+        u64::from(table.cost(gmail::Method::MessagesGet)),
+    );
     println!(
-        "sync of 500 new messages: inserted {} | history pages {pages} | quota units {units} (expected 2×{pages} + 5×500 = {}) | {:.2}s wall, {:.0} msg/s",
+        "sync of 500 new messages ({table} quota table): inserted {} | history pages {pages} | quota units {units} (expected {history}×{pages} + {get}×500 = {}) | {:.2}s wall, {:.0} msg/s",
         run.tally.messages.inserted,
-        2 * pages + 2500,
+        history * pages + get * 500,
         wall.as_secs_f64(),
         500.0 / wall.as_secs_f64()
     );
