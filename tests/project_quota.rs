@@ -102,3 +102,100 @@ async fn three_workers_stay_under_the_project_budget_and_every_mailbox_progresse
     );
     bed.assert_verify_clean().await;
 }
+
+/// The project's quota day: a backfill that would carry the day past
+/// `--project-daily-units` stops before crossing it, at a batch boundary, with
+/// what it committed kept (exit 75, status interrupted, one line naming the
+/// day); a re-run the same day sends nothing; `status` shows the day's units;
+/// with a larger budget the next run completes with no duplicates.
+async fn the_daily_threshold_is_never_crossed(backend: common::Backend) {
+    let bed = TestBed::on(backend, common::small_mailbox(60)).await;
+    let (expected, _) = bed.expected_ids().await;
+    let table = gmail::QuotaTable::default();
+    let get = u64::from(table.cost(gmail::Method::MessagesGet));
+    // Room for about half the mailbox.
+    let daily = get * expected.len() as u64 / 2;
+    let daily_arg = daily.to_string();
+
+    let out = bed
+        .command()
+        .args(["--project-daily-units", &daily_arg])
+        .args(["backfill", "--mailbox", &bed.mailbox, "--json"])
+        .output()
+        .await
+        .expect("backfill");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
+    assert_eq!(out.status.code(), Some(75), "{summary}\n{stderr}");
+    assert_eq!(summary["status"], "interrupted", "{summary}");
+    assert!(
+        summary["quota_day_resets_in_secs"]
+            .as_u64()
+            .is_some_and(|s| s <= 25 * 3600),
+        "{summary}"
+    );
+    // One line says why, naming the day's units and when it resets.
+    let error = summary["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "project's {daily} quota units for today are spent"
+        )) && error.contains("midnight Pacific")
+            && !error.contains('\n'),
+        "{summary}"
+    );
+    // Never past the day's units at Gmail, and what was fetched in time is kept.
+    let charged = bed.emulator.stats().quota_units(&bed.mailbox);
+    assert!(charged <= daily, "{charged} units charged, {daily} allowed");
+    let stored = bed.count("SELECT count(*) FROM mail_messages").await;
+    let inserted = summary["messages"]["inserted"].as_i64().unwrap_or(-1);
+    assert_eq!(stored, inserted, "{summary}");
+    assert!(
+        stored > 0 && stored < expected.len() as i64,
+        "{stored} stored"
+    );
+
+    // The same day again: nothing is sent.
+    bed.emulator.reset_stats();
+    let out = bed
+        .command()
+        .args(["--project-daily-units", &daily_arg])
+        .args(["backfill", "--mailbox", &bed.mailbox, "--json"])
+        .output()
+        .await
+        .expect("backfill");
+    assert_eq!(out.status.code(), Some(75));
+    let gets = bed
+        .emulator
+        .stats()
+        .calls(&bed.mailbox, "users.messages.get");
+    assert_eq!(gets, 0);
+
+    let status = bed
+        .command()
+        .args(["--project-daily-units", &daily_arg, "status"])
+        .output()
+        .await
+        .expect("status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("project quota today: ") && text.contains(&format!(" of {daily} units")),
+        "{text}"
+    );
+
+    // A day's budget that fits: the next run completes, each message once.
+    let (code, done) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{done}");
+    let stored = bed.count("SELECT count(*) FROM mail_messages").await;
+    assert_eq!(stored, expected.len() as i64);
+    bed.assert_verify_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_threshold_is_never_crossed_postgres() {
+    the_daily_threshold_is_never_crossed(common::Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_threshold_is_never_crossed_sqlite() {
+    the_daily_threshold_is_never_crossed(common::Backend::Sqlite).await;
+}

@@ -341,6 +341,14 @@ async fn status_check_flags_degraded_mailboxes() {
         text.contains("DEGRADED: 1 quarantined message(s)"),
         "{text}"
     );
+    // Without --json, --check tells cron the same: exit 5.
+    let out = bed.run(&["status", "--check"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     bed.emulator.set_faults(Faults::default());
     let out = bed.run(&["mailbox", "requeue", &bed.mailbox]).await;

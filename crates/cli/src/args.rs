@@ -108,6 +108,14 @@ pub struct GlobalArgs {
         conflicts_with = "project_quota_units_per_sec"
     )]
     pub project_quota_units_per_min: Option<f64>,
+    /// Quota units the whole Cloud project may spend per day (midnight to
+    /// midnight Pacific time, when Google resets daily quotas), counted in the
+    /// database by every process on it (default: the quota table's daily
+    /// threshold, 80,000,000 on the 2026 table). When the day is spent, runs
+    /// stop at a batch boundary (exit 75) and the worker waits for midnight.
+    #[arg(long, env = "MAILINGEST_PROJECT_DAILY_UNITS", global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub project_daily_units: Option<u64>,
     /// How long an outage of the database or the store (a restart, a failover,
     /// an endpoint that stops answering) is ridden out, retrying with backoff,
     /// before the run fails: e.g. 60s, 5m, 0s to fail at once.
@@ -156,6 +164,7 @@ impl std::fmt::Debug for GlobalArgs {
                 "project_quota_units_per_min",
                 &self.project_quota_units_per_min,
             )
+            .field("project_daily_units", &self.project_daily_units)
             .finish()
     }
 }

@@ -176,12 +176,15 @@ pub async fn engine(
         )),
         (None, None) => None,
     };
-    if let Some((budget, flag)) = project_budget {
-        if !(budget.units.is_finite() && budget.units > 0.0) {
-            return Err(anyhow!("{flag} must be a positive number"));
-        }
-        ProjectQuota::install(repo.clone(), &gmail, budget);
+    if let Some((budget, flag)) = project_budget
+        && !(budget.units.is_finite() && budget.units > 0.0)
+    {
+        return Err(anyhow!("{flag} must be a positive number"));
     }
+    let daily = global
+        .project_daily_units
+        .unwrap_or_else(|| global.quota_table.project_daily_units());
+    ProjectQuota::install(repo.clone(), &gmail, project_budget.map(|(b, _)| b), daily);
     Ok(Engine {
         repo,
         gmail,

@@ -2,7 +2,8 @@
 //!
 //! 0 done; 1 failed; 2 usage; 3 done but some messages skipped; 4 verify found
 //! problems; 5 `status --check` found a degraded mailbox; 75 another run holds
-//! (or took over) the mailbox; 130 interrupted.
+//! (or took over) the mailbox, or the project's quota day is spent (try again
+//! later); 130 interrupted.
 
 use std::process::ExitCode;
 
@@ -15,7 +16,8 @@ pub enum Exit {
     Done,
     /// Done, but some messages were skipped (listed in the summary).
     Skipped,
-    /// Another run holds this mailbox, or took it over mid-run.
+    /// Another run holds this mailbox, or took it over mid-run; or the project's
+    /// quota day is spent. Either way: try again later.
     Locked,
     /// `verify` found problems.
     VerifyProblems,
@@ -47,6 +49,7 @@ impl Exit {
         match err {
             EngineError::Locked { .. } | EngineError::LeaseLost { .. } => Some(Exit::Locked),
             EngineError::InvalidWindow(_) => Some(Exit::Usage),
+            EngineError::Gmail(gmail::GmailError::QuotaDayExhausted { .. }) => Some(Exit::Locked),
             _ => None,
         }
     }
@@ -58,6 +61,8 @@ impl From<&RunSummary> for Exit {
             RunOutcome::Completed => Exit::Done,
             RunOutcome::CompletedWithSkips => Exit::Skipped,
             RunOutcome::Interrupted => Exit::Interrupted,
+            // Try again later (after midnight Pacific), like a held mailbox.
+            RunOutcome::QuotaDaySpent => Exit::Locked,
             RunOutcome::Failed => Exit::Failed,
         }
     }

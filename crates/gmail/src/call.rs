@@ -23,7 +23,7 @@ use crate::quota_table::QuotaTable;
 use crate::retry::{
     Failure, MAX_RETRY_AFTER, clamp_hint, delay_for, parse_retry_after, parse_retry_after_message,
 };
-use crate::shared_quota::SharedPacer;
+use crate::shared_quota::{SharedPacer, SharedQuotaError};
 use crate::transport::Connector;
 
 /// Attempts and time allowed before an endpoint that never answered is given up on.
@@ -302,7 +302,20 @@ impl Mailbox {
                 let (mut waited, admitted) = self.limiter.pacer.acquire(cost).await;
                 ticket = admitted;
                 if let Some(shared) = self.shared.get() {
-                    waited += shared.acquire(cost).await;
+                    match shared.acquire(cost).await {
+                        Ok(w) => waited += w,
+                        Err(reason) => {
+                            let resets_in = match &reason {
+                                SharedQuotaError::DayExhausted { resets_in, .. } => *resets_in,
+                                _ => Duration::ZERO,
+                            };
+                            return Err(GmailError::QuotaDayExhausted {
+                                method: method.name(),
+                                reason,
+                                resets_in,
+                            });
+                        }
+                    }
                 }
                 self.metrics.throttled(method, waited);
                 self.metrics.request(method);

@@ -56,6 +56,15 @@ pub enum GmailError {
     #[error("{method}: nextPageToken repeats an earlier page; listing stopped to avoid a loop")]
     PageTokenCycle { method: &'static str },
 
+    /// The project's daily quota units are spent (`SharedQuota` said so): the call was not
+    /// sent. Nothing can go until the quota day rolls over at midnight Pacific time.
+    #[error("{method}: {reason}")]
+    QuotaDayExhausted {
+        method: &'static str,
+        reason: crate::SharedQuotaError,
+        resets_in: std::time::Duration,
+    },
+
     /// The client configuration is invalid (endpoint, auth spec, limits).
     #[error("gmail config: {0}")]
     Config(String),

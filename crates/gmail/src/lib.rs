@@ -15,6 +15,7 @@ mod log_filter;
 mod metrics;
 mod paginate;
 mod query;
+mod quota_day;
 mod quota_table;
 mod retry;
 mod secret;
@@ -31,10 +32,11 @@ pub use error::GmailError;
 pub use log_filter::{SECRET_BEARING_LOG_TARGETS, log_metadata_is_safe};
 pub use metrics::{ApiMetrics, Method, MethodMetrics};
 pub use query::build_q;
+pub use quota_day::{pacific_date, pacific_day_start, until_pacific_midnight};
 pub use quota_table::{QuotaTable, UnknownQuotaTable};
 pub use retry::MAX_RETRY_AFTER;
 pub use secret::Secret;
-pub use shared_quota::SharedQuota;
+pub use shared_quota::{SharedQuota, SharedQuotaError};
 pub use types::{
     HistoryPage, HistoryRecord, Label, LabelChange, LabelType, ListQuery, MessageMeta,
     MessageMinimalRef, MessagePage, MessageRef, Profile, RawMessage, ThreadMinimal, ThreadPage,

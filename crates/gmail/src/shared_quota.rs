@@ -21,9 +21,25 @@ use tracing::warn;
 #[async_trait]
 pub trait SharedQuota: Send + Sync + 'static {
     /// Debits `units` now and returns how long to wait before spending them
-    /// (zero when the budget had them). An error means the budget could not
-    /// be asked: the request then goes ahead on the per-mailbox pace alone.
-    async fn reserve(&self, units: f64) -> Result<Duration, String>;
+    /// (zero when the budget had them), or that the project's day is spent.
+    async fn reserve(&self, units: f64) -> Result<Duration, SharedQuotaError>;
+}
+
+/// Why a [`SharedQuota`] did not grant units.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SharedQuotaError {
+    /// Spending them would carry the project past its daily units: no request may go
+    /// until the quota day rolls over.
+    #[error(
+        "the project's {limit} quota units for today are spent (the day resets at midnight Pacific time, in {}h{:02}m)",
+        resets_in.as_secs() / 3600,
+        resets_in.as_secs() % 3600 / 60
+    )]
+    DayExhausted { limit: u64, resets_in: Duration },
+    /// The budget could not be asked: the request goes ahead on the per-mailbox pace alone.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// Local credit drawn from a [`SharedQuota`] in chunks.
@@ -50,12 +66,13 @@ impl SharedPacer {
         }
     }
 
-    /// Waits until `units` may be spent; returns the time waited.
-    pub(crate) async fn acquire(&self, units: f64) -> Duration {
+    /// Waits until `units` may be spent; returns the time waited, or that the project's
+    /// day is spent (nothing may be sent).
+    pub(crate) async fn acquire(&self, units: f64) -> Result<Duration, SharedQuotaError> {
         let mut credit = self.credit.lock().await;
         if *credit >= units {
             *credit -= units;
-            return Duration::ZERO;
+            return Ok(Duration::ZERO);
         }
         let want = self.chunk.max(units - *credit);
         match self.shared.reserve(want).await {
@@ -64,11 +81,12 @@ impl SharedPacer {
                     tokio::time::sleep(wait).await;
                 }
                 *credit += want - units;
-                wait
+                Ok(wait)
             }
+            Err(e @ SharedQuotaError::DayExhausted { .. }) => Err(e),
             Err(e) => {
                 warn!(error = %e, "shared quota not reachable; pacing per mailbox only");
-                Duration::ZERO
+                Ok(Duration::ZERO)
             }
         }
     }
@@ -84,7 +102,7 @@ mod tests {
 
     #[async_trait]
     impl SharedQuota for Budget {
-        async fn reserve(&self, units: f64) -> Result<Duration, String> {
+        async fn reserve(&self, units: f64) -> Result<Duration, SharedQuotaError> {
             self.0.lock().expect("lock").push(units);
             Ok(self.1)
         }
@@ -97,12 +115,12 @@ mod tests {
         // 4 × 5 units: one chunk of 20, waited once.
         let mut waited = Duration::ZERO;
         for _ in 0..4 {
-            waited += pacer.acquire(5.0).await;
+            waited += pacer.acquire(5.0).await.expect("granted");
         }
         assert_eq!(*budget.0.lock().expect("lock"), vec![20.0]);
         assert_eq!(waited, Duration::from_millis(40));
         // A request larger than the chunk takes what it needs.
-        pacer.acquire(30.0).await;
+        pacer.acquire(30.0).await.expect("granted");
         assert_eq!(*budget.0.lock().expect("lock"), vec![20.0, 30.0]);
     }
 }

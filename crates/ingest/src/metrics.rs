@@ -176,6 +176,7 @@ impl Metrics {
             RunOutcome::CompletedWithSkips => "completed_with_skips",
             RunOutcome::Failed => "failed",
             RunOutcome::Interrupted => "interrupted",
+            RunOutcome::QuotaDaySpent => "quota_day_spent",
         }
     }
 

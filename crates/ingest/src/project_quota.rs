@@ -17,12 +17,22 @@
 //! spends more than the budget and a fleet runs at 95% of it. Credit is taken
 //! in chunks of a fiftieth of a second's budget (at least 10 units), so a
 //! process makes at most about 50 reservations a second whatever the budget.
+//!
+//! The day has a budget too: the quota table's daily threshold (80,000,000
+//! units on the 2026 table), or `--project-daily-units`. Every process adds
+//! what it is about to spend to the quota day's row (`project_quota_days`,
+//! the Pacific calendar day: Google resets daily quotas at midnight Pacific
+//! time) before spending it, in chunks, and a chunk that would carry the day
+//! past the budget is refused: no request starts, the runs in flight stop at
+//! a batch boundary, and the worker schedules the mailboxes after midnight
+//! Pacific. The budget is therefore never crossed, at the price of at most
+//! one unspent chunk per process at the end of the day.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gmail::{GmailClient, SharedQuota};
+use gmail::{GmailClient, SharedQuota, SharedQuotaError};
 
 use crate::repo::Repository;
 
@@ -34,8 +44,13 @@ const BURST: f64 = 0.05;
 /// The project budget in the database.
 pub struct ProjectQuota {
     repo: Arc<dyn Repository>,
-    budget: ProjectBudget,
+    budget: Option<ProjectBudget>,
+    daily_units: u64,
 }
+
+/// Units reserved against the day at once when only the day is budgeted: one
+/// statement per 250 messages.get on the 2026 table.
+const DAILY_CHUNK: f64 = 5_000.0;
 
 /// What the whole project may spend: `units` in any `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,22 +78,63 @@ impl ProjectBudget {
 }
 
 impl ProjectQuota {
-    /// Makes every request of `gmail` spend from the project's `budget` too.
-    pub fn install(repo: Arc<dyn Repository>, gmail: &GmailClient, budget: ProjectBudget) {
-        let chunk = (budget.units_per_sec() / 50.0).max(10.0);
-        gmail.share_quota(Arc::new(ProjectQuota { repo, budget }), chunk);
+    /// Makes every request of `gmail` spend from the project's day of
+    /// `daily_units` too, and from its `budget` per period when one is given.
+    pub fn install(
+        repo: Arc<dyn Repository>,
+        gmail: &GmailClient,
+        budget: Option<ProjectBudget>,
+        daily_units: u64,
+    ) {
+        // A chunk is at most a hundredth of the day, so a small day (a test's,
+        // a cautious operator's) is not spent by one process's first chunk.
+        let daily_chunk = DAILY_CHUNK.min((daily_units as f64 / 100.0).max(20.0));
+        let chunk = match budget {
+            Some(b) => (b.units_per_sec() / 50.0).max(10.0).min(daily_chunk),
+            None => daily_chunk,
+        };
+        gmail.share_quota(
+            Arc::new(ProjectQuota {
+                repo,
+                budget,
+                daily_units,
+            }),
+            chunk,
+        );
+    }
+
+    /// Units the project spent (reserved) on the current quota day.
+    pub async fn spent_today(repo: &dyn Repository) -> Result<i64, crate::repo::RepoError> {
+        repo.daily_units(KEY, gmail::pacific_date(chrono::Utc::now()))
+            .await
     }
 }
 
 #[async_trait]
 impl SharedQuota for ProjectQuota {
-    async fn reserve(&self, units: f64) -> Result<Duration, String> {
-        let rate = self.budget.units_per_sec() * PACED;
+    async fn reserve(&self, units: f64) -> Result<Duration, SharedQuotaError> {
+        let now = chrono::Utc::now();
+        let limit = i64::try_from(self.daily_units).unwrap_or(i64::MAX);
+        let granted = self
+            .repo
+            .reserve_daily_units(KEY, gmail::pacific_date(now), units.ceil() as i64, limit)
+            .await
+            .map_err(|e| SharedQuotaError::Unreachable(e.to_string()))?;
+        if granted.is_none() {
+            return Err(SharedQuotaError::DayExhausted {
+                limit: self.daily_units,
+                resets_in: gmail::until_pacific_midnight(now),
+            });
+        }
+        let Some(budget) = self.budget else {
+            return Ok(Duration::ZERO);
+        };
+        let rate = budget.units_per_sec() * PACED;
         let left = self
             .repo
-            .reserve_shared_quota(KEY, units, rate, self.budget.units * BURST)
+            .reserve_shared_quota(KEY, units, rate, budget.units * BURST)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SharedQuotaError::Unreachable(e.to_string()))?;
         Ok(if left < 0.0 {
             Duration::from_secs_f64(-left / rate)
         } else {

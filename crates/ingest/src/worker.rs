@@ -81,6 +81,8 @@ pub enum SyncOutcome {
     Busy,
     /// Stopped by cancellation; due again at once so the next claim resumes it.
     Interrupted,
+    /// The project's quota day is spent: due again when it rolls over (not a failure).
+    QuotaDaySpent { resets_in: Duration },
     /// The run or its start failed; the mailbox backs off.
     Failed(String),
 }
@@ -94,11 +96,18 @@ impl SyncOutcome {
                     SyncOutcome::Synced(Box::new(run))
                 }
                 RunOutcome::Interrupted => SyncOutcome::Interrupted,
+                RunOutcome::QuotaDaySpent => SyncOutcome::QuotaDaySpent {
+                    resets_in: Duration::from_secs(run.quota_day_resets_in_secs.unwrap_or(0)),
+                },
                 RunOutcome::Failed => {
                     SyncOutcome::Failed(run.error.unwrap_or_else(|| "run failed".into()))
                 }
             },
             Err(EngineError::Locked { .. } | EngineError::LeaseLost { .. }) => SyncOutcome::Busy,
+            // Spent before the run could start (its cursor read): the same wait.
+            Err(EngineError::Gmail(gmail::GmailError::QuotaDayExhausted { resets_in, .. })) => {
+                SyncOutcome::QuotaDaySpent { resets_in }
+            }
             Err(e) => SyncOutcome::Failed(e.to_string()),
         }
     }
@@ -116,6 +125,10 @@ impl SyncOutcome {
             SyncOutcome::Busy => NextSync::Retry {
                 after: options.busy_retry,
             },
+            // A minute past midnight Pacific: clocks disagree by seconds.
+            SyncOutcome::QuotaDaySpent { resets_in } => NextSync::Retry {
+                after: *resets_in + Duration::from_secs(60),
+            },
             SyncOutcome::Interrupted => NextSync::Retry {
                 after: Duration::ZERO,
             },
@@ -131,6 +144,8 @@ pub struct WorkerReport {
     pub synced: u64,
     pub busy: u64,
     pub interrupted: u64,
+    /// Syncs stopped because the project's quota day was spent.
+    pub quota_day_spent: u64,
     pub failed: u64,
 }
 
@@ -244,6 +259,7 @@ impl Worker {
                 }
                 SyncOutcome::Busy => m.record_run("sync", None, "busy"),
                 SyncOutcome::Interrupted => m.record_run("sync", None, "interrupted"),
+                SyncOutcome::QuotaDaySpent { .. } => m.record_run("sync", None, "quota_day_spent"),
                 SyncOutcome::Failed(_) => m.record_run("sync", None, "failed"),
             }
         }
@@ -261,6 +277,11 @@ impl Worker {
             SyncOutcome::Failed(err) => {
                 warn!(mailbox = email, error = %err, "sync failed; backing off")
             }
+            SyncOutcome::QuotaDaySpent { resets_in } => info!(
+                mailbox = email,
+                resets_in_secs = resets_in.as_secs(),
+                "the project's quota day is spent; due again after midnight Pacific"
+            ),
             SyncOutcome::Busy | SyncOutcome::Interrupted => {}
         }
         if let Err(e) = self
@@ -336,10 +357,34 @@ fn tally(report: &mut WorkerReport, done: Result<SyncOutcome, tokio::task::JoinE
         Ok(SyncOutcome::Synced(_)) => report.synced += 1,
         Ok(SyncOutcome::Busy) => report.busy += 1,
         Ok(SyncOutcome::Interrupted) => report.interrupted += 1,
+        Ok(SyncOutcome::QuotaDaySpent { .. }) => report.quota_day_spent += 1,
         Ok(SyncOutcome::Failed(_)) => report.failed += 1,
         Err(e) => {
             error!(error = %e, "a sync task panicked");
             report.failed += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spent_quota_day_schedules_the_mailbox_after_midnight_pacific() {
+        let options = WorkerOptions::default();
+        let resets_in = Duration::from_secs(3 * 3600);
+        let outcome = SyncOutcome::QuotaDaySpent { resets_in };
+        assert_eq!(
+            outcome.next_sync(&options),
+            NextSync::Retry {
+                after: resets_in + Duration::from_secs(60)
+            }
+        );
+        // Not a failure: nothing counted against the mailbox.
+        assert!(!matches!(
+            outcome.next_sync(&options),
+            NextSync::AfterFailure { .. }
+        ));
     }
 }

@@ -969,6 +969,69 @@ async fn every_other_statement_means_the_same(backend: Backend) {
         .unwrap();
     // At least 0.2 s of refill at 100/s, never above the burst.
     assert!(left >= before + 19.0 && left <= 50.0, "{before} -> {left}");
+
+    // The quota day: units add up to the limit and no further; a refusal adds
+    // nothing; another day and another key start from zero.
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let next = day.succ_opt().unwrap();
+    assert_eq!(repo.daily_units("project", day).await.unwrap(), 0);
+    assert_eq!(
+        repo.reserve_daily_units("project", day, 60, 100)
+            .await
+            .unwrap(),
+        Some(60)
+    );
+    assert_eq!(
+        repo.reserve_daily_units("project", day, 40, 100)
+            .await
+            .unwrap(),
+        Some(100)
+    );
+    assert_eq!(
+        repo.reserve_daily_units("project", day, 1, 100)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(repo.daily_units("project", day).await.unwrap(), 100);
+    assert_eq!(
+        repo.reserve_daily_units("project", next, 101, 100)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.reserve_daily_units("project", next, 5, 100)
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        repo.reserve_daily_units("other", day, 5, 100)
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    assert_eq!(repo.daily_units("project", day).await.unwrap(), 100);
+
+    // Racing reservations never carry the day past its limit: 16 writers of 10
+    // units against 100, at once, get exactly 10 grants between them.
+    let race = chrono::NaiveDate::from_ymd_opt(2026, 12, 9).unwrap();
+    let grants = futures::future::join_all((0..16).map(|_| {
+        let repo = repo.clone();
+        async move {
+            repo.reserve_daily_units("race", race, 10, 100)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(
+        grants.iter().filter(|g| g.is_some()).count(),
+        10,
+        "{grants:?}"
+    );
+    assert_eq!(repo.daily_units("race", race).await.unwrap(), 100);
 }
 
 /// gc's half of its protocol (see `ingest::gc`): it claims only hashes no row

@@ -72,6 +72,17 @@ impl Status {
         if rows.is_empty() {
             println!("no mailboxes yet: `mailingest mailbox add EMAIL` or run a backfill");
         }
+        let spent = ingest::project_quota::ProjectQuota::spent_today(repo.as_ref()).await?;
+        let limit = global
+            .project_daily_units
+            .unwrap_or_else(|| global.quota_table.project_daily_units());
+        let resets = gmail::until_pacific_midnight(now).as_secs();
+        println!(
+            "project quota today: {spent} of {limit} units (quota table {}; the day resets at midnight Pacific, in {}h{:02}m)",
+            global.quota_table,
+            resets / 3600,
+            resets % 3600 / 60
+        );
         for (s, degraded) in rows.into_iter().zip(degraded) {
             let m = &s.mailbox;
             println!(
@@ -114,6 +125,10 @@ impl Status {
                 "  stored     threads {}  messages {} (deleted {})  attachments {}",
                 s.threads, s.messages, s.messages_deleted, s.attachments
             );
+            println!(
+                "  quota      {} units today (finished runs)",
+                s.quota_units_today
+            );
             if s.quarantined > 0 {
                 println!(
                     "  quarantine {} message(s), {} given up (`mailingest status --quarantined` lists them)",
@@ -131,7 +146,7 @@ impl Status {
                     .unwrap_or_default()
             );
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(verdict)
     }
 }
 

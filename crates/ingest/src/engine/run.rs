@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use gmail::GmailError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
@@ -234,14 +235,36 @@ impl Engine {
             ));
         }
         let tally = run.counted();
+        // The project's quota day is spent: not a failure of this mailbox. What
+        // was committed stays, and the next run after midnight Pacific resumes.
+        let quota_day = match &result {
+            Err(EngineError::Gmail(GmailError::QuotaDayExhausted { resets_in, .. })) => {
+                Some(*resets_in)
+            }
+            _ => None,
+        };
         let (status, cursor, error) = match &result {
             Ok(_) if cancel.is_cancelled() => (RunStatus::Interrupted, CursorUpdate::Keep, None),
             Ok(ending) => (RunStatus::Completed, ending.cursor, None),
+            Err(e) if quota_day.is_some() => {
+                warn!(mailbox = %mailbox, "{e}; stopped at a batch boundary, resumes after the quota day rolls over");
+                (
+                    RunStatus::Interrupted,
+                    CursorUpdate::Keep,
+                    Some(e.to_string()),
+                )
+            }
             Err(e) => (RunStatus::Failed, CursorUpdate::Keep, Some(e.to_string())),
         };
+        // What the run spent goes on its row too: `status` sums a quota day's.
+        let api = api_delta(&self.gmail.mailbox_metrics(&mailbox), &plan.api_before);
+        let mut counts = tally.to_json()?;
+        if let Some(counts) = counts.as_object_mut() {
+            counts.insert("quota_units".into(), api.total.quota_units.into());
+        }
         let end = RunEnd {
             status,
-            counts: tally.to_json()?,
+            counts,
             error: error.clone(),
             cursor,
         };
@@ -284,7 +307,6 @@ impl Engine {
                 }),
             _ => None,
         };
-        let api = api_delta(&self.gmail.mailbox_metrics(&mailbox), &plan.api_before);
         Ok(RunSummary {
             run_id: fence.run_id,
             mailbox,
@@ -298,6 +320,7 @@ impl Engine {
             duration_ms: started.elapsed().as_millis() as u64,
             stages: run.stages(),
             error,
+            quota_day_resets_in_secs: quota_day.map(|d| d.as_secs()),
             ledger_head,
             anchor_error,
         })

@@ -125,6 +125,10 @@ pub struct RunSummary {
     /// exceed the run's duration): where a slow run spends its time.
     pub stages: StageSeconds,
     pub error: Option<String>,
+    /// Set when the run stopped because the project's quota day is spent: seconds until
+    /// it rolls over (midnight Pacific time), when the mailbox can go on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_day_resets_in_secs: Option<u64>,
     /// The mailbox's ledger head after the run: anchor it anywhere, and
     /// `verify --expect-head SEQ:HASH` proves the chain still extends it.
     pub ledger_head: Option<ledger::ChainHead>,
@@ -160,6 +164,9 @@ pub enum RunOutcome {
     Failed,
     /// Stopped by a signal; the next run resumes.
     Interrupted,
+    /// Stopped at a batch boundary because the project's quota day is spent; the
+    /// next run after midnight Pacific time resumes.
+    QuotaDaySpent,
 }
 
 impl RunSummary {
@@ -167,6 +174,9 @@ impl RunSummary {
         match self.status {
             RunStatus::Completed if self.tally.skipped.is_empty() => RunOutcome::Completed,
             RunStatus::Completed => RunOutcome::CompletedWithSkips,
+            RunStatus::Interrupted if self.quota_day_resets_in_secs.is_some() => {
+                RunOutcome::QuotaDaySpent
+            }
             RunStatus::Interrupted => RunOutcome::Interrupted,
             RunStatus::Failed | RunStatus::Running => RunOutcome::Failed,
         }

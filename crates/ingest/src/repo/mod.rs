@@ -99,6 +99,18 @@ pub trait Repository: Send + Sync + 'static {
         rate: f64,
         burst: f64,
     ) -> Result<f64, RepoError>;
+    /// Adds `units` to budget `key`'s quota `day` unless that would carry its
+    /// total past `limit`; returns the day's new total, `None` when refused
+    /// (nothing added).
+    async fn reserve_daily_units(
+        &self,
+        key: &str,
+        day: chrono::NaiveDate,
+        units: i64,
+        limit: i64,
+    ) -> Result<Option<i64>, RepoError>;
+    /// Units budget `key` reserved on quota `day` (0 when none).
+    async fn daily_units(&self, key: &str, day: chrono::NaiveDate) -> Result<i64, RepoError>;
     /// Per mailbox: schedule, cursor age, stored counts and the last run.
     async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError>;
 

@@ -215,6 +215,9 @@ pub struct MailboxStatus {
     /// many no run retries any more.
     pub quarantined: i64,
     pub quarantine_given_up: i64,
+    /// Gmail quota units the mailbox's runs spent on the current quota day
+    /// (since midnight Pacific time), as recorded when each run finished.
+    pub quota_units_today: i64,
     /// When a run of the mailbox last completed.
     pub last_success_at: Option<DateTime<Utc>>,
     /// The last scheduled completeness check: when, and what it found.
@@ -300,7 +303,7 @@ impl MailboxStatus {
 }
 
 /// When a claimed mailbox is due again.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NextSync<'a> {
     /// It synced: due after its interval (`interval` overrides the mailbox's own).
     AfterSuccess { interval: Option<Duration> },

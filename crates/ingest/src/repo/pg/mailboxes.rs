@@ -170,6 +170,7 @@ struct PgStatus {
     attachments: i64,
     quarantined: i64,
     quarantine_given_up: i64,
+    quota_units_today: i64,
     last_success_at: Option<DateTime<Utc>>,
     last_verify_at: Option<DateTime<Utc>>,
     last_verify_ok: Option<bool>,
@@ -197,6 +198,7 @@ impl TryFrom<PgStatus> for MailboxStatus {
             attachments: r.attachments,
             quarantined: r.quarantined,
             quarantine_given_up: r.quarantine_given_up,
+            quota_units_today: r.quota_units_today,
             last_success_at: r.last_success_at,
             last_verify_at: r.last_verify_at,
             last_verify_ok: r.last_verify_ok,
@@ -237,6 +239,8 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
                 v.findings AS last_verify_findings,
                 (SELECT count(*) FROM quarantined_messages
                   WHERE mailbox_id = mb.id AND attempts >= $1) AS quarantine_given_up,
+                (SELECT coalesce(sum((counts->>'quota_units')::bigint), 0)::bigint FROM sync_runs
+                  WHERE mailbox_id = mb.id AND started_at >= $2) AS quota_units_today,
                 r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
                 r.started_at AS last_run_started_at, r.finished_at AS last_run_finished_at,
                 extract(epoch FROM now() - r.heartbeat_at)::float8 AS last_run_heartbeat_age_secs,
@@ -248,6 +252,7 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
         cols = mailbox_columns("mb")
     )))
     .bind(crate::repo::quarantine::MAX_ATTEMPTS)
+    .bind(gmail::pacific_day_start(chrono::Utc::now()))
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("read status"))?;

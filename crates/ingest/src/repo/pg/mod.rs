@@ -128,6 +128,20 @@ impl Repository for PgRepository {
         shared_quota::reserve(&self.pool, key, units, rate, burst).await
     }
 
+    async fn reserve_daily_units(
+        &self,
+        key: &str,
+        day: chrono::NaiveDate,
+        units: i64,
+        limit: i64,
+    ) -> Result<Option<i64>, RepoError> {
+        shared_quota::reserve_daily(&self.pool, key, day, units, limit).await
+    }
+
+    async fn daily_units(&self, key: &str, day: chrono::NaiveDate) -> Result<i64, RepoError> {
+        shared_quota::daily(&self.pool, key, day).await
+    }
+
     async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
         mailboxes::status(&self.pool).await
     }

@@ -1,6 +1,7 @@
-//! PostgreSQL statement of the shared quota bucket (`shared_quota`): one row
-//! per budget, refilled continuously, debited by reservation in one
-//! statement, so every process on the database sees one budget.
+//! PostgreSQL statements of the shared quota: the bucket (`shared_quota`, one
+//! row per budget, refilled continuously, debited by reservation in one
+//! statement) and the units spent per quota day (`project_quota_days`), so
+//! every process on the database sees one budget.
 
 use sqlx::PgPool;
 
@@ -32,4 +33,47 @@ pub(crate) async fn reserve(
     .fetch_one(pool)
     .await
     .map_err(RepoError::db("reserve shared quota"))
+}
+
+/// Adds `units` to `key`'s `day` unless the total would pass `limit`; the row
+/// lock serialises concurrent reservations. `None`: refused, nothing added.
+pub(crate) async fn reserve_daily(
+    pool: &PgPool,
+    key: &str,
+    day: chrono::NaiveDate,
+    units: i64,
+    limit: i64,
+) -> Result<Option<i64>, RepoError> {
+    if units > limit {
+        return Ok(None);
+    }
+    sqlx::query_scalar(
+        "INSERT INTO project_quota_days AS d (key, day, units) VALUES ($1, $2, $3)
+         ON CONFLICT (key, day) DO UPDATE SET units = d.units + $3
+         WHERE d.units + $3 <= $4
+         RETURNING units",
+    )
+    .bind(key)
+    .bind(day)
+    .bind(units)
+    .bind(limit)
+    .fetch_optional(pool)
+    .await
+    .map_err(RepoError::db("reserve daily quota units"))
+}
+
+/// Units `key` reserved on `day`.
+pub(crate) async fn daily(
+    pool: &PgPool,
+    key: &str,
+    day: chrono::NaiveDate,
+) -> Result<i64, RepoError> {
+    let units: Option<i64> =
+        sqlx::query_scalar("SELECT units FROM project_quota_days WHERE key = $1 AND day = $2")
+            .bind(key)
+            .bind(day)
+            .fetch_optional(pool)
+            .await
+            .map_err(RepoError::db("read daily quota units"))?;
+    Ok(units.unwrap_or(0))
 }

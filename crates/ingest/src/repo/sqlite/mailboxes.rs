@@ -194,6 +194,7 @@ struct SqliteStatus {
     attachments: i64,
     quarantined: i64,
     quarantine_given_up: i64,
+    quota_units_today: i64,
     last_success_at: Option<DateTime<Utc>>,
     last_verify_at: Option<DateTime<Utc>>,
     last_verify_ok: Option<bool>,
@@ -234,6 +235,7 @@ impl SqliteStatus {
             attachments: self.attachments,
             quarantined: self.quarantined,
             quarantine_given_up: self.quarantine_given_up,
+            quota_units_today: self.quota_units_today,
             last_success_at: self.last_success_at,
             last_verify_at: self.last_verify_at,
             last_verify_ok: self.last_verify_ok,
@@ -269,6 +271,8 @@ pub(crate) async fn status(pool: &SqlitePool) -> Result<Vec<MailboxStatus>, Repo
                 (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
                 (SELECT count(*) FROM quarantined_messages
                   WHERE mailbox_id = mb.id AND attempts >= ?1) AS quarantine_given_up,
+                (SELECT coalesce(sum(json_extract(counts, '$.quota_units')), 0) FROM sync_runs
+                  WHERE mailbox_id = mb.id AND started_at >= ?2) AS quota_units_today,
                 (SELECT max(finished_at) FROM sync_runs
                   WHERE mailbox_id = mb.id AND status = 'completed' AND kind <> 'gc') AS last_success_at,
                 v.finished_at AS last_verify_at, v.ok AS last_verify_ok,
@@ -285,6 +289,7 @@ pub(crate) async fn status(pool: &SqlitePool) -> Result<Vec<MailboxStatus>, Repo
          ORDER BY mb.org_id, mb.provider_email"
     )))
     .bind(crate::repo::quarantine::MAX_ATTEMPTS)
+    .bind(gmail::pacific_day_start(now()))
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("read status"))?;

@@ -173,6 +173,20 @@ impl Repository for SqliteRepository {
         checks::reserve_shared_quota(&self.pool, key, units, rate, burst).await
     }
 
+    async fn reserve_daily_units(
+        &self,
+        key: &str,
+        day: chrono::NaiveDate,
+        units: i64,
+        limit: i64,
+    ) -> Result<Option<i64>, RepoError> {
+        checks::reserve_daily_units(&self.pool, key, day, units, limit).await
+    }
+
+    async fn daily_units(&self, key: &str, day: chrono::NaiveDate) -> Result<i64, RepoError> {
+        checks::daily_units(&self.pool, key, day).await
+    }
+
     async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
         mailboxes::status(&self.pool).await
     }
