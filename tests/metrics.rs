@@ -118,6 +118,30 @@ async fn metrics_are_scraped_and_health_follows_the_database() {
         Some(0.0),
         "{body}"
     );
+    // Today's units: the mailbox's from its finished run, the project's as
+    // reserved in chunks before spending (so never less).
+    let run_units = bed
+        .count("SELECT coalesce(sum((counts->>'quota_units')::bigint), 0)::bigint FROM sync_runs")
+        .await;
+    assert!(run_units > 0);
+    assert_eq!(
+        value(
+            &scrape,
+            "mailingest_quota_units_today",
+            ("mailbox", &bed.mailbox)
+        ),
+        Some(run_units as f64),
+        "{body}"
+    );
+    let project: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("mailingest_project_quota_units_today "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("project units today");
+    assert!(
+        project >= run_units as f64,
+        "{project} < {run_units}\n{body}"
+    );
     let commits: f64 = body
         .lines()
         .find_map(|l| l.strip_prefix("mailingest_batch_commit_seconds_count "))

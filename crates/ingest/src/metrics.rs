@@ -57,6 +57,8 @@ pub struct Metrics {
     quarantined: Family<MailboxLabels, Gauge>,
     verify_findings: Family<MailboxLabels, Gauge>,
     degraded: Family<MailboxLabels, Gauge>,
+    quota_units_today: Family<MailboxLabels, Gauge>,
+    project_quota_units_today: Gauge,
     /// Unix seconds of the worker loop's last turn (health).
     last_tick: AtomicI64,
 }
@@ -83,6 +85,8 @@ impl Metrics {
             quarantined: Family::default(),
             verify_findings: Family::default(),
             degraded: Family::default(),
+            quota_units_today: Family::default(),
+            project_quota_units_today: Gauge::default(),
             last_tick: AtomicI64::new(0),
             registry: Registry::default(),
         };
@@ -136,6 +140,16 @@ impl Metrics {
             "degraded",
             "1 when the mailbox is degraded (see `mailingest status`)",
             m.degraded.clone(),
+        );
+        registry.register(
+            "quota_units_today",
+            "Gmail quota units the mailbox's finished runs spent since midnight Pacific time",
+            m.quota_units_today.clone(),
+        );
+        registry.register(
+            "project_quota_units_today",
+            "Gmail quota units every process on this database reserved for the project since midnight Pacific time (see --project-daily-units)",
+            m.project_quota_units_today.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }
@@ -252,7 +266,12 @@ impl Metrics {
             self.degraded
                 .get_or_create(&labels)
                 .set(i64::from(!s.degraded(now).is_empty()));
+            self.quota_units_today
+                .get_or_create(&labels)
+                .set(s.quota_units_today);
         }
+        self.project_quota_units_today
+            .set(crate::project_quota::ProjectQuota::spent_today(repo).await?);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .map_err(|e| RepoError::Corrupt(format!("encoding metrics: {e}")))?;
