@@ -41,6 +41,7 @@ on_both_tables!(
     a_wider_window_later_fetches_what_a_narrow_one_left_out,
     including_spam_and_trash_later_stores_what_the_default_scope_left_out,
     the_estimate_prices_the_backfill_it_precedes,
+    a_thread_reaching_past_the_window_is_refreshed_whole_without_a_cursor,
 );
 
 /// Units charged per method since the last reset.
@@ -470,4 +471,54 @@ async fn the_estimate_prices_the_backfill_it_precedes(table: QuotaTable) {
     let (code, rerun) = bed.backfill(&[]).await;
     assert_eq!(code, 0, "{rerun}");
     assert_eq!(estimated(&again), units(&bed), "{again}");
+}
+
+/// Without a usable cursor the labels come from a listing per label, which
+/// knows the window only: a changed stored thread that also holds stored
+/// messages outside the window is asked for with threads.get, so the labels
+/// of those older messages are Gmail's before the thread is recorded current.
+async fn a_thread_reaching_past_the_window_is_refreshed_whole_without_a_cursor(table: QuotaTable) {
+    let bed = TestBed::on_table(table, small_mailbox(60)).await;
+    let (messages, _) = bed.expected_ids().await;
+    let (code, first) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{first}");
+
+    // A message older than three days, in a thread that gains a new message.
+    let gmail = bed.gmail().await;
+    let cutoff = chrono::Utc::now().timestamp_millis() - 3 * 86_400_000;
+    let mut old = None;
+    for id in &messages {
+        let m = gmail
+            .message_minimal(&bed.mailbox, id)
+            .await
+            .expect("minimal");
+        if m.internal_date_ms < cutoff {
+            old = Some((m.id.clone(), m.thread_id.clone()));
+            break;
+        }
+    }
+    let (old_id, thread) = old.expect("a message older than three days");
+    bed.emulator
+        .insert_raw(
+            &bed.mailbox,
+            b"From: late@example.org\r\nSubject: a late reply\r\n\r\nlate\r\n",
+            &["INBOX"],
+            Some(&thread),
+        )
+        .expect("insert");
+    bed.emulator
+        .modify_labels(&bed.mailbox, &old_id, &["STARRED"], &["INBOX"])
+        .expect("relabel");
+    assert_eq!(
+        bed.execute("UPDATE mailboxes SET history_id = NULL").await,
+        1
+    );
+    bed.emulator.reset_stats();
+
+    let (code, run) = bed.backfill(&["--days", "2"]).await;
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["messages"]["inserted"].as_u64(), Some(1), "{run}");
+    assert!(bed.calls("users.threads.get") >= 1, "{run}");
+    assert_labels_are_gmails(&bed).await;
+    bed.assert_verify_clean().await;
 }

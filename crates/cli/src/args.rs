@@ -112,7 +112,7 @@ pub struct GlobalArgs {
     /// midnight Pacific time, when Google resets daily quotas), counted in the
     /// database by every process on it (default: the quota table's daily
     /// threshold, 80,000,000 on the 2026 table). When the day is spent, runs
-    /// stop at a batch boundary (exit 75) and the worker waits for midnight.
+    /// stop, keeping every committed batch (exit 75), and the worker waits for midnight.
     #[arg(long, env = "MAILINGEST_PROJECT_DAILY_UNITS", global = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub project_daily_units: Option<u64>,

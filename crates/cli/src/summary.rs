@@ -100,8 +100,6 @@ pub fn print(summary: &RunSummary, json: bool) {
     }
 }
 
-/// An engine error as the command's result: its own exit code with one line
-/// on stderr, or an ordinary failure for `main` to report.
 /// Printing `backfill --estimate`.
 pub fn print_estimate(e: &BackfillEstimate, json: bool) {
     if json {
@@ -128,6 +126,8 @@ pub fn print_estimate(e: &BackfillEstimate, json: bool) {
     );
 }
 
+/// An engine error as the command's result: its own exit code with one line
+/// on stderr, or an ordinary failure for `main` to report.
 pub fn engine_error(err: EngineError) -> anyhow::Result<ExitCode> {
     match Exit::of_error(&err) {
         Some(exit) => {

@@ -341,7 +341,9 @@ impl Mailbox {
                 self.metrics.rate_limited(method);
                 // Our pacing overran what Gmail enforces: learn its limit, whether or not
                 // this call is retried.
-                if let Some(slowed) = self.limiter.pacer.rate_limited(ticket, Instant::now()) {
+                if !failure.is_concurrency_limit()
+                    && let Some(slowed) = self.limiter.pacer.rate_limited(ticket, Instant::now())
+                {
                     self.tell_limit(slowed);
                 }
             }

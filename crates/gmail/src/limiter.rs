@@ -151,9 +151,11 @@ struct Learned {
 /// costs a refusal for every call in flight, so probing is rare.
 const WINDOW_HOLD: Duration = Duration::from_secs(15 * 60);
 /// After the hold, a learned limit creeps back towards the configured one by this share of
-/// itself per minute (another app that shared the quota may have stopped).
+/// the configured limit per minute (another app that shared the quota may have stopped).
 const WINDOW_RECOVERY_PER_MIN: f64 = 0.01;
-/// Never learn a limit below this share of the configured one.
+/// Never learn a limit below this share of the configured one; and a refusal that came
+/// when the window held less than it (a concurrency or project-wide limit, a blip) is not
+/// our pace overrunning the user's minute, and teaches nothing.
 const WINDOW_FLOOR: f64 = 0.1;
 /// What is learned is this share of what the window held before the refused call.
 const WINDOW_LEARN: f64 = 0.95;
@@ -179,7 +181,7 @@ impl MinuteWindow {
             Some(l) => {
                 let since = now.saturating_duration_since(l.at);
                 let minutes = since.saturating_sub(WINDOW_HOLD).as_secs_f64() / 60.0;
-                (l.limit * (1.0 + minutes * WINDOW_RECOVERY_PER_MIN)).min(self.configured)
+                (l.limit + minutes * WINDOW_RECOVERY_PER_MIN * self.configured).min(self.configured)
             }
         }
     }
@@ -254,6 +256,9 @@ impl MinuteWindow {
             .filter(|e| e.ticket < ticket && e.at + self.span > sent_at)
             .map(|e| e.units)
             .sum();
+        if before < self.configured * WINDOW_FLOOR {
+            return None;
+        }
         let current = self.limit_at(&s, now);
         let learned = (before * WINDOW_LEARN)
             .max(self.configured * WINDOW_FLOOR)
@@ -523,17 +528,28 @@ mod tests {
         assert_eq!(w.rate_limited(second_refused, soon), None);
         // Pacing now follows the learned limit: the next call waits for the window.
         assert_eq!(w.reserve(20.0, t0).0, MINUTE);
-        // The limit holds for 15 minutes, then creeps back by 1% of itself a minute, never
-        // past the configured one.
+        // The limit holds for 15 minutes, then creeps back by 1% of the configured one a
+        // minute, never past it.
         assert!((w.current_limit(t0 + 15 * MINUTE) - 5_700.0).abs() < 1e-6);
-        assert!((w.current_limit(t0 + 25 * MINUTE) - 5_700.0 * 1.1).abs() < 1e-6);
+        assert!((w.current_limit(t0 + 25 * MINUTE) - (5_700.0 + 1_500.0)).abs() < 1e-6);
         assert_eq!(w.current_limit(t0 + 1_000 * MINUTE), 15_000.0);
     }
 
     #[test]
-    fn a_refusal_never_teaches_less_than_a_tenth() {
+    fn a_refusal_of_a_nearly_empty_window_teaches_nothing() {
+        // Refused with 20 units in the minute: not our pace (a concurrency limit, a
+        // project-wide one, a blip). Learning from it would cut the mailbox to a tenth.
         let w = MinuteWindow::new(6_000.0, MINUTE);
         let t0 = Instant::now();
+        w.reserve(20.0, t0);
+        let (_, ticket) = w.reserve(20.0, t0);
+        assert_eq!(w.rate_limited(ticket, t0), None);
+        assert_eq!(w.current_limit(t0), 6_000.0);
+        // With a tenth of the limit spent first, the floor is what it learns at least.
+        let w = MinuteWindow::new(6_000.0, MINUTE);
+        for _ in 0..31 {
+            w.reserve(20.0, t0);
+        }
         let (_, ticket) = w.reserve(20.0, t0);
         assert_eq!(w.rate_limited(ticket, t0), Some(600.0));
     }

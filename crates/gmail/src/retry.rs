@@ -39,6 +39,12 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// Gmail's "Too many concurrent requests for user": a rate-limit answer about requests
+    /// in flight, not about units spent, so it teaches the pacer nothing.
+    pub(crate) fn is_concurrency_limit(&self) -> bool {
+        matches!(self, Failure::Status { message, .. } if message.to_ascii_lowercase().contains("concurrent"))
+    }
+
     /// Rate-limit answers: 429, or 403 with a rate-limit reason.
     pub(crate) fn is_rate_limit(&self) -> bool {
         match self {

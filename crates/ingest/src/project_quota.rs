@@ -23,8 +23,9 @@
 //! what it is about to spend to the quota day's row (`project_quota_days`,
 //! the Pacific calendar day: Google resets daily quotas at midnight Pacific
 //! time) before spending it, in chunks, and a chunk that would carry the day
-//! past the budget is refused: no request starts, the runs in flight stop at
-//! a batch boundary, and the worker schedules the mailboxes after midnight
+//! past the budget is refused: no request starts, the runs in flight stop
+//! (their committed batches stay; what they fetched but had not committed is
+//! fetched again later), and the worker schedules the mailboxes after midnight
 //! Pacific. The budget is therefore never crossed, at the price of at most
 //! one unspent chunk per process at the end of the day.
 

@@ -381,10 +381,5 @@ mod tests {
                 after: resets_in + Duration::from_secs(60)
             }
         );
-        // Not a failure: nothing counted against the mailbox.
-        assert!(!matches!(
-            outcome.next_sync(&options),
-            NextSync::AfterFailure { .. }
-        ));
     }
 }

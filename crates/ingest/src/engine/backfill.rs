@@ -36,13 +36,21 @@
 //!   dear table, a stored thread messages.list did not show (its mail came or
 //!   went between the listings) still goes through threads.get.
 //!
-//! Why that bound: the label source usually costs a history page or two plus
-//! the window's messages.list pages (paid anyway when a thread is new), about
-//! two pages of messages.list for the whole run; a threads.get dearer than
-//! that loses from the first changed thread on, while on the 2025 table
-//! threads.get is no dearer and keeps its figures. Without a usable cursor
-//! the per-label listing costs more (5 a label), and pays off from a handful
-//! of changed threads on.
+//! Why that bound: the label source usually costs a history page or two, and
+//! the window's messages.list pages are paid anyway as soon as one thread is
+//! new; a threads.get dearer than two list pages loses from the first changed
+//! thread on, while on the 2025 table threads.get is no dearer and keeps its
+//! figures. Where the bound is wrong: a re-run of a very large window in
+//! which nothing is new but one stored thread was relabelled lists the whole
+//! window (5 per 500 ids) to save one threads.get, and without a usable
+//! cursor the per-label listing costs 5 a label and pays off only from a
+//! handful of changed threads on. Choosing per run from the window's size and
+//! the number of changed threads is left for later.
+//!
+//! A listing per label knows the window's messages only: a changed stored
+//! thread that also holds stored messages outside the window goes through
+//! threads.get on that path, or those messages' labels would stay stale under
+//! a historyId that vouches for them.
 //!
 //! So, per table (listing: getProfile, threads.list pages, and messages.list
 //! pages when some thread is new or changed):

@@ -178,6 +178,12 @@ impl LabelSource {
 
     /// The messages of a thread it names, besides the window's (a stored
     /// message moved to TRASH is not in a default-scope listing).
+    /// Whether the source knows only the window's messages (a listing per
+    /// label), not every message of the mailbox (history since the cursor).
+    pub(crate) fn window_only(&self) -> bool {
+        self.origin == Origin::Listing
+    }
+
     pub(crate) fn named_in(&self, thread_id: &str) -> impl Iterator<Item = &String> {
         self.threads
             .get(thread_id)

@@ -247,7 +247,7 @@ impl Engine {
             Ok(_) if cancel.is_cancelled() => (RunStatus::Interrupted, CursorUpdate::Keep, None),
             Ok(ending) => (RunStatus::Completed, ending.cursor, None),
             Err(e) if quota_day.is_some() => {
-                warn!(mailbox = %mailbox, "{e}; stopped at a batch boundary, resumes after the quota day rolls over");
+                warn!(mailbox = %mailbox, "{e}; stopped: committed batches are kept, messages fetched but not yet committed are fetched again after the quota day rolls over");
                 (
                     RunStatus::Interrupted,
                     CursorUpdate::Keep,

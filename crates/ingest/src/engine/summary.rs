@@ -164,7 +164,7 @@ pub enum RunOutcome {
     Failed,
     /// Stopped by a signal; the next run resumes.
     Interrupted,
-    /// Stopped at a batch boundary because the project's quota day is spent; the
+    /// Stopped, keeping every committed batch, because the project's quota day is spent; the
     /// next run after midnight Pacific time resumes.
     QuotaDaySpent,
 }

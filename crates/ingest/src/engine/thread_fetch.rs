@@ -150,14 +150,23 @@ impl Engine {
         progress: &Progress,
     ) -> Result<Option<ThreadWork>, EngineError> {
         if let Some(ids) = listed.window_messages.take() {
-            let work = if listed.stored {
-                self.fetch_relabelled_thread(run, listed, ids, covered, labels, progress)
-                    .await?
-            } else {
-                self.fetch_window(run, listed, ids, HashSet::new(), covered, progress)
-                    .await?
-            };
-            return Ok(Some(work));
+            if !listed.stored {
+                let work = self
+                    .fetch_window(run, listed, ids, HashSet::new(), covered, progress)
+                    .await?;
+                return Ok(Some(work));
+            }
+            if self
+                .window_labels_suffice(run, &listed, &ids, labels)
+                .await?
+            {
+                let work = self
+                    .fetch_relabelled_thread(run, listed, ids, covered, labels, progress)
+                    .await?;
+                return Ok(Some(work));
+            }
+            // Stored messages outside the window that a listing cannot speak
+            // for: only threads.get refreshes their labels (below).
         }
         let thread_id = listed.id.as_str();
         let minimal = match run
@@ -260,6 +269,32 @@ impl Engine {
     /// label source: its window messages not stored are fetched as for a new
     /// thread, and its stored messages' labels come from the source, so no
     /// threads.get.
+    /// Whether the label source can speak for every stored message of a
+    /// changed stored thread: history since the cursor knows the whole
+    /// mailbox; a listing per label only the window, so a thread with stored
+    /// messages outside it goes through threads.get, or their labels would
+    /// stay stale under a historyId that vouches for them.
+    async fn window_labels_suffice(
+        &self,
+        run: &Run,
+        listed: &ListedThread,
+        window_ids: &[String],
+        labels: &LazyLabelSource,
+    ) -> Result<bool, EngineError> {
+        if !labels.get(self, run).await?.window_only() {
+            return Ok(true);
+        }
+        let stored = self
+            .riding_out("read a thread's stored message ids", || async {
+                Ok(self
+                    .repo
+                    .stored_thread_message_ids(run.mailbox_id(), &listed.id)
+                    .await?)
+            })
+            .await?;
+        Ok(stored.iter().all(|id| window_ids.contains(id)))
+    }
+
     async fn fetch_relabelled_thread(
         &self,
         run: &Run,

@@ -145,6 +145,12 @@ pub trait Repository: Send + Sync + 'static {
         mailbox_id: i64,
         provider_message_ids: &[String],
     ) -> Result<HashSet<String>, RepoError>;
+    /// Every stored message (deleted or not) of one thread, by provider id.
+    async fn stored_thread_message_ids(
+        &self,
+        mailbox_id: i64,
+        provider_thread_id: &str,
+    ) -> Result<HashSet<String>, RepoError>;
     /// The stored labels of each of the given messages that is stored
     /// (deleted or not), in their stored order.
     async fn stored_labels(

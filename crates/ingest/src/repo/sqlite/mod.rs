@@ -217,6 +217,23 @@ impl Repository for SqliteRepository {
         upserts::thread_history_ids(&mut *self.conn().await?, mailbox_id, provider_thread_ids).await
     }
 
+    async fn stored_thread_message_ids(
+        &self,
+        mailbox_id: i64,
+        provider_thread_id: &str,
+    ) -> Result<HashSet<String>, RepoError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT provider_message_id FROM mail_messages
+             WHERE mailbox_id = ?1 AND provider_thread_id = ?2",
+        )
+        .bind(mailbox_id)
+        .bind(provider_thread_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(RepoError::db("read a thread's stored message ids"))?;
+        Ok(ids.into_iter().collect())
+    }
+
     async fn stored_message_ids(
         &self,
         mailbox_id: i64,
