@@ -281,7 +281,8 @@ impl Engine {
         window_ids: &[String],
         labels: &LazyLabelSource,
     ) -> Result<bool, EngineError> {
-        if !labels.get(self, run).await?.window_only() {
+        let source = labels.get(self, run).await?;
+        if !source.window_only() {
             return Ok(true);
         }
         let stored = self
@@ -292,7 +293,12 @@ impl Engine {
                     .await?)
             })
             .await?;
-        Ok(stored.iter().all(|id| window_ids.contains(id)))
+        // The listing names the window's messages in SPAM and TRASH too (it
+        // includes them); the window's others are in `window_ids`.
+        let named: HashSet<&String> = source.named_in(&listed.id).collect();
+        Ok(stored
+            .iter()
+            .all(|id| window_ids.contains(id) || named.contains(id)))
     }
 
     async fn fetch_relabelled_thread(
