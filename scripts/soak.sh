@@ -48,7 +48,9 @@ admin_url="$DATABASE_URL"
 cleanup() {
   local p
   for p in "${workers[@]}" "${pids[@]}" $proxy_pid; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Wait for what was just killed, not for every child: the S3 test server is
+  # a child of this shell too, and a bare `wait` waited for it forever.
+  for p in "${workers[@]}" "${pids[@]}" $proxy_pid; do wait "$p" 2>/dev/null || true; done
   s3_server_stop
   psql "$admin_url" -qtAc "DROP DATABASE IF EXISTS $db_name WITH (FORCE)" >/dev/null 2>&1 || true
   [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$work"

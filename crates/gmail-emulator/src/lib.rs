@@ -243,6 +243,18 @@ impl Emulator {
         self.inner.state.modify_labels(mailbox, id, add, remove)
     }
 
+    /// Adds a user label with exactly this id, which [`Emulator::modify_labels`] then
+    /// accepts: any id, even one Gmail never makes (a CR/LF in it), so tests can play a
+    /// broken or hostile endpoint.
+    pub fn create_label_with_id(
+        &self,
+        mailbox: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<(), EmulatorError> {
+        self.inner.state.create_label_with_id(mailbox, id, name)
+    }
+
     /// Move to trash (adds TRASH, removes INBOX/SPAM).
     pub fn trash(&self, mailbox: &str, id: &str) -> Result<(), EmulatorError> {
         self.inner.state.trash(mailbox, id)

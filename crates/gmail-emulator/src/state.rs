@@ -206,6 +206,25 @@ impl State {
         }
     }
 
+    /// Adds a user label with exactly this id (see `Emulator::create_label_with_id`).
+    pub fn create_label_with_id(
+        &self,
+        mailbox: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<(), EmulatorError> {
+        let mut mb = self.write(mailbox)?;
+        mb.labels.insert(
+            id.to_string(),
+            crate::model::Label {
+                id: id.to_string(),
+                name: name.to_string(),
+                system: false,
+            },
+        );
+        Ok(())
+    }
+
     /// Gmail's trash: add TRASH, drop INBOX/SPAM/UNREAD… (only TRASH marks it in lists).
     pub fn trash(&self, mailbox: &str, id: &str) -> Result<(), EmulatorError> {
         self.modify_labels(mailbox, id, &["TRASH"], &["INBOX", "SPAM"])

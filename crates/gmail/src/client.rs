@@ -321,8 +321,9 @@ impl GmailClient {
         mailbox: &str,
         thread_id: &str,
     ) -> Result<ThreadMinimal, GmailError> {
-        let mb = self.mailbox(mailbox).await?;
         let m = Method::ThreadsGet;
+        checked_id(m, thread_id)?;
+        let mb = self.mailbox(mailbox).await?;
         let j: JThread = mb
             .run(m, thread_id, || async {
                 let mut rec = Recorder::default();
@@ -364,6 +365,7 @@ impl GmailClient {
         id: &str,
         format: &str,
     ) -> Result<JMessage, GmailError> {
+        checked_id(Method::MessagesGet, id)?;
         let mb = self.mailbox(mailbox).await?;
         mb.run(Method::MessagesGet, id, || async {
             let mut rec = Recorder::default();
@@ -555,6 +557,19 @@ fn quota_user(user_id: &str) -> String {
         cut -= 1;
     }
     format!("{}-{hash:016x}", &user_id[..cut])
+}
+
+/// Refuses to put anything but a Gmail id into a request path: a hostile id
+/// such as `../../labels` would otherwise reach another method.
+fn checked_id(method: Method, id: &str) -> Result<(), GmailError> {
+    if crate::is_gmail_id(id) {
+        Ok(())
+    } else {
+        Err(GmailError::InvalidId {
+            method: method.name(),
+            id: crate::printable_id(id).into_owned(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,11 @@ pub enum GmailError {
         resets_in: std::time::Duration,
     },
 
+    /// An id that is not a Gmail id (see [`crate::is_gmail_id`]) was to be sent: the call
+    /// was not made. `id` is as [`crate::printable_id`] prints it.
+    #[error("{method}: {id} is not a Gmail id; not sent")]
+    InvalidId { method: &'static str, id: String },
+
     /// The client configuration is invalid (endpoint, auth spec, limits).
     #[error("gmail config: {0}")]
     Config(String),

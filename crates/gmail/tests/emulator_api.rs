@@ -275,6 +275,36 @@ async fn missing_message_is_not_found_and_400_is_not_retried() {
 }
 
 #[tokio::test]
+async fn an_id_that_is_not_a_gmail_id_is_never_sent() {
+    let emu = emulator(5).await;
+    let mb = emu.default_mailbox();
+    let c = common::client(&emu.url()).await;
+    let real = emu.message_ids(&mb)[0].clone();
+    // A path that would climb to another method, and one that would split the request.
+    for hostile in [format!("{real}/../../labels"), "a\r\nX-Evil: 1".to_string()] {
+        match c.message_raw(&mb, &hostile).await {
+            Err(GmailError::InvalidId { method, id }) => {
+                assert_eq!(method, "messages.get");
+                assert!(!id.contains(['\r', '\n']), "printed escaped: {id}");
+            }
+            other => panic!("expected InvalidId, got {other:?}"),
+        }
+        assert!(matches!(
+            c.thread_minimal(&mb, &hostile).await,
+            Err(GmailError::InvalidId {
+                method: "threads.get",
+                ..
+            })
+        ));
+    }
+    let stats = emu.stats();
+    assert_eq!(stats.calls(&mb, "users.messages.get"), 0);
+    assert_eq!(stats.calls(&mb, "users.threads.get"), 0);
+    assert_eq!(stats.calls(&mb, "users.labels.list"), 0);
+    assert!(c.message_raw(&mb, &real).await.is_ok());
+}
+
+#[tokio::test]
 async fn every_call_succeeds_under_faults_and_quota_429s_and_retries_are_counted() {
     let emu = emulator(120).await;
     let mb = emu.default_mailbox();

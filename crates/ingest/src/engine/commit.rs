@@ -16,10 +16,10 @@ use futures::StreamExt;
 use ledger::{EventType, NewEvent, Subject};
 use serde_json::json;
 use store::BlobStore;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::run::{Run, Stage};
-use super::summary::Tally;
+use super::summary::{SkipKind, Skipped, Tally};
 use super::thread_fetch::{BlobPuts, Fetched, MessageResult, ThreadWork};
 use super::{Engine, EngineError};
 use crate::repo::{
@@ -112,6 +112,7 @@ impl Engine {
             mailbox_id: run.mailbox_id(),
             events: Vec::new(),
             tally: Tally::default(),
+            refused_labels: Vec::new(),
         };
         writer.record_blobs(batch).await?;
         let thread_ids = writer.upsert_threads(batch).await?;
@@ -181,6 +182,9 @@ struct BatchWriter<'a> {
     mailbox_id: i64,
     events: Vec<NewEvent>,
     tally: Tally,
+    /// Label updates refused because an id in them is not data: recorded as
+    /// skips (quarantined) instead of applied.
+    refused_labels: Vec<Skipped>,
 }
 
 impl BatchWriter<'_> {
@@ -379,6 +383,9 @@ impl BatchWriter<'_> {
             .flat_map(|w| w.label_updates.iter().cloned())
             .chain(batch.label_updates.iter().cloned())
             .collect();
+        let (updates, refused): (Vec<LabelUpdate>, Vec<LabelUpdate>) =
+            updates.into_iter().partition(label_update_is_data);
+        self.refused_labels = refused.iter().map(refused_label_update).collect();
         let changed = self.tx.update_labels(&updates).await?;
         let by_id: HashMap<&str, &LabelUpdate> = updates
             .iter()
@@ -433,8 +440,10 @@ impl BatchWriter<'_> {
             .iter()
             .map(|w| (Some(w.provider_thread_id.as_str()), &w.fetched))
             .chain([(None, &batch.loose)]);
-        for (work_thread, fetched) in by_thread {
-            for s in &fetched.skipped {
+        let refused = std::mem::take(&mut self.refused_labels);
+        let by_thread = by_thread.map(|(thread, fetched)| (thread, fetched.skipped.as_slice()));
+        for (work_thread, skipped) in by_thread.chain([(None, refused.as_slice())]) {
+            for s in skipped {
                 let thread_id = s.thread_id.as_deref().or(work_thread);
                 self.events.push(event(
                     EventType::MessageSkipped,
@@ -474,6 +483,41 @@ impl BatchWriter<'_> {
 /// A ledger event whose payload carries mail's own text (MIME types, reasons):
 /// NUL is dropped from it, as from the columns, since jsonb cannot hold it and
 /// one such message must not fail the batch. The raw bytes stay in the store.
+/// Whether every id of a label update is data (see [`gmail::is_gmail_id`]):
+/// a hostile label id must never reach a row, and from there an export header.
+fn label_update_is_data(update: &LabelUpdate) -> bool {
+    gmail::is_gmail_id(&update.provider_message_id)
+        && update.label_ids.iter().all(|l| gmail::is_label_id(l))
+}
+
+/// The skip that stands for a refused label update: the message is
+/// quarantined, and its retry fetches it whole (and refuses it again while
+/// Gmail still serves the bad id).
+fn refused_label_update(update: &LabelUpdate) -> Skipped {
+    let bad: Vec<String> = update
+        .label_ids
+        .iter()
+        .filter(|l| !gmail::is_label_id(l))
+        .map(|l| gmail::printable_id(l).into_owned())
+        .collect();
+    let reason = if bad.is_empty() {
+        format!(
+            "message id {} is not a Gmail id",
+            gmail::printable_id(&update.provider_message_id)
+        )
+    } else {
+        format!("label id {} is not a label id", bad.join(", "))
+    };
+    warn!(message_id = %gmail::printable_id(&update.provider_message_id), %reason, "label change refused; message quarantined");
+    Skipped {
+        message_id: update.provider_message_id.clone(),
+        kind: SkipKind::Rejected,
+        reason,
+        thread_id: None,
+        raw_sha256: None,
+    }
+}
+
 fn event(event_type: EventType, subject: Subject, mut payload: serde_json::Value) -> NewEvent {
     strip_nul(&mut payload);
     NewEvent::new(event_type, subject, payload)

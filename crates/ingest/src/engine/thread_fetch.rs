@@ -181,6 +181,13 @@ impl Engine {
                 debug!(thread_id, "thread vanished between list and get");
                 return Ok(None);
             }
+            Err(e @ GmailError::InvalidId { .. }) => {
+                // Not sent: a listing that names such a thread is broken or
+                // hostile. Its messages, listed by id, are fetched (and
+                // judged) one by one; this thread as a whole is not.
+                warn!(error = %e, "thread skipped");
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
         // Which messages of the thread are stored at all: their labels are
@@ -449,7 +456,7 @@ impl Engine {
             }
             Some(kind) => kind,
         };
-        warn!(message_id = %id, error = %err, "message quarantined; the run goes on");
+        warn!(message_id = %gmail::printable_id(&id), error = %err, "message quarantined; the run goes on");
         Ok(Err(Skipped {
             message_id: id,
             kind,
@@ -499,7 +506,7 @@ impl Engine {
         blobs.add(&raw_put);
         let raw_blob = blob_row(&raw_put);
         let refused = |meta: MessageMeta, reason: String, raw_blob: BlobUpsert, blobs| {
-            warn!(message_id = %meta.id, %reason, "message archived and quarantined");
+            warn!(message_id = %gmail::printable_id(&meta.id), %reason, "message archived and quarantined");
             MessageResult::Skipped {
                 skipped: Skipped {
                     message_id: meta.id,
@@ -588,7 +595,9 @@ impl MessageResult {
 fn message_failure(err: &GmailError) -> Option<SkipKind> {
     match err {
         GmailError::RetriesExhausted { .. } => Some(SkipKind::Unavailable),
-        GmailError::BadRequest { .. } | GmailError::Decode { .. } => Some(SkipKind::Rejected),
+        GmailError::BadRequest { .. }
+        | GmailError::Decode { .. }
+        | GmailError::InvalidId { .. } => Some(SkipKind::Rejected),
         GmailError::Api { status, .. } if (400..500).contains(status) && *status != 403 => {
             Some(SkipKind::Rejected)
         }
@@ -598,6 +607,25 @@ fn message_failure(err: &GmailError) -> Option<SkipKind> {
 
 /// A Gmail field our columns cannot hold: the message is refused, not the batch.
 fn out_of_range(meta: &MessageMeta) -> Option<String> {
+    // Ids are data: one that could become syntax never reaches a row.
+    if !gmail::is_gmail_id(&meta.id) {
+        return Some(format!(
+            "message id {} is not a Gmail id",
+            gmail::printable_id(&meta.id)
+        ));
+    }
+    if !gmail::is_gmail_id(&meta.thread_id) {
+        return Some(format!(
+            "thread id {} is not a Gmail id",
+            gmail::printable_id(&meta.thread_id)
+        ));
+    }
+    if let Some(bad) = meta.label_ids.iter().find(|l| !gmail::is_label_id(l)) {
+        return Some(format!(
+            "label id {} is not a label id",
+            gmail::printable_id(bad)
+        ));
+    }
     if as_i64("historyId", meta.history_id).is_err() {
         return Some(format!("historyId {} out of range", meta.history_id));
     }

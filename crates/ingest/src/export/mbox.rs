@@ -14,13 +14,13 @@ use crate::repo::ExportRow;
 pub(crate) fn preamble(row: &ExportRow, crlf: bool) -> Vec<u8> {
     let eol = if crlf { "\r\n" } else { "\n" };
     let thread = u64::from_str_radix(&row.provider_thread_id, 16)
-        .map_or_else(|_| row.provider_thread_id.clone(), |t| t.to_string());
+        .map_or_else(|_| id_as_word(&row.provider_thread_id), |t| t.to_string());
     let labels: Vec<String> = row.label_ids.iter().map(|l| takeout_label(l)).collect();
     format!(
         "From {}@mailingest {}\n\
          X-GM-THRID: {thread}{eol}\
          X-Gmail-Labels: {}{eol}",
-        row.provider_message_id,
+        id_as_word(&row.provider_message_id),
         asctime(row.internal_date),
         labels.join(",")
     )
@@ -63,11 +63,44 @@ fn takeout_label(id: &str) -> String {
         "CATEGORY_UPDATES" => "Category Updates",
         "CATEGORY_FORUMS" => "Category Forums",
         other if other.contains([',', '"']) => {
-            return format!("\"{}\"", other.replace('"', ""));
+            return format!("\"{}\"", without_controls(&other.replace('"', "")));
         }
-        other => other,
+        other => return without_controls(other),
     };
     name.to_owned()
+}
+
+/// An id written into the separator line or a header, whatever was stored:
+/// every byte outside `[A-Za-z0-9_-]` percent-encoded, so no stored value can
+/// end the line and start a message of its own. Ids are checked where they
+/// enter (a bad one quarantines its message); this holds anyway.
+fn id_as_word(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A label written into `X-Gmail-Labels`: control characters (CR and LF
+/// above all) percent-encoded; the rest as it is.
+fn without_controls(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for c in label.chars() {
+        if c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// mboxrd quoting over a stream of chunks: a line is held only while it may
@@ -144,6 +177,54 @@ impl Quoter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(id: &str, thread: &str, labels: &[&str]) -> ExportRow {
+        ExportRow {
+            id: 1,
+            mailbox: "a@example.com".into(),
+            provider_message_id: id.into(),
+            provider_thread_id: thread.into(),
+            label_ids: labels.iter().map(|l| l.to_string()).collect(),
+            internal_date: DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+            raw_sha256: "0".repeat(64),
+            raw_size: 1,
+            deleted: false,
+            purged: false,
+        }
+    }
+
+    #[test]
+    fn stored_ids_never_become_mbox_syntax() {
+        // Whatever a row holds (ids are checked where they enter; this is the
+        // second wall), the preamble is exactly three lines.
+        let hostile = row(
+            "18c\nFrom evil@x Thu Jan  1 00:00:00 1970",
+            "zz\r\nX-Forged: 1",
+            &["INBOX", "Label_1\r\nFrom x", "a\"b,\nc"],
+        );
+        for crlf in [true, false] {
+            let text = String::from_utf8(preamble(&hostile, crlf)).unwrap_or_default();
+            let lines: Vec<&str> = text.split_terminator('\n').collect();
+            assert_eq!(lines.len(), 3, "{text:?}");
+            assert!(
+                lines[0].starts_with("From 18c%0AFrom%20evil%40x"),
+                "{text:?}"
+            );
+            assert!(
+                lines[1].starts_with("X-GM-THRID: zz%0D%0AX-Forged%3A%201"),
+                "{text:?}"
+            );
+            assert!(
+                lines[2].starts_with("X-Gmail-Labels: Inbox,Label_1%0D%0AFrom x,\"ab,%0Ac\""),
+                "{text:?}"
+            );
+        }
+        let plain = String::from_utf8(preamble(&row("18c2f0", "18c2f0", &["Label_7"]), false))
+            .unwrap_or_default();
+        assert!(plain.starts_with("From 18c2f0@mailingest "), "{plain}");
+        assert!(plain.contains("X-GM-THRID: 1622768\n"), "{plain}");
+        assert!(plain.ends_with("X-Gmail-Labels: Label_7\n"), "{plain}");
+    }
 
     fn quote(chunks: &[&[u8]]) -> Vec<u8> {
         let mut q = Quoter::new();

@@ -319,7 +319,7 @@ async fn write_eml(
     }
     let partial = month.join(format!(".{id}.eml.partial"));
     let result = async {
-        let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+        let mut file = create_partial(&partial).await.map_err(io)?;
         let mut chunks = store
             .get_stream(sha)
             .await
@@ -341,6 +341,22 @@ async fn write_eml(
         let _ = tokio::fs::remove_file(&partial).await;
     }
     result.map(Written::New)
+}
+
+/// Creates the partial file exclusively: never through a link planted at its
+/// name in a shared output directory (`O_CREAT|O_EXCL` does not follow one).
+/// A leftover of a killed export is removed first (removing a link removes
+/// the link, not its target), then created exclusively again.
+async fn create_partial(partial: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    match options.open(partial).await {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            tokio::fs::remove_file(partial).await?;
+            options.open(partial).await
+        }
+        other => other,
+    }
 }
 
 /// The sha256 of a file, read a chunk at a time.
