@@ -96,6 +96,21 @@ pub(crate) trait Backend: Send + Sync + 'static {
         cutoff: std::time::SystemTime,
     ) -> Result<Removal, StoreError>;
 
+    /// Moves the object at `from` to `to` unless it was modified after `cutoff` (`Kept`);
+    /// `Absent` when there is none. The moved object's modification time is the time of
+    /// the move (the trash's age counts from it, and a restored object looks young to gc).
+    /// An object already at `to` is replaced: keys are content addresses, so it holds the
+    /// same bytes.
+    async fn move_if_unmodified(
+        &self,
+        from: &str,
+        to: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Removal, StoreError>;
+
+    /// Writes an empty object at `key`, reads back the time the store gave it, removes it.
+    async fn clock_probe(&self, key: &str) -> Result<std::time::SystemTime, StoreError>;
+
     /// Unfinished writes under `objects_prefix` started before `cutoff`.
     async fn abandoned_writes(
         &self,

@@ -19,6 +19,37 @@ pub struct StoredObject {
     pub modified: SystemTime,
 }
 
+/// The store's clock against this host's ([`crate::BlobStore::clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReading {
+    /// The time the store gave the probe object.
+    pub store: SystemTime,
+    /// This host's clock just before and just after the probe.
+    pub before: SystemTime,
+    pub after: SystemTime,
+}
+
+impl ClockReading {
+    /// How far the store's clock is from this host's, in seconds, at the least: zero when the
+    /// store's time falls within the probe (one second of slack for S3's whole seconds), else
+    /// the distance to the nearer end, positive when the store is ahead.
+    pub fn skew_secs(&self) -> f64 {
+        let secs = |a: SystemTime, b: SystemTime| match a.duration_since(b) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        let ahead = secs(self.store, self.after);
+        let behind = secs(self.store, self.before) + 1.0;
+        if ahead > 0.0 {
+            ahead
+        } else if behind < 0.0 {
+            behind
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Result of [`crate::BlobStore::remove_if_unmodified`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -61,4 +92,26 @@ pub struct AbandonedWrite {
     pub started: SystemTime,
     /// S3: the upload id that aborting needs.
     pub(crate) upload_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::ClockReading;
+
+    #[test]
+    fn skew_is_the_distance_outside_the_probe() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let reading = |store: SystemTime| ClockReading {
+            store,
+            before: t,
+            after: t + Duration::from_millis(300),
+        };
+        assert_eq!(reading(t + Duration::from_millis(100)).skew_secs(), 0.0);
+        // S3's whole seconds: up to a second before the probe is no skew.
+        assert_eq!(reading(t - Duration::from_millis(900)).skew_secs(), 0.0);
+        assert_eq!(reading(t + Duration::from_secs(30)).skew_secs(), 29.7);
+        assert_eq!(reading(t - Duration::from_secs(30)).skew_secs(), -29.0);
+    }
 }

@@ -37,6 +37,28 @@ impl Layout {
         }
     }
 
+    /// The layout of this prefix's trash: `<prefix>/.trash/sha256/<hh>/<hh>/<64 hex>`. A
+    /// configured prefix can never name it (no segment may start with `.`), so no org's
+    /// objects and no other prefix's trash can collide with it.
+    pub(crate) fn trash(&self) -> Layout {
+        Layout {
+            prefix: if self.prefix.is_empty() {
+                ".trash".to_owned()
+            } else {
+                format!("{}/.trash", self.prefix)
+            },
+        }
+    }
+
+    /// `<prefix>/.clock-probe-<name>`: where the clock probe writes (outside `sha256/`).
+    pub(crate) fn clock_probe_key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            format!(".clock-probe-{name}")
+        } else {
+            format!("{}/.clock-probe-{name}", self.prefix)
+        }
+    }
+
     /// `<prefix>/<path>` for a record kept beside the objects (an anchored
     /// ledger head): `path`'s segments are validated as the prefix's are, and
     /// may not enter `sha256/`.
@@ -118,6 +140,25 @@ mod tests {
             "org-1/sha256/e3/b0/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(layout.parse_key(&layout.key_for(&sha)), Some(sha));
+    }
+
+    #[test]
+    fn the_trash_is_beside_the_objects_and_no_prefix_can_name_it() {
+        let sha = Sha256::digest(b"");
+        let layout = Layout::new(&["org-1"]).expect("valid");
+        let trash = layout.trash();
+        assert_eq!(
+            trash.key_for(&sha),
+            "org-1/.trash/sha256/e3/b0/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(trash.parse_key(&trash.key_for(&sha)), Some(sha));
+        assert_eq!(layout.parse_key(&trash.key_for(&sha)), None);
+        assert!(!trash.objects_prefix().starts_with(&layout.objects_prefix()));
+        assert_eq!(
+            Layout::new(&[""]).expect("valid").trash().objects_prefix(),
+            ".trash/sha256/"
+        );
+        assert!(Layout::new(&["org-1/.trash"]).is_err());
     }
 
     #[test]

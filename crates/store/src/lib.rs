@@ -23,6 +23,10 @@
 //!   [`BlobStore::discard`] are what garbage collection needs (the caller decides what is
 //!   garbage). A put that finds its content already stored refreshes the object's mtime (fs),
 //!   so an object some writer is about to reference never looks old.
+//!   [`BlobStore::trash_if_unmodified`] is a removal's first phase (the object moves to
+//!   `<prefix>/.trash/sha256/…`, [`BlobStore::restore`] brings it back,
+//!   [`BlobStore::remove_trashed_if_unmodified`] deletes it after a longer period), and
+//!   [`BlobStore::clock`] reads the store's clock so gc can refuse to judge ages by a skewed one.
 //!
 //! * Every call but a stream put rides out an outage of the store (unreachable, or 5xx) for
 //!   [`StoreOptions::outage_budget`] (60 s by default) before it fails.
@@ -52,7 +56,7 @@ mod store;
 
 pub use backend::{InputStream, OutputStream};
 pub use error::StoreError;
-pub use gc::{AbandonedKind, AbandonedWrite, Removal, StoredObject};
+pub use gc::{AbandonedKind, AbandonedWrite, ClockReading, Removal, StoredObject};
 pub use options::{
     DEFAULT_MULTIPART_THRESHOLD, DEFAULT_OUTAGE_BUDGET, DEFAULT_PART_SIZE, StoreOptions,
 };

@@ -13,7 +13,7 @@ use tokio::io::AsyncRead;
 
 use crate::backend::{Backend, Durability, OutputStream};
 use crate::error::StoreError;
-use crate::gc::{AbandonedWrite, Removal, StoredObject};
+use crate::gc::{AbandonedWrite, ClockReading, Removal, StoredObject};
 use crate::layout::Layout;
 use crate::location::{Location, redact};
 use crate::options::StoreOptions;
@@ -385,7 +385,10 @@ impl BlobStore {
     /// Every object under this store's prefix with its digest, size and last modification
     /// (for garbage collection). Objects whose key does not follow the layout are skipped.
     pub fn objects(&self) -> BoxStream<'_, Result<StoredObject, StoreError>> {
-        let layout = self.inner.layout.clone();
+        self.objects_in(self.inner.layout.clone())
+    }
+
+    fn objects_in(&self, layout: Layout) -> BoxStream<'_, Result<StoredObject, StoreError>> {
         self.inner
             .backend
             .list(layout.objects_prefix())
@@ -420,6 +423,80 @@ impl BlobStore {
             self.inner.backend.remove_if_unmodified(&key, cutoff)
         })
         .await
+    }
+
+    /// Moves the object for `sha` into this prefix's trash (`<prefix>/.trash/sha256/…`) unless
+    /// it was modified after `cutoff` (`Kept`). The first phase of a removal: the bytes stay
+    /// recoverable ([`BlobStore::restore`]) until [`BlobStore::remove_trashed_if_unmodified`]
+    /// deletes them after a second, longer period, counted from the move.
+    pub async fn trash_if_unmodified(
+        &self,
+        sha: &Sha256,
+        cutoff: SystemTime,
+    ) -> Result<Removal, StoreError> {
+        let from = self.inner.layout.key_for(sha);
+        let to = self.inner.layout.trash().key_for(sha);
+        self.riding_out("move to trash", || {
+            self.inner.backend.move_if_unmodified(&from, &to, cutoff)
+        })
+        .await
+    }
+
+    /// Brings the object for `sha` back from the trash; false when the trash has none. The
+    /// restored object's modification time is now, so gc's grace period protects it anew.
+    pub async fn restore(&self, sha: &Sha256) -> Result<bool, StoreError> {
+        let from = self.inner.layout.trash().key_for(sha);
+        let to = self.inner.layout.key_for(sha);
+        let far = SystemTime::now() + Duration::from_secs(86_400 * 365 * 100);
+        let moved = self
+            .riding_out("restore from trash", || {
+                self.inner.backend.move_if_unmodified(&from, &to, far)
+            })
+            .await?;
+        Ok(moved == Removal::Removed)
+    }
+
+    /// Every object in this prefix's trash; `modified` is when it was moved there.
+    pub fn trashed(&self) -> BoxStream<'_, Result<StoredObject, StoreError>> {
+        self.objects_in(self.inner.layout.trash())
+    }
+
+    /// Deletes the trashed object for `sha` unless it was moved to the trash after `cutoff`.
+    pub async fn remove_trashed_if_unmodified(
+        &self,
+        sha: &Sha256,
+        cutoff: SystemTime,
+    ) -> Result<Removal, StoreError> {
+        let key = self.inner.layout.trash().key_for(sha);
+        self.riding_out("remove from trash", || {
+            self.inner.backend.remove_if_unmodified(&key, cutoff)
+        })
+        .await
+    }
+
+    /// Reads the store's clock: the time it gives an object written now, against this host's
+    /// clock around the write. fs: the filesystem's mtime (a network filesystem's server
+    /// clock); S3: LastModified (whole seconds). gc compares them before it trusts ages.
+    pub async fn clock(&self) -> Result<ClockReading, StoreError> {
+        let name = format!(
+            "{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let key = self.inner.layout.clock_probe_key(&name);
+        let before = SystemTime::now();
+        let store = self
+            .riding_out("read the store's clock", || {
+                self.inner.backend.clock_probe(&key)
+            })
+            .await?;
+        Ok(ClockReading {
+            store,
+            before,
+            after: SystemTime::now(),
+        })
     }
 
     /// Writes under this store's prefix that were started before `cutoff` and never finished:

@@ -34,6 +34,8 @@ macro_rules! conformance {
             case!(list_returns_every_key);
             case!(deferred_puts_become_durable_at_sync);
             case!(objects_list_sizes_and_removal_respects_the_cutoff);
+            case!(trash_keeps_a_removal_recoverable_until_its_own_period_ends);
+            case!(the_stores_clock_reads_close_to_this_hosts);
         }
     };
 }

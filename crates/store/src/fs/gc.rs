@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::Ctx;
+use super::put::touch;
 use super::read::{is_hex_pair, sorted_names};
 use super::staging::{STAGING_PREFIX, fsync_dir};
 use crate::error::StoreError;
@@ -40,6 +41,63 @@ pub(super) fn remove_if_unmodified(
         fsync_dir(ctx, dir)?;
     }
     Ok(Removal::Removed)
+}
+
+/// Blocking: see `Backend::move_if_unmodified`. The mtime is set to now *before* the
+/// rename: a crash between the two leaves the object where it was, merely younger (kept
+/// longer), never a trashed object that looks old enough to delete.
+pub(super) fn move_if_unmodified(
+    ctx: &Ctx,
+    from: &str,
+    to: &str,
+    cutoff: SystemTime,
+) -> Result<Removal, StoreError> {
+    let source = ctx.path_for(from);
+    let target = ctx.path_for(to);
+    let modified = match std::fs::metadata(&source) {
+        Ok(meta) => meta.modified().unwrap_or_else(|_| SystemTime::now()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Removal::Absent),
+        Err(e) => return Err(ctx.io("stat object", &source, e)),
+    };
+    if modified > cutoff {
+        return Ok(Removal::Kept);
+    }
+    match touch(&source) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Removal::Absent),
+        Err(e) => return Err(ctx.io("set the time of", &source, e)),
+    }
+    let target_dir = target.parent().unwrap_or(&ctx.root).to_path_buf();
+    std::fs::create_dir_all(&target_dir).map_err(|e| ctx.io("create directory", &target_dir, e))?;
+    match std::fs::rename(&source, &target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Removal::Absent),
+        Err(e) => return Err(ctx.io("move object", &source, e)),
+    }
+    fsync_dir(ctx, &target_dir)?;
+    if let Some(dir) = source.parent() {
+        fsync_dir(ctx, dir)?;
+    }
+    Ok(Removal::Removed)
+}
+
+/// Blocking: the filesystem's time for a file created now (on a network filesystem, the
+/// server's clock), read from a probe file that is removed at once.
+pub(super) fn clock_probe(ctx: &Ctx, key: &str) -> Result<SystemTime, StoreError> {
+    let path = ctx.path_for(key);
+    let dir = path.parent().unwrap_or(&ctx.root).to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(|e| ctx.io("create directory", &dir, e))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| ctx.io("create clock probe", &path, e))?;
+    let modified = file.metadata().and_then(|m| m.modified());
+    drop(file);
+    let removed = std::fs::remove_file(&path);
+    let modified = modified.map_err(|e| ctx.io("stat clock probe", &path, e))?;
+    removed.map_err(|e| ctx.io("remove clock probe", &path, e))?;
+    Ok(modified)
 }
 
 /// Blocking: staging files older than `cutoff` in `<prefix>` (where streams stage) and in

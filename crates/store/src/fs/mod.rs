@@ -177,6 +177,25 @@ impl Backend for FsBackend {
             .await
     }
 
+    async fn move_if_unmodified(
+        &self,
+        from: &str,
+        to: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Removal, StoreError> {
+        let ctx = self.ctx.clone();
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.ctx
+            .blocking(move || gc::move_if_unmodified(&ctx, &from, &to, cutoff))
+            .await
+    }
+
+    async fn clock_probe(&self, key: &str) -> Result<std::time::SystemTime, StoreError> {
+        let ctx = self.ctx.clone();
+        let key = key.to_owned();
+        self.ctx.blocking(move || gc::clock_probe(&ctx, &key)).await
+    }
+
     async fn abandoned_writes(
         &self,
         objects_prefix: &str,

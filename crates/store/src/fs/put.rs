@@ -251,7 +251,7 @@ fn refresh(path: &Path) -> bool {
 /// write permission on the file, not its ownership (an explicit time would), so a store
 /// written by several users still refreshes.
 #[cfg(target_os = "linux")]
-fn touch(path: &Path) -> std::io::Result<()> {
+pub(super) fn touch(path: &Path) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT, utimensat};
     let times = Timestamps {
         last_access: Timespec {
@@ -267,7 +267,7 @@ fn touch(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn touch(path: &Path) -> std::io::Result<()> {
+pub(super) fn touch(path: &Path) -> std::io::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .open(path)

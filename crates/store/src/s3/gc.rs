@@ -46,6 +46,113 @@ pub(super) async fn remove_if_unmodified(
     Ok(Removal::Removed)
 }
 
+/// See `Backend::move_if_unmodified`: HEAD, CopyObject, DeleteObject. Not atomic: a crash
+/// after the copy leaves the object in both places (nothing lost; the next gc moves it
+/// again). The copy's LastModified is the time of the copy.
+pub(super) async fn move_if_unmodified(
+    ctx: &S3Ctx,
+    from: &str,
+    to: &str,
+    cutoff: SystemTime,
+) -> Result<Removal, StoreError> {
+    ctx.ensure_bucket().await?;
+    let modified = match ctx
+        .client
+        .head_object()
+        .bucket(&ctx.bucket)
+        .key(from)
+        .send()
+        .await
+    {
+        Ok(out) => system_time(out.last_modified()),
+        Err(e) if status_of(&e) == Some(404) => return Ok(Removal::Absent),
+        Err(e) => return Err(map_sdk_error(ctx, "HeadObject", from, &e)),
+    };
+    if modified > cutoff {
+        return Ok(Removal::Kept);
+    }
+    match ctx
+        .client
+        .copy_object()
+        .bucket(&ctx.bucket)
+        .key(to)
+        .copy_source(copy_source(&ctx.bucket, from))
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if status_of(&e) == Some(404) => return Ok(Removal::Absent),
+        Err(e) => return Err(map_sdk_error(ctx, "CopyObject", from, &e)),
+    }
+    ctx.client
+        .delete_object()
+        .bucket(&ctx.bucket)
+        .key(from)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(ctx, "DeleteObject", from, &e))?;
+    Ok(Removal::Removed)
+}
+
+/// `bucket/key` as CopyObject's `x-amz-copy-source` wants it: URL-encoded. Keys are made of
+/// `[A-Za-z0-9._@+=/-]` (see `Layout`); of those `+`, `=` and `@` are encoded.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut out = format!("{bucket}/");
+    for c in key.chars() {
+        match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' | '/' => out.push(c),
+            other => {
+                let mut buf = [0u8; 4];
+                for b in other.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// PutObject of an empty probe, HEAD for the LastModified S3 gave it (whole seconds),
+/// DeleteObject.
+pub(super) async fn clock_probe(ctx: &S3Ctx, key: &str) -> Result<SystemTime, StoreError> {
+    ctx.ensure_bucket().await?;
+    ctx.client
+        .put_object()
+        .bucket(&ctx.bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b""))
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(ctx, "PutObject", key, &e))?;
+    let head = ctx
+        .client
+        .head_object()
+        .bucket(&ctx.bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(ctx, "HeadObject", key, &e));
+    let removed = ctx
+        .client
+        .delete_object()
+        .bucket(&ctx.bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(ctx, "DeleteObject", key, &e));
+    let modified = head?
+        .last_modified()
+        .and_then(|t| SystemTime::try_from(*t).ok());
+    removed?;
+    modified.ok_or_else(|| StoreError::S3 {
+        url: ctx.url.clone(),
+        op: "HeadObject",
+        key: key.to_owned(),
+        message: "no Last-Modified on the clock probe".into(),
+        status: None,
+    })
+}
+
 pub(super) async fn abandoned_uploads(
     ctx: &S3Ctx,
     objects_prefix: &str,

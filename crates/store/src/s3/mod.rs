@@ -182,6 +182,19 @@ impl Backend for S3Backend {
         gc::remove_if_unmodified(&self.ctx, key, cutoff).await
     }
 
+    async fn move_if_unmodified(
+        &self,
+        from: &str,
+        to: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Removal, StoreError> {
+        gc::move_if_unmodified(&self.ctx, from, to, cutoff).await
+    }
+
+    async fn clock_probe(&self, key: &str) -> Result<std::time::SystemTime, StoreError> {
+        gc::clock_probe(&self.ctx, key).await
+    }
+
     async fn abandoned_writes(
         &self,
         objects_prefix: &str,

@@ -395,3 +395,131 @@ pub async fn objects_list_sizes_and_removal_respects_the_cutoff(fx: impl Fixture
         "finished puts leave no unfinished write"
     );
 }
+
+/// The two-phase removal gc relies on: an object moved to the trash is gone from the
+/// objects (listing, verify) but restorable; the trash lists it with the time of the move;
+/// deleting from the trash respects its own cutoff; a put after trashing stores anew and a
+/// restore over it is harmless (same bytes).
+pub async fn trash_keeps_a_removal_recoverable_until_its_own_period_ends(fx: impl Fixture) {
+    use std::time::{Duration, SystemTime};
+    use store::Removal;
+    let store = fx.store();
+    let data = random_bytes(2345);
+    let other = random_bytes(10);
+    let put = store.put(data.clone()).await.expect("put");
+    let kept = store.put(other.clone()).await.expect("put other");
+    let before = SystemTime::now() - Duration::from_secs(120);
+    assert_eq!(
+        store
+            .trash_if_unmodified(&put.sha256, before)
+            .await
+            .expect("trash"),
+        Removal::Kept,
+        "modified after the cutoff"
+    );
+    // S3 keeps whole seconds: a cutoff a little ahead covers an object written just now.
+    let later = SystemTime::now() + Duration::from_secs(5);
+    let moved_at = SystemTime::now() - Duration::from_secs(2);
+    assert_eq!(
+        store
+            .trash_if_unmodified(&put.sha256, later)
+            .await
+            .expect("trash"),
+        Removal::Removed
+    );
+    assert_eq!(
+        store.verify(&put.sha256).await.expect("verify"),
+        Verification::Missing
+    );
+    let objects: Vec<store::StoredObject> = store.objects().try_collect().await.expect("objects");
+    assert_eq!(
+        objects.iter().map(|o| o.sha256).collect::<Vec<_>>(),
+        vec![kept.sha256],
+        "the trash is not an object"
+    );
+    let trashed: Vec<store::StoredObject> = store.trashed().try_collect().await.expect("trash");
+    assert_eq!(trashed.len(), 1);
+    assert_eq!(trashed[0].sha256, put.sha256);
+    assert_eq!(trashed[0].size, 2345);
+    assert!(
+        trashed[0].modified >= moved_at,
+        "the trash's age counts from the move"
+    );
+    assert_eq!(
+        store
+            .trash_if_unmodified(&put.sha256, later)
+            .await
+            .expect("again"),
+        Removal::Absent
+    );
+
+    // Restore: back, whole, and young.
+    assert!(store.restore(&put.sha256).await.expect("restore"));
+    assert!(
+        !store.restore(&put.sha256).await.expect("restore twice"),
+        "nothing left in the trash"
+    );
+    assert_eq!(store.get(&put.sha256).await.expect("get"), data);
+    let objects: Vec<store::StoredObject> = store.objects().try_collect().await.expect("objects");
+    let restored = objects
+        .iter()
+        .find(|o| o.sha256 == put.sha256)
+        .expect("listed");
+    assert!(
+        restored.modified >= moved_at,
+        "a restored object looks young to gc"
+    );
+
+    // Trashed again; a writer stores the same bytes meanwhile: a restore over it is harmless.
+    store
+        .trash_if_unmodified(&put.sha256, later)
+        .await
+        .expect("trash");
+    assert!(store.put(data.clone()).await.expect("put anew").created);
+    assert!(store.restore(&put.sha256).await.expect("restore over it"));
+    assert_eq!(store.get(&put.sha256).await.expect("get"), data);
+
+    // Deleting from the trash respects its cutoff (the time of the move).
+    store
+        .trash_if_unmodified(&put.sha256, later)
+        .await
+        .expect("trash");
+    assert_eq!(
+        store
+            .remove_trashed_if_unmodified(&put.sha256, before)
+            .await
+            .expect("purge"),
+        Removal::Kept,
+        "moved to the trash after the cutoff"
+    );
+    assert_eq!(
+        store
+            .remove_trashed_if_unmodified(&put.sha256, later)
+            .await
+            .expect("purge"),
+        Removal::Removed
+    );
+    assert!(!store.restore(&put.sha256).await.expect("restore gone"));
+    let trashed: Vec<store::StoredObject> = store.trashed().try_collect().await.expect("trash");
+    assert!(trashed.is_empty());
+    assert_eq!(
+        store.get(&kept.sha256).await.expect("other"),
+        other,
+        "untouched"
+    );
+}
+
+/// The store's clock, read by a probe object that is not left behind.
+pub async fn the_stores_clock_reads_close_to_this_hosts(fx: impl Fixture) {
+    let store = fx.store();
+    let reading = store.clock().await.expect("clock");
+    assert!(reading.before <= reading.after);
+    assert!(
+        reading.skew_secs().abs() < 5.0,
+        "a store on this host keeps this host's time: {reading:?}"
+    );
+    let objects: Vec<store::StoredObject> = store.objects().try_collect().await.expect("objects");
+    assert!(objects.is_empty(), "no probe left among the objects");
+    let trashed: Vec<store::StoredObject> = store.trashed().try_collect().await.expect("trash");
+    assert!(trashed.is_empty());
+}
