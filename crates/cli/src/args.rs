@@ -274,3 +274,99 @@ fn project_budget(per_min: Option<f64>, per_sec: Option<f64>) -> Checked<Option<
         budget => Ok(budget.map(|(b, _)| b)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The context of `migrate` with these global options (explicit flags
+    /// win over any environment the test runs in).
+    fn context(extra: &[&str]) -> Context {
+        let mut argv = vec!["mailingest"];
+        if !extra.contains(&"--database-url") {
+            argv.extend(["--database-url", "sqlite:/srv/mail/mailingest.db"]);
+        }
+        argv.extend_from_slice(extra);
+        argv.push("migrate");
+        Cli::try_parse_from(argv)
+            .expect("command line")
+            .global
+            .into_context()
+    }
+
+    fn error<T>(checked: &Checked<T>) -> String {
+        match checked {
+            Ok(_) => "no error".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_bad_option_is_kept_for_the_command_that_uses_it() {
+        let ctx = context(&[
+            "--quota-units-per-sec=0",
+            "--max-concurrent-requests=0",
+            "--project-quota-units-per-min=-1",
+            "--auth=bogus",
+        ]);
+        assert_eq!(
+            error(&ctx.quota_pace),
+            "--quota-units-per-sec must be a positive number"
+        );
+        assert_eq!(
+            error(&ctx.max_concurrent_requests),
+            "--max-concurrent-requests must be at least 1"
+        );
+        assert_eq!(
+            error(&ctx.project_budget),
+            "--project-quota-units-per-min must be a positive number"
+        );
+        assert!(matches!(&ctx.auth, Some(Err(e)) if e.to_string().starts_with("--auth: ")));
+        assert!(ctx.database.is_ok(), "the database is still usable");
+    }
+
+    #[test]
+    fn per_second_pacing_wins_and_leaves_per_minute_unchecked() {
+        let ctx = context(&["--quota-units-per-sec=5", "--quota-units-per-min=-1"]);
+        assert!(matches!(ctx.quota_pace, Ok(QuotaPace::PerSecond(5.0))));
+        let ctx = context(&["--quota-units-per-min=inf"]);
+        assert_eq!(
+            error(&ctx.quota_pace),
+            "--quota-units-per-min must be a positive number"
+        );
+        assert!(matches!(context(&[]).quota_pace, Ok(QuotaPace::Table)));
+    }
+
+    #[test]
+    fn the_store_defaults_to_beside_an_sqlite_database() {
+        let ctx = context(&[]);
+        assert_eq!(ctx.store_url, "/srv/mail/store");
+        assert!(!ctx.database_is_default);
+        let ctx = context(&["--store", "s3://bucket/prefix"]);
+        assert_eq!(ctx.store_url, "s3://bucket/prefix");
+    }
+
+    #[test]
+    fn a_bad_database_url_names_the_option_and_its_cause() {
+        let ctx = context(&["--database-url", "bogus://x"]);
+        let message = error(&ctx.database);
+        assert!(
+            message.starts_with("--database-url / DATABASE_URL: "),
+            "{message}"
+        );
+        assert!(message.len() > "--database-url / DATABASE_URL: ".len());
+    }
+
+    #[test]
+    fn the_project_day_defaults_to_the_quota_tables_threshold() {
+        let ctx = context(&[]);
+        assert_eq!(
+            ctx.project_daily_units,
+            gmail::QuotaTable::Y2026.project_daily_units()
+        );
+        assert_eq!(
+            context(&["--project-daily-units", "5"]).project_daily_units,
+            5
+        );
+    }
+}

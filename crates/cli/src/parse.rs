@@ -109,3 +109,71 @@ pub fn parse_head(text: &str) -> Result<ledger::ChainHead, String> {
         hash: hash.to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_take_a_unit_and_durations_are_positive() {
+        assert_eq!(parse_span("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_span("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_span("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_span("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_span("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_span("0s"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_span("5q"),
+            Err("'5q': unit must be s, m, h or d".to_owned())
+        );
+        assert_eq!(
+            parse_span("m"),
+            Err("'m' is not a duration (e.g. 30s, 5m, 1h)".to_owned())
+        );
+        assert_eq!(
+            parse_duration("0"),
+            Err("a duration must be positive".to_owned())
+        );
+        assert!(parse_span("99999999999999999d").is_err());
+        assert!(matches!(parse_verify_every("off"), Ok(VerifyEvery(None))));
+        assert!(matches!(
+            parse_verify_every("24h"),
+            Ok(VerifyEvery(Some(d))) if d == Duration::from_secs(86400)
+        ));
+    }
+
+    #[test]
+    fn times_are_rfc3339_dates_or_epoch_seconds() {
+        let midnight = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).single();
+        assert_eq!(parse_time("2026-01-02").ok(), midnight);
+        assert_eq!(parse_time("2026-01-02T00:00:00Z").ok(), midnight);
+        assert_eq!(parse_time("2026-01-02T01:00:00+01:00").ok(), midnight);
+        assert_eq!(
+            parse_time("1767312000").ok(),
+            midnight,
+            "epoch seconds of 2026-01-02"
+        );
+        assert_eq!(
+            parse_time("yesterday"),
+            Err("'yesterday' is not a time (use RFC 3339, YYYY-MM-DD or epoch seconds)".to_owned())
+        );
+    }
+
+    #[test]
+    fn gc_refuses_a_short_grace_and_a_zero_age() {
+        assert_eq!(parse_grace("1h"), Ok(MIN_GRACE));
+        assert!(parse_grace("59m").is_err_and(|e| e.starts_with("'59m' is shorter than 1h")));
+        assert_eq!(parse_purge_age("90d"), Ok(Duration::from_secs(90 * 86400)));
+        assert!(parse_purge_age("0").is_err());
+    }
+
+    #[test]
+    fn a_head_is_a_positive_seq_and_64_lowercase_hex_digits() {
+        let hash = "a".repeat(64);
+        let head = parse_head(&format!("7:{hash}")).expect("head");
+        assert_eq!((head.seq, head.hash), (7, hash.clone()));
+        assert!(parse_head(&format!("0:{hash}")).is_err());
+        assert!(parse_head(&format!("7:{}", "A".repeat(64))).is_err());
+        assert!(parse_head("7").is_err());
+    }
+}

@@ -31,3 +31,17 @@ impl PoolProfile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_profile_has_the_size_its_commands_always_used() {
+        assert_eq!(PoolProfile::Small.connections(), 2);
+        assert_eq!(PoolProfile::Check.connections(), 4);
+        assert_eq!(PoolProfile::Run.connections(), 24);
+        assert_eq!(PoolProfile::Worker { concurrency: 1 }.connections(), 8);
+        assert_eq!(PoolProfile::Worker { concurrency: 4 }.connections(), 20);
+    }
+}
