@@ -35,7 +35,7 @@ impl Cli {
 }
 
 /// Options every command understands.
-#[derive(Args, Clone)]
+#[derive(Args)]
 pub struct GlobalArgs {
     /// postgres://… (production) or sqlite:PATH; default: the embedded
     /// database $XDG_DATA_HOME/mailingest/mailingest.db.

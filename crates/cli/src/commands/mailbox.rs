@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use ingest::repo::Outcome;
 
 use crate::context::{Context, PoolProfile};
-use crate::exit::Exit;
+use crate::exit::{self, Exit};
 
 #[derive(Debug, Args)]
 pub struct Mailbox {
@@ -45,8 +45,9 @@ impl Mailbox {
                 interval_minutes,
             } => {
                 if !email.contains('@') {
-                    eprintln!("error: '{email}' is not an email address");
-                    return Ok(Exit::Usage.into());
+                    return Ok(exit::usage_error(format!(
+                        "'{email}' is not an email address"
+                    )));
                 }
                 let interval = interval_minutes.map(|m| std::time::Duration::from_secs(m * 60));
                 let (id, outcome) = repo.add_mailbox(&ctx.org, &email, interval).await?;

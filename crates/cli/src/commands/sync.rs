@@ -8,7 +8,7 @@ use clap::Args;
 use ingest::engine::{Engine, MailboxRef, Progress, RunSummary, SyncRequest};
 
 use crate::context::{Context, PoolProfile};
-use crate::exit::Exit;
+use crate::exit::{self, Exit};
 use crate::progress::ProgressDisplay;
 use crate::{signals, summary};
 
@@ -31,8 +31,7 @@ pub struct Sync {
 impl Sync {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         if self.fallback_days == 0 {
-            eprintln!("error: --fallback-days must be at least 1");
-            return Ok(Exit::Usage.into());
+            return Ok(exit::usage_error("--fallback-days must be at least 1"));
         }
         let gmail = ctx.gmail_client(None).await?;
         let engine = ctx.engine(gmail.clone(), PoolProfile::Run).await?;
