@@ -1,10 +1,16 @@
-//! The command line: global options and one subcommand per job.
+//! The command line: the global options every command understands, and
+//! their checks, done once into the [`Context`] the commands are handed
+//! (`GlobalArgs::into_context`). The subcommands live beside their code, in
+//! `commands`.
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
+use ingest::project_quota::ProjectBudget;
+use ingest::repo::DatabaseTarget;
 
-use crate::commands;
+use crate::commands::Command;
+use crate::context::{self, Checked, Context, InvalidOption, QuotaPace};
 use crate::logging::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -20,8 +26,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command, handed the global options checked once.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let ctx = self.global.into_context();
+        self.command.run(&ctx).await
+    }
+}
+
 /// Options every command understands.
-#[derive(Args, Clone)]
+#[derive(Args)]
 pub struct GlobalArgs {
     /// postgres://… (production) or sqlite:PATH; default: the embedded
     /// database $XDG_DATA_HOME/mailingest/mailingest.db.
@@ -124,7 +138,7 @@ pub struct GlobalArgs {
         env = "MAILINGEST_OUTAGE_BUDGET",
         global = true,
         default_value = "60s",
-        value_parser = crate::commands::worker::parse_span
+        value_parser = crate::parse::parse_span
     )]
     pub outage_budget: std::time::Duration,
     /// After each run, record the mailbox's ledger head (seq and hash): a JSON
@@ -169,49 +183,190 @@ impl std::fmt::Debug for GlobalArgs {
     }
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Apply the database schema (safe to repeat).
-    Migrate(commands::migrate::Migrate),
-    /// Back up a time window of one mailbox.
-    Backfill(commands::backfill::Backfill),
-    /// Apply what changed in Gmail since the last run.
-    Sync(commands::sync::Sync),
-    /// Sync due mailboxes forever (several workers may share one database).
-    Worker(commands::worker::Worker),
-    /// Manage the mailboxes served.
-    Mailbox(commands::mailbox::Mailbox),
-    /// Check that every copy is complete, duplicate-free and untampered.
-    Verify(commands::verify::Verify),
-    /// Put back from Gmail every missing or damaged blob `verify --deep` finds.
-    Repair(commands::repair::Repair),
-    /// Per mailbox: last run, cursor age, counts, schedule.
-    Status(commands::status::Status),
-    /// A mailbox as the ledger says it was at an instant (--as-of).
-    Show(commands::show::Show),
-    /// Mail back out, byte for byte: an mbox file or .eml files.
-    Export(commands::export::Export),
-    /// Remove store objects no row records, and unfinished writes, older than a grace period.
-    Gc(commands::gc::Gc),
-    /// Google sign-in for the installed-app flow.
-    Auth(commands::auth::Auth),
+impl GlobalArgs {
+    /// Every check of a global option, once. A failed check is kept in the
+    /// context and reported by the builder that needs the option (see
+    /// `context`), with the message and exit code it always had.
+    pub fn into_context(self) -> Context {
+        let database = match self.database_url.as_deref() {
+            Some(url) => DatabaseTarget::parse(url)
+                .map_err(|e| InvalidOption::caused_by("--database-url / DATABASE_URL", e)),
+            None => Ok(DatabaseTarget::Sqlite(context::default_database())),
+        };
+        let store_url = match self.store {
+            Some(url) => url,
+            None => context::default_store(database.as_ref().ok())
+                .to_string_lossy()
+                .into_owned(),
+        };
+        let auth = self.auth.as_deref().map(|spec| {
+            spec.parse()
+                .map_err(|e| InvalidOption::new(format!("--auth: {e}")))
+        });
+        let project_daily_units = self
+            .project_daily_units
+            .unwrap_or_else(|| self.quota_table.project_daily_units());
+        Context {
+            database_is_default: self.database_url.is_none(),
+            database,
+            store_url,
+            org: self.org,
+            outage_budget: self.outage_budget,
+            gmail_endpoint: self.gmail_endpoint,
+            auth,
+            quota_table: self.quota_table,
+            quota_pace: quota_pace(self.quota_units_per_sec, self.quota_units_per_min),
+            max_concurrent_requests: match self.max_concurrent_requests {
+                0 => Err(InvalidOption::new(
+                    "--max-concurrent-requests must be at least 1",
+                )),
+                n => Ok(n),
+            },
+            gmail_max_attempts: self.gmail_max_attempts,
+            message_memory_bytes: self.max_inflight_mb * 1024 * 1024,
+            anchor_to: self.anchor_to,
+            project_budget: project_budget(
+                self.project_quota_units_per_min,
+                self.project_quota_units_per_sec,
+            ),
+            project_daily_units,
+        }
+    }
 }
 
-impl Cli {
-    pub async fn run(self) -> anyhow::Result<ExitCode> {
-        match self.command {
-            Command::Migrate(cmd) => cmd.run(&self.global).await,
-            Command::Backfill(cmd) => cmd.run(&self.global).await,
-            Command::Sync(cmd) => cmd.run(&self.global).await,
-            Command::Worker(cmd) => cmd.run(&self.global).await,
-            Command::Mailbox(cmd) => cmd.run(&self.global).await,
-            Command::Verify(cmd) => cmd.run(&self.global).await,
-            Command::Repair(cmd) => cmd.run(&self.global).await,
-            Command::Status(cmd) => cmd.run(&self.global).await,
-            Command::Show(cmd) => cmd.run(&self.global).await,
-            Command::Export(cmd) => cmd.run(&self.global).await,
-            Command::Gc(cmd) => cmd.run(&self.global).await,
-            Command::Auth(cmd) => cmd.run().await,
+fn positive(units: f64) -> bool {
+    units.is_finite() && units > 0.0
+}
+
+/// Per second wins over per minute; a per-minute value is not checked when
+/// a per-second one is given (it is not used).
+fn quota_pace(per_sec: Option<f64>, per_min: Option<f64>) -> Checked<QuotaPace> {
+    match (per_sec, per_min) {
+        (Some(units), _) if !positive(units) => Err(InvalidOption::new(
+            "--quota-units-per-sec must be a positive number",
+        )),
+        (Some(units), _) => Ok(QuotaPace::PerSecond(units)),
+        (None, Some(units)) if !positive(units) => Err(InvalidOption::new(
+            "--quota-units-per-min must be a positive number",
+        )),
+        (None, Some(units)) => Ok(QuotaPace::PerMinute(units)),
+        (None, None) => Ok(QuotaPace::Table),
+    }
+}
+
+/// The project's shared budget, if one was given (clap refuses both).
+fn project_budget(per_min: Option<f64>, per_sec: Option<f64>) -> Checked<Option<ProjectBudget>> {
+    let budget = match (per_min, per_sec) {
+        (Some(m), _) => Some((
+            ProjectBudget::per_minute(m),
+            "--project-quota-units-per-min",
+        )),
+        (None, Some(s)) => Some((
+            ProjectBudget::per_second(s),
+            "--project-quota-units-per-sec",
+        )),
+        (None, None) => None,
+    };
+    match budget {
+        Some((budget, flag)) if !positive(budget.units) => Err(InvalidOption::new(format!(
+            "{flag} must be a positive number"
+        ))),
+        budget => Ok(budget.map(|(b, _)| b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The context of `migrate` with these global options (explicit flags
+    /// win over any environment the test runs in).
+    fn context(extra: &[&str]) -> Context {
+        let mut argv = vec!["mailingest"];
+        if !extra.contains(&"--database-url") {
+            argv.extend(["--database-url", "sqlite:/srv/mail/mailingest.db"]);
         }
+        argv.extend_from_slice(extra);
+        argv.push("migrate");
+        Cli::try_parse_from(argv)
+            .expect("command line")
+            .global
+            .into_context()
+    }
+
+    fn error<T>(checked: &Checked<T>) -> String {
+        match checked {
+            Ok(_) => "no error".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_bad_option_is_kept_for_the_command_that_uses_it() {
+        let ctx = context(&[
+            "--quota-units-per-sec=0",
+            "--max-concurrent-requests=0",
+            "--project-quota-units-per-min=-1",
+            "--auth=bogus",
+        ]);
+        assert_eq!(
+            error(&ctx.quota_pace),
+            "--quota-units-per-sec must be a positive number"
+        );
+        assert_eq!(
+            error(&ctx.max_concurrent_requests),
+            "--max-concurrent-requests must be at least 1"
+        );
+        assert_eq!(
+            error(&ctx.project_budget),
+            "--project-quota-units-per-min must be a positive number"
+        );
+        assert!(matches!(&ctx.auth, Some(Err(e)) if e.to_string().starts_with("--auth: ")));
+        assert!(ctx.database.is_ok(), "the database is still usable");
+    }
+
+    #[test]
+    fn per_second_pacing_wins_and_leaves_per_minute_unchecked() {
+        let ctx = context(&["--quota-units-per-sec=5", "--quota-units-per-min=-1"]);
+        assert!(matches!(ctx.quota_pace, Ok(QuotaPace::PerSecond(5.0))));
+        let ctx = context(&["--quota-units-per-min=inf"]);
+        assert_eq!(
+            error(&ctx.quota_pace),
+            "--quota-units-per-min must be a positive number"
+        );
+        assert!(matches!(context(&[]).quota_pace, Ok(QuotaPace::Table)));
+    }
+
+    #[test]
+    fn the_store_defaults_to_beside_an_sqlite_database() {
+        let ctx = context(&[]);
+        assert_eq!(ctx.store_url, "/srv/mail/store");
+        assert!(!ctx.database_is_default);
+        let ctx = context(&["--store", "s3://bucket/prefix"]);
+        assert_eq!(ctx.store_url, "s3://bucket/prefix");
+    }
+
+    #[test]
+    fn a_bad_database_url_names_the_option_and_its_cause() {
+        let ctx = context(&["--database-url", "bogus://x"]);
+        let message = error(&ctx.database);
+        assert!(
+            message.starts_with("--database-url / DATABASE_URL: "),
+            "{message}"
+        );
+        assert!(message.len() > "--database-url / DATABASE_URL: ".len());
+    }
+
+    #[test]
+    fn the_project_day_defaults_to_the_quota_tables_threshold() {
+        let ctx = context(&[]);
+        assert_eq!(
+            ctx.project_daily_units,
+            gmail::QuotaTable::Y2026.project_daily_units()
+        );
+        assert_eq!(
+            context(&["--project-daily-units", "5"]).project_daily_units,
+            5
+        );
     }
 }

@@ -55,6 +55,13 @@ impl Exit {
     }
 }
 
+/// A value clap accepted but the command cannot use (`sync --fallback-days 0`):
+/// one line on stderr, exit 2, as clap's own usage errors.
+pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    Exit::Usage.into()
+}
+
 impl From<&RunSummary> for Exit {
     fn from(run: &RunSummary) -> Exit {
         match run.outcome() {

@@ -7,6 +7,7 @@ mod context;
 mod exit;
 mod logging;
 mod metrics_server;
+mod parse;
 mod progress;
 mod signals;
 mod summary;

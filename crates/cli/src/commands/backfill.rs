@@ -3,15 +3,16 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use ingest::engine::{BackfillRequest, MailboxRef, Progress, Window};
 
-use crate::args::GlobalArgs;
+use crate::context::{Context, PoolProfile};
 use crate::exit::Exit;
+use crate::parse::parse_time;
 use crate::progress::ProgressDisplay;
-use crate::{context, signals, summary};
+use crate::{signals, summary};
 
 #[derive(Debug, Args)]
 pub struct Backfill {
@@ -83,28 +84,8 @@ impl Demo {
     }
 }
 
-/// Accepts RFC 3339, a bare date (midnight UTC) or epoch seconds.
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(Utc.from_utc_datetime(&t));
-    }
-    if let Ok(secs) = s.parse::<i64>()
-        && let Some(t) = Utc.timestamp_opt(secs, 0).single()
-    {
-        return Ok(t);
-    }
-    Err(format!(
-        "'{s}' is not a time (use RFC 3339, YYYY-MM-DD or epoch seconds)"
-    ))
-}
-
 impl Backfill {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let window = match (self.since, self.until) {
             (Some(since), Some(until)) => Window::new(since, until),
             _ => Window::last_days(self.days, Utc::now()),
@@ -119,8 +100,8 @@ impl Backfill {
         let endpoint = emulator.as_ref().map(|e| e.url());
         #[cfg(not(feature = "demo"))]
         let endpoint: Option<String> = None;
-        let gmail = context::gmail_client(global, endpoint.as_deref()).await?;
-        let engine = context::engine(global, gmail.clone(), 24).await?;
+        let gmail = ctx.gmail_client(endpoint.as_deref()).await?;
+        let engine = ctx.engine(gmail.clone(), PoolProfile::Run).await?;
 
         let request = BackfillRequest {
             mailbox: MailboxRef::address(&self.mailbox),

@@ -12,10 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ingest::export::ExportFormat;
 use ingest::repo::ExportFilter;
 
-use crate::args::GlobalArgs;
-use crate::commands::backfill::parse_time;
-use crate::context;
+use crate::context::{Context, PoolProfile, StoreAccess};
 use crate::exit::Exit;
+use crate::parse::parse_time;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -53,7 +52,7 @@ pub struct Export {
 }
 
 impl Export {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let format = match self.format {
             Format::Mbox => ExportFormat::Mbox,
             Format::Eml => ExportFormat::Eml,
@@ -61,20 +60,14 @@ impl Export {
         if format == ExportFormat::Eml && self.mailbox.is_none() {
             anyhow::bail!("--format eml needs --mailbox: its file names are one mailbox's ids");
         }
-        let repo = context::database(global, 2).await?;
-        let store = context::blob_store(global, context::StoreAccess::Read).await?;
-        let wanted = self.mailbox.as_deref().map(str::to_lowercase);
-        let mailbox_ids: Vec<i64> = repo
-            .list_mailboxes()
+        let repo = ctx.database(PoolProfile::Small).await?;
+        let store = ctx.blob_store(StoreAccess::Read).await?;
+        let mailbox_ids: Vec<i64> = ctx
+            .mailboxes_of_org(repo.as_ref(), self.mailbox.as_deref())
             .await?
             .into_iter()
-            .filter(|m| m.org_id == global.org)
-            .filter(|m| wanted.as_ref().is_none_or(|w| &m.provider_email == w))
             .map(|m| m.id)
             .collect();
-        if let (Some(w), true) = (&wanted, mailbox_ids.is_empty()) {
-            anyhow::bail!("no mailbox {w} in org {}", global.org);
-        }
         let filter = ExportFilter {
             mailbox_ids,
             since: self.since,

@@ -11,15 +11,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clap::Args;
-use ingest::gc::{DEFAULT_GRACE, GcOptions, GcReport, PurgeRequest, STORE_OUTAGE_BUDGET};
+use ingest::gc::{GcOptions, GcReport, PurgeRequest, STORE_OUTAGE_BUDGET};
 
-use crate::args::GlobalArgs;
-use crate::commands::worker::parse_span;
-use crate::context;
+use crate::context::{Context, PoolProfile, StoreAccess};
 use crate::exit::Exit;
-
-/// Below this, an object a run has just written and not yet recorded could look like garbage.
-const MIN_GRACE: Duration = Duration::from_secs(3600);
+use crate::parse::{parse_grace, parse_purge_age};
 
 #[derive(Debug, Args)]
 pub struct Gc {
@@ -35,7 +31,7 @@ pub struct Gc {
     force: bool,
     /// Also remove the stored bytes of mail Gmail deleted longer ago than this
     /// (`90d`): their rows and ledger history stay, export skips them.
-    #[arg(long, value_parser = parse_age)]
+    #[arg(long, value_parser = parse_purge_age)]
     purge_deleted_older_than: Option<Duration>,
     /// With --purge-deleted-older-than: only this mailbox (of --org).
     #[arg(long, requires = "purge_deleted_older_than")]
@@ -45,39 +41,17 @@ pub struct Gc {
     json: bool,
 }
 
-fn parse_age(s: &str) -> Result<Duration, String> {
-    let age = parse_span(s)?;
-    if age.is_zero() {
-        return Err("'0' would purge mail deleted a moment ago; give an age such as 90d".into());
-    }
-    Ok(age)
-}
-
-fn parse_grace(s: &str) -> Result<Duration, String> {
-    let grace = parse_span(s)?;
-    if grace < MIN_GRACE {
-        return Err(format!(
-            "'{s}' is shorter than 1h: a run in flight may have written an object it has not \
-             recorded yet (the default is {}h)",
-            DEFAULT_GRACE.as_secs() / 3600
-        ));
-    }
-    Ok(grace)
-}
-
 impl Gc {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let repo = context::database(global, 2).await?;
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let repo = ctx.database(PoolProfile::Small).await?;
         let access = if self.dry_run {
-            context::StoreAccess::Read
+            StoreAccess::Read
         } else {
-            context::StoreAccess::Write
+            StoreAccess::Write
         };
         // A short outage budget: gc holds a database transaction open while
         // it removes (SQLite writers wait on it).
-        let mut global_for_store = global.clone();
-        global_for_store.outage_budget = global.outage_budget.min(STORE_OUTAGE_BUDGET);
-        let store = context::blob_store(&global_for_store, access).await?;
+        let store = ctx.blob_store_within(access, STORE_OUTAGE_BUDGET).await?;
         let mut options = GcOptions {
             grace: self.grace,
             dry_run: self.dry_run,
@@ -89,18 +63,12 @@ impl Gc {
                 .ok()
                 .and_then(|d| Utc::now().checked_sub_signed(d))
                 .ok_or_else(|| anyhow::anyhow!("--purge-deleted-older-than is too long"))?;
-            let wanted = self.mailbox.as_deref().map(str::to_lowercase);
-            let mailboxes: Vec<(i64, String)> = repo
-                .list_mailboxes()
+            let mailboxes: Vec<(i64, String)> = ctx
+                .mailboxes_of_org(repo.as_ref(), self.mailbox.as_deref())
                 .await?
                 .into_iter()
-                .filter(|m| m.org_id == global.org)
-                .filter(|m| wanted.as_ref().is_none_or(|w| &m.provider_email == w))
                 .map(|m| (m.id, m.provider_email))
                 .collect();
-            if let (Some(w), true) = (&wanted, mailboxes.is_empty()) {
-                anyhow::bail!("no mailbox {w} in org {}", global.org);
-            }
             options.purge = Some(PurgeRequest {
                 mailboxes,
                 deleted_before,

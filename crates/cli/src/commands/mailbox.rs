@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use ingest::repo::Outcome;
 
-use crate::args::GlobalArgs;
-use crate::context;
-use crate::exit::Exit;
+use crate::context::{Context, PoolProfile};
+use crate::exit::{self, Exit};
 
 #[derive(Debug, Args)]
 pub struct Mailbox {
@@ -38,19 +37,20 @@ enum Action {
 }
 
 impl Mailbox {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let repo = context::database(global, 2).await?;
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let repo = ctx.database(PoolProfile::Small).await?;
         match self.action {
             Action::Add {
                 email,
                 interval_minutes,
             } => {
                 if !email.contains('@') {
-                    eprintln!("error: '{email}' is not an email address");
-                    return Ok(Exit::Usage.into());
+                    return Ok(exit::usage_error(format!(
+                        "'{email}' is not an email address"
+                    )));
                 }
                 let interval = interval_minutes.map(|m| std::time::Duration::from_secs(m * 60));
-                let (id, outcome) = repo.add_mailbox(&global.org, &email, interval).await?;
+                let (id, outcome) = repo.add_mailbox(&ctx.org, &email, interval).await?;
                 let what = match outcome {
                     Outcome::Inserted => "added",
                     Outcome::Updated => "updated",
@@ -59,7 +59,7 @@ impl Mailbox {
                 println!(
                     "mailbox {} ({}) {what} [id {id}]",
                     email.to_lowercase(),
-                    global.org
+                    ctx.org
                 );
             }
             Action::List { json } => {
@@ -83,10 +83,10 @@ impl Mailbox {
                 }
             }
             Action::Disable { email } => {
-                if !repo.disable_mailbox(&global.org, &email).await? {
+                if !repo.disable_mailbox(&ctx.org, &email).await? {
                     eprintln!(
                         "error: mailbox {email} is not registered in org {}",
-                        global.org
+                        ctx.org
                     );
                     return Ok(Exit::Failed.into());
                 }
@@ -94,15 +94,10 @@ impl Mailbox {
             }
             Action::Requeue { email } => {
                 let email = email.to_lowercase();
-                let Some(mailbox) = repo
-                    .list_mailboxes()
-                    .await?
-                    .into_iter()
-                    .find(|m| m.org_id == global.org && m.provider_email == email)
-                else {
+                let Some(mailbox) = ctx.find_mailbox(repo.as_ref(), &email).await? else {
                     eprintln!(
                         "error: mailbox {email} is not registered in org {}",
-                        global.org
+                        ctx.org
                     );
                     return Ok(Exit::Failed.into());
                 };

@@ -4,15 +4,14 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::args::GlobalArgs;
-use crate::context;
+use crate::context::{Context, PoolProfile};
 
 #[derive(Debug, Args)]
 pub struct Migrate {}
 
 impl Migrate {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        context::database(global, 2).await?;
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        ctx.database(PoolProfile::Small).await?;
         let applied = ingest::schema::MIGRATOR.iter().count();
         println!("schema up to date ({applied} migrations)");
         Ok(ExitCode::SUCCESS)

@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::args::GlobalArgs;
-use crate::context;
+use crate::context::{Context, PoolProfile, StoreAccess};
 use crate::exit::Exit;
 
 #[derive(Debug, Args)]
@@ -22,10 +21,10 @@ pub struct Repair {
 }
 
 impl Repair {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let repo = context::database(global, 4).await?;
-        let store = context::blob_store(global, context::StoreAccess::Write).await?;
-        let gmail = context::gmail_client(global, None).await?;
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let repo = ctx.database(PoolProfile::Check).await?;
+        let store = ctx.blob_store(StoreAccess::Write).await?;
+        let gmail = ctx.gmail_client(None).await?;
         let reports =
             ingest::repair::repair(repo.as_ref(), &store, &gmail, self.mailbox.as_deref()).await?;
         if self.json {

@@ -10,10 +10,9 @@ use clap::Args;
 use ingest::repo::MailboxState;
 use serde_json::json;
 
-use crate::args::GlobalArgs;
-use crate::commands::backfill::parse_time;
-use crate::context;
+use crate::context::{Context, PoolProfile};
 use crate::exit::Exit;
+use crate::parse::parse_time;
 
 #[derive(Debug, Args)]
 pub struct Show {
@@ -29,16 +28,11 @@ pub struct Show {
 }
 
 impl Show {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let repo = context::database(global, 2).await?;
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let repo = ctx.database(PoolProfile::Small).await?;
         let email = self.mailbox.to_lowercase();
-        let Some(mailbox) = repo
-            .list_mailboxes()
-            .await?
-            .into_iter()
-            .find(|m| m.org_id == global.org && m.provider_email == email)
-        else {
-            anyhow::bail!("no mailbox {email} in org {}", global.org);
+        let Some(mailbox) = ctx.find_mailbox(repo.as_ref(), &email).await? else {
+            return Err(ctx.no_such_mailbox(&email));
         };
         let events = repo.message_events_until(mailbox.id, self.as_of).await?;
         let state = MailboxState::replay(self.as_of, &events);
@@ -46,7 +40,7 @@ impl Show {
             println!(
                 "{}",
                 json!({
-                    "org": global.org,
+                    "org": ctx.org,
                     "mailbox": email,
                     "as_of": state.as_of,
                     "ledger_seq": state.last_seq,

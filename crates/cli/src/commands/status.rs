@@ -10,8 +10,7 @@ use std::collections::HashMap;
 
 use ingest::repo::{Degraded, Repository, RunStatus};
 
-use crate::args::GlobalArgs;
-use crate::context;
+use crate::context::{Context, PoolProfile};
 use crate::exit::Exit;
 
 #[derive(Debug, Args)]
@@ -42,8 +41,8 @@ fn age(secs: Option<f64>) -> String {
 }
 
 impl Status {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let repo = context::database(global, 2).await?;
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let repo = ctx.database(PoolProfile::Small).await?;
         if self.quarantined {
             return list_quarantined(repo.as_ref(), self.json).await;
         }
@@ -73,13 +72,11 @@ impl Status {
             println!("no mailboxes yet: `mailingest mailbox add EMAIL` or run a backfill");
         }
         let spent = ingest::project_quota::ProjectQuota::spent_today(repo.as_ref()).await?;
-        let limit = global
-            .project_daily_units
-            .unwrap_or_else(|| global.quota_table.project_daily_units());
+        let limit = ctx.project_daily_units;
         let resets = gmail::until_pacific_midnight(now).as_secs();
         println!(
             "project quota today: {spent} of {limit} units (quota table {}; the day resets at midnight Pacific, in {}h{:02}m)",
-            global.quota_table,
+            ctx.quota_table,
             resets / 3600,
             resets % 3600 / 60
         );

@@ -7,10 +7,10 @@ use anyhow::anyhow;
 use clap::Args;
 use ingest::engine::{Engine, MailboxRef, Progress, RunSummary, SyncRequest};
 
-use crate::args::GlobalArgs;
-use crate::exit::Exit;
+use crate::context::{Context, PoolProfile};
+use crate::exit::{self, Exit};
 use crate::progress::ProgressDisplay;
-use crate::{context, signals, summary};
+use crate::{signals, summary};
 
 #[derive(Debug, Args)]
 pub struct Sync {
@@ -29,13 +29,12 @@ pub struct Sync {
 }
 
 impl Sync {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         if self.fallback_days == 0 {
-            eprintln!("error: --fallback-days must be at least 1");
-            return Ok(Exit::Usage.into());
+            return Ok(exit::usage_error("--fallback-days must be at least 1"));
         }
-        let gmail = context::gmail_client(global, None).await?;
-        let engine = context::engine(global, gmail.clone(), 24).await?;
+        let gmail = ctx.gmail_client(None).await?;
+        let engine = ctx.engine(gmail.clone(), PoolProfile::Run).await?;
         let cancel = signals::cancel_on_signal();
         let mailboxes: Vec<MailboxRef> = match (&self.mailbox, self.all) {
             (Some(m), _) => vec![MailboxRef::address(m)],
@@ -44,7 +43,7 @@ impl Sync {
                 .list_mailboxes()
                 .await?
                 .into_iter()
-                .filter(|m| m.enabled && m.org_id == global.org)
+                .filter(|m| m.enabled && m.org_id == ctx.org)
                 .map(|m| MailboxRef::Known {
                     id: m.id,
                     org: m.org_id,

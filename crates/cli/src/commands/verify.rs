@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::Args;
 use ingest::verify::{VerifyOptions, VerifyReport};
 
-use crate::args::GlobalArgs;
-use crate::context;
+use crate::context::{Context, PoolProfile, StoreAccess};
 use crate::exit::Exit;
+use crate::parse::parse_head;
 
 #[derive(Debug, Args)]
 pub struct Verify {
@@ -33,33 +33,14 @@ pub struct Verify {
     json: bool,
 }
 
-/// `SEQ:HASH`: a positive seq and 64 lowercase hex digits.
-fn parse_head(text: &str) -> Result<ledger::ChainHead, String> {
-    let (seq, hash) = text
-        .split_once(':')
-        .ok_or("expected SEQ:HASH, as a run summary's ledger head prints it")?;
-    let seq: i64 = seq
-        .parse()
-        .ok()
-        .filter(|s| *s >= 1)
-        .ok_or("SEQ must be a positive integer")?;
-    if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err("HASH must be 64 lowercase hex digits".into());
-    }
-    Ok(ledger::ChainHead {
-        seq,
-        hash: hash.to_owned(),
-    })
-}
-
 impl Verify {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let repo = context::database(global, 4).await?;
-        let store = context::blob_store(global, context::StoreAccess::Read).await?;
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
+        let repo = ctx.database(PoolProfile::Check).await?;
+        let store = ctx.blob_store(StoreAccess::Read).await?;
         let gmail = if self.offline {
             None
         } else {
-            Some(context::gmail_client(global, None).await?)
+            Some(ctx.gmail_client(None).await?)
         };
         let report = ingest::verify::verify(
             repo.as_ref(),

@@ -11,8 +11,9 @@ use ingest::worker::WorkerOptions;
 
 use ingest::metrics::Metrics;
 
-use crate::args::GlobalArgs;
-use crate::{context, metrics_server, signals};
+use crate::context::{Context, PoolProfile};
+use crate::parse::{VerifyEvery, parse_duration, parse_verify_every};
+use crate::{metrics_server, signals};
 
 #[derive(Debug, Args)]
 pub struct Worker {
@@ -42,46 +43,8 @@ pub struct Worker {
     max_rounds: Option<u64>,
 }
 
-/// `--verify-every`: a duration, or `off`.
-#[derive(Debug, Clone, Copy)]
-struct VerifyEvery(Option<Duration>);
-
-fn parse_verify_every(s: &str) -> Result<VerifyEvery, String> {
-    if s == "off" {
-        return Ok(VerifyEvery(None));
-    }
-    parse_duration(s).map(|d| VerifyEvery(Some(d)))
-}
-
-/// Accepts `90`, `90s`, `5m`, `1h`, `7d`; positive.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_span(s)?;
-    if d.is_zero() {
-        return Err("a duration must be positive".into());
-    }
-    Ok(d)
-}
-
-/// [`parse_duration`], zero allowed (`0s`: "not at all").
-pub fn parse_span(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 5m, 1h)"))?;
-    let per = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("'{s}': unit must be s, m, h or d")),
-    };
-    n.checked_mul(per)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("'{s}' is too long"))
-}
-
 impl Worker {
-    pub async fn run(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let options = WorkerOptions {
             concurrency: self.concurrency.max(1),
             interval: self.interval,
@@ -91,9 +54,11 @@ impl Worker {
             verify_every: self.verify_every.0,
             ..WorkerOptions::default()
         };
-        let gmail = context::gmail_client(global, None).await?;
-        let connections = (options.concurrency as u32) * 4 + 4;
-        let mut engine = context::engine(global, gmail, connections).await?;
+        let gmail = ctx.gmail_client(None).await?;
+        let pool = PoolProfile::Worker {
+            concurrency: options.concurrency,
+        };
+        let mut engine = ctx.engine(gmail, pool).await?;
         let mut options = options;
         if let Some(addr) = self.metrics_addr {
             let metrics = Metrics::new();

@@ -1,0 +1,50 @@
+//! Finding a mailbox of `--org` by its address, the one way every command
+//! that names an existing mailbox does it (backfill and sync register an
+//! unknown address instead; the engine resolves theirs).
+
+use anyhow::anyhow;
+use ingest::repo::{MailboxRow, Repository};
+
+use super::Context;
+
+impl Context {
+    /// The mailbox of `--org` with this address (in any case), if registered.
+    pub async fn find_mailbox(
+        &self,
+        repo: &dyn Repository,
+        email: &str,
+    ) -> anyhow::Result<Option<MailboxRow>> {
+        let email = email.to_lowercase();
+        Ok(repo
+            .list_mailboxes()
+            .await?
+            .into_iter()
+            .find(|m| m.org_id == self.org && m.provider_email == email))
+    }
+
+    /// Every mailbox of `--org`, or with `only`, that one: an address that is
+    /// not registered is an error, not an empty selection.
+    pub async fn mailboxes_of_org(
+        &self,
+        repo: &dyn Repository,
+        only: Option<&str>,
+    ) -> anyhow::Result<Vec<MailboxRow>> {
+        match only {
+            Some(email) => match self.find_mailbox(repo, email).await? {
+                Some(mailbox) => Ok(vec![mailbox]),
+                None => Err(self.no_such_mailbox(email)),
+            },
+            None => Ok(repo
+                .list_mailboxes()
+                .await?
+                .into_iter()
+                .filter(|m| m.org_id == self.org)
+                .collect()),
+        }
+    }
+
+    /// The error for an address `--org` has no mailbox for.
+    pub fn no_such_mailbox(&self, email: &str) -> anyhow::Error {
+        anyhow!("no mailbox {} in org {}", email.to_lowercase(), self.org)
+    }
+}
