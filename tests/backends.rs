@@ -247,7 +247,26 @@ async fn the_worker_status_mailbox_and_full_verify_work(backend: Backend) {
         out
     };
     ok(bed.run(&["migrate"]).await);
-    ok(bed.run(&["migrate"]).await);
+    let again = ok(bed.run(&["migrate"]).await);
+    // The backend's own migrations, counted from its migration directory.
+    let dir = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let files = std::fs::read_dir(format!(
+        "{}/../../migrations/{dir}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("migrations")
+    .filter(|e| {
+        e.as_ref()
+            .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+    })
+    .count();
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        format!("schema up to date ({files} migrations)")
+    );
     ok(bed.run(&["mailbox", "add", &bed.mailbox]).await);
     let list = ok(bed.run(&["mailbox", "list", "--json"]).await);
     let list: Value = serde_json::from_slice(&list.stdout).expect("JSON list");

@@ -207,6 +207,11 @@ impl Context {
         Ok(store)
     }
 
+    /// The database `--database-url` names (or the embedded default).
+    pub fn database_target(&self) -> anyhow::Result<DatabaseTarget> {
+        Ok(self.database.clone()?)
+    }
+
     /// The database, connected and with the schema applied. The embedded default
     /// is announced on stderr the first time it is created.
     pub async fn database(&self, pool: PoolProfile) -> anyhow::Result<Arc<dyn Repository>> {

@@ -12,7 +12,7 @@ pub struct Migrate {}
 impl Migrate {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         ctx.database(PoolProfile::Small).await?;
-        let applied = ingest::schema::MIGRATOR.iter().count();
+        let applied = ctx.database_target()?.migrations();
         println!("schema up to date ({applied} migrations)");
         Ok(ExitCode::SUCCESS)
     }

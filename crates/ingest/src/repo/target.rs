@@ -52,6 +52,14 @@ impl DatabaseTarget {
         })
     }
 
+    /// How many migrations this backend's embedded schema has (each backend has its own).
+    pub fn migrations(&self) -> usize {
+        match self {
+            DatabaseTarget::Postgres(_) => super::pg::schema::MIGRATOR.iter().count(),
+            DatabaseTarget::Sqlite(_) => super::sqlite::schema::MIGRATOR.iter().count(),
+        }
+    }
+
     /// Connects (or opens, creating the file) and applies the schema.
     pub async fn open(&self, max_connections: u32) -> Result<Arc<dyn Repository>, RepoError> {
         let repo: Arc<dyn Repository> = match self {
