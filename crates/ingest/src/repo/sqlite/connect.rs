@@ -111,15 +111,18 @@ impl Drop for HeldLock {
 }
 
 impl Locks {
-    /// The locks of the database at `db`, its directory resolved: every
-    /// process that opens the file by any path through its directory uses
-    /// the same locks.
+    /// The locks of the database at `db`, by the file's canonical path: every
+    /// process that opens the file by any path (a symlink to it, a symlinked
+    /// directory, a relative path) uses the same locks. A file not created
+    /// yet resolves through its directory.
     pub(crate) fn beside(db: &Path) -> Locks {
         let db = match (
+            std::fs::canonicalize(db),
             db.parent().filter(|d| !d.as_os_str().is_empty()),
             db.file_name(),
         ) {
-            (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            (Ok(file), _, _) => file,
+            (Err(_), Some(dir), Some(name)) => std::fs::canonicalize(dir)
                 .map(|d| d.join(name))
                 .unwrap_or_else(|_| db.to_path_buf()),
             _ => db.to_path_buf(),
