@@ -12,7 +12,7 @@ use std::time::Duration;
 use ingest::repo::DatabaseTarget;
 use sha2::{Digest, Sha384};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Connection, PgPool, Row, SqliteConnection};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -349,4 +349,135 @@ async fn an_unknown_checksum_is_refused_as_before() {
     assert_eq!(records.len(), 1, "nothing recorded");
     assert_eq!(records[0].3, unknown, "the checksum is left alone");
     conn.close().await.unwrap();
+}
+
+/// Creates a PostgreSQL database as a release did: the migrations up to and
+/// including `through`, 20261204000001_ledger_as_of.sql as `ledger_as_of`
+/// (the tree's first text, or the edited one), with the records sqlx wrote.
+async fn build_pg(pool: &PgPool, ledger_as_of: &str, through: i64) {
+    let dir = workspace().join("migrations/postgres");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    sqlx::raw_sql(
+        "CREATE TABLE _sqlx_migrations (
+             version BIGINT PRIMARY KEY,
+             description TEXT NOT NULL,
+             installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+             success BOOLEAN NOT NULL,
+             checksum BYTEA NOT NULL,
+             execution_time BIGINT NOT NULL
+         )",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let (version, rest) = name.split_once('_').unwrap();
+        let version: i64 = version.parse().unwrap();
+        // the split-out migrations did not exist when these databases were made
+        if version > through || version == 20261204000002 {
+            continue;
+        }
+        let text = if version == 20261204000001 {
+            ledger_as_of.to_owned()
+        } else {
+            std::fs::read_to_string(&file).unwrap()
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(text.clone()))
+            .execute(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES ($1, $2, TRUE, $3, 1000)",
+        )
+        .bind(version)
+        .bind(rest.trim_end_matches(".sql").replace('_', " "))
+        .bind(Sha384::digest(text.as_bytes()).to_vec())
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("INSERT INTO mailboxes (org_id, provider_email) VALUES ('org', 'a@example.com')")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Migrates through the public path and shows the database is a fresh one's:
+/// the records are the tree's migrations, the function is the replay's.
+async fn upgrades_pg(pool: &PgPool) {
+    ingest::schema::migrate(pool).await.expect("migrate");
+    ingest::schema::migrate(pool).await.expect("migrate again");
+    let records: Vec<(i64, String, bool, Vec<u8>)> = sqlx::query_as(
+        "SELECT version, description, success, checksum FROM _sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let want: Vec<(i64, String, bool, Vec<u8>)> = ingest::schema::MIGRATOR
+        .iter()
+        .map(|m| {
+            (
+                m.version,
+                m.description.to_string(),
+                true,
+                m.checksum.to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(records, want);
+    let source: String =
+        sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = 'mailbox_state_as_of'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let replay = std::fs::read_to_string(
+        workspace().join("migrations/postgres/20261204000002_ledger_as_of_replay.sql"),
+    )
+    .unwrap();
+    assert_eq!(Some(source.as_str()), replay.split("$$").nth(1));
+    let mailboxes: i64 = sqlx::query_scalar("SELECT count(*) FROM mailboxes")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(mailboxes, 1);
+}
+
+fn edited_ledger_as_of() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/migrations/postgres/ledger_as_of_9e9d95c.sql"),
+    )
+    .unwrap()
+}
+
+/// Made at cfc4c85: ledger_as_of's first text.
+#[sqlx::test(migrations = false)]
+async fn pg_database_of_the_first_ledger_as_of_upgrades(pool: PgPool) {
+    let first = std::fs::read_to_string(
+        workspace().join("migrations/postgres/20261204000001_ledger_as_of.sql"),
+    )
+    .unwrap();
+    build_pg(&pool, &first, 20261204000001).await;
+    upgrades_pg(&pool).await;
+}
+
+/// Made at 9e9d95c: ledger_as_of edited, before gc.
+#[sqlx::test(migrations = false)]
+async fn pg_database_of_the_edited_ledger_as_of_upgrades(pool: PgPool) {
+    build_pg(&pool, &edited_ledger_as_of(), 20261204000001).await;
+    upgrades_pg(&pool).await;
+}
+
+/// Made by today's main before this change: the edited text and every later
+/// migration.
+#[sqlx::test(migrations = false)]
+async fn pg_database_of_the_edited_ledger_as_of_and_later_migrations_upgrades(pool: PgPool) {
+    build_pg(&pool, &edited_ledger_as_of(), i64::MAX).await;
+    upgrades_pg(&pool).await;
 }

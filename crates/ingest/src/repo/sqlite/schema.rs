@@ -21,7 +21,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// A text a migration file had on main before it was edited again, and the
 /// later migrations (split out of those edits) that a database created by
-/// that text already contains.
+/// that text already contains. The PostgreSQL backend lists its own.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EditedText {
     pub(crate) version: i64,
@@ -53,66 +53,87 @@ pub(crate) const EDITED: &[EditedText] = &[
 /// sqlx's SQLite migrator does not serialise two processes migrating at once,
 /// and neither does [`adopt_edited_texts`].
 pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
-    let mut conn = pool.acquire().await?;
-    adopt_edited_texts(&mut conn).await?;
+    {
+        let mut conn = pool.acquire().await?;
+        adopt_edited_texts(&mut conn).await?;
+    }
     MIGRATOR.run(pool).await
 }
 
 /// Rewrites the record of a migration applied from a text in [`EDITED`] to
 /// what applying the tree's migrations would have recorded, in one
-/// transaction.
+/// transaction. Only a database that needs it is written to: an open must
+/// not wait for SQLite's write lock, which another process's writer may hold.
 async fn adopt_edited_texts(conn: &mut SqliteConnection) -> Result<(), MigrateError> {
+    let Some(edited) = edited_text_of(&mut *conn).await? else {
+        return Ok(());
+    };
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    // read again under the write lock
+    if edited_text_of(&mut tx).await?.map(|e| e.checksum) != Some(edited.checksum) {
+        return Ok(());
+    }
+    let restored = embedded(&MIGRATOR, edited.version)?;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = ? WHERE version = ?")
+        .bind(&*restored.checksum)
+        .bind(edited.version)
+        .execute(&mut *tx)
+        .await?;
+    for &version in edited.includes {
+        let included = embedded(&MIGRATOR, version)?;
+        // execution_time 0: nothing ran, the edited text did the work
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (?, ?, TRUE, ?, 0)
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(version)
+        .bind(&*included.description)
+        .bind(&*included.checksum)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(
+        version = edited.version,
+        commit = edited.commit,
+        includes = ?edited.includes,
+        "the database was created by an edited text of a migration; recorded as the migrations that replace it"
+    );
+    Ok(())
+}
+
+/// The entry of [`EDITED`] whose text the database's record names, if any.
+async fn edited_text_of(
+    conn: &mut SqliteConnection,
+) -> Result<Option<&'static EditedText>, MigrateError> {
     let recorded: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_sqlx_migrations')",
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
     if !recorded {
-        return Ok(());
+        return Ok(None);
     }
     for edited in EDITED {
         let checksum: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = ?")
                 .bind(edited.version)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
-        if checksum.map(hex::encode).as_deref() != Some(edited.checksum) {
-            continue;
+        if checksum.map(hex::encode).as_deref() == Some(edited.checksum) {
+            return Ok(Some(edited));
         }
-        let restored = embedded(edited.version)?;
-        sqlx::query("UPDATE _sqlx_migrations SET checksum = ? WHERE version = ?")
-            .bind(&*restored.checksum)
-            .bind(edited.version)
-            .execute(&mut *tx)
-            .await?;
-        for &version in edited.includes {
-            let included = embedded(version)?;
-            // execution_time 0: nothing ran, the edited text did the work
-            sqlx::query(
-                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-                 VALUES (?, ?, TRUE, ?, 0)
-                 ON CONFLICT (version) DO NOTHING",
-            )
-            .bind(version)
-            .bind(&*included.description)
-            .bind(&*included.checksum)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tracing::info!(
-            version = edited.version,
-            commit = edited.commit,
-            includes = ?edited.includes,
-            "the database was created by an edited text of a migration; recorded as the migrations that replace it"
-        );
     }
-    tx.commit().await?;
-    Ok(())
+    Ok(None)
 }
 
-fn embedded(version: i64) -> Result<&'static sqlx::migrate::Migration, MigrateError> {
-    MIGRATOR
+/// The migration `version` of `migrator`.
+pub(crate) fn embedded(
+    migrator: &'static Migrator,
+    version: i64,
+) -> Result<&'static sqlx::migrate::Migration, MigrateError> {
+    migrator
         .iter()
         .find(|m| m.version == version)
         .ok_or(MigrateError::VersionNotPresent(version))
@@ -125,10 +146,13 @@ mod tests {
     #[test]
     fn edited_texts_name_embedded_migrations_only() {
         for edited in EDITED {
-            let restored = embedded(edited.version).expect("restored file embedded");
+            let restored = embedded(&MIGRATOR, edited.version).expect("restored file embedded");
             assert_ne!(hex::encode(&*restored.checksum), edited.checksum);
             for &version in edited.includes {
-                assert!(embedded(version).is_ok(), "{version} not embedded");
+                assert!(
+                    embedded(&MIGRATOR, version).is_ok(),
+                    "{version} not embedded"
+                );
                 assert!(version > edited.version);
             }
         }
