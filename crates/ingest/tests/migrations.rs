@@ -1,10 +1,11 @@
 //! Migrations are immutable once on main: sqlx refuses every database that
 //! applied a migration whose file has changed since. This file holds the two
 //! halves of that rule: every migration file's checksum against the committed
-//! list (`migrations/CHECKSUMS`), and SQLite databases created by each text
-//! 20261204000001_schema.sql once had (fixtures under
-//! `tests/fixtures/migrations/sqlite/`, before the file was restored to its
-//! first text) opening and upgrading to the schema of a fresh database.
+//! list (`migrations/CHECKSUMS`), and databases created by each text an
+//! edited migration once had (fixtures under `tests/fixtures/migrations/`:
+//! SQLite's 20261204000001_schema.sql, PostgreSQL's
+//! 20261204000001_ledger_as_of.sql) opening and upgrading to a fresh
+//! database's schema.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -353,7 +354,7 @@ async fn an_unknown_checksum_is_refused_as_before() {
 
 /// Creates a PostgreSQL database as a release did: the migrations up to and
 /// including `through`, 20261204000001_ledger_as_of.sql as `ledger_as_of`
-/// (the tree's first text, or the edited one), with the records sqlx wrote.
+/// (one of its texts), with the records sqlx wrote.
 async fn build_pg(pool: &PgPool, ledger_as_of: &str, through: i64) {
     let dir = workspace().join("migrations/postgres");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -409,7 +410,8 @@ async fn build_pg(pool: &PgPool, ledger_as_of: &str, through: i64) {
 }
 
 /// Migrates through the public path and shows the database is a fresh one's:
-/// the records are the tree's migrations, the function is the replay's.
+/// the records are the tree's migrations, the function is the last edited
+/// text's (now 20261204000002_ledger_as_of_replay.sql).
 async fn upgrades_pg(pool: &PgPool) {
     ingest::schema::migrate(pool).await.expect("migrate");
     ingest::schema::migrate(pool).await.expect("migrate again");
@@ -436,11 +438,11 @@ async fn upgrades_pg(pool: &PgPool) {
             .fetch_one(pool)
             .await
             .unwrap();
-    let replay = std::fs::read_to_string(
-        workspace().join("migrations/postgres/20261204000002_ledger_as_of_replay.sql"),
-    )
-    .unwrap();
-    assert_eq!(Some(source.as_str()), replay.split("$$").nth(1));
+    // the function as the last edited text defined it
+    assert_eq!(
+        Some(source.as_str()),
+        ledger_as_of("9e9d95c").split("$$").nth(1)
+    );
     let mailboxes: i64 = sqlx::query_scalar("SELECT count(*) FROM mailboxes")
         .fetch_one(pool)
         .await
@@ -448,29 +450,25 @@ async fn upgrades_pg(pool: &PgPool) {
     assert_eq!(mailboxes, 1);
 }
 
-fn edited_ledger_as_of() -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/migrations/postgres/ledger_as_of_9e9d95c.sql"),
-    )
+/// A text 20261204000001_ledger_as_of.sql had on main.
+fn ledger_as_of(commit: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "tests/fixtures/migrations/postgres/ledger_as_of_{commit}.sql"
+    )))
     .unwrap()
 }
 
 /// Made at cfc4c85: ledger_as_of's first text.
 #[sqlx::test(migrations = false)]
 async fn pg_database_of_the_first_ledger_as_of_upgrades(pool: PgPool) {
-    let first = std::fs::read_to_string(
-        workspace().join("migrations/postgres/20261204000001_ledger_as_of.sql"),
-    )
-    .unwrap();
-    build_pg(&pool, &first, 20261204000001).await;
+    build_pg(&pool, &ledger_as_of("cfc4c85"), 20261204000001).await;
     upgrades_pg(&pool).await;
 }
 
 /// Made at 9e9d95c: ledger_as_of edited, before gc.
 #[sqlx::test(migrations = false)]
 async fn pg_database_of_the_edited_ledger_as_of_upgrades(pool: PgPool) {
-    build_pg(&pool, &edited_ledger_as_of(), 20261204000001).await;
+    build_pg(&pool, &ledger_as_of("9e9d95c"), 20261204000001).await;
     upgrades_pg(&pool).await;
 }
 
@@ -478,6 +476,6 @@ async fn pg_database_of_the_edited_ledger_as_of_upgrades(pool: PgPool) {
 /// migration.
 #[sqlx::test(migrations = false)]
 async fn pg_database_of_the_edited_ledger_as_of_and_later_migrations_upgrades(pool: PgPool) {
-    build_pg(&pool, &edited_ledger_as_of(), i64::MAX).await;
+    build_pg(&pool, &ledger_as_of("9e9d95c"), i64::MAX).await;
     upgrades_pg(&pool).await;
 }
