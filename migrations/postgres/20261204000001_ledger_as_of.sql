@@ -5,8 +5,8 @@
 -- One row per message live at p_at, with its labels then (NULL when the events
 -- up to then did not record them). The same replay as `mailingest show
 -- --as-of` (crates/ingest/src/repo/history.rs): an ingest makes a message live
--- with its labels, a label change replaces them, a delete removes it (and its
--- labels), and a later ingest (a message seen again) brings it back. Events count when their
+-- with its labels, a label change replaces them, a delete removes it, and a
+-- later ingest (a message seen again) brings it back. Events count when their
 -- created_at is at or before p_at. Message subjects are 'message:<gmail id>'.
 CREATE FUNCTION mailbox_state_as_of(p_mailbox_id bigint, p_at timestamptz)
 RETURNS TABLE (provider_message_id text, label_ids text[])
@@ -18,28 +18,22 @@ LANGUAGE sql STABLE AS $$
           AND event_type IN ('message.ingested', 'labels.changed', 'message.deleted')
           AND subject_key LIKE 'message:%'
     ),
-    last_delete AS (
-        SELECT id, max(seq) AS seq FROM events WHERE event_type = 'message.deleted' GROUP BY id
-    ),
-    -- live at p_at: ingested after its last delete; live since that ingest
-    live AS (
-        SELECT e.id, min(e.seq) AS since
-        FROM events e LEFT JOIN last_delete d USING (id)
-        WHERE e.event_type = 'message.ingested' AND e.seq > coalesce(d.seq, 0)
-        GROUP BY e.id
+    presence AS (
+        SELECT DISTINCT ON (id) id, event_type
+        FROM events WHERE event_type IN ('message.ingested', 'message.deleted')
+        ORDER BY id, seq DESC
     ),
     labels AS (
-        SELECT DISTINCT ON (e.id) e.id, e.payload -> 'label_ids' AS labels
-        FROM events e JOIN live l USING (id)
-        WHERE e.seq >= l.since
-          AND e.event_type IN ('message.ingested', 'labels.changed')
-          AND jsonb_typeof(e.payload -> 'label_ids') = 'array'
-        ORDER BY e.id, e.seq DESC
+        SELECT DISTINCT ON (id) id, payload -> 'label_ids' AS labels
+        FROM events
+        WHERE event_type IN ('message.ingested', 'labels.changed')
+          AND jsonb_typeof(payload -> 'label_ids') = 'array'
+        ORDER BY id, seq DESC
     )
-    SELECT l.id,
-           CASE WHEN b.labels IS NULL THEN NULL
-                ELSE ARRAY(SELECT x FROM jsonb_array_elements_text(b.labels) AS x
-                           ORDER BY x COLLATE "C") END
-    FROM live l LEFT JOIN labels b USING (id)
-    ORDER BY l.id COLLATE "C"
+    SELECT p.id,
+           CASE WHEN l.labels IS NULL THEN NULL
+                ELSE ARRAY(SELECT jsonb_array_elements_text(l.labels) ORDER BY 1) END
+    FROM presence p LEFT JOIN labels l USING (id)
+    WHERE p.event_type = 'message.ingested'
+    ORDER BY p.id
 $$;

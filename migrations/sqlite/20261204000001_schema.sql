@@ -11,8 +11,7 @@
 --     number of updates the row has had: SQLite's RETURNING cannot tell an
 --     inserted row from an updated one (Postgres reads xmax), and an upsert
 --     reports Inserted / Updated / Unchanged per row.
---   * Exclusivity of a run is not an advisory lock (SQLite has none) but a
---     lock file per run named by sync_runs.lock_token: see
+--   * Exclusivity of a run is not an advisory lock (SQLite has none): see
 --     crates/ingest/src/repo/sqlite/runs.rs. The partial unique index
 --     sync_runs_one_running is the same.
 
@@ -41,14 +40,8 @@ CREATE TABLE blobs (
     sha256      TEXT    PRIMARY KEY CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
     size        INTEGER NOT NULL CHECK (size >= 0),
     storage_key TEXT    NOT NULL,
-    created_at  TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')),
-    -- gc --purge-deleted-older-than (see migrations/postgres/*_gc.sql)
-    state       TEXT    NOT NULL DEFAULT 'present' CHECK (state IN ('present', 'purging', 'purged')),
-    purged_at   TEXT,
-    CHECK ((state = 'purged') = (purged_at IS NOT NULL))
+    created_at  TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
 ) STRICT;
-
-CREATE INDEX blobs_not_present ON blobs (state) WHERE state <> 'present';
 
 CREATE TABLE mail_threads (
     id                 INTEGER PRIMARY KEY,
@@ -132,7 +125,7 @@ CREATE TABLE sync_runs (
     -- AUTOINCREMENT: a run id is never reused, so a fence can never match a later run
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     mailbox_id       INTEGER NOT NULL REFERENCES mailboxes (id),
-    kind             TEXT    NOT NULL CHECK (kind IN ('backfill', 'sync', 'gc')),
+    kind             TEXT    NOT NULL CHECK (kind IN ('backfill', 'sync')),
     window_start     TEXT,
     window_end       TEXT,
     status           TEXT    NOT NULL DEFAULT 'running'
@@ -146,9 +139,6 @@ CREATE TABLE sync_runs (
     error            TEXT,
     host             TEXT,
     pid              INTEGER,
-    -- the name of the lock file the run's process holds while it lives
-    -- (crates/ingest/src/repo/sqlite/runs.rs); SQLite has no advisory locks
-    lock_token       TEXT    CHECK (lock_token IS NULL OR (length(lock_token) = 32 AND lock_token NOT GLOB '*[^0-9a-f]*')),
     CONSTRAINT sync_runs_id_mailbox UNIQUE (id, mailbox_id),
     CONSTRAINT sync_runs_window CHECK (window_start IS NULL OR window_end IS NULL OR window_start < window_end),
     CONSTRAINT sync_runs_finished CHECK ((status = 'running') = (finished_at IS NULL))
@@ -165,7 +155,7 @@ CREATE TABLE ledger_events (
     event_type   TEXT    NOT NULL CHECK (event_type IN (
                      'sync.started', 'thread.ingested', 'message.ingested', 'attachment.saved',
                      'message.skipped', 'message.deleted', 'labels.changed', 'history.expired',
-                     'sync.completed', 'sync.failed', 'sync.interrupted', 'blob.removed')),
+                     'sync.completed', 'sync.failed', 'sync.interrupted')),
     subject_key  TEXT    NOT NULL,
     payload      TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(payload)),
     created_at   TEXT    NOT NULL,
@@ -177,8 +167,6 @@ CREATE TABLE ledger_events (
 ) STRICT;
 
 CREATE INDEX ledger_events_run ON ledger_events (run_id, seq);
--- verify's ledger/table agreement looks events up by subject (SQLite has no hash join)
-CREATE INDEX ledger_events_subject ON ledger_events (mailbox_id, event_type, subject_key);
 
 -- a run ends once: one terminal event per run
 CREATE UNIQUE INDEX ledger_events_one_terminal ON ledger_events (run_id)
