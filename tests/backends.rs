@@ -394,3 +394,33 @@ async fn the_embedded_default_needs_no_server_and_no_configuration() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+/// The embedded database's file removed under a running backfill (issue 26,
+/// finding 9): the next commit notices, the run fails with one line naming
+/// the file, and nothing is reported completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_file_removed_mid_run_fails_it_with_one_line() {
+    let bed = TestBed::on(Backend::Sqlite, small_mailbox(160)).await;
+    bed.emulator.set_faults(slow());
+    let child = spawn_backfill(&bed);
+    bed.wait_for_count(
+        "SELECT count(*) FROM mail_messages",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let path = bed.db_url.strip_prefix("sqlite:").expect("an SQLite bed");
+    std::fs::remove_file(path).expect("remove the database file");
+    let out = child.wait_with_output().await.expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("removed or replaced"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains(path), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stdout.contains("\"completed\""), "{stdout}");
+}

@@ -45,6 +45,13 @@ pub enum RepoError {
     /// transaction that found out committed nothing.
     #[error("run {run_id} no longer holds its mailbox")]
     LeaseLost { run_id: i64 },
+    /// The embedded database's file was removed or replaced while this
+    /// process had it open: what it would write now goes to a file nobody
+    /// will open again, so nothing more is written.
+    #[error(
+        "the SQLite database file {path} was removed or replaced while this process had it open; nothing more is written (run again to use the file now at that path)"
+    )]
+    DatabaseFileReplaced { path: String },
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
     /// A stored value the schema does not allow (a status string, say).

@@ -88,6 +88,46 @@ pub(crate) async fn open(
         .map_err(failed)
 }
 
+/// Which file the pool opened (device and inode). A database file deleted or
+/// replaced under a running process (a restore copied over it, a cleanup
+/// removed it) leaves the pool writing into an unlinked inode: every commit
+/// would succeed and vanish with the process. Checked before each write
+/// transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` now.
+    pub(crate) fn of(path: &Path) -> Result<FileIdentity, RepoError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|e| RepoError::Connect {
+            target: format!("the SQLite database {}", path.display()),
+            cause: e.to_string(),
+        })?;
+        Ok(FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Fails unless `path` still names the file that was opened.
+    pub(crate) fn check(&self, path: &Path) -> Result<(), RepoError> {
+        use std::os::unix::fs::MetadataExt;
+        let same = std::fs::metadata(path)
+            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
+        if same {
+            Ok(())
+        } else {
+            Err(RepoError::DatabaseFileReplaced {
+                path: path.display().to_string(),
+            })
+        }
+    }
+}
+
 /// The lock files of one database: `<db>.locks/`, beside the database file.
 #[derive(Debug, Clone)]
 pub(crate) struct Locks {

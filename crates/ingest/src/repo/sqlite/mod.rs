@@ -74,6 +74,9 @@ pub struct SqliteRepository {
     pool: SqlitePool,
     path: PathBuf,
     locks: connect::Locks,
+    /// The file the pool opened: every write transaction checks it is still
+    /// the one at `path`.
+    file: connect::FileIdentity,
 }
 
 impl SqliteRepository {
@@ -89,10 +92,12 @@ impl SqliteRepository {
         max_connections: u32,
         durability: Durability,
     ) -> Result<Self, RepoError> {
+        let pool = connect::open(path, max_connections, durability).await?;
         Ok(SqliteRepository {
-            pool: connect::open(path, max_connections, durability).await?,
+            pool,
             path: path.to_owned(),
             locks: connect::Locks::beside(path),
+            file: connect::FileIdentity::of(path)?,
         })
     }
 
@@ -192,6 +197,7 @@ impl Repository for SqliteRepository {
     }
 
     async fn start_run(&self, start: &RunStart) -> Result<HeldRun, RepoError> {
+        self.file.check(&self.path)?;
         runs::start_run(&self.pool, &self.locks, start).await
     }
 
@@ -200,10 +206,12 @@ impl Repository for SqliteRepository {
     }
 
     async fn finish_run(&self, run: &mut HeldRun, end: &RunEnd) -> Result<(), RepoError> {
+        self.file.check(&self.path)?;
         runs::finish_run(&self.pool, run, end).await
     }
 
     async fn begin(&self, fence: Fence) -> Result<Box<dyn RepoTx>, RepoError> {
+        self.file.check(&self.path)?;
         let mut tx = begin_immediate(&self.pool, "begin").await?;
         runs::prove_lease(&mut tx, fence).await?;
         Ok(Box::new(SqliteTx { tx, fence }))
@@ -392,6 +400,7 @@ impl Repository for SqliteRepository {
     }
 
     async fn begin_gc(&self) -> Result<Box<dyn super::GcTx>, RepoError> {
+        self.file.check(&self.path)?;
         let tx = begin_immediate(&self.pool, "begin gc").await?;
         Ok(Box::new(gc::SqliteGcTx::new(tx)))
     }
