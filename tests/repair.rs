@@ -72,6 +72,43 @@ async fn repair_restores_missing_and_damaged_blobs_from_gmail() {
     assert_eq!(again[0]["repaired"].as_array().map(Vec::len), Some(0));
 }
 
+/// Where the store's trash keeps an object (see `store::BlobStore::trash_if_unmodified`).
+fn trash_path(bed: &TestBed, object: &std::path::Path) -> PathBuf {
+    let relative = object
+        .strip_prefix(bed.store_path())
+        .expect("inside the store");
+    let mut parts = relative.iter();
+    let prefix = parts.next().expect("the org's prefix");
+    bed.store_path()
+        .join(prefix)
+        .join(".trash")
+        .join(parts.collect::<PathBuf>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_brings_a_blob_back_from_the_trash_before_asking_gmail() {
+    let bed = TestBed::new(small_mailbox(6)).await;
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    let raws = raws(&bed).await;
+    // As gc moves an object: into <prefix>/.trash/sha256/hh/hh/<hex>.
+    let object = object_path(&bed, &raws[0].1).await;
+    let trashed = trash_path(&bed, &object);
+    std::fs::create_dir_all(trashed.parent().unwrap()).unwrap();
+    std::fs::rename(&object, &trashed).expect("move to the trash");
+    let out = bed.run(&["verify", "--deep", "--offline"]).await;
+    assert_eq!(out.status.code(), Some(4), "verify sees it missing");
+
+    bed.emulator.reset_stats();
+    let (code, reports) = bed.run_json(&["repair"]).await;
+    assert_eq!(code, 0, "{reports}");
+    assert_eq!(reports[0]["from_trash"][0], raws[0].1.as_str(), "{reports}");
+    assert_eq!(reports[0]["repaired"][0], raws[0].1.as_str(), "{reports}");
+    assert_eq!(bed.calls("users.messages.get"), 0, "no Gmail call");
+    assert!(!trashed.exists(), "moved back, not copied");
+    bed.assert_verify_clean().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_names_what_gmail_no_longer_has() {
     let bed = TestBed::new(small_mailbox(6)).await;

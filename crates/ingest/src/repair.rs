@@ -9,6 +9,10 @@
 //! Gmail, or Gmail now serves other bytes) is reported as unrecoverable, by
 //! name, and nothing is written. The fs store replaces a damaged object
 //! atomically on put; S3 objects cannot be torn, only missing.
+//!
+//! The store's trash is looked in first: an object gc moved there (wrongly:
+//! a clock, a restored database) comes back without a Gmail call, and is
+//! accepted only if it verifies, like anything else put back.
 
 use futures::{StreamExt, TryStreamExt, stream};
 use gmail::{GmailClient, GmailError};
@@ -31,6 +35,8 @@ pub struct RepairReport {
     pub checked: u64,
     /// Blobs that were missing or damaged and are whole again.
     pub repaired: Vec<String>,
+    /// Of those, the ones brought back from the store's trash (no Gmail call).
+    pub from_trash: Vec<String>,
     /// Blobs that could not be restored, with why.
     pub unrecoverable: Vec<Unrecoverable>,
 }
@@ -89,6 +95,12 @@ async fn repair_mailbox(
     for (sha, state) in damaged {
         let hex = sha.to_hex();
         warn!(blob = %hex, ?state, mailbox = address, "repairing blob");
+        if from_trash(store, &sha).await? {
+            info!(blob = %hex, mailbox = address, "blob brought back from the store's trash");
+            report.from_trash.push(hex.clone());
+            report.repaired.push(hex);
+            continue;
+        }
         match restore(repo, store, gmail, mailbox_id, address, &sha).await? {
             Ok(()) => report.repaired.push(hex),
             Err(reason) => report.unrecoverable.push(Unrecoverable {
@@ -105,6 +117,21 @@ async fn repair_mailbox(
         "repair done"
     );
     Ok(report)
+}
+
+/// Brings the blob back from the store's trash, if it is there and whole
+/// there: true when the store now holds it intact.
+async fn from_trash(store: &BlobStore, sha: &Sha256) -> Result<bool, EngineError> {
+    if !store.restore(sha).await? {
+        return Ok(false);
+    }
+    Ok(match store.verify(sha).await? {
+        Verification::Ok => true,
+        other => {
+            warn!(blob = %sha.to_hex(), state = ?other, "the trash's copy is not whole; fetching from Gmail");
+            false
+        }
+    })
 }
 
 /// Fetches the blob's bytes again through one of its owners; `Ok(Err(why))`
