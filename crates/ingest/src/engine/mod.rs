@@ -29,7 +29,7 @@ pub use estimate::BackfillEstimate;
 pub(crate) use lease::{DEFAULT_DB_OUTAGE, DEFAULT_LEASE, RunLease, is_lease_lost};
 pub use memory::MessageMemory;
 pub use progress::{Progress, ProgressSnapshot};
-pub use summary::{BlobCounts, RunOutcome, RunSummary, SkipKind, Skipped, StageSeconds, Tally};
+pub use summary::{BlobCounts, RunSummary, RunVerdict, SkipKind, Skipped, StageSeconds, Tally};
 pub use sync::SyncRequest;
 pub(crate) use thread_fetch::is_spam_or_trash;
 pub use window::Window;
