@@ -225,28 +225,27 @@ impl Engine {
         {
             return Err(lease.lost());
         }
-        let close = RunClose::of(&result, cancel, &mailbox);
+        let close = RunClose::of(&result, &plan, cancel, &mailbox);
         // What the run spent goes on its row too: `status` sums a quota day's.
         let api = api_delta(&self.gmail.mailbox_metrics(&mailbox), &plan.api_before);
         let tally = run.counted();
-        let mut counts = tally.to_json()?;
-        if let Some(counts) = counts.as_object_mut() {
-            counts.insert("quota_units".into(), api.total.quota_units.into());
-        }
-        let run_id = lease.run_id();
-        lease
-            .finish(&RunEnd {
-                status: close.status,
-                counts,
-                error: close.error.clone(),
-                cursor: close.cursor,
-            })
-            .await?;
+        lease.finish(&close.run_end(&tally, &api)?).await?;
+        self.summarise(&run, plan.kind, close, tally, api, started)
+            .await
+    }
 
-        let (window, history_expired) = match &result {
-            Ok(end) => (end.window, end.history_expired),
-            Err(_) => (plan.window, false),
-        };
+    /// The summary of a finished run, with the mailbox's cursor and ledger
+    /// head as the finish left them (the head anchored, if asked).
+    async fn summarise(
+        &self,
+        run: &Run,
+        kind: RunKind,
+        close: RunClose,
+        tally: Tally,
+        api: gmail::ApiMetrics,
+        started: Instant,
+    ) -> Result<RunSummary, EngineError> {
+        let (run_id, mailbox_id, mailbox) = (run.id(), run.mailbox_id(), run.mailbox());
         let cursor = self
             .riding_out("read cursor", || async {
                 Ok(self.repo.mailbox_cursor(mailbox_id).await?)
@@ -259,7 +258,7 @@ impl Engine {
             .await?;
         let anchor_error = match (&self.options.anchor, &ledger_head) {
             (Some(target), Some(head)) => target
-                .append(&AnchorRecord::new(&self.org, &mailbox, run_id, head))
+                .append(&AnchorRecord::new(&self.org, mailbox, run_id, head))
                 .await
                 .err()
                 .map(|e| {
@@ -270,12 +269,12 @@ impl Engine {
         };
         Ok(RunSummary {
             run_id,
-            mailbox,
-            kind: plan.kind,
+            mailbox: mailbox.to_owned(),
+            kind,
             status: close.status,
-            window,
+            window: close.window,
             tally,
-            history_expired,
+            history_expired: close.history_expired,
             cursor: cursor.map(|c| c.to_string()),
             api,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -289,26 +288,37 @@ impl Engine {
 }
 
 /// How a run that still holds its mailbox is closed, decided from what its
-/// body returned: the status, cursor move and error its finish records.
+/// body returned: what its finish records, and what its summary reports.
 struct RunClose {
     status: RunStatus,
     cursor: CursorUpdate,
     error: Option<String>,
     /// The project's quota day stopped the run; it resets after this long.
     quota_day_resets_in: Option<Duration>,
+    /// The window the run backed up (the body's, or the plan's if it failed).
+    window: Option<Window>,
+    /// A sync found its history expired and fell back to a window.
+    history_expired: bool,
 }
 
 impl RunClose {
     fn of(
         result: &Result<BodyEnd, EngineError>,
+        plan: &RunPlan,
         cancel: &CancellationToken,
         mailbox: &str,
     ) -> RunClose {
+        let (window, history_expired) = match result {
+            Ok(end) => (end.window, end.history_expired),
+            Err(_) => (plan.window, false),
+        };
         let close = |status, cursor, error: Option<&EngineError>| RunClose {
             status,
             cursor,
             error: error.map(ToString::to_string),
             quota_day_resets_in: None,
+            window,
+            history_expired,
         };
         match result {
             Ok(_) if cancel.is_cancelled() => {
@@ -327,5 +337,20 @@ impl RunClose {
             }
             Err(e) => close(RunStatus::Failed, CursorUpdate::Keep, Some(e)),
         }
+    }
+
+    /// What the finish records: this close, with the run's counts and the
+    /// quota units it spent.
+    fn run_end(&self, tally: &Tally, api: &gmail::ApiMetrics) -> Result<RunEnd, EngineError> {
+        let mut counts = tally.to_json()?;
+        if let Some(counts) = counts.as_object_mut() {
+            counts.insert("quota_units".into(), api.total.quota_units.into());
+        }
+        Ok(RunEnd {
+            status: self.status,
+            counts,
+            error: self.error.clone(),
+            cursor: self.cursor,
+        })
     }
 }
