@@ -35,7 +35,8 @@
 //! removes the objects only messages deleted before a cutoff hold. Their rows
 //! stay (with their ledger history); the blob row goes `present` → `purging`
 //! → `purged`, in a run of kind `gc` per mailbox that holds the mailbox's
-//! lease (a mailbox with a run in flight is skipped) and records a
+//! lease through the one run lifecycle, as backfill and sync do
+//! (`engine::RunLease`; a mailbox with a run in flight is skipped) and records a
 //! `blob.removed` event per object in the mailbox's chain. Only blobs held by
 //! the one mailbox are purged (one shared with another mailbox's messages
 //! waits for them). The protocol:
@@ -392,7 +393,7 @@ pub struct MailboxPurge {
 
 /// Removes, for each of `mailboxes` (id, address), the objects only its
 /// messages deleted before `deleted_before` hold (see the module docs). Each
-/// mailbox's purge is a run of its own ([`RunLease`]: its background
+/// mailbox's purge is a run of its own (`engine::RunLease`: its background
 /// heartbeat keeps the lease alive across chunks).
 pub async fn purge_deleted(
     repo: &Arc<dyn Repository>,
