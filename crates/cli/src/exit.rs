@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use ingest::engine::{EngineError, RunOutcome, RunSummary};
+use ingest::engine::{EngineError, RunSummary, RunVerdict};
 
 /// What a command amounted to, ordered from best to worst so that a command
 /// over several mailboxes (`sync --all`) exits with its worst.
@@ -64,13 +64,13 @@ pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 
 impl From<&RunSummary> for Exit {
     fn from(run: &RunSummary) -> Exit {
-        match run.outcome() {
-            RunOutcome::Completed => Exit::Done,
-            RunOutcome::CompletedWithSkips => Exit::Skipped,
-            RunOutcome::Interrupted => Exit::Interrupted,
+        match run.verdict() {
+            RunVerdict::Completed => Exit::Done,
+            RunVerdict::CompletedWithSkips => Exit::Skipped,
+            RunVerdict::Interrupted => Exit::Interrupted,
             // Try again later (after midnight Pacific), like a held mailbox.
-            RunOutcome::QuotaDaySpent => Exit::Locked,
-            RunOutcome::Failed => Exit::Failed,
+            RunVerdict::QuotaDaySpent => Exit::Locked,
+            RunVerdict::Failed => Exit::Failed,
         }
     }
 }

@@ -35,7 +35,8 @@
 //! removes the objects only messages deleted before a cutoff hold. Their rows
 //! stay (with their ledger history); the blob row goes `present` → `purging`
 //! → `purged`, in a run of kind `gc` per mailbox that holds the mailbox's
-//! lease (a mailbox with a run in flight is skipped) and records a
+//! lease through the one run lifecycle, as backfill and sync do
+//! (`engine::RunLease`; a mailbox with a run in flight is skipped) and records a
 //! `blob.removed` event per object in the mailbox's chain. Only blobs held by
 //! the one mailbox are purged (one shared with another mailbox's messages
 //! waits for them). The protocol:
@@ -55,6 +56,7 @@
 //! [`EngineError::BlobCollected`]: crate::engine::EngineError::BlobCollected
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -65,9 +67,10 @@ use serde_json::json;
 use store::{AbandonedWrite, BlobStore, Removal, StoredObject};
 use tracing::{error, info, warn};
 
+use crate::engine::{DEFAULT_DB_OUTAGE, DEFAULT_LEASE, EngineError, RunLease, is_lease_lost};
 use crate::repo::{
-    BlobUpsert, CursorUpdate, GcTx, HeldRun, PurgeCandidate, RepoError, Repository, RunEnd,
-    RunKind, RunStart, RunStatus,
+    BlobUpsert, CursorUpdate, Fence, GcTx, PurgeCandidate, RepoError, Repository, RunEnd, RunKind,
+    RunStart, RunStatus,
 };
 
 /// The default grace period: nothing younger is ever removed.
@@ -91,6 +94,10 @@ pub enum GcError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// A purge run's lease: it could not start or finish, or another run
+    /// took the mailbox over.
+    #[error(transparent)]
+    Lease(#[from] EngineError),
     #[error("grace period {0:?} reaches before the epoch")]
     Grace(Duration),
     #[error(
@@ -181,7 +188,7 @@ pub struct GcReport {
 /// [`GcError::NotThisStoresDatabase`]), purges long-deleted mail if asked,
 /// then removes unrecorded objects and unfinished writes.
 pub async fn collect(
-    repo: &dyn Repository,
+    repo: &Arc<dyn Repository>,
     store: &BlobStore,
     options: &GcOptions,
 ) -> Result<GcReport, GcError> {
@@ -202,7 +209,8 @@ pub async fn collect(
         let done = next.is_none();
         chunk.extend(next);
         if chunk.len() >= LOOKUP_CHUNK || (done && !chunk.is_empty()) {
-            candidates.extend(unrecorded_and_old(repo, &mut chunk, cutoff, &mut report).await?);
+            candidates
+                .extend(unrecorded_and_old(repo.as_ref(), &mut chunk, cutoff, &mut report).await?);
         }
         if done {
             break;
@@ -237,7 +245,7 @@ pub async fn collect(
         let mut rest: &[StoredObject] = &candidates;
         while !rest.is_empty() {
             let part = &rest[..rest.len().min(REMOVE_CHUNK)];
-            let done = remove(repo, store, part, cutoff, now, &mut report).await?;
+            let done = remove(repo.as_ref(), store, part, cutoff, now, &mut report).await?;
             rest = &rest[done..];
         }
     }
@@ -383,13 +391,12 @@ pub struct MailboxPurge {
     pub referenced_again: u64,
 }
 
-/// How long a purge run's lease lasts without a heartbeat (it beats between chunks).
-const PURGE_LEASE: Duration = Duration::from_secs(120);
-
 /// Removes, for each of `mailboxes` (id, address), the objects only its
-/// messages deleted before `deleted_before` hold (see the module docs).
+/// messages deleted before `deleted_before` hold (see the module docs). Each
+/// mailbox's purge is a run of its own (`engine::RunLease`: its background
+/// heartbeat keeps the lease alive across chunks).
 pub async fn purge_deleted(
-    repo: &dyn Repository,
+    repo: &Arc<dyn Repository>,
     store: &BlobStore,
     mailboxes: &[(i64, String)],
     deleted_before: DateTime<Utc>,
@@ -409,22 +416,35 @@ pub async fn purge_deleted(
                 kind: RunKind::Gc,
                 window: None,
                 start_history_id: None,
-                stale_after: PURGE_LEASE,
+                stale_after: DEFAULT_LEASE,
             };
-            let mut held = match repo.start_run(&start).await {
-                Ok(held) => held,
-                Err(RepoError::Locked { run_id, .. }) => {
-                    report.skipped = Some(match run_id {
-                        Some(id) => format!("run {id} holds the mailbox"),
-                        None => "a starting run holds the mailbox".to_owned(),
-                    });
-                    reports.push(report);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            report.run_id = Some(held.fence.run_id);
-            let purged = purge_mailbox(repo, store, &held, deleted_before, &mut report).await;
+            let lease =
+                match RunLease::start(repo.clone(), &start, address, DEFAULT_DB_OUTAGE).await {
+                    Ok(lease) => lease,
+                    Err(EngineError::Locked { run_id, .. }) => {
+                        report.skipped = Some(match run_id {
+                            Some(id) => format!("run {id} holds the mailbox"),
+                            None => "a starting run holds the mailbox".to_owned(),
+                        });
+                        reports.push(report);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            report.run_id = Some(lease.run_id());
+            let purged = purge_mailbox(
+                repo.as_ref(),
+                store,
+                lease.fence(),
+                deleted_before,
+                &mut report,
+            )
+            .await;
+            if let Err(GcError::Repo(e)) = &purged
+                && is_lease_lost(e)
+            {
+                return Err(lease.lost().into());
+            }
             let counts = json!({
                 "blobs_removed": report.removed.len(),
                 "bytes_removed": report.removed.iter().map(|c| c.size).sum::<i64>(),
@@ -440,7 +460,9 @@ pub async fn purge_deleted(
                 error: purged.as_ref().err().map(ToString::to_string),
                 cursor: CursorUpdate::Keep,
             };
-            if let Err(e) = repo.finish_run(&mut held, &end).await {
+            // The purge's own result is what gc reports; a run left `running`
+            // is marked interrupted by the mailbox's next run.
+            if let Err(e) = lease.finish(&end).await {
                 warn!(mailbox = %address, error = %e, "gc: could not record the end of the purge run");
             }
             purged?;
@@ -458,18 +480,17 @@ pub async fn purge_deleted(
 async fn purge_mailbox(
     repo: &dyn Repository,
     store: &BlobStore,
-    held: &HeldRun,
+    fence: Fence,
     deleted_before: DateTime<Utc>,
     report: &mut MailboxPurge,
 ) -> Result<(), GcError> {
-    let mut tx = repo.begin(held.fence).await?;
+    let mut tx = repo.begin(fence).await?;
     let marked = tx.mark_purging(deleted_before).await?;
     tx.commit().await?;
     // Unconditional: the database, not the object's age, decides here.
     let any_time = SystemTime::now() + Duration::from_secs(365 * 86400);
     for chunk in marked.chunks(REMOVE_CHUNK) {
-        repo.heartbeat(held.fence).await?;
-        let mut tx = repo.begin(held.fence).await?;
+        let mut tx = repo.begin(fence).await?;
         let locked = tx.lock_purging(chunk, deleted_before).await?;
         report.referenced_again += (chunk.len() - locked.len()) as u64;
         let mut removed = Vec::with_capacity(locked.len());

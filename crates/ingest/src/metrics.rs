@@ -17,7 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::engine::{RunOutcome, RunSummary};
+use crate::engine::{RunSummary, RunVerdict};
 use crate::repo::{RepoError, Repository};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -183,14 +183,14 @@ impl Metrics {
         }
     }
 
-    /// The outcome label of a finished run.
-    pub fn outcome_label(outcome: RunOutcome) -> &'static str {
-        match outcome {
-            RunOutcome::Completed => "completed",
-            RunOutcome::CompletedWithSkips => "completed_with_skips",
-            RunOutcome::Failed => "failed",
-            RunOutcome::Interrupted => "interrupted",
-            RunOutcome::QuotaDaySpent => "quota_day_spent",
+    /// The `outcome` label of a finished run, from its verdict.
+    pub fn outcome_label(verdict: RunVerdict) -> &'static str {
+        match verdict {
+            RunVerdict::Completed => "completed",
+            RunVerdict::CompletedWithSkips => "completed_with_skips",
+            RunVerdict::Failed => "failed",
+            RunVerdict::Interrupted => "interrupted",
+            RunVerdict::QuotaDaySpent => "quota_day_spent",
         }
     }
 

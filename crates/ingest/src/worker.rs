@@ -1,5 +1,5 @@
 //! The worker loop: claim due mailboxes, sync each, schedule the next sync
-//! from what the sync amounted to ([`SyncOutcome`]), and, when a mailbox's
+//! from what the sync attempt came to ([`SyncAttempt`]), and, when a mailbox's
 //! completeness check is due, compare it with Gmail both ways after its sync
 //! and record what was found (`verify_runs`; `status` marks it degraded).
 //!
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::engine::{
-    Engine, EngineError, MailboxRef, Progress, RunOutcome, RunSummary, SyncRequest,
+    Engine, EngineError, MailboxRef, Progress, RunSummary, RunVerdict, SyncRequest,
 };
 use crate::metrics::Metrics;
 use crate::repo::{MailboxRow, NextSync, VerifyRun};
@@ -72,9 +72,10 @@ impl Default for WorkerOptions {
     }
 }
 
-/// What one sync attempt amounted to; drives the schedule.
+/// What one sync attempt of a claimed mailbox came to, as the worker
+/// schedules it: a run's verdict, or why no run happened (busy, failed start).
 #[derive(Debug)]
-pub enum SyncOutcome {
+pub enum SyncAttempt {
     /// The run completed (perhaps with skipped messages, listed in its summary).
     Synced(Box<RunSummary>),
     /// Another run holds the mailbox, or took it over mid-run: not a failure.
@@ -87,49 +88,49 @@ pub enum SyncOutcome {
     Failed(String),
 }
 
-impl SyncOutcome {
+impl SyncAttempt {
     /// Classifies what `Engine::sync` returned.
-    pub fn of(result: Result<RunSummary, EngineError>) -> SyncOutcome {
+    pub fn of(result: Result<RunSummary, EngineError>) -> SyncAttempt {
         match result {
-            Ok(run) => match run.outcome() {
-                RunOutcome::Completed | RunOutcome::CompletedWithSkips => {
-                    SyncOutcome::Synced(Box::new(run))
+            Ok(run) => match run.verdict() {
+                RunVerdict::Completed | RunVerdict::CompletedWithSkips => {
+                    SyncAttempt::Synced(Box::new(run))
                 }
-                RunOutcome::Interrupted => SyncOutcome::Interrupted,
-                RunOutcome::QuotaDaySpent => SyncOutcome::QuotaDaySpent {
+                RunVerdict::Interrupted => SyncAttempt::Interrupted,
+                RunVerdict::QuotaDaySpent => SyncAttempt::QuotaDaySpent {
                     resets_in: Duration::from_secs(run.quota_day_resets_in_secs.unwrap_or(0)),
                 },
-                RunOutcome::Failed => {
-                    SyncOutcome::Failed(run.error.unwrap_or_else(|| "run failed".into()))
+                RunVerdict::Failed => {
+                    SyncAttempt::Failed(run.error.unwrap_or_else(|| "run failed".into()))
                 }
             },
-            Err(EngineError::Locked { .. } | EngineError::LeaseLost { .. }) => SyncOutcome::Busy,
+            Err(EngineError::Locked { .. } | EngineError::LeaseLost { .. }) => SyncAttempt::Busy,
             // Spent before the run could start (its cursor read): the same wait.
             Err(EngineError::Gmail(gmail::GmailError::QuotaDayExhausted { resets_in, .. })) => {
-                SyncOutcome::QuotaDaySpent { resets_in }
+                SyncAttempt::QuotaDaySpent { resets_in }
             }
-            Err(e) => SyncOutcome::Failed(e.to_string()),
+            Err(e) => SyncAttempt::Failed(e.to_string()),
         }
     }
 
-    /// When the mailbox is due again after this outcome.
+    /// When the mailbox is due again after this attempt.
     pub fn next_sync<'a>(&'a self, options: &WorkerOptions) -> NextSync<'a> {
         match self {
-            SyncOutcome::Synced(_) => NextSync::AfterSuccess {
+            SyncAttempt::Synced(_) => NextSync::AfterSuccess {
                 interval: options.interval,
             },
-            SyncOutcome::Failed(error) => NextSync::AfterFailure {
+            SyncAttempt::Failed(error) => NextSync::AfterFailure {
                 error,
                 interval: options.interval,
             },
-            SyncOutcome::Busy => NextSync::Retry {
+            SyncAttempt::Busy => NextSync::Retry {
                 after: options.busy_retry,
             },
             // A minute past midnight Pacific: clocks disagree by seconds.
-            SyncOutcome::QuotaDaySpent { resets_in } => NextSync::Retry {
+            SyncAttempt::QuotaDaySpent { resets_in } => NextSync::Retry {
                 after: *resets_in + Duration::from_secs(60),
             },
-            SyncOutcome::Interrupted => NextSync::Retry {
+            SyncAttempt::Interrupted => NextSync::Retry {
                 after: Duration::ZERO,
             },
         }
@@ -165,7 +166,7 @@ impl Worker {
     pub async fn run(&self, cancel: CancellationToken) -> WorkerReport {
         let concurrency = self.options.concurrency.max(1);
         let slots = Arc::new(Semaphore::new(concurrency));
-        let mut running: JoinSet<SyncOutcome> = JoinSet::new();
+        let mut running: JoinSet<SyncAttempt> = JoinSet::new();
         let mut report = WorkerReport::default();
         info!(concurrency, org = %self.engine.org, "worker started");
         loop {
@@ -202,9 +203,9 @@ impl Worker {
                     let worker = self.clone();
                     let cancel = cancel.clone();
                     running.spawn(async move {
-                        let outcome = worker.sync_claimed(&mailbox, cancel).await;
+                        let attempt = worker.sync_claimed(&mailbox, cancel).await;
                         drop(permit);
-                        outcome
+                        attempt
                     });
                 }
             }
@@ -237,7 +238,7 @@ impl Worker {
         &self,
         mailbox: &MailboxRow,
         cancel: CancellationToken,
-    ) -> SyncOutcome {
+    ) -> SyncAttempt {
         let progress = Progress::default();
         let request = SyncRequest {
             mailbox: MailboxRef::Known {
@@ -250,22 +251,22 @@ impl Worker {
         if let Some(m) = &self.options.metrics {
             m.run_started();
         }
-        let outcome = SyncOutcome::of(self.engine.sync(request, cancel, &progress).await);
+        let attempt = SyncAttempt::of(self.engine.sync(request, cancel, &progress).await);
         if let Some(m) = &self.options.metrics {
             m.run_finished();
-            match &outcome {
-                SyncOutcome::Synced(run) => {
-                    m.record_run("sync", Some(run), Metrics::outcome_label(run.outcome()))
+            match &attempt {
+                SyncAttempt::Synced(run) => {
+                    m.record_run("sync", Some(run), Metrics::outcome_label(run.verdict()))
                 }
-                SyncOutcome::Busy => m.record_run("sync", None, "busy"),
-                SyncOutcome::Interrupted => m.record_run("sync", None, "interrupted"),
-                SyncOutcome::QuotaDaySpent { .. } => m.record_run("sync", None, "quota_day_spent"),
-                SyncOutcome::Failed(_) => m.record_run("sync", None, "failed"),
+                SyncAttempt::Busy => m.record_run("sync", None, "busy"),
+                SyncAttempt::Interrupted => m.record_run("sync", None, "interrupted"),
+                SyncAttempt::QuotaDaySpent { .. } => m.record_run("sync", None, "quota_day_spent"),
+                SyncAttempt::Failed(_) => m.record_run("sync", None, "failed"),
             }
         }
         let email = mailbox.provider_email.as_str();
-        match &outcome {
-            SyncOutcome::Synced(run) => info!(
+        match &attempt {
+            SyncAttempt::Synced(run) => info!(
                 mailbox = email,
                 run_id = run.run_id,
                 messages_inserted = run.tally.messages.inserted,
@@ -274,31 +275,31 @@ impl Worker {
                 skipped = run.tally.skipped.len(),
                 "synced"
             ),
-            SyncOutcome::Failed(err) => {
+            SyncAttempt::Failed(err) => {
                 warn!(mailbox = email, error = %err, "sync failed; backing off")
             }
-            SyncOutcome::QuotaDaySpent { resets_in } => info!(
+            SyncAttempt::QuotaDaySpent { resets_in } => info!(
                 mailbox = email,
                 resets_in_secs = resets_in.as_secs(),
                 "the project's quota day is spent; due again after midnight Pacific"
             ),
-            SyncOutcome::Busy | SyncOutcome::Interrupted => {}
+            SyncAttempt::Busy | SyncAttempt::Interrupted => {}
         }
         if let Err(e) = self
             .engine
             .repo
-            .schedule_next(mailbox.id, outcome.next_sync(&self.options))
+            .schedule_next(mailbox.id, attempt.next_sync(&self.options))
             .await
         {
             error!(mailbox = email, error = %e, "could not schedule the next sync");
         }
         // Right after a sync, so what the check finds is what the sync missed.
-        if let (SyncOutcome::Synced(_), Some(every)) = (&outcome, self.options.verify_every)
+        if let (SyncAttempt::Synced(_), Some(every)) = (&attempt, self.options.verify_every)
             && let Err(e) = self.check_completeness(mailbox, every).await
         {
             warn!(mailbox = email, error = %e, "completeness check failed; tried again next time");
         }
-        outcome
+        attempt
     }
 
     /// Runs the mailbox's completeness check if it is due, and records it.
@@ -352,13 +353,13 @@ impl Worker {
     }
 }
 
-fn tally(report: &mut WorkerReport, done: Result<SyncOutcome, tokio::task::JoinError>) {
+fn tally(report: &mut WorkerReport, done: Result<SyncAttempt, tokio::task::JoinError>) {
     match done {
-        Ok(SyncOutcome::Synced(_)) => report.synced += 1,
-        Ok(SyncOutcome::Busy) => report.busy += 1,
-        Ok(SyncOutcome::Interrupted) => report.interrupted += 1,
-        Ok(SyncOutcome::QuotaDaySpent { .. }) => report.quota_day_spent += 1,
-        Ok(SyncOutcome::Failed(_)) => report.failed += 1,
+        Ok(SyncAttempt::Synced(_)) => report.synced += 1,
+        Ok(SyncAttempt::Busy) => report.busy += 1,
+        Ok(SyncAttempt::Interrupted) => report.interrupted += 1,
+        Ok(SyncAttempt::QuotaDaySpent { .. }) => report.quota_day_spent += 1,
+        Ok(SyncAttempt::Failed(_)) => report.failed += 1,
         Err(e) => {
             error!(error = %e, "a sync task panicked");
             report.failed += 1;
@@ -374,9 +375,9 @@ mod tests {
     fn a_spent_quota_day_schedules_the_mailbox_after_midnight_pacific() {
         let options = WorkerOptions::default();
         let resets_in = Duration::from_secs(3 * 3600);
-        let outcome = SyncOutcome::QuotaDaySpent { resets_in };
+        let attempt = SyncAttempt::QuotaDaySpent { resets_in };
         assert_eq!(
-            outcome.next_sync(&options),
+            attempt.next_sync(&options),
             NextSync::Retry {
                 after: resets_in + Duration::from_secs(60)
             }

@@ -10,7 +10,7 @@ use gmail_emulator::{Emulator, EmulatorConfig};
 use ingest::engine::{Engine, EngineError, EngineOptions};
 use ingest::repo::NextSync;
 use ingest::repo::pg::PgRepository;
-use ingest::worker::{SyncOutcome, Worker, WorkerOptions};
+use ingest::worker::{SyncAttempt, Worker, WorkerOptions};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -168,26 +168,26 @@ fn outcomes_decide_the_schedule() {
         busy_retry: Duration::from_secs(7),
         ..WorkerOptions::default()
     };
-    let busy = SyncOutcome::of(Err(EngineError::Locked {
+    let busy = SyncAttempt::of(Err(EngineError::Locked {
         mailbox: "a@example.com".into(),
         run_id: Some(1),
         heartbeat_age_secs: 3,
     }));
-    assert!(matches!(busy, SyncOutcome::Busy));
+    assert!(matches!(busy, SyncAttempt::Busy));
     assert!(
         matches!(busy.next_sync(&options), NextSync::Retry { after } if after == Duration::from_secs(7))
     );
 
-    let lost = SyncOutcome::of(Err(EngineError::LeaseLost {
+    let lost = SyncAttempt::of(Err(EngineError::LeaseLost {
         mailbox: "a@example.com".into(),
         run_id: 1,
     }));
     assert!(
-        matches!(lost, SyncOutcome::Busy),
+        matches!(lost, SyncAttempt::Busy),
         "a taken-over run is not a failure"
     );
 
-    let failed = SyncOutcome::of(Err(EngineError::Internal("boom".into())));
+    let failed = SyncAttempt::of(Err(EngineError::Internal("boom".into())));
     match failed.next_sync(&options) {
         NextSync::AfterFailure { error, interval } => {
             assert_eq!(error, "boom");

@@ -74,7 +74,7 @@ impl Gc {
                 deleted_before,
             });
         }
-        let report = ingest::gc::collect(repo.as_ref(), &store, &options).await?;
+        let report = ingest::gc::collect(&repo, &store, &options).await?;
         if report.mostly_unrecorded && self.dry_run && !self.force {
             eprintln!(
                 "warning: the database records {} of the store's objects and {} older than \

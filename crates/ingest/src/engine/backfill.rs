@@ -77,7 +77,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::label_source::{LazyLabelSource, labels_without_threads_get};
-use super::run::{Run, RunEnding, RunPlan, Stage};
+use super::run::{BodyEnd, Run, RunPlan, Stage};
 use super::summary::RunSummary;
 use super::thread_fetch::ListedThread;
 use super::writer::{QueueBudget, QueuedWork};
@@ -121,7 +121,7 @@ impl Engine {
         let cancel = &cancel;
         self.run(plan, cancel, |run| async move {
             self.ingest_window(&run, window, cancel, progress).await?;
-            Ok(RunEnding {
+            Ok(BodyEnd {
                 cursor: CursorUpdate::IfAbsent(cursor),
                 window: Some(window),
                 history_expired: false,

@@ -31,9 +31,9 @@ use crate::repo::{
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub threads: Vec<ThreadWork>,
-    /// Messages fetched outside any thread's work: a sync page's skips
-    /// (and the blobs archived for them).
-    pub loose: Fetched,
+    /// Skipped messages fetched by id rather than with their thread's work
+    /// (a sync page's, a quarantine retry's), with the blobs archived for them.
+    pub threadless_skips: Fetched,
     /// Label sets of stored messages, in history order (the last one wins).
     pub label_updates: Vec<LabelUpdate>,
     /// Messages Gmail deleted: soft-deleted here.
@@ -49,7 +49,7 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Adds messages fetched by id (sync, quarantine retries): stored ones
-    /// grouped by thread as a backfill writes them, skips loose. Such a
+    /// grouped by thread as a backfill writes them, skips in `threadless_skips`. Such a
     /// thread is not known current: the next backfill re-examines it.
     pub(crate) fn add_messages(&mut self, results: impl IntoIterator<Item = MessageResult>) {
         let mut threads: BTreeMap<String, ThreadWork> = BTreeMap::new();
@@ -60,15 +60,18 @@ impl Batch {
                     .or_insert_with_key(|id| ThreadWork::new(id.clone(), None))
                     .fetched
                     .absorb(result),
-                MessageResult::Skipped { .. } => self.loose.absorb(result),
+                MessageResult::Skipped { .. } => self.threadless_skips.absorb(result),
             };
         }
         self.threads.extend(threads.into_values());
     }
 
-    /// Every set of fetched messages in the batch, threads' and loose.
+    /// Every set of fetched messages in the batch, threads' and threadless skips.
     fn fetched(&self) -> impl Iterator<Item = &Fetched> {
-        self.threads.iter().map(|t| &t.fetched).chain([&self.loose])
+        self.threads
+            .iter()
+            .map(|t| &t.fetched)
+            .chain([&self.threadless_skips])
     }
 }
 
@@ -92,7 +95,7 @@ impl Engine {
             .threads
             .iter()
             .map(|t| (format!("thread {}", t.provider_thread_id), &t.fetched.blobs))
-            .chain([("skipped messages".to_owned(), &batch.loose.blobs)])
+            .chain([("skipped messages".to_owned(), &batch.threadless_skips.blobs)])
         {
             check_blobs_durable(&self.store, puts, &what)?;
         }
@@ -439,7 +442,7 @@ impl BatchWriter<'_> {
             .threads
             .iter()
             .map(|w| (Some(w.provider_thread_id.as_str()), &w.fetched))
-            .chain([(None, &batch.loose)]);
+            .chain([(None, &batch.threadless_skips)]);
         let refused = std::mem::take(&mut self.refused_labels);
         let by_thread = by_thread.map(|(thread, fetched)| (thread, fetched.skipped.as_slice()));
         for (work_thread, skipped) in by_thread.chain([(None, refused.as_slice())]) {

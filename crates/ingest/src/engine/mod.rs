@@ -1,13 +1,14 @@
 //! The engines: backfill of a window and incremental sync from a history
-//! cursor. Both are bodies run by one lifecycle (`run`: lease, fence,
-//! heartbeat, finish) and both feed one committer (`commit`: one fenced
-//! transaction per batch). Neither sees SQL: they talk to the repository traits.
+//! cursor. Both are bodies run by one lifecycle (`run`, over `lease`: lease,
+//! fence, heartbeat, finish; gc's purge runs hold their lease through it too)
+//! and both feed one committer (`commit`: one fenced transaction per batch). Neither sees SQL: they talk to the repository traits.
 
 mod backfill;
 mod commit;
 mod error;
 mod estimate;
 mod label_source;
+mod lease;
 mod memory;
 mod outage;
 mod progress;
@@ -25,9 +26,10 @@ use std::time::Duration;
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
 pub use estimate::BackfillEstimate;
+pub(crate) use lease::{DEFAULT_DB_OUTAGE, DEFAULT_LEASE, RunLease, is_lease_lost};
 pub use memory::MessageMemory;
 pub use progress::{Progress, ProgressSnapshot};
-pub use summary::{BlobCounts, RunOutcome, RunSummary, SkipKind, Skipped, StageSeconds, Tally};
+pub use summary::{BlobCounts, RunSummary, RunVerdict, SkipKind, Skipped, StageSeconds, Tally};
 pub use sync::SyncRequest;
 pub(crate) use thread_fetch::is_spam_or_trash;
 pub use window::Window;
@@ -62,8 +64,8 @@ impl Default for EngineOptions {
         EngineOptions {
             threads_in_flight: 16,
             batch_messages: 500,
-            lease: Duration::from_secs(120),
-            db_outage: Duration::from_secs(60),
+            lease: DEFAULT_LEASE,
+            db_outage: DEFAULT_DB_OUTAGE,
             message_memory: MessageMemory::default(),
             metrics: None,
             anchor: None,

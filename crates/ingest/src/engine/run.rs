@@ -1,7 +1,8 @@
-//! The run lifecycle, in one place: start (lease + `sync.started`), heartbeat,
-//! the fence every write presents, and finish (status, counts, terminal event,
-//! cursor). Backfill and sync are bodies handed to [`Engine::run`]; they never
-//! start, fence or finish a run themselves.
+//! A run as the engines see it: [`Engine::run`] starts it ([`RunLease`]),
+//! hands a [`Run`] to the body (backfill or sync), closes it from what the
+//! body returned ([`BodyEnd`] or an error) and summarises it. The bodies never
+//! start, fence or finish a run themselves; the lease, heartbeat, fence and
+//! finish are [`RunLease`]'s.
 //!
 //! A run that started always ends recorded (completed, failed or interrupted)
 //! unless the process dies, and then the next run marks it interrupted. A run
@@ -17,20 +18,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use gmail::GmailError;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use super::outage::Outage;
+use super::lease::{RunLease, is_lease_lost};
 use super::summary::{RunSummary, StageSeconds, Tally, api_delta};
 use super::{Engine, EngineError, MailboxRef, Window};
 use crate::anchor::AnchorRecord;
-use crate::repo::{
-    CursorUpdate, Fence, HistoryCursor, RepoError, Repository, RunEnd, RunKind, RunStart, RunStatus,
-};
-
-/// How often a live run proves it is alive.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
+use crate::repo::{CursorUpdate, Fence, HistoryCursor, RunEnd, RunKind, RunStart, RunStatus};
 
 /// What a run is asked to do before its body runs.
 #[derive(Debug, Clone)]
@@ -47,9 +42,9 @@ pub(crate) struct RunPlan {
     pub api_before: gmail::ApiMetrics,
 }
 
-/// How a body that did not fail ends its run.
+/// What a body that did not fail hands back to close its run with.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RunEnding {
+pub(crate) struct BodyEnd {
     /// What completing the run does to the cursor (ignored unless it completes).
     pub cursor: CursorUpdate,
     /// The window it backed up, if any.
@@ -182,8 +177,9 @@ impl Run {
 }
 
 impl Engine {
-    /// Runs `body` as one recorded run of the planned mailbox, from lease to
-    /// summary. The body's error fails the run; a cancelled body interrupts it.
+    /// Runs `body` as one recorded run of the planned mailbox: start (the
+    /// lease), body, finish, summarise. The body's error fails the run; a
+    /// cancelled body interrupts it.
     pub(crate) async fn run<F, Fut>(
         &self,
         plan: RunPlan,
@@ -192,24 +188,25 @@ impl Engine {
     ) -> Result<RunSummary, EngineError>
     where
         F: FnOnce(Run) -> Fut,
-        Fut: Future<Output = Result<RunEnding, EngineError>> + Send,
+        Fut: Future<Output = Result<BodyEnd, EngineError>> + Send,
     {
         let started = Instant::now();
         let (mailbox_id, mailbox) = self.resolve(&plan.mailbox).await?;
-        let held = self
-            .repo
-            .start_run(&RunStart {
+        let lease = RunLease::start(
+            self.repo.clone(),
+            &RunStart {
                 mailbox_id,
                 kind: plan.kind,
                 window: plan.window,
                 start_history_id: plan.start_history_id,
                 stale_after: self.options.lease,
-            })
-            .await
-            .map_err(|e| lease_error(e, &mailbox))?;
-        let fence = held.fence;
+            },
+            &mailbox,
+            self.options.db_outage,
+        )
+        .await?;
         let run = Run(Arc::new(RunState {
-            fence,
+            fence: lease.fence(),
             mailbox: mailbox.clone(),
             include_spam_trash: plan.include_spam_trash,
             committed: Mutex::new(Tally::default()),
@@ -217,75 +214,38 @@ impl Engine {
             quarantined: OnceLock::new(),
             stages: Default::default(),
         }));
-        let heartbeat = Heartbeat::start(self.repo.clone(), fence);
         // Quarantined messages first: the oldest debt of the mailbox.
         let result = match self.retry_quarantined(&run, cancel).await {
             Ok(()) => body(run.clone()).await,
             Err(e) => Err(e),
         };
-        drop(heartbeat);
 
-        if let Err(EngineError::Repo(RepoError::LeaseLost { .. })) = &result {
-            // The run that took over already ended this one; finishing would be fenced out too.
-            return Err(lease_error(
-                RepoError::LeaseLost {
-                    run_id: fence.run_id,
-                },
-                &mailbox,
-            ));
+        if let Err(EngineError::Repo(e)) = &result
+            && is_lease_lost(e)
+        {
+            return Err(lease.lost());
         }
-        let tally = run.counted();
-        // The project's quota day is spent: not a failure of this mailbox. What
-        // was committed stays, and the next run after midnight Pacific resumes.
-        let quota_day = match &result {
-            Err(EngineError::Gmail(GmailError::QuotaDayExhausted { resets_in, .. })) => {
-                Some(*resets_in)
-            }
-            _ => None,
-        };
-        let (status, cursor, error) = match &result {
-            Ok(_) if cancel.is_cancelled() => (RunStatus::Interrupted, CursorUpdate::Keep, None),
-            Ok(ending) => (RunStatus::Completed, ending.cursor, None),
-            Err(e) if quota_day.is_some() => {
-                warn!(mailbox = %mailbox, "{e}; stopped: committed batches are kept, messages fetched but not yet committed are fetched again after the quota day rolls over");
-                (
-                    RunStatus::Interrupted,
-                    CursorUpdate::Keep,
-                    Some(e.to_string()),
-                )
-            }
-            Err(e) => (RunStatus::Failed, CursorUpdate::Keep, Some(e.to_string())),
-        };
+        let close = RunClose::of(&result, &plan, cancel, &mailbox);
         // What the run spent goes on its row too: `status` sums a quota day's.
         let api = api_delta(&self.gmail.mailbox_metrics(&mailbox), &plan.api_before);
-        let mut counts = tally.to_json()?;
-        if let Some(counts) = counts.as_object_mut() {
-            counts.insert("quota_units".into(), api.total.quota_units.into());
-        }
-        let end = RunEnd {
-            status,
-            counts,
-            error: error.clone(),
-            cursor,
-        };
-        let mut held = held;
-        let mut outage = Outage::new(self.options.db_outage);
-        loop {
-            match self.repo.finish_run(&mut held, &end).await {
-                Ok(()) => break,
-                Err(e) => {
-                    let e = lease_error(e, &mailbox);
-                    if !outage.wait_to_retry("finish run", &e).await {
-                        return Err(e);
-                    }
-                }
-            }
-        }
+        let tally = run.counted();
+        lease.finish(&close.run_end(&tally, &api)?).await?;
+        self.summarise(&run, plan.kind, close, tally, api, started)
+            .await
+    }
 
-        let (window, history_expired) = match &result {
-            Ok(ending) => (ending.window, ending.history_expired),
-            Err(_) => (plan.window, false),
-        };
+    /// The summary of a finished run, with the mailbox's cursor and ledger
+    /// head as the finish left them (the head anchored, if asked).
+    async fn summarise(
+        &self,
+        run: &Run,
+        kind: RunKind,
+        close: RunClose,
+        tally: Tally,
+        api: gmail::ApiMetrics,
+        started: Instant,
+    ) -> Result<RunSummary, EngineError> {
+        let (run_id, mailbox_id, mailbox) = (run.id(), run.mailbox_id(), run.mailbox());
         let cursor = self
             .riding_out("read cursor", || async {
                 Ok(self.repo.mailbox_cursor(mailbox_id).await?)
@@ -298,80 +258,99 @@ impl Engine {
             .await?;
         let anchor_error = match (&self.options.anchor, &ledger_head) {
             (Some(target), Some(head)) => target
-                .append(&AnchorRecord::new(&self.org, &mailbox, fence.run_id, head))
+                .append(&AnchorRecord::new(&self.org, mailbox, run_id, head))
                 .await
                 .err()
                 .map(|e| {
-                    error!(run_id = fence.run_id, error = %e, "could not anchor the ledger head");
+                    error!(run_id, error = %e, "could not anchor the ledger head");
                     e.to_string()
                 }),
             _ => None,
         };
         Ok(RunSummary {
-            run_id: fence.run_id,
-            mailbox,
-            kind: plan.kind,
-            status,
-            window,
+            run_id,
+            mailbox: mailbox.to_owned(),
+            kind,
+            status: close.status,
+            window: close.window,
             tally,
-            history_expired,
+            history_expired: close.history_expired,
             cursor: cursor.map(|c| c.to_string()),
             api,
             duration_ms: started.elapsed().as_millis() as u64,
             stages: run.stages(),
-            error,
-            quota_day_resets_in_secs: quota_day.map(|d| d.as_secs()),
+            error: close.error,
+            quota_day_resets_in_secs: close.quota_day_resets_in.map(|d| d.as_secs()),
             ledger_head,
             anchor_error,
         })
     }
 }
 
-/// The repository's lease answers, named for the operator.
-fn lease_error(err: RepoError, mailbox: &str) -> EngineError {
-    match err {
-        RepoError::Locked {
-            run_id,
-            heartbeat_age_secs,
-        } => EngineError::Locked {
-            mailbox: mailbox.to_owned(),
-            run_id,
-            heartbeat_age_secs,
-        },
-        RepoError::LeaseLost { run_id } => EngineError::LeaseLost {
-            mailbox: mailbox.to_owned(),
-            run_id,
-        },
-        other => EngineError::Repo(other),
-    }
+/// How a run that still holds its mailbox is closed, decided from what its
+/// body returned: what its finish records, and what its summary reports.
+struct RunClose {
+    status: RunStatus,
+    cursor: CursorUpdate,
+    error: Option<String>,
+    /// The project's quota day stopped the run; it resets after this long.
+    quota_day_resets_in: Option<Duration>,
+    /// The window the run backed up (the body's, or the plan's if it failed).
+    window: Option<Window>,
+    /// A sync found its history expired and fell back to a window.
+    history_expired: bool,
 }
 
-/// Proves the run alive every few seconds until dropped.
-struct Heartbeat(JoinHandle<()>);
-
-impl Heartbeat {
-    fn start(repo: Arc<dyn Repository>, fence: Fence) -> Self {
-        Heartbeat(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                match repo.heartbeat(fence).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        // The fence stops its next commit; nothing to beat for.
-                        warn!(run_id = fence.run_id, "run no longer holds its mailbox");
-                        return;
-                    }
-                    Err(err) => warn!(run_id = fence.run_id, error = %err, "heartbeat failed"),
+impl RunClose {
+    fn of(
+        result: &Result<BodyEnd, EngineError>,
+        plan: &RunPlan,
+        cancel: &CancellationToken,
+        mailbox: &str,
+    ) -> RunClose {
+        let (window, history_expired) = match result {
+            Ok(end) => (end.window, end.history_expired),
+            Err(_) => (plan.window, false),
+        };
+        let close = |status, cursor, error: Option<&EngineError>| RunClose {
+            status,
+            cursor,
+            error: error.map(ToString::to_string),
+            quota_day_resets_in: None,
+            window,
+            history_expired,
+        };
+        match result {
+            Ok(_) if cancel.is_cancelled() => {
+                close(RunStatus::Interrupted, CursorUpdate::Keep, None)
+            }
+            Ok(end) => close(RunStatus::Completed, end.cursor, None),
+            // The project's quota day is spent: not a failure of this mailbox.
+            // What was committed stays, and the next run after midnight
+            // Pacific resumes.
+            Err(e @ EngineError::Gmail(GmailError::QuotaDayExhausted { resets_in, .. })) => {
+                warn!(mailbox = %mailbox, "{e}; stopped: committed batches are kept, messages fetched but not yet committed are fetched again after the quota day rolls over");
+                RunClose {
+                    quota_day_resets_in: Some(*resets_in),
+                    ..close(RunStatus::Interrupted, CursorUpdate::Keep, Some(e))
                 }
             }
-        }))
+            Err(e) => close(RunStatus::Failed, CursorUpdate::Keep, Some(e)),
+        }
     }
-}
 
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
+    /// What the finish records: this close, with the run's counts and the
+    /// quota units it spent.
+    fn run_end(&self, tally: &Tally, api: &gmail::ApiMetrics) -> Result<RunEnd, EngineError> {
+        let mut counts = tally.to_json()?;
+        if let Some(counts) = counts.as_object_mut() {
+            counts.insert("quota_units".into(), api.total.quota_units.into());
+        }
+        Ok(RunEnd {
+            status: self.status,
+            counts,
+            error: self.error.clone(),
+            cursor: self.cursor,
+        })
     }
 }

@@ -1,5 +1,5 @@
 //! The run summary: what a run did, as the CLI prints it (`--json`: one object),
-//! and [`RunOutcome`], the one classification of a finished run that the CLI's
+//! and [`RunVerdict`], the one classification of a finished run that the CLI's
 //! exit codes and the worker's schedule both follow.
 
 use serde::Serialize;
@@ -153,9 +153,10 @@ pub struct StageSeconds {
     pub write: f64,
 }
 
-/// What a finished run amounts to for whoever started it.
+/// The verdict on a finished run for whoever started it: the one
+/// classification the CLI's exit codes and the worker's schedule follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum RunOutcome {
+pub enum RunVerdict {
     /// Everything in scope is stored.
     Completed,
     /// Completed, but some messages were skipped (listed in the summary).
@@ -170,15 +171,16 @@ pub enum RunOutcome {
 }
 
 impl RunSummary {
-    pub fn outcome(&self) -> RunOutcome {
+    /// The verdict on this run (see [`RunVerdict`]).
+    pub fn verdict(&self) -> RunVerdict {
         match self.status {
-            RunStatus::Completed if self.tally.skipped.is_empty() => RunOutcome::Completed,
-            RunStatus::Completed => RunOutcome::CompletedWithSkips,
+            RunStatus::Completed if self.tally.skipped.is_empty() => RunVerdict::Completed,
+            RunStatus::Completed => RunVerdict::CompletedWithSkips,
             RunStatus::Interrupted if self.quota_day_resets_in_secs.is_some() => {
-                RunOutcome::QuotaDaySpent
+                RunVerdict::QuotaDaySpent
             }
-            RunStatus::Interrupted => RunOutcome::Interrupted,
-            RunStatus::Failed | RunStatus::Running => RunOutcome::Failed,
+            RunStatus::Interrupted => RunVerdict::Interrupted,
+            RunStatus::Failed | RunStatus::Running => RunVerdict::Failed,
         }
     }
 }

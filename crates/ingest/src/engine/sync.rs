@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::commit::Batch;
-use super::run::{Run, RunEnding, RunPlan, Stage};
+use super::run::{BodyEnd, Run, RunPlan, Stage};
 use super::summary::RunSummary;
 use super::thread_fetch::{MessageResult, is_spam_or_trash};
 use super::{Engine, EngineError, MailboxRef, Progress, Window};
@@ -75,7 +75,7 @@ impl Engine {
                 match self.replay_history(&run, start, cancel).await {
                     // The cursor advanced page by page with the data.
                     Ok(()) => {
-                        return Ok(RunEnding {
+                        return Ok(BodyEnd {
                             cursor: CursorUpdate::Keep,
                             window: None,
                             history_expired: false,
@@ -94,7 +94,7 @@ impl Engine {
             // The fresh cursor comes first: changes during the backfill replay next time.
             let profile = self.gmail.profile(run.mailbox()).await?;
             self.ingest_window(&run, fallback, cancel, progress).await?;
-            Ok(RunEnding {
+            Ok(BodyEnd {
                 cursor: CursorUpdate::Advance(HistoryCursor(profile.history_id)),
                 window: Some(fallback),
                 history_expired: cursor.is_some(),
