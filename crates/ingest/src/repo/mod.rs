@@ -52,7 +52,7 @@ pub use rows::{
 pub use target::DatabaseTarget;
 pub(crate) use text::strip_nul;
 
-use crate::engine::Window;
+use crate::domain::Window;
 
 /// The database as the rest of ingest sees it. Methods that write a mailbox's
 /// mail take a [`Fence`] (through [`Repository::begin`] or

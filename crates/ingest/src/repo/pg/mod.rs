@@ -36,7 +36,7 @@ use super::{
     QuarantinedMessage, RepoError, RepoTx, Repository, RunEnd, RunStart, ThreadUpsert,
     UpsertResult, as_i64,
 };
-use crate::engine::Window;
+use crate::domain::Window;
 
 /// The repository over a PostgreSQL pool.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use ledger::Subject;
 use sqlx::PgPool;
 
-use crate::engine::Window;
+use crate::domain::Window;
 use crate::repo::shared::{DUPLICATE_CHECKS, message_id_of};
 use crate::repo::{DuplicateKey, MailboxCounts, RepoError};
 

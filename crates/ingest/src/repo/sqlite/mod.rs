@@ -37,7 +37,7 @@ use super::{
     QuarantinedMessage, RepoError, RepoTx, Repository, RunEnd, RunStart, StoredThread,
     ThreadUpsert, UpsertResult, VerifyRun, as_i64,
 };
-use crate::engine::Window;
+use crate::domain::Window;
 
 /// The `strftime` format of timestamps computed in SQL: RFC 3339 UTC, the
 /// shape sqlx binds, so stored timestamps compare as text in time order.
