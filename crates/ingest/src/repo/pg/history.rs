@@ -1,12 +1,13 @@
 //! PostgreSQL: the reads of the anchored ledger and of the mailbox's past
-//! (see `repo::history`), and the pages `export` reads (`repo::export`).
-//! Subjects are whole keys built by `ledger::Subject`.
+//! (`LedgerHistory`, see `repo::history`). Subjects are whole keys built by
+//! `ledger::Subject`.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger::Subject;
 use sqlx::PgPool;
 
-use crate::repo::{EventRow, ExportFilter, ExportRow, MessageEvent, RepoError, RowEventMismatch};
+use crate::repo::{EventRow, MessageEvent, RepoError, RowEventMismatch};
 
 pub(crate) async fn ledger_hash_at(
     pool: &PgPool,
@@ -76,91 +77,37 @@ pub(crate) async fn message_events_until(
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("read message events"))?;
-    rows.into_iter().map(super::super::history_event).collect()
+    rows.into_iter().map(crate::repo::history_event).collect()
 }
 
-pub(crate) async fn export_page(
-    pool: &PgPool,
-    filter: &ExportFilter,
-    after_id: i64,
-    limit: i64,
-) -> Result<Vec<ExportRow>, RepoError> {
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        Vec<String>,
-        DateTime<Utc>,
-        String,
-        i64,
-        bool,
-        bool,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT m.id, mb.provider_email, m.provider_message_id, m.provider_thread_id,
-                m.label_ids, m.internal_date, m.raw_sha256, m.raw_size, m.deleted_at IS NOT NULL,
-                EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = m.raw_sha256 AND b.state = 'purged')
-         FROM mail_messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
-         WHERE m.mailbox_id = ANY($1) AND m.id > $2
-           AND ($3::timestamptz IS NULL OR m.internal_date >= $3)
-           AND ($4::timestamptz IS NULL OR m.internal_date < $4)
-           AND ($5::text IS NULL OR $5 = ANY(m.label_ids))
-           AND ($6 OR m.deleted_at IS NULL)
-         ORDER BY m.id LIMIT $7",
-    )
-    .bind(&filter.mailbox_ids)
-    .bind(after_id)
-    .bind(filter.since)
-    .bind(filter.until)
-    .bind(filter.label.as_deref())
-    .bind(filter.include_deleted)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("read messages to export"))?;
-    Ok(rows.into_iter().map(export_row).collect())
-}
+#[async_trait]
+impl crate::repo::LedgerHistory for super::PgRepository {
+    async fn ledger_head(&self, mailbox_id: i64) -> Result<Option<ledger::ChainHead>, RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        Ok(ledger::chain_head(&mut conn, mailbox_id).await?)
+    }
 
-/// (row id, mailbox, message, thread, labels, internalDate, raw sha256, raw size, deleted,
-/// raw bytes purged by gc).
-type PgExportRow = (
-    i64,
-    String,
-    String,
-    String,
-    Vec<String>,
-    DateTime<Utc>,
-    String,
-    i64,
-    bool,
-    bool,
-);
+    async fn ledger_hash_at(&self, mailbox_id: i64, seq: i64) -> Result<Option<String>, RepoError> {
+        ledger_hash_at(&self.pool, mailbox_id, seq).await
+    }
 
-fn export_row(
-    (
-        id,
-        mailbox,
-        provider_message_id,
-        provider_thread_id,
-        label_ids,
-        internal_date,
-        raw_sha256,
-        raw_size,
-        deleted,
-        purged,
-    ): PgExportRow,
-) -> ExportRow {
-    ExportRow {
-        id,
-        mailbox,
-        provider_message_id,
-        provider_thread_id,
-        label_ids,
-        internal_date,
-        raw_sha256,
-        raw_size,
-        deleted,
-        purged,
+    async fn rows_disagreeing_with_ledger(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<RowEventMismatch>, RepoError> {
+        rows_disagreeing_with_ledger(&self.pool, mailbox_id, limit).await
+    }
+
+    async fn message_events_until(
+        &self,
+        mailbox_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<MessageEvent>, RepoError> {
+        message_events_until(&self.pool, mailbox_id, at).await
     }
 }

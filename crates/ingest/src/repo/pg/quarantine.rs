@@ -2,6 +2,7 @@
 //! a failed attempt inside a batch's fenced transaction, releasing messages
 //! that were stored or are gone, and the reads of the retry pass and `status`.
 
+use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
 
 use crate::repo::quarantine::{MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF};
@@ -152,4 +153,26 @@ pub(crate) async fn requeue(pool: &PgPool, mailbox_id: i64) -> Result<u64, RepoE
     .await
     .map_err(RepoError::db("requeue quarantined messages"))?;
     Ok(done.rows_affected())
+}
+
+#[async_trait]
+impl crate::repo::Quarantine for super::PgRepository {
+    async fn due_quarantined(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError> {
+        due(&self.pool, mailbox_id, limit).await
+    }
+
+    async fn quarantined(
+        &self,
+        mailbox_id: Option<i64>,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError> {
+        list(&self.pool, mailbox_id).await
+    }
+
+    async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError> {
+        requeue(&self.pool, mailbox_id).await
+    }
 }

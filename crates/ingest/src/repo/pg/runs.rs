@@ -16,6 +16,7 @@
 //! finds itself fenced out; the partial unique index `sync_runs_one_running`
 //! keeps a second running row from ever existing.
 
+use async_trait::async_trait;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +25,8 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use tracing::{info, warn};
 
+use super::tx::PgTx;
+use crate::repo::RepoTx;
 use crate::repo::{CursorUpdate, Fence, HeldRun, RepoError, RunEnd, RunStart, RunStatus, as_i64};
 
 /// First half of the run lock's key: ASCII "MRUN" (the ledger uses "LEDG").
@@ -355,4 +358,25 @@ async fn take_over_if_hung(
         run_id: Some(run_id),
         heartbeat_age_secs: age as i64,
     })
+}
+
+#[async_trait]
+impl crate::repo::Runs for super::PgRepository {
+    async fn start_run(&self, start: &RunStart) -> Result<HeldRun, RepoError> {
+        start_run(&self.pool, start).await
+    }
+
+    async fn heartbeat(&self, fence: Fence) -> Result<bool, RepoError> {
+        heartbeat(&self.pool, fence).await
+    }
+
+    async fn finish_run(&self, run: &mut HeldRun, end: &RunEnd) -> Result<(), RepoError> {
+        finish_run(&self.pool, run, end).await
+    }
+
+    async fn begin(&self, fence: Fence) -> Result<Box<dyn RepoTx>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(RepoError::db("begin"))?;
+        prove_lease(&mut tx, fence).await?;
+        Ok(Box::new(PgTx { tx, fence }))
+    }
 }

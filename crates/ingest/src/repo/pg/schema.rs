@@ -4,6 +4,8 @@
 //! migration run, so two processes migrating at once serialise instead of
 //! racing, and an already-applied migration is skipped by checksum.
 
+use crate::repo::RepoError;
+use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::migrate::{MigrateError, Migrator};
 
@@ -14,4 +16,11 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 #[tracing::instrument(skip_all)]
 pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await
+}
+
+#[async_trait]
+impl crate::repo::Repository for super::PgRepository {
+    async fn migrate(&self) -> Result<(), RepoError> {
+        migrate(&self.pool).await.map_err(RepoError::Migrate)
+    }
 }

@@ -8,7 +8,11 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
+use super::begin_immediate;
+use crate::repo::PurgeCandidate;
 use crate::repo::{BlobUpsert, GcTx, RepoError};
+use chrono::DateTime;
+use chrono::Utc;
 
 pub(super) async fn blobs_with_rows(
     conn: &mut SqliteConnection,
@@ -214,5 +218,27 @@ pub(super) mod purge {
         .await
         .map_err(RepoError::db(OP))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::repo::GcStore for super::SqliteRepository {
+    async fn purge_candidates(
+        &self,
+        mailbox_id: i64,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<PurgeCandidate>, RepoError> {
+        let mut conn = self.conn().await?;
+        purge::candidates(&mut conn, mailbox_id, deleted_before).await
+    }
+
+    async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+        let mut conn = self.conn().await?;
+        blobs_with_rows(&mut conn, sha256s).await
+    }
+
+    async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError> {
+        let tx = begin_immediate(&self.pool, "begin gc").await?;
+        Ok(Box::new(SqliteGcTx::new(tx)))
     }
 }

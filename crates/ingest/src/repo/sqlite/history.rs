@@ -1,12 +1,13 @@
-//! SQLite: the reads of the anchored ledger and of the mailbox's past (see
-//! `repo::history`), and the pages `export` reads (`repo::export`).
-//! Subjects are whole keys built by `ledger::Subject`.
+//! SQLite: the reads of the anchored ledger and of the mailbox's past
+//! (`LedgerHistory`, see `repo::history`). Subjects are whole keys built by
+//! `ledger::Subject`.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger::Subject;
 use sqlx::SqlitePool;
 
-use crate::repo::{EventRow, ExportFilter, ExportRow, MessageEvent, RepoError, RowEventMismatch};
+use crate::repo::{EventRow, MessageEvent, RepoError, RowEventMismatch};
 
 pub(crate) async fn ledger_hash_at(
     pool: &SqlitePool,
@@ -76,86 +77,32 @@ pub(crate) async fn message_events_until(
     .fetch_all(pool)
     .await
     .map_err(RepoError::db("read message events"))?;
-    rows.into_iter().map(super::super::history_event).collect()
+    rows.into_iter().map(crate::repo::history_event).collect()
 }
 
-pub(crate) async fn export_page(
-    pool: &SqlitePool,
-    filter: &ExportFilter,
-    after_id: i64,
-    limit: i64,
-) -> Result<Vec<ExportRow>, RepoError> {
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        DateTime<Utc>,
-        String,
-        i64,
-        bool,
-        bool,
-    );
-    let mailbox_ids =
-        serde_json::to_string(&filter.mailbox_ids).map_err(|source| RepoError::Encode {
-            operation: "read messages to export",
-            source,
-        })?;
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT m.id, mb.provider_email, m.provider_message_id, m.provider_thread_id,
-                m.label_ids, m.internal_date, m.raw_sha256, m.raw_size, m.deleted_at IS NOT NULL,
-                EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = m.raw_sha256 AND b.state = 'purged')
-         FROM mail_messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
-         WHERE m.mailbox_id IN (SELECT value FROM json_each(?1)) AND m.id > ?2
-           AND (?3 IS NULL OR m.internal_date >= ?3)
-           AND (?4 IS NULL OR m.internal_date < ?4)
-           AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.label_ids) WHERE value = ?5))
-           AND (?6 OR m.deleted_at IS NULL)
-         ORDER BY m.id LIMIT ?7",
-    )
-    .bind(mailbox_ids)
-    .bind(after_id)
-    .bind(filter.since)
-    .bind(filter.until)
-    .bind(filter.label.as_deref())
-    .bind(filter.include_deleted)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("read messages to export"))?;
-    rows.into_iter()
-        .map(
-            |(
-                id,
-                mailbox,
-                provider_message_id,
-                provider_thread_id,
-                labels,
-                internal_date,
-                raw_sha256,
-                raw_size,
-                deleted,
-                purged,
-            )| {
-                let label_ids = serde_json::from_str(&labels).map_err(|e| {
-                    RepoError::Corrupt(format!(
-                        "labels of message {provider_message_id} are not a JSON array: {e}"
-                    ))
-                })?;
-                Ok(ExportRow {
-                    id,
-                    mailbox,
-                    provider_message_id,
-                    provider_thread_id,
-                    label_ids,
-                    internal_date,
-                    raw_sha256,
-                    raw_size,
-                    deleted,
-                    purged,
-                })
-            },
-        )
-        .collect()
+#[async_trait]
+impl crate::repo::LedgerHistory for super::SqliteRepository {
+    async fn ledger_head(&self, mailbox_id: i64) -> Result<Option<ledger::ChainHead>, RepoError> {
+        Ok(ledger::sqlite::chain_head(&mut *self.conn().await?, mailbox_id).await?)
+    }
+
+    async fn ledger_hash_at(&self, mailbox_id: i64, seq: i64) -> Result<Option<String>, RepoError> {
+        ledger_hash_at(&self.pool, mailbox_id, seq).await
+    }
+
+    async fn rows_disagreeing_with_ledger(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<RowEventMismatch>, RepoError> {
+        rows_disagreeing_with_ledger(&self.pool, mailbox_id, limit).await
+    }
+
+    async fn message_events_until(
+        &self,
+        mailbox_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<MessageEvent>, RepoError> {
+        message_events_until(&self.pool, mailbox_id, at).await
+    }
 }

@@ -4,11 +4,13 @@
 //! writer at a time, so two workers on this database never claim the same
 //! mailbox (what `FOR UPDATE SKIP LOCKED` gives on PostgreSQL).
 
+use async_trait::async_trait;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, SqlitePool};
 
+use super::begin_immediate;
 use super::{TS, after, now};
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
 
@@ -295,4 +297,55 @@ pub(crate) async fn status(pool: &SqlitePool) -> Result<Vec<MailboxStatus>, Repo
     .map_err(RepoError::db("read status"))?;
     let at = now();
     rows.into_iter().map(|r| r.into_status(at)).collect()
+}
+
+#[async_trait]
+impl crate::repo::Mailboxes for super::SqliteRepository {
+    async fn register_mailbox(&self, org: &str, email: &str) -> Result<(i64, Outcome), RepoError> {
+        let mut tx = begin_immediate(&self.pool, "register mailbox").await?;
+        let done = upsert(&mut tx, org, email).await?;
+        tx.commit().await.map_err(RepoError::db("commit"))?;
+        Ok(done)
+    }
+
+    async fn add_mailbox(
+        &self,
+        org: &str,
+        email: &str,
+        interval: Option<Duration>,
+    ) -> Result<(i64, Outcome), RepoError> {
+        let mut tx = begin_immediate(&self.pool, "add mailbox").await?;
+        let done = add(&mut tx, org, email, interval).await?;
+        tx.commit().await.map_err(RepoError::db("commit"))?;
+        Ok(done)
+    }
+
+    async fn disable_mailbox(&self, org: &str, email: &str) -> Result<bool, RepoError> {
+        disable(&self.pool, org, email).await
+    }
+
+    async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError> {
+        list(&self.pool).await
+    }
+
+    async fn mailbox_cursor(&self, mailbox_id: i64) -> Result<Option<HistoryCursor>, RepoError> {
+        cursor(&self.pool, mailbox_id).await
+    }
+
+    async fn claim_due(
+        &self,
+        org: &str,
+        limit: usize,
+        hold: Duration,
+    ) -> Result<Vec<MailboxRow>, RepoError> {
+        claim_due(&self.pool, org, limit, hold).await
+    }
+
+    async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError> {
+        schedule_next(&self.pool, mailbox_id, next).await
+    }
+
+    async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
+        status(&self.pool).await
+    }
 }

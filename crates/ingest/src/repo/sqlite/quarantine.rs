@@ -1,6 +1,7 @@
 //! SQLite statements of the quarantine (`quarantined_messages`); the rules are
 //! those of the PostgreSQL backend (see `repo::quarantine`).
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use sqlx::{SqliteConnection, SqlitePool};
@@ -145,4 +146,26 @@ pub(crate) async fn requeue(pool: &SqlitePool, mailbox_id: i64) -> Result<u64, R
     .await
     .map_err(RepoError::db("requeue quarantined messages"))?;
     Ok(done.rows_affected())
+}
+
+#[async_trait]
+impl crate::repo::Quarantine for super::SqliteRepository {
+    async fn due_quarantined(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError> {
+        due(&self.pool, mailbox_id, limit).await
+    }
+
+    async fn quarantined(
+        &self,
+        mailbox_id: Option<i64>,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError> {
+        list(&self.pool, mailbox_id).await
+    }
+
+    async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError> {
+        requeue(&self.pool, mailbox_id).await
+    }
 }

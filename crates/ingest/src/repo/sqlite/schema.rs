@@ -1,5 +1,7 @@
 //! SQLite: the embedded schema, `migrations/sqlite` at the workspace root, compiled in.
 
+use crate::repo::RepoError;
+use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::migrate::{MigrateError, Migrator};
 
@@ -11,4 +13,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// sqlx's SQLite migrator does not serialise two processes migrating at once.
 pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await
+}
+
+#[async_trait]
+impl crate::repo::Repository for super::SqliteRepository {
+    async fn migrate(&self) -> Result<(), RepoError> {
+        let _lock = self.locks.setup().await?;
+        migrate(&self.pool).await.map_err(RepoError::Migrate)
+    }
 }
