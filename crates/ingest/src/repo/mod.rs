@@ -34,7 +34,7 @@ pub mod quarantine;
 mod quota;
 mod rows;
 mod runs;
-mod shared;
+mod sql;
 pub mod sqlite;
 mod target;
 mod text;

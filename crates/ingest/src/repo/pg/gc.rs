@@ -94,7 +94,7 @@ pub(super) mod purge {
     use chrono::{DateTime, Utc};
     use sqlx::PgConnection;
 
-    use crate::repo::shared::{holders, only_long_deleted_hold, purge_candidates, purgeable};
+    use crate::repo::sql::purge::{holders, only_long_deleted_hold, purge_candidates, purgeable};
     use crate::repo::{PurgeCandidate, RepoError};
 
     // Every dynamic statement below is built from the constant fragments of

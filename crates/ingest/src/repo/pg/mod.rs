@@ -8,11 +8,9 @@
 //! a `PgConnection`, for tests that exercise them inside a transaction of
 //! their own.
 
-mod audit;
 mod connect;
 mod export;
 mod gc;
-mod history;
 mod mailboxes;
 mod plan_reads;
 mod quarantine;
@@ -53,5 +51,12 @@ impl PgRepository {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// The portable statements (`repo::sql`) run on this pool.
+impl super::sql::HasDb for PgRepository {
+    fn db(&self) -> super::sql::Db<'_> {
+        super::sql::Db::Pg(&self.pool)
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
 
 use crate::repo::quarantine::{MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF};
-use crate::repo::shared::{QUARANTINE_COLUMNS, QuarantineRow};
+use crate::repo::sql::{QUARANTINE_COLUMNS, QuarantineRow};
 use crate::repo::text::without_nul;
 use crate::repo::{Fence, RepoError};
 

@@ -10,11 +10,9 @@
 //! that role, with the same file names as [`super::pg`]; the run lease is in
 //! `runs`.
 
-mod audit;
 mod connect;
 mod export;
 mod gc;
-mod history;
 mod mailboxes;
 mod plan_reads;
 mod quarantine;
@@ -104,5 +102,12 @@ impl SqliteRepository {
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Sqlite>, RepoError> {
         self.pool.acquire().await.map_err(RepoError::db("acquire"))
+    }
+}
+
+/// The portable statements (`repo::sql`) run on this pool.
+impl super::sql::HasDb for SqliteRepository {
+    fn db(&self) -> super::sql::Db<'_> {
+        super::sql::Db::Sqlite(&self.pool)
     }
 }

@@ -8,7 +8,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::{TS, after, now};
 use crate::repo::quarantine::{MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF};
-use crate::repo::shared::{QUARANTINE_COLUMNS, QuarantineRow};
+use crate::repo::sql::{QUARANTINE_COLUMNS, QuarantineRow};
 use crate::repo::text::without_nul;
 use crate::repo::{Fence, RepoError};
 
