@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::engine::EngineError;
 use crate::mime;
-use crate::repo::Repository;
+use crate::repo::AuditReads;
 
 /// Blobs checked at once.
 const CHECKS_IN_FLIGHT: usize = 16;
@@ -49,7 +49,7 @@ impl RepairReport {
 
 /// Repairs every mailbox (or those with this address).
 pub async fn repair(
-    repo: &dyn Repository,
+    repo: &dyn AuditReads,
     store: &BlobStore,
     gmail: &GmailClient,
     email: Option<&str>,
@@ -62,7 +62,7 @@ pub async fn repair(
 }
 
 async fn repair_mailbox(
-    repo: &dyn Repository,
+    repo: &dyn AuditReads,
     store: &BlobStore,
     gmail: &GmailClient,
     mailbox_id: i64,
@@ -110,7 +110,7 @@ async fn repair_mailbox(
 /// Fetches the blob's bytes again through one of its owners; `Ok(Err(why))`
 /// when no owner yields exactly these bytes.
 async fn restore(
-    repo: &dyn Repository,
+    repo: &dyn AuditReads,
     store: &BlobStore,
     gmail: &GmailClient,
     mailbox_id: i64,

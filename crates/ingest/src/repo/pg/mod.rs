@@ -9,10 +9,8 @@
 //! their own.
 
 mod connect;
-mod export;
 mod gc;
 mod mailboxes;
-mod plan_reads;
 mod quarantine;
 mod quota;
 mod runs;

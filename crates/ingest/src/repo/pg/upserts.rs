@@ -9,7 +9,7 @@
 //! afterwards in a second statement that sees every committed row.
 //!
 //! Reads by natural key inside the transaction use the lateral form of
-//! `plan_reads` (see there why never `key = ANY($n)`).
+//! `repo::sql::Dialect::rows_by_key` (see there why never `key = ANY($n)`).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

@@ -12,7 +12,9 @@
 //! where their strategies differ.
 
 mod audit;
+mod export;
 mod history;
+mod plan_reads;
 pub(crate) mod purge;
 mod quarantine_row;
 mod values;
@@ -57,6 +59,32 @@ impl Dialect {
         match self {
             Dialect::Postgres => format!("{column} = ANY({param})"),
             Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each({param}))"),
+        }
+    }
+
+    /// `SELECT {columns}` of the rows of `table` in mailbox `$1` whose `key`
+    /// is one of the ids bound at `$2` as an [`IdList`].
+    ///
+    /// PostgreSQL probes the unique index once per key,
+    /// `unnest(keys) CROSS JOIN LATERAL (… LIMIT 1)`, never `key = ANY($2)`:
+    /// during a first backfill the tables grow by thousands of rows a second
+    /// while their statistics still describe an empty table, and with `= ANY`
+    /// the planner then picks a scan of every row of the mailbox (through the
+    /// `(mailbox_id, internal_date)` index) for each call. That made one
+    /// lookup per thread cost O(mailbox) and the backfill quadratic. The
+    /// lateral form leaves one plan, whatever the statistics say.
+    pub(crate) fn rows_by_key(self, columns: &str, table: &str, key: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "SELECT {columns} FROM unnest($2::text[]) AS k(id)
+                 CROSS JOIN LATERAL (
+                     SELECT {columns} FROM {table}
+                     WHERE mailbox_id = $1 AND {key} = k.id LIMIT 1) t"
+            ),
+            Dialect::Sqlite => format!(
+                "SELECT {columns} FROM {table}
+                 WHERE mailbox_id = $1 AND {key} IN (SELECT value FROM json_each($2))"
+            ),
         }
     }
 }

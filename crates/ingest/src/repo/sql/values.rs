@@ -1,37 +1,38 @@
 //! The two values the backends store differently, as one Rust type each with
 //! a codec per backend: a bound list of ids and a message's stored labels.
 
+use serde::Serialize;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
+use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueRef};
 use sqlx::sqlite::{SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 
 use crate::repo::RepoError;
 
-/// A list of ids bound as one parameter: a `text[]` on PostgreSQL, a JSON
+/// A list of ids bound as one parameter: an array on PostgreSQL, a JSON
 /// array on SQLite (read with `json_each`); see `Dialect::in_list`.
-pub(crate) struct IdList<'a>(pub(crate) &'a [String]);
+pub(crate) struct IdList<'a, T>(pub(crate) &'a [T]);
 
-impl Type<Postgres> for IdList<'_> {
+impl<T: PgHasArrayType> Type<Postgres> for IdList<'_, T> {
     fn type_info() -> PgTypeInfo {
-        <Vec<String> as Type<Postgres>>::type_info()
+        T::array_type_info()
     }
 }
 
-impl Encode<'_, Postgres> for IdList<'_> {
+impl<'q, T: Encode<'q, Postgres> + Type<Postgres>> Encode<'q, Postgres> for IdList<'_, T> {
     fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <&[String] as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+        <&[T] as Encode<Postgres>>::encode_by_ref(&self.0, buf)
     }
 }
 
-impl Type<Sqlite> for IdList<'_> {
+impl<T> Type<Sqlite> for IdList<'_, T> {
     fn type_info() -> SqliteTypeInfo {
         <String as Type<Sqlite>>::type_info()
     }
 }
 
-impl Encode<'_, Sqlite> for IdList<'_> {
+impl<T: Serialize> Encode<'_, Sqlite> for IdList<'_, T> {
     fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
         <String as Encode<Sqlite>>::encode(serde_json::to_string(self.0)?, buf)
     }

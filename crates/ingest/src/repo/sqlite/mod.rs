@@ -11,10 +11,8 @@
 //! `runs`.
 
 mod connect;
-mod export;
 mod gc;
 mod mailboxes;
-mod plan_reads;
 mod quarantine;
 mod quota;
 mod runs;
