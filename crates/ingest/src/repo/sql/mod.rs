@@ -16,12 +16,11 @@ mod export;
 mod history;
 mod plan_reads;
 pub(crate) mod purge;
-mod quarantine_row;
+mod quarantine;
 mod values;
 
 use sqlx::{PgPool, SqlitePool};
 
-pub(crate) use quarantine_row::{QUARANTINE_COLUMNS, QuarantineRow};
 pub(crate) use values::{IdList, Labels};
 
 /// The pool a portable statement runs on.
@@ -59,6 +58,41 @@ impl Dialect {
         match self {
             Dialect::Postgres => format!("{column} = ANY({param})"),
             Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each({param}))"),
+        }
+    }
+
+    /// The current time as a statement reads it: PostgreSQL's own clock,
+    /// SQLite's the host's, bound at `param` (see [`Dialect::host_clock`]).
+    pub(crate) fn now(self, param: &str) -> String {
+        match self {
+            Dialect::Postgres => "now()".to_owned(),
+            Dialect::Sqlite => param.to_owned(),
+        }
+    }
+
+    /// The value to bind for [`Dialect::now`]'s parameter: none on
+    /// PostgreSQL, the host's clock on SQLite (an embedded database has one
+    /// host).
+    pub(crate) fn host_clock(self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Dialect::Postgres => None,
+            Dialect::Sqlite => Some(chrono::Utc::now()),
+        }
+    }
+
+    /// A parameter that may be NULL, typed where PostgreSQL cannot infer it.
+    pub(crate) fn typed(self, param: &str, pg_type: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{param}::{pg_type}"),
+            Dialect::Sqlite => param.to_owned(),
+        }
+    }
+
+    /// The scalar minimum of two values.
+    pub(crate) fn least(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "least",
+            Dialect::Sqlite => "min",
         }
     }
 
