@@ -38,7 +38,7 @@ mod sql;
 pub mod sqlite;
 mod target;
 mod text;
-mod tx;
+pub(crate) mod tx;
 mod verify_schedule;
 
 use async_trait::async_trait;

@@ -55,38 +55,33 @@ fn message_id_of(key: &str) -> String {
 impl<B: HasDb> AuditReads for B {
     async fn blob_owners(&self, mailbox_id: i64, sha256: &str) -> Result<Vec<String>, RepoError> {
         let db = self.db();
-        // PostgreSQL wants its derived table named; SQLite groups a message
-        // that owns the blob both ways into one row.
+        // The messages whose raw bytes are the blob rank before those with a
+        // part that is. PostgreSQL wants the derived table named; SQLite
+        // groups a message that owns the blob both ways into one row.
+        let owners = "SELECT provider_message_id, 0 AS rank FROM mail_messages
+                      WHERE mailbox_id = $1 AND raw_sha256 = $2
+                      UNION
+                      SELECT m.provider_message_id, 1 FROM mail_attachments a
+                      JOIN mail_messages m ON m.id = a.message_id
+                      WHERE m.mailbox_id = $1 AND a.sha256 = $2";
         let sql = match db.dialect() {
-            Dialect::Postgres => {
-                "SELECT provider_message_id FROM (
-                     SELECT provider_message_id, 0 AS rank FROM mail_messages
-                     WHERE mailbox_id = $1 AND raw_sha256 = $2
-                     UNION
-                     SELECT m.provider_message_id, 1 FROM mail_attachments a
-                     JOIN mail_messages m ON m.id = a.message_id
-                     WHERE m.mailbox_id = $1 AND a.sha256 = $2) o
-                 ORDER BY rank, provider_message_id
-                 LIMIT 20"
-            }
-            Dialect::Sqlite => {
-                "SELECT provider_message_id FROM (
-                     SELECT provider_message_id, 0 AS rank FROM mail_messages
-                     WHERE mailbox_id = $1 AND raw_sha256 = $2
-                     UNION
-                     SELECT m.provider_message_id, 1 FROM mail_attachments a
-                     JOIN mail_messages m ON m.id = a.message_id
-                     WHERE m.mailbox_id = $1 AND a.sha256 = $2)
+            Dialect::Postgres => format!(
+                "SELECT provider_message_id FROM ({owners}) o
+                 ORDER BY rank, provider_message_id LIMIT 20"
+            ),
+            Dialect::Sqlite => format!(
+                "SELECT provider_message_id FROM ({owners})
                  GROUP BY provider_message_id
-                 ORDER BY min(rank), provider_message_id
-                 LIMIT 20"
-            }
+                 ORDER BY min(rank), provider_message_id LIMIT 20"
+            ),
         };
-        on_either!(db, |pool| sqlx::query_scalar(sql)
-            .bind(mailbox_id)
-            .bind(sha256)
-            .fetch_all(pool)
-            .await)
+        on_either!(db, |pool| sqlx::query_scalar(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(mailbox_id)
+        .bind(sha256)
+        .fetch_all(pool)
+        .await)
         .map_err(RepoError::db("find the owners of a blob"))
     }
 
