@@ -1,28 +1,124 @@
-//! Fixtures shared by the repository tests: rows that satisfy the foreign keys.
+//! Fixtures shared by the repository tests: rows that satisfy the foreign keys,
+//! and a [`Writer`] that stores them through the repository's traits.
 #![allow(dead_code)]
 
-use chrono::{TimeZone, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
 use ingest::mime::Address;
-use ingest::repo::{self, AttachmentUpsert, BlobUpsert, Coverage, MessageUpsert, ThreadUpsert};
-use sqlx::PgConnection;
+use ingest::repo::pg::PgRepository;
+use ingest::repo::prelude::*;
+use ingest::repo::{
+    AttachmentUpsert, BlobUpsert, Coverage, HeldRun, LabelUpdate, MessageUpsert, RepoError,
+    RunKind, RunStart, ThreadUpsert, UpsertResult,
+};
+use sqlx::PgPool;
 
 pub const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-pub async fn mailbox(conn: &mut PgConnection) -> i64 {
-    repo::pg::upsert_mailbox(conn, "org-1", "User@Example.com")
+/// Registers the test's mailbox, through the repository's traits.
+pub async fn mailbox(pool: &PgPool) -> i64 {
+    PgRepository::new(pool.clone())
+        .register_mailbox("org-1", "User@Example.com")
         .await
         .expect("mailbox")
         .0
 }
 
-pub async fn blobs(conn: &mut PgConnection) {
-    let rows = [SHA_A, SHA_B].map(|sha| BlobUpsert {
-        sha256: sha.to_owned(),
-        size: 10,
-        storage_key: format!("org-1/sha256/{}/{}/{sha}", &sha[..2], &sha[2..4]),
-    });
-    repo::pg::upsert_blobs(conn, &rows).await.expect("blobs");
+/// Writes as a run does, through the repository's traits: a run holding the
+/// test's mailbox, and each call one fenced transaction, committed.
+pub struct Writer {
+    repo: PgRepository,
+    run: HeldRun,
+}
+
+impl Writer {
+    pub async fn start(pool: &PgPool) -> Writer {
+        let repo = PgRepository::new(pool.clone());
+        let mailbox_id = mailbox(pool).await;
+        let run = repo
+            .start_run(&RunStart {
+                mailbox_id,
+                kind: RunKind::Backfill,
+                window: None,
+                start_history_id: None,
+                stale_after: Duration::from_secs(600),
+            })
+            .await
+            .expect("run");
+        Writer { repo, run }
+    }
+
+    pub fn mailbox_id(&self) -> i64 {
+        self.run.fence.mailbox_id
+    }
+
+    async fn begin(&self) -> Result<Box<dyn RepoTx>, RepoError> {
+        self.repo.begin(self.run.fence).await
+    }
+
+    /// Records the two blobs the fixtures reference.
+    pub async fn blobs(&self) {
+        let rows = [SHA_A, SHA_B].map(|sha| BlobUpsert {
+            sha256: sha.to_owned(),
+            size: 10,
+            storage_key: format!("org-1/sha256/{}/{}/{sha}", &sha[..2], &sha[2..4]),
+        });
+        let mut tx = self.begin().await.expect("begin");
+        tx.upsert_blobs(&rows).await.expect("blobs");
+        tx.commit().await.expect("commit");
+    }
+
+    pub async fn upsert_threads(
+        &self,
+        rows: &[ThreadUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError> {
+        let mut tx = self.begin().await?;
+        let out = tx.upsert_threads(rows).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn upsert_messages(
+        &self,
+        rows: &[MessageUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError> {
+        let mut tx = self.begin().await?;
+        let out = tx.upsert_messages(rows).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn upsert_attachments(
+        &self,
+        rows: &[AttachmentUpsert],
+    ) -> Result<Vec<UpsertResult>, RepoError> {
+        let mut tx = self.begin().await?;
+        let out = tx.upsert_attachments(rows).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn update_labels(&self, updates: &[LabelUpdate]) -> Result<Vec<String>, RepoError> {
+        let mut tx = self.begin().await?;
+        let out = tx.update_labels(updates).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn soft_delete_messages(
+        &self,
+        provider_message_ids: &[String],
+        deleted_at: DateTime<Utc>,
+    ) -> Result<Vec<String>, RepoError> {
+        let mut tx = self.begin().await?;
+        let out = tx
+            .soft_delete_messages(provider_message_ids, deleted_at)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
 }
 
 pub fn thread(mailbox_id: i64, id: &str) -> ThreadUpsert {

@@ -38,7 +38,7 @@ pub(crate) async fn add(
     email: &str,
     interval: Option<Duration>,
 ) -> Result<(i64, Outcome), RepoError> {
-    let (id, outcome) = super::upsert_mailbox(conn, org, email).await?;
+    let (id, outcome) = upsert_mailbox(conn, org, email).await?;
     let secs = interval.map(|d| d.as_secs().clamp(1, i32::MAX as u64) as i32);
     let changed = sqlx::query(
         "UPDATE mailboxes SET enabled = true, sync_interval_secs = coalesce($2, sync_interval_secs),

@@ -4,9 +4,9 @@
 //! [`PgRepository`] is the repository over a pool; [`PgTx`] is one fenced
 //! transaction. Each submodule holds one role's statements and implements
 //! that role (`mailboxes.rs`: `Mailboxes`, …); the file set mirrors
-//! `super::sqlite`. The batch upserts are also public as free functions over
-//! a `PgConnection`, for tests that exercise them inside a transaction of
-//! their own.
+//! `super::sqlite`. Two batch upserts are also public as free functions over
+//! a `PgConnection`, for the race test that runs them in transactions of its
+//! own, below the run lease.
 
 mod connect;
 mod gc;
@@ -21,10 +21,10 @@ mod verify_schedule;
 
 use sqlx::PgPool;
 
-pub use mailboxes::upsert_mailbox;
 pub use runs::RUN_LOCK_CLASS;
 pub use tx::PgTx;
-pub use upserts::*;
+// For tests/repo_race.rs, which races raw transactions below the lease.
+pub use upserts::{upsert_messages, upsert_threads};
 
 use super::RepoError;
 
