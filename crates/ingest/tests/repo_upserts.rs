@@ -4,9 +4,8 @@
 mod common;
 
 use common::*;
-use ingest::repo::pg::PgRepository;
 use ingest::repo::prelude::*;
-use ingest::repo::{LabelUpdate, Outcome};
+use ingest::repo::{LabelUpdate, Outcome, PgRepository};
 use sqlx::{PgConnection, PgPool};
 
 /// The physical version of a row: changes whenever Postgres writes a new tuple.

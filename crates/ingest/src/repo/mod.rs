@@ -11,8 +11,10 @@
 //! (`ThreadUpsert`, `MessageUpsert`, …), so a second backend implements the
 //! traits and passes the same tests; each backend implements a role in the
 //! file that holds that role's SQL, and both backends hold the same files.
-//! [`pg`] is the PostgreSQL implementation (production: many workers, many
-//! hosts), [`sqlite`] the embedded one (one file, no server: the default).
+//! [`PgRepository`] is the PostgreSQL implementation (production: many
+//! workers, many hosts), [`SqliteRepository`] the embedded one (one file, no
+//! server: the default). Their modules are private but for `pg`'s two
+//! upserts the race test drives below the run lease.
 //!
 //! Every write is one statement per batch of the shape
 //! `INSERT … ON CONFLICT (natural key) DO UPDATE … WHERE (row differs)`, so the
@@ -35,7 +37,7 @@ mod quota;
 mod rows;
 mod runs;
 mod sql;
-pub mod sqlite;
+mod sqlite;
 mod target;
 mod text;
 pub(crate) mod tx;
@@ -56,6 +58,7 @@ pub use model::{
     MailboxStatus, NextSync, RunEnd, RunKind, RunStart, RunStatus, UnknownValue, VerifyRun,
 };
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
+pub use pg::{PgRepository, PgTx};
 pub use plan_reads::PlanReads;
 pub use quarantine::{FailureKind, MessageFailure, Quarantine, QuarantinedMessage};
 pub use quota::QuotaBudget;
@@ -64,6 +67,7 @@ pub use rows::{
     StoredThread, ThreadUpsert,
 };
 pub use runs::Runs;
+pub use sqlite::{Durability, SqliteRepository, SqliteTx};
 pub use target::DatabaseTarget;
 pub(crate) use text::strip_nul;
 pub use tx::RepoTx;

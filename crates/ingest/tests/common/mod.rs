@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use ingest::mime::Address;
-use ingest::repo::pg::PgRepository;
 use ingest::repo::prelude::*;
 use ingest::repo::{
-    AttachmentUpsert, BlobUpsert, Coverage, HeldRun, LabelUpdate, MessageUpsert, RepoError,
-    RunKind, RunStart, ThreadUpsert, UpsertResult,
+    AttachmentUpsert, BlobUpsert, Coverage, HeldRun, LabelUpdate, MessageUpsert, PgRepository,
+    RepoError, RunKind, RunStart, ThreadUpsert, UpsertResult,
 };
 use sqlx::PgPool;
 
