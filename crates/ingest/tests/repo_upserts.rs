@@ -1,5 +1,8 @@
-//! The repository's idempotency on a real PostgreSQL: one row per natural key,
-//! honest Inserted / Updated / Unchanged outcomes, and no writes for unchanged rows.
+//! The repository's idempotency: one row per natural key, honest Inserted /
+//! Updated / Unchanged outcomes, and no writes for unchanged rows. Reached
+//! through the repository's traits. What reads stored rows as PostgreSQL
+//! stores them (tuple versions, `text[]` and `jsonb` columns) runs on
+//! PostgreSQL only; the rest runs on SQLite too (`…_sqlite`).
 
 mod common;
 
@@ -147,8 +150,15 @@ async fn a_changed_field_is_updated_in_place(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_batch_reports_each_row_in_input_order(pool: PgPool) {
-    let mut conn = pool.acquire().await.unwrap();
-    let w = Writer::start(&pool).await;
+    a_batch_reports_each_row_in_input_order_on(Writer::start(&pool).await).await;
+}
+
+#[tokio::test]
+async fn a_batch_reports_each_row_in_input_order_sqlite() {
+    a_batch_reports_each_row_in_input_order_on(Writer::start_sqlite().await).await;
+}
+
+async fn a_batch_reports_each_row_in_input_order_on(w: Writer) {
     let mb = w.mailbox_id();
     w.blobs().await;
     let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
@@ -175,13 +185,9 @@ async fn a_batch_reports_each_row_in_input_order(pool: PgPool) {
         ]
     );
     assert_eq!(out[2].id, out[3].id, "a key repeated in a batch is one row");
-    let subject: String = sqlx::query_scalar("SELECT subject FROM mail_messages WHERE id = $1")
-        .bind(out[3].id)
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+    let subject: String = w.subject(out[3].id).await;
     assert_eq!(subject, "second", "the last occurrence in a batch wins");
-    assert_eq!(count(&mut conn, "mail_messages").await, 3);
+    assert_eq!(w.count("mail_messages").await, 3);
 
     let again = w.upsert_messages(&batch[..2]).await.unwrap();
     assert!(again.iter().all(|r| r.outcome == Outcome::Unchanged));
@@ -217,8 +223,15 @@ async fn text_with_nul_and_arrays_round_trip(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn labels_update_and_soft_delete_report_only_real_changes(pool: PgPool) {
-    let mut conn = pool.acquire().await.unwrap();
-    let w = Writer::start(&pool).await;
+    labels_update_and_soft_delete_report_only_real_changes_on(Writer::start(&pool).await).await;
+}
+
+#[tokio::test]
+async fn labels_update_and_soft_delete_report_only_real_changes_sqlite() {
+    labels_update_and_soft_delete_report_only_real_changes_on(Writer::start_sqlite().await).await;
+}
+
+async fn labels_update_and_soft_delete_report_only_real_changes_on(w: Writer) {
     let mb = w.mailbox_id();
     w.blobs().await;
     let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
@@ -253,7 +266,7 @@ async fn labels_update_and_soft_delete_report_only_real_changes(pool: PgPool) {
     let again = w.soft_delete_messages(&["m1".into()], now).await.unwrap();
     assert!(again.is_empty(), "deleting twice changes nothing");
     assert_eq!(
-        count(&mut conn, "mail_messages").await,
+        w.count("mail_messages").await,
         2,
         "soft delete keeps the row"
     );
@@ -261,7 +274,16 @@ async fn labels_update_and_soft_delete_report_only_real_changes(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn mailbox_upsert_is_idempotent_and_case_insensitive(pool: PgPool) {
-    let repo = PgRepository::new(pool);
+    mailbox_upsert_is_idempotent_and_case_insensitive_on(&PgRepository::new(pool)).await;
+}
+
+#[tokio::test]
+async fn mailbox_upsert_is_idempotent_and_case_insensitive_sqlite() {
+    let w = Writer::start_sqlite().await;
+    mailbox_upsert_is_idempotent_and_case_insensitive_on(w.repo()).await;
+}
+
+async fn mailbox_upsert_is_idempotent_and_case_insensitive_on(repo: &dyn Repository) {
     let (a, first) = repo
         .register_mailbox("org", "Ann@Example.com")
         .await

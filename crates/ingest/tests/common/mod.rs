@@ -2,6 +2,7 @@
 //! and a [`Writer`] that stores them through the repository's traits.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -9,33 +10,64 @@ use ingest::mime::Address;
 use ingest::repo::prelude::*;
 use ingest::repo::{
     AttachmentUpsert, BlobUpsert, Coverage, HeldRun, LabelUpdate, MessageUpsert, PgRepository,
-    RepoError, RunKind, RunStart, ThreadUpsert, UpsertResult,
+    RepoError, RunKind, RunStart, SqliteRepository, ThreadUpsert, UpsertResult,
 };
-use sqlx::PgPool;
+use sqlx::{PgPool, SqlitePool};
+use tempfile::TempDir;
 
 pub const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 /// Registers the test's mailbox, through the repository's traits.
 pub async fn mailbox(pool: &PgPool) -> i64 {
-    PgRepository::new(pool.clone())
-        .register_mailbox("org-1", "User@Example.com")
+    register(&PgRepository::new(pool.clone())).await
+}
+
+async fn register(repo: &dyn Repository) -> i64 {
+    repo.register_mailbox("org-1", "User@Example.com")
         .await
         .expect("mailbox")
         .0
 }
 
+/// The raw pool of a writer's database, for what the traits do not offer
+/// (counting rows).
+enum Raw {
+    Pg(PgPool),
+    Sqlite(SqlitePool, TempDir),
+}
+
 /// Writes as a run does, through the repository's traits: a run holding the
 /// test's mailbox, and each call one fenced transaction, committed.
 pub struct Writer {
-    repo: PgRepository,
+    repo: Arc<dyn Repository>,
     run: HeldRun,
+    raw: Raw,
 }
 
 impl Writer {
+    /// On the PostgreSQL database of `pool`.
     pub async fn start(pool: &PgPool) -> Writer {
-        let repo = PgRepository::new(pool.clone());
-        let mailbox_id = mailbox(pool).await;
+        Writer::on(
+            Arc::new(PgRepository::new(pool.clone())),
+            Raw::Pg(pool.clone()),
+        )
+        .await
+    }
+
+    /// On a fresh SQLite database in a directory of its own.
+    pub async fn start_sqlite() -> Writer {
+        let dir = TempDir::new().expect("temp dir");
+        let repo = SqliteRepository::open(&dir.path().join("mailingest.db"), 4)
+            .await
+            .expect("open sqlite");
+        repo.migrate().await.expect("migrate sqlite");
+        let raw = Raw::Sqlite(repo.pool().clone(), dir);
+        Writer::on(Arc::new(repo), raw).await
+    }
+
+    async fn on(repo: Arc<dyn Repository>, raw: Raw) -> Writer {
+        let mailbox_id = register(repo.as_ref()).await;
         let run = repo
             .start_run(&RunStart {
                 mailbox_id,
@@ -46,7 +78,36 @@ impl Writer {
             })
             .await
             .expect("run");
-        Writer { repo, run }
+        Writer { repo, run, raw }
+    }
+
+    pub fn repo(&self) -> &dyn Repository {
+        self.repo.as_ref()
+    }
+
+    /// Rows in `table`.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table}");
+        match &self.raw {
+            Raw::Pg(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+            Raw::Sqlite(pool, _) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// The subject of the stored message with row id `id`.
+    pub async fn subject(&self, id: i64) -> String {
+        let sql = "SELECT subject FROM mail_messages WHERE id = $1";
+        match &self.raw {
+            Raw::Pg(pool) => sqlx::query_scalar(sql).bind(id).fetch_one(pool).await,
+            Raw::Sqlite(pool, _) => sqlx::query_scalar(sql).bind(id).fetch_one(pool).await,
+        }
+        .unwrap()
     }
 
     pub fn mailbox_id(&self) -> i64 {
