@@ -6,13 +6,11 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::upserts::json_payload;
-use crate::repo::PurgeCandidate;
-use crate::repo::{BlobUpsert, GcTx, RepoError};
-use chrono::DateTime;
-use chrono::Utc;
+use crate::repo::{BlobUpsert, GcTx, PurgeCandidate, RepoError};
 
 pub(super) async fn blobs_with_rows(
     pool: &PgPool,

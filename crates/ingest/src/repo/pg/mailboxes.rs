@@ -5,14 +5,14 @@
 //! in the same statement, so two workers never claim it at once; the run lease
 //! then guarantees one live run even against a manual `sync`.
 
-use async_trait::async_trait;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+use tracing::instrument;
 
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
-use tracing::instrument;
 
 /// The columns of a `MailboxRow`, in its field order, qualified by `alias`.
 fn mailbox_columns(alias: &str) -> String {

@@ -16,9 +16,9 @@
 //! finds itself fenced out; the partial unique index `sync_runs_one_running`
 //! keeps a second running row from ever existing.
 
-use async_trait::async_trait;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger::{EventType, NewEvent, Subject};
 use serde_json::json;
@@ -26,8 +26,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tracing::{info, warn};
 
 use super::tx::PgTx;
-use crate::repo::RepoTx;
-use crate::repo::{CursorUpdate, Fence, HeldRun, RepoError, RunEnd, RunStart, RunStatus, as_i64};
+use crate::repo::{
+    CursorUpdate, Fence, HeldRun, RepoError, RepoTx, RunEnd, RunStart, RunStatus, as_i64,
+};
 
 /// First half of the run lock's key: ASCII "MRUN" (the ledger uses "LEDG").
 pub const RUN_LOCK_CLASS: i32 = 0x4D52_554E;

@@ -4,10 +4,11 @@
 //! migration run, so two processes migrating at once serialise instead of
 //! racing, and an already-applied migration is skipped by checksum.
 
-use crate::repo::RepoError;
 use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::migrate::{MigrateError, Migrator};
+
+use crate::repo::RepoError;
 
 /// Every migration of the product, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");

@@ -1,9 +1,9 @@
 //! PostgreSQL statements of scheduled completeness checks: claiming a
 //! mailbox's check (one worker wins) and recording its result.
 
-use async_trait::async_trait;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 

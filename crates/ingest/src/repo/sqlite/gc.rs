@@ -6,13 +6,11 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::begin_immediate;
-use crate::repo::PurgeCandidate;
-use crate::repo::{BlobUpsert, GcTx, RepoError};
-use chrono::DateTime;
-use chrono::Utc;
+use crate::repo::{BlobUpsert, GcTx, PurgeCandidate, RepoError};
 
 pub(super) async fn blobs_with_rows(
     conn: &mut SqliteConnection,

@@ -4,14 +4,13 @@
 //! writer at a time, so two workers on this database never claim the same
 //! mailbox (what `FOR UPDATE SKIP LOCKED` gives on PostgreSQL).
 
-use async_trait::async_trait;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::begin_immediate;
-use super::{TS, after, now};
+use super::{TS, after, begin_immediate, now};
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
 
 const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.history_id,

@@ -1,9 +1,10 @@
 //! SQLite: the embedded schema, `migrations/sqlite` at the workspace root, compiled in.
 
-use crate::repo::RepoError;
 use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::migrate::{MigrateError, Migrator};
+
+use crate::repo::RepoError;
 
 /// Every migration of the embedded backend, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");

@@ -1,13 +1,15 @@
 //! SQLite statements of scheduled completeness checks (`verify_runs`):
 //! claiming a mailbox's check and recording its result.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+
 use super::{after, now};
 use crate::repo::{RepoError, VerifyRun};
-use async_trait::async_trait;
-use chrono::DateTime;
-use chrono::Utc;
-use sqlx::SqlitePool;
-use std::time::Duration;
+
 /// Takes the mailbox's check if it is due, moving the next one `every` on.
 pub(crate) async fn claim_verify(
     pool: &SqlitePool,
