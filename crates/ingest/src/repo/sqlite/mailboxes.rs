@@ -18,7 +18,7 @@ const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.histo
      mb.consecutive_failures, mb.last_error";
 
 /// Inserts the mailbox if it is new and returns its id either way.
-pub(crate) async fn upsert(
+pub(crate) async fn upsert_mailbox(
     conn: &mut SqliteConnection,
     org_id: &str,
     provider_email: &str,
@@ -54,7 +54,7 @@ pub(crate) async fn add(
     email: &str,
     interval: Option<Duration>,
 ) -> Result<(i64, Outcome), RepoError> {
-    let (id, outcome) = upsert(conn, org, email).await?;
+    let (id, outcome) = upsert_mailbox(conn, org, email).await?;
     let secs = interval.map(|d| d.as_secs().clamp(1, i32::MAX as u64) as i32);
     let changed = sqlx::query(
         "UPDATE mailboxes SET enabled = 1, sync_interval_secs = coalesce(?2, sync_interval_secs),
@@ -302,7 +302,7 @@ pub(crate) async fn status(pool: &SqlitePool) -> Result<Vec<MailboxStatus>, Repo
 impl crate::repo::Mailboxes for super::SqliteRepository {
     async fn register_mailbox(&self, org: &str, email: &str) -> Result<(i64, Outcome), RepoError> {
         let mut tx = begin_immediate(&self.pool, "register mailbox").await?;
-        let done = upsert(&mut tx, org, email).await?;
+        let done = upsert_mailbox(&mut tx, org, email).await?;
         tx.commit().await.map_err(RepoError::db("commit"))?;
         Ok(done)
     }
