@@ -12,11 +12,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use ingest::repo::sqlite::{Durability, SqliteRepository};
+use ingest::repo::prelude::*;
 use ingest::repo::{
-    BlobUpsert, Coverage, CursorUpdate, MessageUpsert, Repository, RunEnd, RunKind, RunStart,
-    RunStatus, ThreadUpsert,
+    BlobUpsert, Coverage, CursorUpdate, MessageUpsert, RunEnd, RunKind, RunStart, RunStatus,
+    ThreadUpsert,
 };
+use ingest::repo::{Durability, SqliteRepository};
 use ledger::{EventType, NewEvent, Subject};
 use serde_json::json;
 

@@ -16,7 +16,7 @@ use gmail_emulator::{Emulator, EmulatorConfig};
 use ingest::engine::{
     BackfillRequest, Engine, EngineOptions, MailboxRef, Progress, SyncRequest, Window,
 };
-use ingest::repo::{Repository, pg::PgRepository};
+use ingest::repo::{PgRepository, Repository};
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 

@@ -7,6 +7,7 @@
 //! `verify`, and garbage collection of the store (`gc`).
 
 pub mod anchor;
+pub mod domain;
 pub mod engine;
 pub mod export;
 pub mod gc;

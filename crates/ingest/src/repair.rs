@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::engine::EngineError;
 use crate::mime;
-use crate::repo::Repository;
+use crate::repo::AuditReads;
 
 /// Blobs checked at once.
 const CHECKS_IN_FLIGHT: usize = 16;
@@ -55,7 +55,7 @@ impl RepairReport {
 
 /// Repairs every mailbox (or those with this address).
 pub async fn repair(
-    repo: &dyn Repository,
+    repo: &dyn AuditReads,
     store: &BlobStore,
     gmail: &GmailClient,
     email: Option<&str>,
@@ -68,7 +68,7 @@ pub async fn repair(
 }
 
 async fn repair_mailbox(
-    repo: &dyn Repository,
+    repo: &dyn AuditReads,
     store: &BlobStore,
     gmail: &GmailClient,
     mailbox_id: i64,
@@ -137,7 +137,7 @@ async fn from_trash(store: &BlobStore, sha: &Sha256) -> Result<bool, EngineError
 /// Fetches the blob's bytes again through one of its owners; `Ok(Err(why))`
 /// when no owner yields exactly these bytes.
 async fn restore(
-    repo: &dyn Repository,
+    repo: &dyn AuditReads,
     store: &BlobStore,
     gmail: &GmailClient,
     mailbox_id: i64,

@@ -1,6 +1,11 @@
 //! Concurrent writers on separate connections: the database, not the code,
 //! decides who inserts. 16 simultaneous upserts of one message → one row and
 //! exactly one `Inserted`.
+//!
+//! PostgreSQL only, on raw transactions below the repository's traits: a
+//! run's fenced transactions are serialised by its lease (`prove_lease` locks
+//! the run's row), so the traits cannot race two writers of one mailbox; this
+//! checks that the statements themselves would stay safe if they did.
 
 mod common;
 
@@ -15,13 +20,10 @@ const WRITERS: usize = 16;
 
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn sixteen_concurrent_upserts_make_one_row(pool: PgPool) {
-    let mut setup = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut setup).await;
-    blobs(&mut setup).await;
-    let t = repo::pg::upsert_threads(&mut setup, &[thread(mb, "t1")])
-        .await
-        .unwrap();
-    drop(setup);
+    let w = Writer::start(&pool).await;
+    let mb = w.mailbox_id();
+    w.blobs().await;
+    let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
 
     let options = pool.connect_options();
     let mut conns = Vec::new();

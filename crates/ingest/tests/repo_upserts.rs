@@ -1,10 +1,14 @@
-//! The repository's idempotency on a real PostgreSQL: one row per natural key,
-//! honest Inserted / Updated / Unchanged outcomes, and no writes for unchanged rows.
+//! The repository's idempotency: one row per natural key, honest Inserted /
+//! Updated / Unchanged outcomes, and no writes for unchanged rows. Reached
+//! through the repository's traits. What reads stored rows as PostgreSQL
+//! stores them (tuple versions, `text[]` and `jsonb` columns) runs on
+//! PostgreSQL only; the rest runs on SQLite too (`…_sqlite`).
 
 mod common;
 
 use common::*;
-use ingest::repo::{self, LabelUpdate, Outcome};
+use ingest::repo::prelude::*;
+use ingest::repo::{LabelUpdate, Outcome, PgRepository};
 use sqlx::{PgConnection, PgPool};
 
 /// The physical version of a row: changes whenever Postgres writes a new tuple.
@@ -28,18 +32,19 @@ async fn count(conn: &mut PgConnection, table: &str) -> i64 {
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn same_rows_twice_are_unchanged_and_write_nothing(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut conn).await;
-    blobs(&mut conn).await;
+    let w = Writer::start(&pool).await;
+    let mb = w.mailbox_id();
+    w.blobs().await;
 
-    let t = repo::pg::upsert_threads(&mut conn, &[thread(mb, "t1")])
-        .await
-        .unwrap();
+    let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
     assert_eq!(t[0].outcome, Outcome::Inserted);
-    let m = repo::pg::upsert_messages(&mut conn, &[message(mb, t[0].id, "m1")])
+    let m = w
+        .upsert_messages(&[message(mb, t[0].id, "m1")])
         .await
         .unwrap();
     assert_eq!(m[0].outcome, Outcome::Inserted);
-    let a = repo::pg::upsert_attachments(&mut conn, &[attachment(m[0].id, "1")])
+    let a = w
+        .upsert_attachments(&[attachment(m[0].id, "1")])
         .await
         .unwrap();
     assert_eq!(a[0].outcome, Outcome::Inserted);
@@ -50,13 +55,13 @@ async fn same_rows_twice_are_unchanged_and_write_nothing(pool: PgPool) {
         tuple_version(&mut conn, "mail_attachments", a[0].id).await,
     );
 
-    let t2 = repo::pg::upsert_threads(&mut conn, &[thread(mb, "t1")])
+    let t2 = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    let m2 = w
+        .upsert_messages(&[message(mb, t[0].id, "m1")])
         .await
         .unwrap();
-    let m2 = repo::pg::upsert_messages(&mut conn, &[message(mb, t[0].id, "m1")])
-        .await
-        .unwrap();
-    let a2 = repo::pg::upsert_attachments(&mut conn, &[attachment(m[0].id, "1")])
+    let a2 = w
+        .upsert_attachments(&[attachment(m[0].id, "1")])
         .await
         .unwrap();
     assert_eq!((t2[0].outcome, t2[0].id), (Outcome::Unchanged, t[0].id));
@@ -103,27 +108,23 @@ async fn same_rows_twice_are_unchanged_and_write_nothing(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_changed_field_is_updated_in_place(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut conn).await;
-    blobs(&mut conn).await;
-    let t = repo::pg::upsert_threads(&mut conn, &[thread(mb, "t1")])
-        .await
-        .unwrap();
+    let w = Writer::start(&pool).await;
+    let mb = w.mailbox_id();
+    w.blobs().await;
+    let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
 
     let mut changed_thread = thread(mb, "t1");
     changed_thread.history_id = Some(2000);
-    let t2 = repo::pg::upsert_threads(&mut conn, &[changed_thread])
-        .await
-        .unwrap();
+    let t2 = w.upsert_threads(&[changed_thread]).await.unwrap();
     assert_eq!((t2[0].outcome, t2[0].id), (Outcome::Updated, t[0].id));
 
-    let m = repo::pg::upsert_messages(&mut conn, &[message(mb, t[0].id, "m1")])
+    let m = w
+        .upsert_messages(&[message(mb, t[0].id, "m1")])
         .await
         .unwrap();
     let mut relabelled = message(mb, t[0].id, "m1");
     relabelled.label_ids = vec!["INBOX".into()];
-    let m2 = repo::pg::upsert_messages(&mut conn, &[relabelled])
-        .await
-        .unwrap();
+    let m2 = w.upsert_messages(&[relabelled]).await.unwrap();
     assert_eq!((m2[0].outcome, m2[0].id), (Outcome::Updated, m[0].id));
     let labels: Vec<String> =
         sqlx::query_scalar("SELECT label_ids FROM mail_messages WHERE id = $1")
@@ -133,14 +134,13 @@ async fn a_changed_field_is_updated_in_place(pool: PgPool) {
             .unwrap();
     assert_eq!(labels, ["INBOX"]);
 
-    let a = repo::pg::upsert_attachments(&mut conn, &[attachment(m[0].id, "1")])
+    let a = w
+        .upsert_attachments(&[attachment(m[0].id, "1")])
         .await
         .unwrap();
     let mut renamed = attachment(m[0].id, "1");
     renamed.filename = Some("report.pdf".into());
-    let a2 = repo::pg::upsert_attachments(&mut conn, &[renamed])
-        .await
-        .unwrap();
+    let a2 = w.upsert_attachments(&[renamed]).await.unwrap();
     assert_eq!((a2[0].outcome, a2[0].id), (Outcome::Updated, a[0].id));
 
     assert_eq!(count(&mut conn, "mail_threads").await, 1);
@@ -150,13 +150,19 @@ async fn a_changed_field_is_updated_in_place(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn a_batch_reports_each_row_in_input_order(pool: PgPool) {
-    let mut conn = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut conn).await;
-    blobs(&mut conn).await;
-    let t = repo::pg::upsert_threads(&mut conn, &[thread(mb, "t1")])
-        .await
-        .unwrap();
-    repo::pg::upsert_messages(&mut conn, &[message(mb, t[0].id, "m2")])
+    a_batch_reports_each_row_in_input_order_on(Writer::start(&pool).await).await;
+}
+
+#[tokio::test]
+async fn a_batch_reports_each_row_in_input_order_sqlite() {
+    a_batch_reports_each_row_in_input_order_on(Writer::start_sqlite().await).await;
+}
+
+async fn a_batch_reports_each_row_in_input_order_on(w: Writer) {
+    let mb = w.mailbox_id();
+    w.blobs().await;
+    let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    w.upsert_messages(&[message(mb, t[0].id, "m2")])
         .await
         .unwrap();
 
@@ -167,7 +173,7 @@ async fn a_batch_reports_each_row_in_input_order(pool: PgPool) {
     let mut changed_m2 = message(mb, t[0].id, "m2");
     changed_m2.snippet = Some("new snippet".into());
     let batch = [message(mb, t[0].id, "m1"), changed_m2, m3, m3_again];
-    let out = repo::pg::upsert_messages(&mut conn, &batch).await.unwrap();
+    let out = w.upsert_messages(&batch).await.unwrap();
     let outcomes: Vec<Outcome> = out.iter().map(|r| r.outcome).collect();
     assert_eq!(
         outcomes,
@@ -179,29 +185,23 @@ async fn a_batch_reports_each_row_in_input_order(pool: PgPool) {
         ]
     );
     assert_eq!(out[2].id, out[3].id, "a key repeated in a batch is one row");
-    let subject: String = sqlx::query_scalar("SELECT subject FROM mail_messages WHERE id = $1")
-        .bind(out[3].id)
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+    let subject: String = w.subject(out[3].id).await;
     assert_eq!(subject, "second", "the last occurrence in a batch wins");
-    assert_eq!(count(&mut conn, "mail_messages").await, 3);
+    assert_eq!(w.count("mail_messages").await, 3);
 
-    let again = repo::pg::upsert_messages(&mut conn, &batch[..2])
-        .await
-        .unwrap();
+    let again = w.upsert_messages(&batch[..2]).await.unwrap();
     assert!(again.iter().all(|r| r.outcome == Outcome::Unchanged));
 }
 
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn text_with_nul_and_arrays_round_trip(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut conn).await;
-    blobs(&mut conn).await;
-    let t = repo::pg::upsert_threads(&mut conn, &[thread(mb, "t1")])
-        .await
-        .unwrap();
-    let m = repo::pg::upsert_messages(&mut conn, &[message(mb, t[0].id, "m1")])
+    let w = Writer::start(&pool).await;
+    let mb = w.mailbox_id();
+    w.blobs().await;
+    let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    let m = w
+        .upsert_messages(&[message(mb, t[0].id, "m1")])
         .await
         .unwrap();
     let (body, refs, subject, from): (String, Vec<String>, String, serde_json::Value) =
@@ -223,18 +223,21 @@ async fn text_with_nul_and_arrays_round_trip(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn labels_update_and_soft_delete_report_only_real_changes(pool: PgPool) {
-    let mut conn = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut conn).await;
-    blobs(&mut conn).await;
-    let t = repo::pg::upsert_threads(&mut conn, &[thread(mb, "t1")])
+    labels_update_and_soft_delete_report_only_real_changes_on(Writer::start(&pool).await).await;
+}
+
+#[tokio::test]
+async fn labels_update_and_soft_delete_report_only_real_changes_sqlite() {
+    labels_update_and_soft_delete_report_only_real_changes_on(Writer::start_sqlite().await).await;
+}
+
+async fn labels_update_and_soft_delete_report_only_real_changes_on(w: Writer) {
+    let mb = w.mailbox_id();
+    w.blobs().await;
+    let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    w.upsert_messages(&[message(mb, t[0].id, "m1"), message(mb, t[0].id, "m2")])
         .await
         .unwrap();
-    repo::pg::upsert_messages(
-        &mut conn,
-        &[message(mb, t[0].id, "m1"), message(mb, t[0].id, "m2")],
-    )
-    .await
-    .unwrap();
 
     let same = LabelUpdate {
         provider_message_id: "m1".into(),
@@ -251,22 +254,19 @@ async fn labels_update_and_soft_delete_report_only_real_changes(pool: PgPool) {
         label_ids: vec![],
         history_id: None,
     };
-    let updated = repo::pg::update_labels(&mut conn, mb, &[same, changed, unknown])
-        .await
-        .unwrap();
+    let updated = w.update_labels(&[same, changed, unknown]).await.unwrap();
     assert_eq!(updated, ["m2"]);
 
     let now = chrono::Utc::now();
-    let deleted = repo::pg::soft_delete_messages(&mut conn, mb, &["m1".into(), "nope".into()], now)
+    let deleted = w
+        .soft_delete_messages(&["m1".into(), "nope".into()], now)
         .await
         .unwrap();
     assert_eq!(deleted, ["m1"]);
-    let again = repo::pg::soft_delete_messages(&mut conn, mb, &["m1".into()], now)
-        .await
-        .unwrap();
+    let again = w.soft_delete_messages(&["m1".into()], now).await.unwrap();
     assert!(again.is_empty(), "deleting twice changes nothing");
     assert_eq!(
-        count(&mut conn, "mail_messages").await,
+        w.count("mail_messages").await,
         2,
         "soft delete keeps the row"
     );
@@ -274,14 +274,26 @@ async fn labels_update_and_soft_delete_report_only_real_changes(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn mailbox_upsert_is_idempotent_and_case_insensitive(pool: PgPool) {
-    let mut conn = pool.acquire().await.unwrap();
-    let (a, first) = repo::pg::upsert_mailbox(&mut conn, "org", "Ann@Example.com")
+    mailbox_upsert_is_idempotent_and_case_insensitive_on(&PgRepository::new(pool)).await;
+}
+
+#[tokio::test]
+async fn mailbox_upsert_is_idempotent_and_case_insensitive_sqlite() {
+    let w = Writer::start_sqlite().await;
+    mailbox_upsert_is_idempotent_and_case_insensitive_on(w.repo()).await;
+}
+
+async fn mailbox_upsert_is_idempotent_and_case_insensitive_on(repo: &dyn Repository) {
+    let (a, first) = repo
+        .register_mailbox("org", "Ann@Example.com")
         .await
         .unwrap();
-    let (b, second) = repo::pg::upsert_mailbox(&mut conn, "org", "ann@example.com")
+    let (b, second) = repo
+        .register_mailbox("org", "ann@example.com")
         .await
         .unwrap();
-    let (c, _) = repo::pg::upsert_mailbox(&mut conn, "other-org", "ann@example.com")
+    let (c, _) = repo
+        .register_mailbox("other-org", "ann@example.com")
         .await
         .unwrap();
     assert_eq!((first, second), (Outcome::Inserted, Outcome::Unchanged));

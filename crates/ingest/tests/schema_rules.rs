@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{blobs, mailbox, message, thread};
+use common::{Writer, mailbox, message, thread};
 use sqlx::{PgConnection, PgPool};
 
 async fn run(conn: &mut PgConnection, mailbox_id: i64, status: &str) -> Result<i64, sqlx::Error> {
@@ -55,7 +55,7 @@ fn db_message(err: sqlx::Error) -> String {
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn ledger_rejects_update_delete_and_truncate(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut conn).await;
+    let mb = mailbox(&pool).await;
     let r = run(&mut conn, mb, "running").await.unwrap();
     event(&mut conn, mb, 1, r, "sync.started").await.unwrap();
 
@@ -81,7 +81,7 @@ async fn ledger_rejects_update_delete_and_truncate(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn one_running_run_per_mailbox(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut conn).await;
+    let mb = mailbox(&pool).await;
     run(&mut conn, mb, "running").await.unwrap();
     let err = run(&mut conn, mb, "running")
         .await
@@ -98,7 +98,7 @@ async fn one_running_run_per_mailbox(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations/postgres")]
 async fn one_terminal_event_per_run(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
-    let mb = mailbox(&mut conn).await;
+    let mb = mailbox(&pool).await;
     let r = run(&mut conn, mb, "completed").await.unwrap();
     event(&mut conn, mb, 1, r, "sync.started").await.unwrap();
     event(&mut conn, mb, 2, r, "sync.completed").await.unwrap();
@@ -173,17 +173,14 @@ async fn message_bodies_use_lz4_where_the_server_has_it(pool: PgPool) {
         .fetch_one(&mut *conn)
         .await
         .unwrap();
-    let mb = mailbox(&mut conn).await;
-    blobs(&mut conn).await;
-    let t = ingest::repo::pg::upsert_threads(&mut conn, &[thread(mb, "t1")])
-        .await
-        .unwrap();
+    let w = Writer::start(&pool).await;
+    let mb = w.mailbox_id();
+    w.blobs().await;
+    let t = w.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
     let mut m = message(mb, t[0].id, "m1");
     let body: String = (0..4_000).map(|i| format!("line {i} é\n")).collect();
     m.body_text = Some(body.clone());
-    ingest::repo::pg::upsert_messages(&mut conn, &[m])
-        .await
-        .unwrap();
+    w.upsert_messages(&[m]).await.unwrap();
     let (back, method): (String, Option<String>) = sqlx::query_as(
         "SELECT body_text, pg_column_compression(body_text) FROM mail_messages
          WHERE provider_message_id = 'm1'",

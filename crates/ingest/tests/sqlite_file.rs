@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use ingest::repo::sqlite::SqliteRepository;
+use ingest::repo::SqliteRepository;
+use ingest::repo::prelude::*;
 use ingest::repo::{RepoError, Repository, RunKind, RunStart};
 
 fn start(mailbox_id: i64) -> RunStart {

@@ -9,7 +9,7 @@ use gmail::{AuthSpec, ClientConfig, GmailClient, QuotaConfig};
 use gmail_emulator::{Emulator, EmulatorConfig};
 use ingest::engine::{Engine, EngineError, EngineOptions};
 use ingest::repo::NextSync;
-use ingest::repo::pg::PgRepository;
+use ingest::repo::PgRepository;
 use ingest::worker::{SyncAttempt, Worker, WorkerOptions};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;

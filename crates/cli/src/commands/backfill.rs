@@ -92,7 +92,7 @@ impl Backfill {
         };
         let window = match window {
             Ok(w) => w,
-            Err(e) => return summary::engine_error(e),
+            Err(e) => return summary::engine_error(e.into()),
         };
         #[cfg(feature = "demo")]
         let emulator = self.demo.start(&self.mailbox, self.days).await?;

@@ -50,3 +50,9 @@ pub enum EngineError {
     #[error("{0}")]
     Internal(String),
 }
+
+impl From<crate::domain::InvalidWindow> for EngineError {
+    fn from(invalid: crate::domain::InvalidWindow) -> Self {
+        EngineError::InvalidWindow(invalid.0)
+    }
+}

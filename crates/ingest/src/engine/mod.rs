@@ -17,12 +17,12 @@ mod run;
 mod summary;
 mod sync;
 mod thread_fetch;
-mod window;
 mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::domain::Window;
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
 pub use estimate::BackfillEstimate;
@@ -32,7 +32,6 @@ pub use progress::{Progress, ProgressSnapshot};
 pub use summary::{BlobCounts, RunSummary, RunVerdict, SkipKind, Skipped, StageSeconds, Tally};
 pub use sync::SyncRequest;
 pub(crate) use thread_fetch::is_spam_or_trash;
-pub use window::Window;
 
 use crate::repo::Repository;
 pub use crate::repo::pg::RUN_LOCK_CLASS;

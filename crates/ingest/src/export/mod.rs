@@ -21,7 +21,7 @@ use serde::Serialize;
 use store::{BlobStore, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use crate::repo::{ExportFilter, ExportRow, RepoError, Repository};
+use crate::repo::{ExportFilter, ExportReads, ExportRow, RepoError};
 
 /// Rows read per page.
 const PAGE: i64 = 500;
@@ -82,7 +82,7 @@ fn output(path: &Path) -> impl Fn(std::io::Error) -> ExportError + '_ {
 /// Exports what `filter` selects to `out`; `progress` is told the running
 /// count of messages done.
 pub async fn export(
-    repo: &dyn Repository,
+    repo: &dyn ExportReads,
     store: &BlobStore,
     filter: &ExportFilter,
     format: ExportFormat,

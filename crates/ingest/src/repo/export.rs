@@ -2,7 +2,10 @@
 //! (keyset pagination on the row id), so an export of any size holds one page
 //! of rows and one message's bytes at a time.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
+use super::RepoError;
 
 /// Which stored messages to export.
 #[derive(Debug, Clone, Default)]
@@ -34,4 +37,17 @@ pub struct ExportRow {
     pub deleted: bool,
     /// gc removed its raw bytes (`gc --purge-deleted-older-than`): it cannot be exported.
     pub purged: bool,
+}
+
+/// What `export` reads.
+#[async_trait]
+pub trait ExportReads: Send + Sync {
+    /// Up to `limit` messages the filter selects with a row id above
+    /// `after_id`, in row id order.
+    async fn export_page(
+        &self,
+        filter: &ExportFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>, RepoError>;
 }

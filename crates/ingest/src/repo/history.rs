@@ -7,9 +7,13 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
+
 use chrono::{DateTime, Utc};
 use ledger::{EventType, Subject};
 use serde::Serialize;
+
+use super::RepoError;
 
 /// One message event of the ledger, as a replay reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +101,52 @@ pub struct RowEventMismatch {
     pub provider_message_id: String,
     pub row_raw_sha256: String,
     pub event_raw_sha256: String,
+}
+
+/// The anchored ledger and the mailbox's past it tells.
+#[async_trait]
+pub trait LedgerHistory: Send + Sync {
+    /// The last event of the mailbox's chain.
+    async fn ledger_head(&self, mailbox_id: i64) -> Result<Option<ledger::ChainHead>, RepoError>;
+    /// The stored hash of the mailbox's event at `seq`, if there is one.
+    async fn ledger_hash_at(&self, mailbox_id: i64, seq: i64) -> Result<Option<String>, RepoError>;
+    /// Stored messages whose raw bytes differ from what their latest
+    /// `message.ingested` event recorded (up to `limit`).
+    async fn rows_disagreeing_with_ledger(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<RowEventMismatch>, RepoError>;
+    /// The mailbox's message events (ingested, labels changed, deleted)
+    /// recorded at or before `at`, in chain order.
+    async fn message_events_until(
+        &self,
+        mailbox_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<MessageEvent>, RepoError>;
+}
+
+/// A message event row as both backends read it: (seq, type, subject,
+/// label ids as JSON text, created_at).
+pub(crate) type EventRow = (i64, String, String, Option<String>, DateTime<Utc>);
+
+pub(crate) fn history_event(
+    (seq, event_type, subject_key, labels, created_at): EventRow,
+) -> Result<MessageEvent, RepoError> {
+    let event_type = event_type.parse().map_err(|_| {
+        RepoError::Corrupt(format!("ledger event {seq}: unknown type {event_type:?}"))
+    })?;
+    let label_ids = labels
+        .map(|l| serde_json::from_str(&l))
+        .transpose()
+        .map_err(|e| RepoError::Corrupt(format!("ledger event {seq}: label_ids: {e}")))?;
+    Ok(MessageEvent {
+        seq,
+        event_type,
+        subject_key,
+        label_ids,
+        created_at,
+    })
 }
 
 #[cfg(test)]

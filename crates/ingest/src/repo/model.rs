@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::Window;
+use crate::domain::Window;
 
 /// What kind of run this is (`sync_runs.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,6 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use async_trait::async_trait;
+
+use super::RepoError;
 use super::model::UnknownValue;
 
 /// Runs that may try one quarantined message before it is given up.
@@ -92,4 +95,23 @@ impl QuarantinedMessage {
     pub fn given_up(&self) -> bool {
         self.attempts >= MAX_ATTEMPTS
     }
+}
+
+/// The quarantine: messages a run could not ingest, and their retries.
+#[async_trait]
+pub trait Quarantine: Send + Sync {
+    /// Quarantined messages of the mailbox due for another try (up to `limit`, oldest first).
+    async fn due_quarantined(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError>;
+    /// Every quarantined message, of one mailbox or of all.
+    async fn quarantined(
+        &self,
+        mailbox_id: Option<i64>,
+    ) -> Result<Vec<QuarantinedMessage>, RepoError>;
+    /// Makes every quarantined message of the mailbox due at the next run,
+    /// given-up ones included (one more attempt each); returns how many.
+    async fn requeue_quarantined(&self, mailbox_id: i64) -> Result<u64, RepoError>;
 }

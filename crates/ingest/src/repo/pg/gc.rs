@@ -6,10 +6,11 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::upserts::json_payload;
-use crate::repo::{BlobUpsert, GcTx, RepoError};
+use crate::repo::{BlobUpsert, GcTx, PurgeCandidate, RepoError};
 
 pub(super) async fn blobs_with_rows(
     pool: &PgPool,
@@ -91,7 +92,7 @@ pub(super) mod purge {
     use chrono::{DateTime, Utc};
     use sqlx::PgConnection;
 
-    use crate::repo::shared::{holders, only_long_deleted_hold, purge_candidates, purgeable};
+    use crate::repo::sql::purge::{holders, only_long_deleted_hold, purge_candidates, purgeable};
     use crate::repo::{PurgeCandidate, RepoError};
 
     // Every dynamic statement below is built from the constant fragments of
@@ -219,5 +220,44 @@ pub(super) mod purge {
         .await
         .map_err(RepoError::db("mark blobs purged"))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::repo::GcStore for super::PgRepository {
+    async fn purge_candidates(
+        &self,
+        mailbox_id: i64,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<PurgeCandidate>, RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        purge::candidates(&mut conn, mailbox_id, deleted_before).await
+    }
+
+    async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+        blobs_with_rows(&self.pool, sha256s).await
+    }
+
+    async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(RepoError::db("begin gc"))?;
+        // Its placeholders keep writers off while objects go; a server-side
+        // idle timeout ending it silently mid-removal must not apply.
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(RepoError::db("begin gc"))?;
+        // PostgreSQL 17's transaction_timeout likewise (older servers lack it).
+        sqlx::query(
+            "SELECT set_config('transaction_timeout', '0', true)
+             WHERE current_setting('server_version_num')::int >= 170000",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(RepoError::db("begin gc"))?;
+        Ok(Box::new(PgGcTx::new(tx)))
     }
 }

@@ -7,8 +7,10 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+use tracing::instrument;
 
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
 
@@ -36,7 +38,7 @@ pub(crate) async fn add(
     email: &str,
     interval: Option<Duration>,
 ) -> Result<(i64, Outcome), RepoError> {
-    let (id, outcome) = super::upsert_mailbox(conn, org, email).await?;
+    let (id, outcome) = upsert_mailbox(conn, org, email).await?;
     let secs = interval.map(|d| d.as_secs().clamp(1, i32::MAX as u64) as i32);
     let changed = sqlx::query(
         "UPDATE mailboxes SET enabled = true, sync_interval_secs = coalesce($2, sync_interval_secs),
@@ -257,4 +259,92 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoErro
     .await
     .map_err(RepoError::db("read status"))?;
     rows.into_iter().map(MailboxStatus::try_from).collect()
+}
+
+/// Inserts the mailbox if it is new and returns its id either way.
+#[instrument(skip_all)]
+pub async fn upsert_mailbox(
+    conn: &mut PgConnection,
+    org_id: &str,
+    provider_email: &str,
+) -> Result<(i64, Outcome), RepoError> {
+    const OP: &str = "upsert mailbox";
+    let email = provider_email.to_lowercase();
+    // DO UPDATE with a no-op assignment would write a new tuple on every call;
+    // DO NOTHING + a follow-up read writes nothing for an existing mailbox.
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO mailboxes (org_id, provider_email) VALUES ($1, $2)
+         ON CONFLICT (org_id, provider_email) DO NOTHING RETURNING id",
+    )
+    .bind(org_id)
+    .bind(&email)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(RepoError::db(OP))?;
+    if let Some(id) = inserted {
+        return Ok((id, Outcome::Inserted));
+    }
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM mailboxes WHERE org_id = $1 AND provider_email = $2")
+            .bind(org_id)
+            .bind(&email)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(RepoError::db(OP))?;
+    Ok((id, Outcome::Unchanged))
+}
+
+#[async_trait]
+impl crate::repo::Mailboxes for super::PgRepository {
+    async fn register_mailbox(&self, org: &str, email: &str) -> Result<(i64, Outcome), RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        upsert_mailbox(&mut conn, org, email).await
+    }
+
+    async fn add_mailbox(
+        &self,
+        org: &str,
+        email: &str,
+        interval: Option<Duration>,
+    ) -> Result<(i64, Outcome), RepoError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(RepoError::db("acquire"))?;
+        add(&mut conn, org, email, interval).await
+    }
+
+    async fn disable_mailbox(&self, org: &str, email: &str) -> Result<bool, RepoError> {
+        disable(&self.pool, org, email).await
+    }
+
+    async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError> {
+        list(&self.pool).await
+    }
+
+    async fn mailbox_cursor(&self, mailbox_id: i64) -> Result<Option<HistoryCursor>, RepoError> {
+        cursor(&self.pool, mailbox_id).await
+    }
+
+    async fn claim_due(
+        &self,
+        org: &str,
+        limit: usize,
+        hold: Duration,
+    ) -> Result<Vec<MailboxRow>, RepoError> {
+        claim_due(&self.pool, org, limit, hold).await
+    }
+
+    async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError> {
+        schedule_next(&self.pool, mailbox_id, next).await
+    }
+
+    async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
+        status(&self.pool).await
+    }
 }

@@ -1,11 +1,10 @@
 //! PostgreSQL statements of the quarantine (`quarantined_messages`): recording
-//! a failed attempt inside a batch's fenced transaction, releasing messages
-//! that were stored or are gone, and the reads of the retry pass and `status`.
+//! a failed attempt inside a batch's fenced transaction and releasing messages
+//! that were stored or are gone (the reads are in `repo::sql::quarantine`).
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
-use crate::repo::quarantine::{MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF};
-use crate::repo::shared::{QUARANTINE_COLUMNS, QuarantineRow};
+use crate::repo::quarantine::{MessageFailure, REJECTED_BACKOFF};
 use crate::repo::text::without_nul;
 use crate::repo::{Fence, RepoError};
 
@@ -98,58 +97,4 @@ pub(crate) async fn release(
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db("release quarantined messages"))
-}
-
-/// Quarantined messages of the mailbox that a run should try now, oldest first.
-pub(crate) async fn due(
-    pool: &PgPool,
-    mailbox_id: i64,
-    limit: i64,
-) -> Result<Vec<QuarantinedMessage>, RepoError> {
-    let rows: Vec<QuarantineRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {QUARANTINE_COLUMNS} FROM quarantined_messages
-         WHERE mailbox_id = $1 AND attempts < $2 AND next_attempt_at <= now()
-         ORDER BY first_failed_at, provider_message_id
-         LIMIT $3"
-    )))
-    .bind(mailbox_id)
-    .bind(MAX_ATTEMPTS)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("read due quarantined messages"))?;
-    rows.into_iter().map(QuarantinedMessage::try_from).collect()
-}
-
-/// Every quarantined message, of one mailbox or of all.
-pub(crate) async fn list(
-    pool: &PgPool,
-    mailbox_id: Option<i64>,
-) -> Result<Vec<QuarantinedMessage>, RepoError> {
-    let rows: Vec<QuarantineRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {QUARANTINE_COLUMNS} FROM quarantined_messages
-         WHERE $1::bigint IS NULL OR mailbox_id = $1
-         ORDER BY mailbox_id, first_failed_at, provider_message_id"
-    )))
-    .bind(mailbox_id)
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("read quarantined messages"))?;
-    rows.into_iter().map(QuarantinedMessage::try_from).collect()
-}
-
-/// Makes given-up (or backing-off) messages of a mailbox due again at the next
-/// run, with one attempt left before they are given up anew.
-pub(crate) async fn requeue(pool: &PgPool, mailbox_id: i64) -> Result<u64, RepoError> {
-    let done = sqlx::query(
-        "UPDATE quarantined_messages
-         SET attempts = least(attempts, $2 - 1), next_attempt_at = now()
-         WHERE mailbox_id = $1",
-    )
-    .bind(mailbox_id)
-    .bind(MAX_ATTEMPTS)
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("requeue quarantined messages"))?;
-    Ok(done.rows_affected())
 }

@@ -18,13 +18,17 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger::{EventType, NewEvent, Subject};
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use tracing::{info, warn};
 
-use crate::repo::{CursorUpdate, Fence, HeldRun, RepoError, RunEnd, RunStart, RunStatus, as_i64};
+use super::tx::PgTx;
+use crate::repo::{
+    CursorUpdate, Fence, HeldRun, RepoError, RepoTx, RunEnd, RunStart, RunStatus, as_i64,
+};
 
 /// First half of the run lock's key: ASCII "MRUN" (the ledger uses "LEDG").
 pub const RUN_LOCK_CLASS: i32 = 0x4D52_554E;
@@ -355,4 +359,25 @@ async fn take_over_if_hung(
         run_id: Some(run_id),
         heartbeat_age_secs: age as i64,
     })
+}
+
+#[async_trait]
+impl crate::repo::Runs for super::PgRepository {
+    async fn start_run(&self, start: &RunStart) -> Result<HeldRun, RepoError> {
+        start_run(&self.pool, start).await
+    }
+
+    async fn heartbeat(&self, fence: Fence) -> Result<bool, RepoError> {
+        heartbeat(&self.pool, fence).await
+    }
+
+    async fn finish_run(&self, run: &mut HeldRun, end: &RunEnd) -> Result<(), RepoError> {
+        finish_run(&self.pool, run, end).await
+    }
+
+    async fn begin(&self, fence: Fence) -> Result<Box<dyn RepoTx>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(RepoError::db("begin"))?;
+        prove_lease(&mut tx, fence).await?;
+        Ok(Box::new(PgTx { tx, fence }))
+    }
 }

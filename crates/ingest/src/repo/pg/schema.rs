@@ -14,10 +14,12 @@
 //! brought in line (see [`EDITED`]); any other mismatch is left to sqlx,
 //! which refuses it as before.
 
+use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{PgConnection, PgPool};
 
-use crate::repo::sqlite::schema::{EditedText, embedded};
+use crate::repo::RepoError;
+use crate::repo::edited_migrations::{EditedText, embedded};
 
 /// Every migration of the product, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -106,6 +108,13 @@ async fn edited_text_of(
         }
     }
     Ok(None)
+}
+
+#[async_trait]
+impl crate::repo::Repository for super::PgRepository {
+    async fn migrate(&self) -> Result<(), RepoError> {
+        migrate(&self.pool).await.map_err(RepoError::Migrate)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! PostgreSQL: the batch upserts and the natural-key reads.
+//! PostgreSQL: the batch upserts and the writes of a fenced transaction.
 //!
 //! A batch travels as one `jsonb` parameter unpacked with `jsonb_to_recordset`
 //! (message bodies beside it as `text[]` parameters zipped in with `ROWS FROM`):
@@ -8,13 +8,8 @@
 //! guard left alone return nothing and are reported `Unchanged`, their ids read
 //! afterwards in a second statement that sees every committed row.
 //!
-//! Reads by natural key are written as `unnest(keys) CROSS JOIN LATERAL (… LIMIT 1)`,
-//! never `key = ANY($n)`: during a first backfill the tables grow by thousands of rows
-//! a second while their statistics still describe an empty table, and with `= ANY`
-//! the planner then picks a scan of every row of the mailbox (through the
-//! `(mailbox_id, internal_date)` index) for each call. That made one lookup per
-//! thread cost O(mailbox) and the backfill quadratic. The lateral form leaves one
-//! plan: a unique-index probe per key, whatever the statistics say.
+//! Reads by natural key inside the transaction use the lateral form of
+//! `repo::sql::Dialect::rows_by_key` (see there why never `key = ANY($n)`).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -27,8 +22,8 @@ use tracing::instrument;
 use crate::repo::batch::{Keyed, NaturalKey, distinct_by_key};
 use crate::repo::text::{json_without_nul, without_nul};
 use crate::repo::{
-    AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, Outcome, RepoError,
-    StoredThread, ThreadUpsert, UpsertResult,
+    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, RepoError, ThreadUpsert,
+    UpsertResult,
 };
 
 impl Keyed for ThreadUpsert {
@@ -490,39 +485,6 @@ pub async fn upsert_blobs(
         .collect())
 }
 
-/// Inserts the mailbox if it is new and returns its id either way.
-#[instrument(skip_all)]
-pub async fn upsert_mailbox(
-    conn: &mut PgConnection,
-    org_id: &str,
-    provider_email: &str,
-) -> Result<(i64, Outcome), RepoError> {
-    const OP: &str = "upsert mailbox";
-    let email = provider_email.to_lowercase();
-    // DO UPDATE with a no-op assignment would write a new tuple on every call;
-    // DO NOTHING + a follow-up read writes nothing for an existing mailbox.
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO mailboxes (org_id, provider_email) VALUES ($1, $2)
-         ON CONFLICT (org_id, provider_email) DO NOTHING RETURNING id",
-    )
-    .bind(org_id)
-    .bind(&email)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(RepoError::db(OP))?;
-    if let Some(id) = inserted {
-        return Ok((id, Outcome::Inserted));
-    }
-    let id: i64 =
-        sqlx::query_scalar("SELECT id FROM mailboxes WHERE org_id = $1 AND provider_email = $2")
-            .bind(org_id)
-            .bind(&email)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(RepoError::db(OP))?;
-    Ok((id, Outcome::Unchanged))
-}
-
 /// Sets the labels (and message historyId) of stored messages; returns the
 /// provider ids whose row actually changed. Unknown ids are ignored.
 #[instrument(skip_all, fields(rows = updates.len()))]
@@ -593,47 +555,6 @@ pub async fn soft_delete_messages(
     .map_err(RepoError::db("soft delete messages"))
 }
 
-/// The stored historyId and its coverage of each listed thread that is stored at all.
-#[instrument(skip_all, fields(rows = provider_thread_ids.len()))]
-pub async fn thread_history_ids(
-    conn: &mut PgConnection,
-    mailbox_id: i64,
-    provider_thread_ids: &[String],
-) -> Result<HashMap<String, StoredThread>, RepoError> {
-    type Row = (
-        String,
-        Option<i64>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT t.provider_thread_id, t.history_id, t.complete_since, t.complete_until
-         FROM unnest($2::text[]) AS k(id)
-         CROSS JOIN LATERAL (
-             SELECT provider_thread_id, history_id, complete_since, complete_until
-             FROM mail_threads
-             WHERE mailbox_id = $1 AND provider_thread_id = k.id LIMIT 1) t",
-    )
-    .bind(mailbox_id)
-    .bind(provider_thread_ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(RepoError::db("read thread history ids"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, history_id, since, until)| {
-            let coverage = Coverage { since, until };
-            (
-                id,
-                StoredThread {
-                    history_id,
-                    coverage,
-                },
-            )
-        })
-        .collect())
-}
-
 /// The thread row ids of the given stored messages.
 pub async fn thread_ids_of_messages(
     conn: &mut PgConnection,
@@ -655,48 +576,4 @@ pub async fn thread_ids_of_messages(
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db("read thread ids of messages"))
-}
-
-/// Which of the given messages are stored (deleted or not).
-#[instrument(skip_all, fields(rows = provider_message_ids.len()))]
-pub async fn stored_message_ids(
-    conn: &mut PgConnection,
-    mailbox_id: i64,
-    provider_message_ids: &[String],
-) -> Result<HashSet<String>, RepoError> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT m.provider_message_id
-         FROM unnest($2::text[]) AS k(id)
-         CROSS JOIN LATERAL (
-             SELECT provider_message_id FROM mail_messages
-             WHERE mailbox_id = $1 AND provider_message_id = k.id LIMIT 1) m",
-    )
-    .bind(mailbox_id)
-    .bind(provider_message_ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(RepoError::db("read stored message ids"))?;
-    Ok(rows.into_iter().collect())
-}
-
-/// The stored labels of each of the given messages that is stored (deleted or not).
-#[instrument(skip_all, fields(rows = provider_message_ids.len()))]
-pub async fn stored_labels(
-    conn: &mut PgConnection,
-    mailbox_id: i64,
-    provider_message_ids: &[String],
-) -> Result<HashMap<String, Vec<String>>, RepoError> {
-    let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
-        "SELECT m.provider_message_id, m.label_ids
-         FROM unnest($2::text[]) AS k(id)
-         CROSS JOIN LATERAL (
-             SELECT provider_message_id, label_ids FROM mail_messages
-             WHERE mailbox_id = $1 AND provider_message_id = k.id LIMIT 1) m",
-    )
-    .bind(mailbox_id)
-    .bind(provider_message_ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(RepoError::db("read stored labels"))?;
-    Ok(rows.into_iter().collect())
 }

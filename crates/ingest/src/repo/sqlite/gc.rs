@@ -6,9 +6,11 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use crate::repo::{BlobUpsert, GcTx, RepoError};
+use super::begin_immediate;
+use crate::repo::{BlobUpsert, GcTx, PurgeCandidate, RepoError};
 
 pub(super) async fn blobs_with_rows(
     conn: &mut SqliteConnection,
@@ -96,7 +98,7 @@ pub(super) mod purge {
     use chrono::{DateTime, Utc};
     use sqlx::SqliteConnection;
 
-    use crate::repo::shared::{holders, only_long_deleted_hold, purge_candidates, purgeable};
+    use crate::repo::sql::purge::{holders, only_long_deleted_hold, purge_candidates, purgeable};
     use crate::repo::{PurgeCandidate, RepoError};
 
     // Every dynamic statement below is built from the constant fragments of
@@ -214,5 +216,28 @@ pub(super) mod purge {
         .await
         .map_err(RepoError::db(OP))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::repo::GcStore for super::SqliteRepository {
+    async fn purge_candidates(
+        &self,
+        mailbox_id: i64,
+        deleted_before: DateTime<Utc>,
+    ) -> Result<Vec<PurgeCandidate>, RepoError> {
+        let mut conn = self.conn().await?;
+        purge::candidates(&mut conn, mailbox_id, deleted_before).await
+    }
+
+    async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+        let mut conn = self.conn().await?;
+        blobs_with_rows(&mut conn, sha256s).await
+    }
+
+    async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError> {
+        self.file.check(&self.path)?;
+        let tx = begin_immediate(&self.pool, "begin gc").await?;
+        Ok(Box::new(SqliteGcTx::new(tx)))
     }
 }

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::{TS, after, now};
+use super::{TS, after, begin_immediate, now};
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
 
 const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.history_id,
@@ -17,7 +18,7 @@ const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.histo
      mb.consecutive_failures, mb.last_error";
 
 /// Inserts the mailbox if it is new and returns its id either way.
-pub(crate) async fn upsert(
+pub(crate) async fn upsert_mailbox(
     conn: &mut SqliteConnection,
     org_id: &str,
     provider_email: &str,
@@ -53,7 +54,7 @@ pub(crate) async fn add(
     email: &str,
     interval: Option<Duration>,
 ) -> Result<(i64, Outcome), RepoError> {
-    let (id, outcome) = upsert(conn, org, email).await?;
+    let (id, outcome) = upsert_mailbox(conn, org, email).await?;
     let secs = interval.map(|d| d.as_secs().clamp(1, i32::MAX as u64) as i32);
     let changed = sqlx::query(
         "UPDATE mailboxes SET enabled = 1, sync_interval_secs = coalesce(?2, sync_interval_secs),
@@ -295,4 +296,55 @@ pub(crate) async fn status(pool: &SqlitePool) -> Result<Vec<MailboxStatus>, Repo
     .map_err(RepoError::db("read status"))?;
     let at = now();
     rows.into_iter().map(|r| r.into_status(at)).collect()
+}
+
+#[async_trait]
+impl crate::repo::Mailboxes for super::SqliteRepository {
+    async fn register_mailbox(&self, org: &str, email: &str) -> Result<(i64, Outcome), RepoError> {
+        let mut tx = begin_immediate(&self.pool, "register mailbox").await?;
+        let done = upsert_mailbox(&mut tx, org, email).await?;
+        tx.commit().await.map_err(RepoError::db("commit"))?;
+        Ok(done)
+    }
+
+    async fn add_mailbox(
+        &self,
+        org: &str,
+        email: &str,
+        interval: Option<Duration>,
+    ) -> Result<(i64, Outcome), RepoError> {
+        let mut tx = begin_immediate(&self.pool, "add mailbox").await?;
+        let done = add(&mut tx, org, email, interval).await?;
+        tx.commit().await.map_err(RepoError::db("commit"))?;
+        Ok(done)
+    }
+
+    async fn disable_mailbox(&self, org: &str, email: &str) -> Result<bool, RepoError> {
+        disable(&self.pool, org, email).await
+    }
+
+    async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError> {
+        list(&self.pool).await
+    }
+
+    async fn mailbox_cursor(&self, mailbox_id: i64) -> Result<Option<HistoryCursor>, RepoError> {
+        cursor(&self.pool, mailbox_id).await
+    }
+
+    async fn claim_due(
+        &self,
+        org: &str,
+        limit: usize,
+        hold: Duration,
+    ) -> Result<Vec<MailboxRow>, RepoError> {
+        claim_due(&self.pool, org, limit, hold).await
+    }
+
+    async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError> {
+        schedule_next(&self.pool, mailbox_id, next).await
+    }
+
+    async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
+        status(&self.pool).await
+    }
 }

@@ -1,13 +1,13 @@
-//! SQLite statements of the quarantine (`quarantined_messages`); the rules are
-//! those of the PostgreSQL backend (see `repo::quarantine`).
+//! SQLite statements of the quarantine (`quarantined_messages`) inside a
+//! batch's transaction; the rules are those of the PostgreSQL backend (see
+//! `repo::quarantine`), the reads are in `repo::sql::quarantine`.
 
 use std::collections::HashMap;
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 
 use super::{TS, after, now};
-use crate::repo::quarantine::{MAX_ATTEMPTS, MessageFailure, QuarantinedMessage, REJECTED_BACKOFF};
-use crate::repo::shared::{QUARANTINE_COLUMNS, QuarantineRow};
+use crate::repo::quarantine::{MessageFailure, REJECTED_BACKOFF};
 use crate::repo::text::without_nul;
 use crate::repo::{Fence, RepoError};
 
@@ -89,60 +89,4 @@ pub(crate) async fn release(
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db("release quarantined messages"))
-}
-
-/// Quarantined messages of the mailbox that a run should try now, oldest first.
-pub(crate) async fn due(
-    pool: &SqlitePool,
-    mailbox_id: i64,
-    limit: i64,
-) -> Result<Vec<QuarantinedMessage>, RepoError> {
-    let rows: Vec<QuarantineRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {QUARANTINE_COLUMNS} FROM quarantined_messages
-         WHERE mailbox_id = ?1 AND attempts < ?2 AND next_attempt_at <= ?4
-         ORDER BY first_failed_at, provider_message_id
-         LIMIT ?3"
-    )))
-    .bind(mailbox_id)
-    .bind(MAX_ATTEMPTS)
-    .bind(limit)
-    .bind(now())
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("read due quarantined messages"))?;
-    rows.into_iter().map(QuarantinedMessage::try_from).collect()
-}
-
-/// Every quarantined message, of one mailbox or of all.
-pub(crate) async fn list(
-    pool: &SqlitePool,
-    mailbox_id: Option<i64>,
-) -> Result<Vec<QuarantinedMessage>, RepoError> {
-    let rows: Vec<QuarantineRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {QUARANTINE_COLUMNS} FROM quarantined_messages
-         WHERE ?1 IS NULL OR mailbox_id = ?1
-         ORDER BY mailbox_id, first_failed_at, provider_message_id"
-    )))
-    .bind(mailbox_id)
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("read quarantined messages"))?;
-    rows.into_iter().map(QuarantinedMessage::try_from).collect()
-}
-
-/// Makes every quarantined message of a mailbox due at the next run, with one
-/// attempt left before it is given up anew.
-pub(crate) async fn requeue(pool: &SqlitePool, mailbox_id: i64) -> Result<u64, RepoError> {
-    let done = sqlx::query(
-        "UPDATE quarantined_messages
-         SET attempts = min(attempts, ?2 - 1), next_attempt_at = ?3
-         WHERE mailbox_id = ?1",
-    )
-    .bind(mailbox_id)
-    .bind(MAX_ATTEMPTS)
-    .bind(now())
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("requeue quarantined messages"))?;
-    Ok(done.rows_affected())
 }

@@ -18,6 +18,7 @@
 //!   process, taken over (interrupted, so its next transaction is fenced out).
 //!   Every run holds a lock of its own, a run that took over included.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger::{EventType, NewEvent, Subject};
 use serde_json::json;
@@ -26,8 +27,11 @@ use sqlx::{SqliteConnection, SqlitePool};
 use tracing::{info, warn};
 
 use super::connect::{HeldLock, Locks};
+use super::tx::SqliteTx;
 use super::{begin_immediate, now};
-use crate::repo::{CursorUpdate, Fence, HeldRun, RepoError, RunEnd, RunStart, RunStatus, as_i64};
+use crate::repo::{
+    CursorUpdate, Fence, HeldRun, RepoError, RepoTx, RunEnd, RunStart, RunStatus, as_i64,
+};
 
 /// A token no other run has: 32 hex digits.
 fn new_token(mailbox_id: i64) -> String {
@@ -308,4 +312,28 @@ async fn finished_by_us(conn: &mut SqliteConnection, run_id: i64) -> Result<bool
     .fetch_one(conn)
     .await
     .map_err(RepoError::db("read run end"))
+}
+
+#[async_trait]
+impl crate::repo::Runs for super::SqliteRepository {
+    async fn start_run(&self, start: &RunStart) -> Result<HeldRun, RepoError> {
+        self.file.check(&self.path)?;
+        start_run(&self.pool, &self.locks, start).await
+    }
+
+    async fn heartbeat(&self, fence: Fence) -> Result<bool, RepoError> {
+        heartbeat(&self.pool, fence).await
+    }
+
+    async fn finish_run(&self, run: &mut HeldRun, end: &RunEnd) -> Result<(), RepoError> {
+        self.file.check(&self.path)?;
+        finish_run(&self.pool, run, end).await
+    }
+
+    async fn begin(&self, fence: Fence) -> Result<Box<dyn RepoTx>, RepoError> {
+        self.file.check(&self.path)?;
+        let mut tx = begin_immediate(&self.pool, "begin").await?;
+        prove_lease(&mut tx, fence).await?;
+        Ok(Box::new(SqliteTx { tx, fence }))
+    }
 }

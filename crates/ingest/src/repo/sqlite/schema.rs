@@ -13,24 +13,15 @@
 //! checksums listed in [`EDITED`] are touched; any other mismatch is left to
 //! sqlx, which refuses it as before.
 
+use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
+use crate::repo::RepoError;
+use crate::repo::edited_migrations::{EditedText, embedded};
+
 /// Every migration of the embedded backend, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
-
-/// A text a migration file had on main before it was edited again, and the
-/// later migrations (split out of those edits) that a database created by
-/// that text already contains. The PostgreSQL backend lists its own.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct EditedText {
-    pub(crate) version: i64,
-    /// sqlx's checksum of that text (SHA-384), in hex.
-    pub(crate) checksum: &'static str,
-    /// The commit that released the text, for a reader tracing it.
-    pub(crate) commit: &'static str,
-    pub(crate) includes: &'static [i64],
-}
 
 /// The texts of 20261204000001_schema.sql other than the one in the tree.
 pub(crate) const EDITED: &[EditedText] = &[
@@ -128,15 +119,12 @@ async fn edited_text_of(
     Ok(None)
 }
 
-/// The migration `version` of `migrator`.
-pub(crate) fn embedded(
-    migrator: &'static Migrator,
-    version: i64,
-) -> Result<&'static sqlx::migrate::Migration, MigrateError> {
-    migrator
-        .iter()
-        .find(|m| m.version == version)
-        .ok_or(MigrateError::VersionNotPresent(version))
+#[async_trait]
+impl crate::repo::Repository for super::SqliteRepository {
+    async fn migrate(&self) -> Result<(), RepoError> {
+        let _lock = self.locks.setup().await?;
+        migrate(&self.pool).await.map_err(RepoError::Migrate)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! SQLite: the upserts and the natural-key reads.
+//! SQLite: the upserts and the writes of a fenced transaction.
 //!
 //! One `INSERT … ON CONFLICT (natural key) DO UPDATE … WHERE (row differs)`
 //! per row, inside the caller's `IMMEDIATE` transaction: statements are
@@ -22,12 +22,12 @@ use super::now;
 use crate::repo::batch::distinct_by_key;
 use crate::repo::text::{json_without_nul, without_nul};
 use crate::repo::{
-    AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, Outcome, RepoError,
-    StoredThread, ThreadUpsert, UpsertResult,
+    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, RepoError, ThreadUpsert,
+    UpsertResult,
 };
 
 /// JSON text of a value, NUL-free like everything stored.
-fn json_text<T: Serialize + ?Sized>(
+pub(super) fn json_text<T: Serialize + ?Sized>(
     operation: &'static str,
     value: &T,
 ) -> Result<String, RepoError> {
@@ -469,43 +469,6 @@ pub(crate) async fn soft_delete_messages(
     Ok(deleted)
 }
 
-/// The stored historyId and coverage of each listed thread that is stored at all.
-pub(crate) async fn thread_history_ids(
-    conn: &mut SqliteConnection,
-    mailbox_id: i64,
-    provider_thread_ids: &[String],
-) -> Result<HashMap<String, StoredThread>, RepoError> {
-    type Row = (
-        String,
-        Option<i64>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT provider_thread_id, history_id, complete_since, complete_until
-         FROM mail_threads
-         WHERE mailbox_id = ?1 AND provider_thread_id IN (SELECT value FROM json_each(?2))",
-    )
-    .bind(mailbox_id)
-    .bind(json_text("read thread history ids", provider_thread_ids)?)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(RepoError::db("read thread history ids"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, history_id, since, until)| {
-            let coverage = Coverage { since, until };
-            (
-                id,
-                StoredThread {
-                    history_id,
-                    coverage,
-                },
-            )
-        })
-        .collect())
-}
-
 /// The thread row ids of the given stored messages.
 pub(crate) async fn thread_ids_of_messages(
     conn: &mut SqliteConnection,
@@ -524,47 +487,4 @@ pub(crate) async fn thread_ids_of_messages(
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db("read thread ids of messages"))
-}
-
-/// Which of the given messages are stored (deleted or not).
-pub(crate) async fn stored_message_ids(
-    conn: &mut SqliteConnection,
-    mailbox_id: i64,
-    provider_message_ids: &[String],
-) -> Result<HashSet<String>, RepoError> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT provider_message_id FROM mail_messages
-         WHERE mailbox_id = ?1 AND provider_message_id IN (SELECT value FROM json_each(?2))",
-    )
-    .bind(mailbox_id)
-    .bind(json_text("read stored message ids", provider_message_ids)?)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(RepoError::db("read stored message ids"))?;
-    Ok(rows.into_iter().collect())
-}
-
-/// The stored labels of each of the given messages that is stored (deleted or not).
-pub(crate) async fn stored_labels(
-    conn: &mut SqliteConnection,
-    mailbox_id: i64,
-    provider_message_ids: &[String],
-) -> Result<HashMap<String, Vec<String>>, RepoError> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT provider_message_id, label_ids FROM mail_messages
-         WHERE mailbox_id = ?1 AND provider_message_id IN (SELECT value FROM json_each(?2))",
-    )
-    .bind(mailbox_id)
-    .bind(json_text("read stored labels", provider_message_ids)?)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(RepoError::db("read stored labels"))?;
-    rows.into_iter()
-        .map(|(id, labels)| {
-            let labels: Vec<String> = serde_json::from_str(&labels).map_err(|e| {
-                RepoError::Corrupt(format!("labels of message {id} are not a JSON array: {e}"))
-            })?;
-            Ok((id, labels))
-        })
-        .collect()
 }

@@ -1,62 +1,12 @@
-//! SQLite statements of scheduled completeness checks (`verify_runs`) and of
-//! the shared quota bucket (`shared_quota`): small per-mailbox bookkeeping
-//! the worker keeps beside the runs.
+//! SQLite statements of the shared quota: the bucket (`shared_quota`) and the
+//! units spent per quota day (`project_quota_days`). SQLite's single writer
+//! serialises reservations.
 
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
+use async_trait::async_trait;
 use sqlx::SqlitePool;
 
-use super::{after, now};
-use crate::repo::{RepoError, VerifyRun};
-
-/// Takes the mailbox's check if it is due, moving the next one `every` on.
-pub(crate) async fn claim_verify(
-    pool: &SqlitePool,
-    mailbox_id: i64,
-    every: Duration,
-) -> Result<bool, RepoError> {
-    let at = now();
-    let next = after(at, every);
-    let claimed = sqlx::query(
-        "UPDATE mailboxes SET next_verify_at = ?3 WHERE id = ?1 AND next_verify_at <= ?2",
-    )
-    .bind(mailbox_id)
-    .bind(at)
-    .bind(next)
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("claim a completeness check"))?;
-    Ok(claimed.rows_affected() == 1)
-}
-
-pub(crate) async fn record_verify(
-    pool: &SqlitePool,
-    mailbox_id: i64,
-    started_at: DateTime<Utc>,
-    run: &VerifyRun,
-) -> Result<(), RepoError> {
-    let findings = serde_json::to_string(&run.findings).map_err(|source| RepoError::Encode {
-        operation: "record a completeness check",
-        source,
-    })?;
-    sqlx::query(
-        "INSERT INTO verify_runs (mailbox_id, started_at, finished_at, ok, missing_here,
-                                  gone_there, findings)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(mailbox_id)
-    .bind(started_at)
-    .bind(now().max(started_at))
-    .bind(run.ok)
-    .bind(i64::try_from(run.missing_here).unwrap_or(i64::MAX))
-    .bind(i64::try_from(run.gone_there).unwrap_or(i64::MAX))
-    .bind(findings)
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("record a completeness check"))?;
-    Ok(())
-}
+use super::now;
+use crate::repo::RepoError;
 
 /// Refills the bucket for the time since its last use, debits `units`, and
 /// returns what is left (negative: the caller waits `-left / rate`). SQLite's
@@ -128,4 +78,31 @@ pub(crate) async fn daily_units(
             .await
             .map_err(RepoError::db("read daily quota units"))?;
     Ok(units.unwrap_or(0))
+}
+
+#[async_trait]
+impl crate::repo::QuotaBudget for super::SqliteRepository {
+    async fn reserve_shared_quota(
+        &self,
+        key: &str,
+        units: f64,
+        rate: f64,
+        burst: f64,
+    ) -> Result<f64, RepoError> {
+        reserve_shared_quota(&self.pool, key, units, rate, burst).await
+    }
+
+    async fn reserve_daily_units(
+        &self,
+        key: &str,
+        day: chrono::NaiveDate,
+        units: i64,
+        limit: i64,
+    ) -> Result<Option<i64>, RepoError> {
+        reserve_daily_units(&self.pool, key, day, units, limit).await
+    }
+
+    async fn daily_units(&self, key: &str, day: chrono::NaiveDate) -> Result<i64, RepoError> {
+        daily_units(&self.pool, key, day).await
+    }
 }

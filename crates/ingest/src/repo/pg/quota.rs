@@ -3,6 +3,7 @@
 //! statement) and the units spent per quota day (`project_quota_days`), so
 //! every process on the database sees one budget.
 
+use async_trait::async_trait;
 use sqlx::PgPool;
 
 use crate::repo::RepoError;
@@ -76,4 +77,31 @@ pub(crate) async fn daily(
             .await
             .map_err(RepoError::db("read daily quota units"))?;
     Ok(units.unwrap_or(0))
+}
+
+#[async_trait]
+impl crate::repo::QuotaBudget for super::PgRepository {
+    async fn reserve_shared_quota(
+        &self,
+        key: &str,
+        units: f64,
+        rate: f64,
+        burst: f64,
+    ) -> Result<f64, RepoError> {
+        reserve(&self.pool, key, units, rate, burst).await
+    }
+
+    async fn reserve_daily_units(
+        &self,
+        key: &str,
+        day: chrono::NaiveDate,
+        units: i64,
+        limit: i64,
+    ) -> Result<Option<i64>, RepoError> {
+        reserve_daily(&self.pool, key, day, units, limit).await
+    }
+
+    async fn daily_units(&self, key: &str, day: chrono::NaiveDate) -> Result<i64, RepoError> {
+        daily(&self.pool, key, day).await
+    }
 }

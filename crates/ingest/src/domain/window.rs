@@ -7,7 +7,11 @@
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::EngineError;
+/// A window that cannot be: empty, inverted, or outside the supported dates.
+/// The engine reports it as `EngineError::InvalidWindow`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid window: {0}")]
+pub struct InvalidWindow(pub String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Window {
@@ -16,12 +20,12 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn new(since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Self, EngineError> {
+    pub fn new(since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Self, InvalidWindow> {
         let second = TimeDelta::seconds(1);
         // Truncation only fails outside the nanosecond-timestamp range.
         let truncate = |t: DateTime<Utc>| {
             t.duration_trunc(second).map_err(|_| {
-                EngineError::InvalidWindow(format!(
+                InvalidWindow(format!(
                     "{} is outside the supported dates ({} to {})",
                     t.to_rfc3339(),
                     earliest().to_rfc3339(),
@@ -38,7 +42,7 @@ impl Window {
             until_trunc
         };
         if since >= until {
-            return Err(EngineError::InvalidWindow(format!(
+            return Err(InvalidWindow(format!(
                 "since {} is not before until {}",
                 since.to_rfc3339(),
                 until.to_rfc3339()
@@ -52,18 +56,16 @@ impl Window {
     /// Checked arithmetic: a start before the earliest supported date (about
     /// 127,000 days back today; the command line accepts up to `u32::MAX`) is
     /// an `InvalidWindow`, never an overflow panic.
-    pub fn last_days(days: u32, now: DateTime<Utc>) -> Result<Self, EngineError> {
+    pub fn last_days(days: u32, now: DateTime<Utc>) -> Result<Self, InvalidWindow> {
         if days == 0 {
-            return Err(EngineError::InvalidWindow(
-                "--days must be at least 1".into(),
-            ));
+            return Err(InvalidWindow("--days must be at least 1".into()));
         }
         let since = TimeDelta::try_days(i64::from(days))
             .and_then(|span| now.checked_sub_signed(span))
             .filter(|since| *since >= earliest())
             .ok_or_else(|| {
                 let max_days = (now - earliest()).num_days();
-                EngineError::InvalidWindow(format!(
+                InvalidWindow(format!(
                     "{days} days back from {} is too far: at most {max_days} days \
                      (the earliest supported date is {})",
                     now.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -129,9 +131,9 @@ mod tests {
         assert!(Window::last_days(0, t).is_err());
     }
 
-    fn invalid_window_message(result: Result<Window, EngineError>) -> String {
+    fn invalid_window_message(result: Result<Window, InvalidWindow>) -> String {
         match result {
-            Err(EngineError::InvalidWindow(message)) => message,
+            Err(InvalidWindow(message)) => message,
             other => panic!("expected InvalidWindow, got {other:?}"),
         }
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
@@ -47,4 +48,20 @@ pub(crate) async fn record(
     .await
     .map_err(RepoError::db("record a completeness check"))?;
     Ok(())
+}
+
+#[async_trait]
+impl crate::repo::VerifySchedule for super::PgRepository {
+    async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError> {
+        claim(&self.pool, mailbox_id, every).await
+    }
+
+    async fn record_verify(
+        &self,
+        mailbox_id: i64,
+        started_at: DateTime<Utc>,
+        run: &VerifyRun,
+    ) -> Result<(), RepoError> {
+        record(&self.pool, mailbox_id, started_at, run).await
+    }
 }
