@@ -7,23 +7,10 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 
 use super::upserts::json_payload;
 use crate::repo::{BlobUpsert, GcTx, PurgeCandidate, RepoError};
-
-pub(super) async fn blobs_with_rows(
-    pool: &PgPool,
-    sha256s: &[String],
-) -> Result<HashSet<String>, RepoError> {
-    let found: Vec<String> =
-        sqlx::query_scalar("SELECT sha256 FROM blobs WHERE sha256 = ANY($1::text[])")
-            .bind(sha256s)
-            .fetch_all(pool)
-            .await
-            .map_err(RepoError::db("read blob rows"))?;
-    Ok(found.into_iter().collect())
-}
 
 pub(super) struct PgGcTx {
     tx: Transaction<'static, Postgres>,
@@ -239,7 +226,14 @@ impl crate::repo::GcStore for super::PgRepository {
     }
 
     async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
-        blobs_with_rows(&self.pool, sha256s).await
+        let pool = &self.pool;
+        let found: Vec<String> =
+            sqlx::query_scalar("SELECT sha256 FROM blobs WHERE sha256 = ANY($1::text[])")
+                .bind(sha256s)
+                .fetch_all(pool)
+                .await
+                .map_err(RepoError::db("read blob rows"))?;
+        Ok(found.into_iter().collect())
     }
 
     async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError> {

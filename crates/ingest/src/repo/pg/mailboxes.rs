@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use tracing::instrument;
 
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
@@ -57,108 +57,6 @@ pub(crate) async fn add(
         _ => Outcome::Updated,
     };
     Ok((id, outcome))
-}
-
-pub(crate) async fn disable(pool: &PgPool, org: &str, email: &str) -> Result<bool, RepoError> {
-    let n = sqlx::query(
-        "UPDATE mailboxes SET enabled = false, updated_at = now()
-         WHERE org_id = $1 AND provider_email = lower($2)",
-    )
-    .bind(org)
-    .bind(email)
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("disable mailbox"))?
-    .rows_affected();
-    Ok(n > 0)
-}
-
-pub(crate) async fn list(pool: &PgPool) -> Result<Vec<MailboxRow>, RepoError> {
-    let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email",
-        mailbox_columns("mb")
-    )))
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("list mailboxes"))?;
-    Ok(rows)
-}
-
-pub(crate) async fn cursor(
-    pool: &PgPool,
-    mailbox_id: i64,
-) -> Result<Option<HistoryCursor>, RepoError> {
-    let cursor: Option<i64> = sqlx::query_scalar("SELECT history_id FROM mailboxes WHERE id = $1")
-        .bind(mailbox_id)
-        .fetch_one(pool)
-        .await
-        .map_err(RepoError::db("read cursor"))?;
-    // The column's CHECK keeps it non-negative.
-    Ok(cursor.map(|c| HistoryCursor(c.max(0) as u64)))
-}
-
-pub(crate) async fn claim_due(
-    pool: &PgPool,
-    org: &str,
-    limit: usize,
-    hold: Duration,
-) -> Result<Vec<MailboxRow>, RepoError> {
-    let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH due AS (
-             SELECT id FROM mailboxes
-             WHERE enabled AND org_id = $3 AND next_sync_at <= now()
-             ORDER BY next_sync_at
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED)
-         UPDATE mailboxes m SET next_sync_at = now() + make_interval(secs => $2)
-         FROM due WHERE m.id = due.id
-         RETURNING {}",
-        mailbox_columns("m")
-    )))
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .bind(hold.as_secs_f64())
-    .bind(org)
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("claim due mailboxes"))?;
-    Ok(rows)
-}
-
-pub(crate) async fn schedule_next(
-    pool: &PgPool,
-    mailbox_id: i64,
-    next: NextSync<'_>,
-) -> Result<(), RepoError> {
-    let query = match next {
-        NextSync::AfterSuccess { interval } => sqlx::query(
-            "UPDATE mailboxes SET consecutive_failures = 0, last_error = NULL,
-                    next_sync_at = now() + make_interval(secs => coalesce($2, sync_interval_secs)),
-                    updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(mailbox_id)
-        .bind(interval.map(|d| d.as_secs_f64())),
-        NextSync::AfterFailure { error, interval } => sqlx::query(
-            "UPDATE mailboxes SET consecutive_failures = consecutive_failures + 1, last_error = $2,
-                    next_sync_at = now() + make_interval(secs => least(86400,
-                        coalesce($3, sync_interval_secs) * power(2, least(consecutive_failures + 1, 16)))),
-                    updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(mailbox_id)
-        .bind(error)
-        .bind(interval.map(|d| d.as_secs_f64())),
-        NextSync::Retry { after } => sqlx::query(
-            "UPDATE mailboxes SET next_sync_at = now() + make_interval(secs => $2) WHERE id = $1",
-        )
-        .bind(mailbox_id)
-        .bind(after.as_secs_f64()),
-    };
-    query
-        .execute(pool)
-        .await
-        .map_err(RepoError::db("schedule next sync"))?;
-    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -225,42 +123,6 @@ impl TryFrom<PgStatus> for MailboxStatus {
     }
 }
 
-pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MailboxStatus>, RepoError> {
-    let rows: Vec<PgStatus> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {cols},
-                extract(epoch FROM now() - mb.history_id_updated_at)::float8 AS cursor_age_secs,
-                (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id) AS messages,
-                (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id AND deleted_at IS NOT NULL) AS messages_deleted,
-                (SELECT count(*) FROM mail_threads WHERE mailbox_id = mb.id) AS threads,
-                (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
-                  WHERE m.mailbox_id = mb.id) AS attachments,
-                (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
-                (SELECT max(finished_at) FROM sync_runs
-                  WHERE mailbox_id = mb.id AND status = 'completed' AND kind <> 'gc') AS last_success_at,
-                v.finished_at AS last_verify_at, v.ok AS last_verify_ok,
-                v.findings AS last_verify_findings,
-                (SELECT count(*) FROM quarantined_messages
-                  WHERE mailbox_id = mb.id AND attempts >= $1) AS quarantine_given_up,
-                (SELECT coalesce(sum((counts->>'quota_units')::bigint), 0)::bigint FROM sync_runs
-                  WHERE mailbox_id = mb.id AND started_at >= $2) AS quota_units_today,
-                r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
-                r.started_at AS last_run_started_at, r.finished_at AS last_run_finished_at,
-                extract(epoch FROM now() - r.heartbeat_at)::float8 AS last_run_heartbeat_age_secs,
-                r.error AS last_run_error, r.counts AS last_run_counts
-         FROM mailboxes mb
-         LEFT JOIN LATERAL (SELECT * FROM sync_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) r ON true
-         LEFT JOIN LATERAL (SELECT * FROM verify_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) v ON true
-         ORDER BY mb.org_id, mb.provider_email",
-        cols = mailbox_columns("mb")
-    )))
-    .bind(crate::repo::quarantine::MAX_ATTEMPTS)
-    .bind(gmail::pacific_day_start(chrono::Utc::now()))
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("read status"))?;
-    rows.into_iter().map(MailboxStatus::try_from).collect()
-}
-
 /// Inserts the mailbox if it is new and returns its id either way.
 #[instrument(skip_all)]
 pub async fn upsert_mailbox(
@@ -320,15 +182,42 @@ impl crate::repo::Mailboxes for super::PgRepository {
     }
 
     async fn disable_mailbox(&self, org: &str, email: &str) -> Result<bool, RepoError> {
-        disable(&self.pool, org, email).await
+        let pool = &self.pool;
+        let n = sqlx::query(
+            "UPDATE mailboxes SET enabled = false, updated_at = now()
+             WHERE org_id = $1 AND provider_email = lower($2)",
+        )
+        .bind(org)
+        .bind(email)
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("disable mailbox"))?
+        .rows_affected();
+        Ok(n > 0)
     }
 
     async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError> {
-        list(&self.pool).await
+        let pool = &self.pool;
+        let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email",
+            mailbox_columns("mb")
+        )))
+        .fetch_all(pool)
+        .await
+        .map_err(RepoError::db("list mailboxes"))?;
+        Ok(rows)
     }
 
     async fn mailbox_cursor(&self, mailbox_id: i64) -> Result<Option<HistoryCursor>, RepoError> {
-        cursor(&self.pool, mailbox_id).await
+        let pool = &self.pool;
+        let cursor: Option<i64> =
+            sqlx::query_scalar("SELECT history_id FROM mailboxes WHERE id = $1")
+                .bind(mailbox_id)
+                .fetch_one(pool)
+                .await
+                .map_err(RepoError::db("read cursor"))?;
+        // The column's CHECK keeps it non-negative.
+        Ok(cursor.map(|c| HistoryCursor(c.max(0) as u64)))
     }
 
     async fn claim_due(
@@ -337,14 +226,96 @@ impl crate::repo::Mailboxes for super::PgRepository {
         limit: usize,
         hold: Duration,
     ) -> Result<Vec<MailboxRow>, RepoError> {
-        claim_due(&self.pool, org, limit, hold).await
+        let pool = &self.pool;
+        let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH due AS (
+                 SELECT id FROM mailboxes
+                 WHERE enabled AND org_id = $3 AND next_sync_at <= now()
+                 ORDER BY next_sync_at
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE mailboxes m SET next_sync_at = now() + make_interval(secs => $2)
+             FROM due WHERE m.id = due.id
+             RETURNING {}",
+            mailbox_columns("m")
+        )))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(hold.as_secs_f64())
+        .bind(org)
+        .fetch_all(pool)
+        .await
+        .map_err(RepoError::db("claim due mailboxes"))?;
+        Ok(rows)
     }
 
     async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError> {
-        schedule_next(&self.pool, mailbox_id, next).await
+        let pool = &self.pool;
+        let query = match next {
+            NextSync::AfterSuccess { interval } => sqlx::query(
+                "UPDATE mailboxes SET consecutive_failures = 0, last_error = NULL,
+                        next_sync_at = now() + make_interval(secs => coalesce($2, sync_interval_secs)),
+                        updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(mailbox_id)
+            .bind(interval.map(|d| d.as_secs_f64())),
+            NextSync::AfterFailure { error, interval } => sqlx::query(
+                "UPDATE mailboxes SET consecutive_failures = consecutive_failures + 1, last_error = $2,
+                        next_sync_at = now() + make_interval(secs => least(86400,
+                            coalesce($3, sync_interval_secs) * power(2, least(consecutive_failures + 1, 16)))),
+                        updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(mailbox_id)
+            .bind(error)
+            .bind(interval.map(|d| d.as_secs_f64())),
+            NextSync::Retry { after } => sqlx::query(
+                "UPDATE mailboxes SET next_sync_at = now() + make_interval(secs => $2) WHERE id = $1",
+            )
+            .bind(mailbox_id)
+            .bind(after.as_secs_f64()),
+        };
+        query
+            .execute(pool)
+            .await
+            .map_err(RepoError::db("schedule next sync"))?;
+        Ok(())
     }
 
     async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
-        status(&self.pool).await
+        let pool = &self.pool;
+        let rows: Vec<PgStatus> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols},
+                    extract(epoch FROM now() - mb.history_id_updated_at)::float8 AS cursor_age_secs,
+                    (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id) AS messages,
+                    (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id AND deleted_at IS NOT NULL) AS messages_deleted,
+                    (SELECT count(*) FROM mail_threads WHERE mailbox_id = mb.id) AS threads,
+                    (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
+                      WHERE m.mailbox_id = mb.id) AS attachments,
+                    (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
+                    (SELECT max(finished_at) FROM sync_runs
+                      WHERE mailbox_id = mb.id AND status = 'completed' AND kind <> 'gc') AS last_success_at,
+                    v.finished_at AS last_verify_at, v.ok AS last_verify_ok,
+                    v.findings AS last_verify_findings,
+                    (SELECT count(*) FROM quarantined_messages
+                      WHERE mailbox_id = mb.id AND attempts >= $1) AS quarantine_given_up,
+                    (SELECT coalesce(sum((counts->>'quota_units')::bigint), 0)::bigint FROM sync_runs
+                      WHERE mailbox_id = mb.id AND started_at >= $2) AS quota_units_today,
+                    r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
+                    r.started_at AS last_run_started_at, r.finished_at AS last_run_finished_at,
+                    extract(epoch FROM now() - r.heartbeat_at)::float8 AS last_run_heartbeat_age_secs,
+                    r.error AS last_run_error, r.counts AS last_run_counts
+             FROM mailboxes mb
+             LEFT JOIN LATERAL (SELECT * FROM sync_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) r ON true
+             LEFT JOIN LATERAL (SELECT * FROM verify_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) v ON true
+             ORDER BY mb.org_id, mb.provider_email",
+            cols = mailbox_columns("mb")
+        )))
+        .bind(crate::repo::quarantine::MAX_ATTEMPTS)
+        .bind(gmail::pacific_day_start(chrono::Utc::now()))
+        .fetch_all(pool)
+        .await
+        .map_err(RepoError::db("read status"))?;
+        rows.into_iter().map(MailboxStatus::try_from).collect()
     }
 }

@@ -4,80 +4,8 @@
 //! every process on the database sees one budget.
 
 use async_trait::async_trait;
-use sqlx::PgPool;
 
 use crate::repo::RepoError;
-
-/// Refills the bucket for the time since its last use, debits `units`, and
-/// returns what is left (negative: the caller waits `-left / rate`). The row
-/// lock serialises reservations, so concurrent callers queue in order.
-pub(crate) async fn reserve(
-    pool: &PgPool,
-    key: &str,
-    units: f64,
-    rate: f64,
-    burst: f64,
-) -> Result<f64, RepoError> {
-    sqlx::query_scalar(
-        "INSERT INTO shared_quota AS q (key, tokens, refilled_at)
-         VALUES ($1, $4 - $2, clock_timestamp())
-         ON CONFLICT (key) DO UPDATE SET
-             tokens = least($4, q.tokens
-                 + $3 * extract(epoch FROM clock_timestamp() - q.refilled_at)) - $2,
-             refilled_at = clock_timestamp()
-         RETURNING tokens",
-    )
-    .bind(key)
-    .bind(units)
-    .bind(rate)
-    .bind(burst)
-    .fetch_one(pool)
-    .await
-    .map_err(RepoError::db("reserve shared quota"))
-}
-
-/// Adds `units` to `key`'s `day` unless the total would pass `limit`; the row
-/// lock serialises concurrent reservations. `None`: refused, nothing added.
-pub(crate) async fn reserve_daily(
-    pool: &PgPool,
-    key: &str,
-    day: chrono::NaiveDate,
-    units: i64,
-    limit: i64,
-) -> Result<Option<i64>, RepoError> {
-    if units > limit {
-        return Ok(None);
-    }
-    sqlx::query_scalar(
-        "INSERT INTO project_quota_days AS d (key, day, units) VALUES ($1, $2, $3)
-         ON CONFLICT (key, day) DO UPDATE SET units = d.units + $3
-         WHERE d.units + $3 <= $4
-         RETURNING units",
-    )
-    .bind(key)
-    .bind(day)
-    .bind(units)
-    .bind(limit)
-    .fetch_optional(pool)
-    .await
-    .map_err(RepoError::db("reserve daily quota units"))
-}
-
-/// Units `key` reserved on `day`.
-pub(crate) async fn daily(
-    pool: &PgPool,
-    key: &str,
-    day: chrono::NaiveDate,
-) -> Result<i64, RepoError> {
-    let units: Option<i64> =
-        sqlx::query_scalar("SELECT units FROM project_quota_days WHERE key = $1 AND day = $2")
-            .bind(key)
-            .bind(day)
-            .fetch_optional(pool)
-            .await
-            .map_err(RepoError::db("read daily quota units"))?;
-    Ok(units.unwrap_or(0))
-}
 
 #[async_trait]
 impl crate::repo::QuotaBudget for super::PgRepository {
@@ -88,7 +16,23 @@ impl crate::repo::QuotaBudget for super::PgRepository {
         rate: f64,
         burst: f64,
     ) -> Result<f64, RepoError> {
-        reserve(&self.pool, key, units, rate, burst).await
+        let pool = &self.pool;
+        sqlx::query_scalar(
+            "INSERT INTO shared_quota AS q (key, tokens, refilled_at)
+             VALUES ($1, $4 - $2, clock_timestamp())
+             ON CONFLICT (key) DO UPDATE SET
+                 tokens = least($4, q.tokens
+                     + $3 * extract(epoch FROM clock_timestamp() - q.refilled_at)) - $2,
+                 refilled_at = clock_timestamp()
+             RETURNING tokens",
+        )
+        .bind(key)
+        .bind(units)
+        .bind(rate)
+        .bind(burst)
+        .fetch_one(pool)
+        .await
+        .map_err(RepoError::db("reserve shared quota"))
     }
 
     async fn reserve_daily_units(
@@ -98,10 +42,34 @@ impl crate::repo::QuotaBudget for super::PgRepository {
         units: i64,
         limit: i64,
     ) -> Result<Option<i64>, RepoError> {
-        reserve_daily(&self.pool, key, day, units, limit).await
+        let pool = &self.pool;
+        if units > limit {
+            return Ok(None);
+        }
+        sqlx::query_scalar(
+            "INSERT INTO project_quota_days AS d (key, day, units) VALUES ($1, $2, $3)
+             ON CONFLICT (key, day) DO UPDATE SET units = d.units + $3
+             WHERE d.units + $3 <= $4
+             RETURNING units",
+        )
+        .bind(key)
+        .bind(day)
+        .bind(units)
+        .bind(limit)
+        .fetch_optional(pool)
+        .await
+        .map_err(RepoError::db("reserve daily quota units"))
     }
 
     async fn daily_units(&self, key: &str, day: chrono::NaiveDate) -> Result<i64, RepoError> {
-        daily(&self.pool, key, day).await
+        let pool = &self.pool;
+        let units: Option<i64> =
+            sqlx::query_scalar("SELECT units FROM project_quota_days WHERE key = $1 AND day = $2")
+                .bind(key)
+                .bind(day)
+                .fetch_optional(pool)
+                .await
+                .map_err(RepoError::db("read daily quota units"))?;
+        Ok(units.unwrap_or(0))
     }
 }

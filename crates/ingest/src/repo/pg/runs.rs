@@ -59,97 +59,6 @@ pub(crate) async fn prove_lease(conn: &mut PgConnection, fence: Fence) -> Result
     }
 }
 
-pub(crate) async fn start_run(pool: &PgPool, start: &RunStart) -> Result<HeldRun, RepoError> {
-    let mailbox_id = start.mailbox_id;
-    let mut lock_conn = PgConnection::connect_with(&pool.connect_options())
-        .await
-        .map_err(RepoError::db("open run lock connection"))?;
-    if !try_lock(&mut lock_conn, mailbox_id).await? {
-        take_over_if_hung(pool, &mut lock_conn, mailbox_id, start.stale_after).await?;
-    }
-
-    let mut tx = pool.begin().await.map_err(RepoError::db("begin run"))?;
-    // We hold the lock, so any run still marked running has lost its process.
-    let dead: Vec<i64> = sqlx::query_scalar(
-        "UPDATE sync_runs SET status = 'interrupted', finished_at = now(),
-                error = coalesce(error, 'the process running it stopped without finishing')
-         WHERE mailbox_id = $1 AND status = 'running' RETURNING id",
-    )
-    .bind(mailbox_id)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(RepoError::db("mark dead runs interrupted"))?;
-    for run_id in &dead {
-        warn!(run_id, "previous run found dead; marked interrupted");
-        ledger::append_terminal(
-            &mut tx,
-            mailbox_id,
-            *run_id,
-            NewEvent::new(
-                EventType::SyncInterrupted,
-                Subject::Run(*run_id),
-                json!({"reason": "process stopped without finishing"}),
-            ),
-        )
-        .await?;
-    }
-
-    let host = std::env::var("HOSTNAME").ok();
-    let start_history_id = start
-        .start_history_id
-        .map(|h| as_i64("historyId", h.0))
-        .transpose()?;
-    let run_id: i64 = sqlx::query_scalar(
-        "INSERT INTO sync_runs (mailbox_id, kind, window_start, window_end, start_history_id, host, pid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(mailbox_id)
-    .bind(start.kind.as_str())
-    .bind(start.window.map(|w| w.since))
-    .bind(start.window.map(|w| w.until))
-    .bind(start_history_id)
-    .bind(host)
-    .bind(std::process::id() as i32)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(RepoError::db("insert run"))?;
-    ledger::append(
-        &mut tx,
-        mailbox_id,
-        run_id,
-        &[NewEvent::new(
-            EventType::SyncStarted,
-            Subject::Run(run_id),
-            json!({
-                "kind": start.kind.as_str(),
-                "window": start.window,
-                "start_history_id": start.start_history_id.map(|h| h.to_string()),
-            }),
-        )],
-    )
-    .await?;
-    tx.commit()
-        .await
-        .map_err(RepoError::db("commit run start"))?;
-    info!(run_id, kind = start.kind.as_str(), "run started");
-    Ok(HeldRun {
-        fence: Fence { run_id, mailbox_id },
-        hold: Box::new(lock_conn),
-    })
-}
-
-pub(crate) async fn heartbeat(pool: &PgPool, fence: Fence) -> Result<bool, RepoError> {
-    let n = sqlx::query(
-        "UPDATE sync_runs SET heartbeat_at = now() WHERE id = $1 AND status = 'running'",
-    )
-    .bind(fence.run_id)
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("heartbeat"))?
-    .rows_affected();
-    Ok(n > 0)
-}
-
 pub(crate) async fn record_counts(
     conn: &mut PgConnection,
     fence: Fence,
@@ -182,79 +91,6 @@ pub(crate) async fn advance_cursor(
     .execute(conn)
     .await
     .map_err(RepoError::db("advance cursor"))?;
-    Ok(())
-}
-
-pub(crate) async fn finish_run(
-    pool: &PgPool,
-    run: &mut HeldRun,
-    end: &RunEnd,
-) -> Result<(), RepoError> {
-    let Fence { run_id, mailbox_id } = run.fence;
-    let end_history_id = match end.cursor {
-        CursorUpdate::Keep => None,
-        CursorUpdate::IfAbsent(h) | CursorUpdate::Advance(h) => Some(as_i64("historyId", h.0)?),
-    };
-    let Some(event_type) = end.status.terminal_event() else {
-        return Err(RepoError::Corrupt(format!(
-            "run {run_id} cannot finish as {}",
-            RunStatus::Running
-        )));
-    };
-    let mut tx = pool.begin().await.map_err(RepoError::db("begin run end"))?;
-    // Only a run that is still running ends here: one taken over was already
-    // ended (interrupted, with its terminal event) by the run that took it.
-    let ended = sqlx::query(
-        "UPDATE sync_runs SET status = $2, finished_at = now(), heartbeat_at = now(),
-                counts = $3, error = $4, end_history_id = coalesce($5, end_history_id)
-         WHERE id = $1 AND status = 'running'",
-    )
-    .bind(run_id)
-    .bind(end.status.as_str())
-    .bind(&end.counts)
-    .bind(&end.error)
-    .bind(end_history_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(RepoError::db("finish run"))?
-    .rows_affected();
-    if ended == 0 {
-        // A retry after a finish whose commit was acknowledged into a dropped
-        // connection finds the run already ended as asked: that is success.
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(RepoError::db("read run status"))?;
-        if status.as_deref() == Some(end.status.as_str()) && finished_by_us(&mut tx, run_id).await?
-        {
-            return Ok(());
-        }
-        return Err(RepoError::LeaseLost { run_id });
-    }
-    ledger::append_terminal(
-        &mut tx,
-        mailbox_id,
-        run_id,
-        NewEvent::new(
-            event_type,
-            Subject::Run(run_id),
-            json!({"counts": end.counts, "error": end.error}),
-        ),
-    )
-    .await?;
-    if let Some(h) = end_history_id {
-        let only_if_absent = matches!(end.cursor, CursorUpdate::IfAbsent(_));
-        advance_cursor(&mut tx, mailbox_id, h, only_if_absent).await?;
-    }
-    tx.commit().await.map_err(RepoError::db("commit run end"))?;
-    info!(run_id, status = end.status.as_str(), "run finished");
-    // Closing the connection releases the advisory lock.
-    let hold = std::mem::replace(&mut run.hold, Box::new(()));
-    if let Ok(conn) = hold.downcast::<PgConnection>() {
-        let _ = conn.close().await;
-    }
     Ok(())
 }
 
@@ -364,15 +200,167 @@ async fn take_over_if_hung(
 #[async_trait]
 impl crate::repo::Runs for super::PgRepository {
     async fn start_run(&self, start: &RunStart) -> Result<HeldRun, RepoError> {
-        start_run(&self.pool, start).await
+        let pool = &self.pool;
+        let mailbox_id = start.mailbox_id;
+        let mut lock_conn = PgConnection::connect_with(&pool.connect_options())
+            .await
+            .map_err(RepoError::db("open run lock connection"))?;
+        if !try_lock(&mut lock_conn, mailbox_id).await? {
+            take_over_if_hung(pool, &mut lock_conn, mailbox_id, start.stale_after).await?;
+        }
+
+        let mut tx = pool.begin().await.map_err(RepoError::db("begin run"))?;
+        // We hold the lock, so any run still marked running has lost its process.
+        let dead: Vec<i64> = sqlx::query_scalar(
+            "UPDATE sync_runs SET status = 'interrupted', finished_at = now(),
+                    error = coalesce(error, 'the process running it stopped without finishing')
+             WHERE mailbox_id = $1 AND status = 'running' RETURNING id",
+        )
+        .bind(mailbox_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(RepoError::db("mark dead runs interrupted"))?;
+        for run_id in &dead {
+            warn!(run_id, "previous run found dead; marked interrupted");
+            ledger::append_terminal(
+                &mut tx,
+                mailbox_id,
+                *run_id,
+                NewEvent::new(
+                    EventType::SyncInterrupted,
+                    Subject::Run(*run_id),
+                    json!({"reason": "process stopped without finishing"}),
+                ),
+            )
+            .await?;
+        }
+
+        let host = std::env::var("HOSTNAME").ok();
+        let start_history_id = start
+            .start_history_id
+            .map(|h| as_i64("historyId", h.0))
+            .transpose()?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO sync_runs (mailbox_id, kind, window_start, window_end, start_history_id, host, pid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(mailbox_id)
+        .bind(start.kind.as_str())
+        .bind(start.window.map(|w| w.since))
+        .bind(start.window.map(|w| w.until))
+        .bind(start_history_id)
+        .bind(host)
+        .bind(std::process::id() as i32)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(RepoError::db("insert run"))?;
+        ledger::append(
+            &mut tx,
+            mailbox_id,
+            run_id,
+            &[NewEvent::new(
+                EventType::SyncStarted,
+                Subject::Run(run_id),
+                json!({
+                    "kind": start.kind.as_str(),
+                    "window": start.window,
+                    "start_history_id": start.start_history_id.map(|h| h.to_string()),
+                }),
+            )],
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(RepoError::db("commit run start"))?;
+        info!(run_id, kind = start.kind.as_str(), "run started");
+        Ok(HeldRun {
+            fence: Fence { run_id, mailbox_id },
+            hold: Box::new(lock_conn),
+        })
     }
 
     async fn heartbeat(&self, fence: Fence) -> Result<bool, RepoError> {
-        heartbeat(&self.pool, fence).await
+        let pool = &self.pool;
+        let n = sqlx::query(
+            "UPDATE sync_runs SET heartbeat_at = now() WHERE id = $1 AND status = 'running'",
+        )
+        .bind(fence.run_id)
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("heartbeat"))?
+        .rows_affected();
+        Ok(n > 0)
     }
 
     async fn finish_run(&self, run: &mut HeldRun, end: &RunEnd) -> Result<(), RepoError> {
-        finish_run(&self.pool, run, end).await
+        let pool = &self.pool;
+        let Fence { run_id, mailbox_id } = run.fence;
+        let end_history_id = match end.cursor {
+            CursorUpdate::Keep => None,
+            CursorUpdate::IfAbsent(h) | CursorUpdate::Advance(h) => Some(as_i64("historyId", h.0)?),
+        };
+        let Some(event_type) = end.status.terminal_event() else {
+            return Err(RepoError::Corrupt(format!(
+                "run {run_id} cannot finish as {}",
+                RunStatus::Running
+            )));
+        };
+        let mut tx = pool.begin().await.map_err(RepoError::db("begin run end"))?;
+        // Only a run that is still running ends here: one taken over was already
+        // ended (interrupted, with its terminal event) by the run that took it.
+        let ended = sqlx::query(
+            "UPDATE sync_runs SET status = $2, finished_at = now(), heartbeat_at = now(),
+                    counts = $3, error = $4, end_history_id = coalesce($5, end_history_id)
+             WHERE id = $1 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(end.status.as_str())
+        .bind(&end.counts)
+        .bind(&end.error)
+        .bind(end_history_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(RepoError::db("finish run"))?
+        .rows_affected();
+        if ended == 0 {
+            // A retry after a finish whose commit was acknowledged into a dropped
+            // connection finds the run already ended as asked: that is success.
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
+                    .bind(run_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(RepoError::db("read run status"))?;
+            if status.as_deref() == Some(end.status.as_str())
+                && finished_by_us(&mut tx, run_id).await?
+            {
+                return Ok(());
+            }
+            return Err(RepoError::LeaseLost { run_id });
+        }
+        ledger::append_terminal(
+            &mut tx,
+            mailbox_id,
+            run_id,
+            NewEvent::new(
+                event_type,
+                Subject::Run(run_id),
+                json!({"counts": end.counts, "error": end.error}),
+            ),
+        )
+        .await?;
+        if let Some(h) = end_history_id {
+            let only_if_absent = matches!(end.cursor, CursorUpdate::IfAbsent(_));
+            advance_cursor(&mut tx, mailbox_id, h, only_if_absent).await?;
+        }
+        tx.commit().await.map_err(RepoError::db("commit run end"))?;
+        info!(run_id, status = end.status.as_str(), "run finished");
+        // Closing the connection releases the advisory lock.
+        let hold = std::mem::replace(&mut run.hold, Box::new(()));
+        if let Ok(conn) = hold.downcast::<PgConnection>() {
+            let _ = conn.close().await;
+        }
+        Ok(())
     }
 
     async fn begin(&self, fence: Fence) -> Result<Box<dyn RepoTx>, RepoError> {

@@ -5,55 +5,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use crate::repo::{RepoError, VerifyRun};
-
-/// Takes the mailbox's check if it is due, moving the next one `every` on;
-/// false when it is not due (or another worker took it).
-pub(crate) async fn claim(
-    pool: &PgPool,
-    mailbox_id: i64,
-    every: Duration,
-) -> Result<bool, RepoError> {
-    let claimed = sqlx::query(
-        "UPDATE mailboxes SET next_verify_at = now() + make_interval(secs => $2)
-         WHERE id = $1 AND next_verify_at <= now()",
-    )
-    .bind(mailbox_id)
-    .bind(every.as_secs_f64())
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("claim a completeness check"))?;
-    Ok(claimed.rows_affected() == 1)
-}
-
-pub(crate) async fn record(
-    pool: &PgPool,
-    mailbox_id: i64,
-    started_at: DateTime<Utc>,
-    run: &VerifyRun,
-) -> Result<(), RepoError> {
-    sqlx::query(
-        "INSERT INTO verify_runs (mailbox_id, started_at, ok, missing_here, gone_there, findings)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(mailbox_id)
-    .bind(started_at)
-    .bind(run.ok)
-    .bind(i64::try_from(run.missing_here).unwrap_or(i64::MAX))
-    .bind(i64::try_from(run.gone_there).unwrap_or(i64::MAX))
-    .bind(&run.findings)
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("record a completeness check"))?;
-    Ok(())
-}
 
 #[async_trait]
 impl crate::repo::VerifySchedule for super::PgRepository {
     async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError> {
-        claim(&self.pool, mailbox_id, every).await
+        let pool = &self.pool;
+        let claimed = sqlx::query(
+            "UPDATE mailboxes SET next_verify_at = now() + make_interval(secs => $2)
+             WHERE id = $1 AND next_verify_at <= now()",
+        )
+        .bind(mailbox_id)
+        .bind(every.as_secs_f64())
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("claim a completeness check"))?;
+        Ok(claimed.rows_affected() == 1)
     }
 
     async fn record_verify(
@@ -62,6 +30,20 @@ impl crate::repo::VerifySchedule for super::PgRepository {
         started_at: DateTime<Utc>,
         run: &VerifyRun,
     ) -> Result<(), RepoError> {
-        record(&self.pool, mailbox_id, started_at, run).await
+        let pool = &self.pool;
+        sqlx::query(
+            "INSERT INTO verify_runs (mailbox_id, started_at, ok, missing_here, gone_there, findings)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(mailbox_id)
+        .bind(started_at)
+        .bind(run.ok)
+        .bind(i64::try_from(run.missing_here).unwrap_or(i64::MAX))
+        .bind(i64::try_from(run.gone_there).unwrap_or(i64::MAX))
+        .bind(&run.findings)
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("record a completeness check"))?;
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 
 use super::{TS, after, begin_immediate, now};
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
@@ -74,115 +74,6 @@ pub(crate) async fn add(
         _ => Outcome::Updated,
     };
     Ok((id, outcome))
-}
-
-pub(crate) async fn disable(pool: &SqlitePool, org: &str, email: &str) -> Result<bool, RepoError> {
-    let n = sqlx::query(
-        "UPDATE mailboxes SET enabled = 0, updated_at = ?3
-         WHERE org_id = ?1 AND provider_email = ?2",
-    )
-    .bind(org)
-    .bind(email.to_lowercase())
-    .bind(now())
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("disable mailbox"))?
-    .rows_affected();
-    Ok(n > 0)
-}
-
-pub(crate) async fn list(pool: &SqlitePool) -> Result<Vec<MailboxRow>, RepoError> {
-    let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email"
-    )))
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("list mailboxes"))?;
-    Ok(rows)
-}
-
-pub(crate) async fn cursor(
-    pool: &SqlitePool,
-    mailbox_id: i64,
-) -> Result<Option<HistoryCursor>, RepoError> {
-    let cursor: Option<i64> = sqlx::query_scalar("SELECT history_id FROM mailboxes WHERE id = ?1")
-        .bind(mailbox_id)
-        .fetch_one(pool)
-        .await
-        .map_err(RepoError::db("read cursor"))?;
-    Ok(cursor.map(|c| HistoryCursor(c.max(0) as u64)))
-}
-
-pub(crate) async fn claim_due(
-    pool: &SqlitePool,
-    org: &str,
-    limit: usize,
-    hold: Duration,
-) -> Result<Vec<MailboxRow>, RepoError> {
-    let at = now();
-    let until = after(at, hold);
-    let mut rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE mailboxes SET next_sync_at = ?4
-         WHERE id IN (SELECT id FROM mailboxes
-                         WHERE enabled AND org_id = ?3 AND next_sync_at <= ?2
-                         ORDER BY next_sync_at LIMIT ?1)
-         RETURNING {}",
-        COLUMNS.replace("mb.", "")
-    )))
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .bind(at)
-    .bind(org)
-    .bind(until)
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("claim due mailboxes"))?;
-    rows.sort_by_key(|r| r.id);
-    Ok(rows)
-}
-
-pub(crate) async fn schedule_next(
-    pool: &SqlitePool,
-    mailbox_id: i64,
-    next: NextSync<'_>,
-) -> Result<(), RepoError> {
-    let query = match next {
-        NextSync::AfterSuccess { interval } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE mailboxes SET consecutive_failures = 0, last_error = NULL,
-                    next_sync_at = strftime('{TS}', ?3,
-                        '+' || coalesce(?2, sync_interval_secs) || ' seconds'),
-                    updated_at = ?3
-             WHERE id = ?1"
-        )))
-        .bind(mailbox_id)
-        .bind(interval.map(|d| d.as_secs_f64())),
-        NextSync::AfterFailure { error, .. } => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE mailboxes SET consecutive_failures = consecutive_failures + 1, last_error = ?2,
-                    next_sync_at = strftime('{TS}', ?3, '+' || min(86400,
-                        coalesce(?4, sync_interval_secs) * (1 << min(consecutive_failures + 1, 16)))
-                        || ' seconds'),
-                    updated_at = ?3
-             WHERE id = ?1"
-        )))
-        .bind(mailbox_id)
-        .bind(error),
-        // Computed here, not by strftime: strftime keeps milliseconds (rounded),
-        // so "now + 0 s" could sort after a claim's `now` bound a moment later.
-        NextSync::Retry { after: delay } => {
-            sqlx::query("UPDATE mailboxes SET next_sync_at = ?2, updated_at = ?3 WHERE id = ?1")
-                .bind(mailbox_id)
-                .bind(after(now(), delay))
-        }
-    };
-    let query = query.bind(now());
-    let query = match next {
-        NextSync::AfterFailure { interval, .. } => query.bind(interval.map(|d| d.as_secs_f64())),
-        _ => query,
-    };
-    query
-        .execute(pool)
-        .await
-        .map_err(RepoError::db("schedule next sync"))?;
-    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -261,43 +152,6 @@ impl SqliteStatus {
     }
 }
 
-pub(crate) async fn status(pool: &SqlitePool) -> Result<Vec<MailboxStatus>, RepoError> {
-    let rows: Vec<SqliteStatus> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS},
-                (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id) AS messages,
-                (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id AND deleted_at IS NOT NULL) AS messages_deleted,
-                (SELECT count(*) FROM mail_threads WHERE mailbox_id = mb.id) AS threads,
-                (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
-                  WHERE m.mailbox_id = mb.id) AS attachments,
-                (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
-                (SELECT count(*) FROM quarantined_messages
-                  WHERE mailbox_id = mb.id AND attempts >= ?1) AS quarantine_given_up,
-                (SELECT coalesce(sum(json_extract(counts, '$.quota_units')), 0) FROM sync_runs
-                  WHERE mailbox_id = mb.id AND started_at >= ?2) AS quota_units_today,
-                (SELECT max(finished_at) FROM sync_runs
-                  WHERE mailbox_id = mb.id AND status = 'completed' AND kind <> 'gc') AS last_success_at,
-                v.finished_at AS last_verify_at, v.ok AS last_verify_ok,
-                v.findings AS last_verify_findings,
-                r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
-                r.started_at AS last_run_started_at, r.finished_at AS last_run_finished_at,
-                r.heartbeat_at AS last_run_heartbeat_at,
-                r.error AS last_run_error, r.counts AS last_run_counts
-         FROM mailboxes mb
-         LEFT JOIN sync_runs r
-                ON r.id = (SELECT max(id) FROM sync_runs WHERE mailbox_id = mb.id)
-         LEFT JOIN verify_runs v
-                ON v.id = (SELECT max(id) FROM verify_runs WHERE mailbox_id = mb.id)
-         ORDER BY mb.org_id, mb.provider_email"
-    )))
-    .bind(crate::repo::quarantine::MAX_ATTEMPTS)
-    .bind(gmail::pacific_day_start(now()))
-    .fetch_all(pool)
-    .await
-    .map_err(RepoError::db("read status"))?;
-    let at = now();
-    rows.into_iter().map(|r| r.into_status(at)).collect()
-}
-
 #[async_trait]
 impl crate::repo::Mailboxes for super::SqliteRepository {
     async fn register_mailbox(&self, org: &str, email: &str) -> Result<(i64, Outcome), RepoError> {
@@ -320,15 +174,41 @@ impl crate::repo::Mailboxes for super::SqliteRepository {
     }
 
     async fn disable_mailbox(&self, org: &str, email: &str) -> Result<bool, RepoError> {
-        disable(&self.pool, org, email).await
+        let pool = &self.pool;
+        let n = sqlx::query(
+            "UPDATE mailboxes SET enabled = 0, updated_at = ?3
+             WHERE org_id = ?1 AND provider_email = ?2",
+        )
+        .bind(org)
+        .bind(email.to_lowercase())
+        .bind(now())
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("disable mailbox"))?
+        .rows_affected();
+        Ok(n > 0)
     }
 
     async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError> {
-        list(&self.pool).await
+        let pool = &self.pool;
+        let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email"
+        )))
+        .fetch_all(pool)
+        .await
+        .map_err(RepoError::db("list mailboxes"))?;
+        Ok(rows)
     }
 
     async fn mailbox_cursor(&self, mailbox_id: i64) -> Result<Option<HistoryCursor>, RepoError> {
-        cursor(&self.pool, mailbox_id).await
+        let pool = &self.pool;
+        let cursor: Option<i64> =
+            sqlx::query_scalar("SELECT history_id FROM mailboxes WHERE id = ?1")
+                .bind(mailbox_id)
+                .fetch_one(pool)
+                .await
+                .map_err(RepoError::db("read cursor"))?;
+        Ok(cursor.map(|c| HistoryCursor(c.max(0) as u64)))
     }
 
     async fn claim_due(
@@ -337,14 +217,107 @@ impl crate::repo::Mailboxes for super::SqliteRepository {
         limit: usize,
         hold: Duration,
     ) -> Result<Vec<MailboxRow>, RepoError> {
-        claim_due(&self.pool, org, limit, hold).await
+        let pool = &self.pool;
+        let at = now();
+        let until = after(at, hold);
+        let mut rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE mailboxes SET next_sync_at = ?4
+             WHERE id IN (SELECT id FROM mailboxes
+                             WHERE enabled AND org_id = ?3 AND next_sync_at <= ?2
+                             ORDER BY next_sync_at LIMIT ?1)
+             RETURNING {}",
+            COLUMNS.replace("mb.", "")
+        )))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(at)
+        .bind(org)
+        .bind(until)
+        .fetch_all(pool)
+        .await
+        .map_err(RepoError::db("claim due mailboxes"))?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
     }
 
     async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError> {
-        schedule_next(&self.pool, mailbox_id, next).await
+        let pool = &self.pool;
+        let query = match next {
+            NextSync::AfterSuccess { interval } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE mailboxes SET consecutive_failures = 0, last_error = NULL,
+                        next_sync_at = strftime('{TS}', ?3,
+                            '+' || coalesce(?2, sync_interval_secs) || ' seconds'),
+                        updated_at = ?3
+                 WHERE id = ?1"
+            )))
+            .bind(mailbox_id)
+            .bind(interval.map(|d| d.as_secs_f64())),
+            NextSync::AfterFailure { error, .. } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE mailboxes SET consecutive_failures = consecutive_failures + 1, last_error = ?2,
+                        next_sync_at = strftime('{TS}', ?3, '+' || min(86400,
+                            coalesce(?4, sync_interval_secs) * (1 << min(consecutive_failures + 1, 16)))
+                            || ' seconds'),
+                        updated_at = ?3
+                 WHERE id = ?1"
+            )))
+            .bind(mailbox_id)
+            .bind(error),
+            // Computed here, not by strftime: strftime keeps milliseconds (rounded),
+            // so "now + 0 s" could sort after a claim's `now` bound a moment later.
+            NextSync::Retry { after: delay } => {
+                sqlx::query("UPDATE mailboxes SET next_sync_at = ?2, updated_at = ?3 WHERE id = ?1")
+                    .bind(mailbox_id)
+                    .bind(after(now(), delay))
+            }
+        };
+        let query = query.bind(now());
+        let query = match next {
+            NextSync::AfterFailure { interval, .. } => {
+                query.bind(interval.map(|d| d.as_secs_f64()))
+            }
+            _ => query,
+        };
+        query
+            .execute(pool)
+            .await
+            .map_err(RepoError::db("schedule next sync"))?;
+        Ok(())
     }
 
     async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
-        status(&self.pool).await
+        let pool = &self.pool;
+        let rows: Vec<SqliteStatus> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS},
+                    (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id) AS messages,
+                    (SELECT count(*) FROM mail_messages WHERE mailbox_id = mb.id AND deleted_at IS NOT NULL) AS messages_deleted,
+                    (SELECT count(*) FROM mail_threads WHERE mailbox_id = mb.id) AS threads,
+                    (SELECT count(*) FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
+                      WHERE m.mailbox_id = mb.id) AS attachments,
+                    (SELECT count(*) FROM quarantined_messages WHERE mailbox_id = mb.id) AS quarantined,
+                    (SELECT count(*) FROM quarantined_messages
+                      WHERE mailbox_id = mb.id AND attempts >= ?1) AS quarantine_given_up,
+                    (SELECT coalesce(sum(json_extract(counts, '$.quota_units')), 0) FROM sync_runs
+                      WHERE mailbox_id = mb.id AND started_at >= ?2) AS quota_units_today,
+                    (SELECT max(finished_at) FROM sync_runs
+                      WHERE mailbox_id = mb.id AND status = 'completed' AND kind <> 'gc') AS last_success_at,
+                    v.finished_at AS last_verify_at, v.ok AS last_verify_ok,
+                    v.findings AS last_verify_findings,
+                    r.id AS last_run_id, r.kind AS last_run_kind, r.status AS last_run_status,
+                    r.started_at AS last_run_started_at, r.finished_at AS last_run_finished_at,
+                    r.heartbeat_at AS last_run_heartbeat_at,
+                    r.error AS last_run_error, r.counts AS last_run_counts
+             FROM mailboxes mb
+             LEFT JOIN sync_runs r
+                    ON r.id = (SELECT max(id) FROM sync_runs WHERE mailbox_id = mb.id)
+             LEFT JOIN verify_runs v
+                    ON v.id = (SELECT max(id) FROM verify_runs WHERE mailbox_id = mb.id)
+             ORDER BY mb.org_id, mb.provider_email"
+        )))
+        .bind(crate::repo::quarantine::MAX_ATTEMPTS)
+        .bind(gmail::pacific_day_start(now()))
+        .fetch_all(pool)
+        .await
+        .map_err(RepoError::db("read status"))?;
+        let at = now();
+        rows.into_iter().map(|r| r.into_status(at)).collect()
     }
 }

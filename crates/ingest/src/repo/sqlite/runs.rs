@@ -183,18 +183,6 @@ pub(crate) async fn start_run(
     })
 }
 
-pub(crate) async fn heartbeat(pool: &SqlitePool, fence: Fence) -> Result<bool, RepoError> {
-    let n =
-        sqlx::query("UPDATE sync_runs SET heartbeat_at = ?2 WHERE id = ?1 AND status = 'running'")
-            .bind(fence.run_id)
-            .bind(now())
-            .execute(pool)
-            .await
-            .map_err(RepoError::db("heartbeat"))?
-            .rows_affected();
-    Ok(n > 0)
-}
-
 pub(crate) async fn record_counts(
     conn: &mut SqliteConnection,
     fence: Fence,
@@ -322,7 +310,17 @@ impl crate::repo::Runs for super::SqliteRepository {
     }
 
     async fn heartbeat(&self, fence: Fence) -> Result<bool, RepoError> {
-        heartbeat(&self.pool, fence).await
+        let pool = &self.pool;
+        let n = sqlx::query(
+            "UPDATE sync_runs SET heartbeat_at = ?2 WHERE id = ?1 AND status = 'running'",
+        )
+        .bind(fence.run_id)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("heartbeat"))?
+        .rows_affected();
+        Ok(n > 0)
     }
 
     async fn finish_run(&self, run: &mut HeldRun, end: &RunEnd) -> Result<(), RepoError> {

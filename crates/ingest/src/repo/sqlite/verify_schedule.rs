@@ -5,63 +5,26 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
 
 use super::{after, now};
 use crate::repo::{RepoError, VerifyRun};
 
-/// Takes the mailbox's check if it is due, moving the next one `every` on.
-pub(crate) async fn claim_verify(
-    pool: &SqlitePool,
-    mailbox_id: i64,
-    every: Duration,
-) -> Result<bool, RepoError> {
-    let at = now();
-    let next = after(at, every);
-    let claimed = sqlx::query(
-        "UPDATE mailboxes SET next_verify_at = ?3 WHERE id = ?1 AND next_verify_at <= ?2",
-    )
-    .bind(mailbox_id)
-    .bind(at)
-    .bind(next)
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("claim a completeness check"))?;
-    Ok(claimed.rows_affected() == 1)
-}
-
-pub(crate) async fn record_verify(
-    pool: &SqlitePool,
-    mailbox_id: i64,
-    started_at: DateTime<Utc>,
-    run: &VerifyRun,
-) -> Result<(), RepoError> {
-    let findings = serde_json::to_string(&run.findings).map_err(|source| RepoError::Encode {
-        operation: "record a completeness check",
-        source,
-    })?;
-    sqlx::query(
-        "INSERT INTO verify_runs (mailbox_id, started_at, finished_at, ok, missing_here,
-                                  gone_there, findings)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(mailbox_id)
-    .bind(started_at)
-    .bind(now().max(started_at))
-    .bind(run.ok)
-    .bind(i64::try_from(run.missing_here).unwrap_or(i64::MAX))
-    .bind(i64::try_from(run.gone_there).unwrap_or(i64::MAX))
-    .bind(findings)
-    .execute(pool)
-    .await
-    .map_err(RepoError::db("record a completeness check"))?;
-    Ok(())
-}
-
 #[async_trait]
 impl crate::repo::VerifySchedule for super::SqliteRepository {
     async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError> {
-        claim_verify(&self.pool, mailbox_id, every).await
+        let pool = &self.pool;
+        let at = now();
+        let next = after(at, every);
+        let claimed = sqlx::query(
+            "UPDATE mailboxes SET next_verify_at = ?3 WHERE id = ?1 AND next_verify_at <= ?2",
+        )
+        .bind(mailbox_id)
+        .bind(at)
+        .bind(next)
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("claim a completeness check"))?;
+        Ok(claimed.rows_affected() == 1)
     }
 
     async fn record_verify(
@@ -70,6 +33,27 @@ impl crate::repo::VerifySchedule for super::SqliteRepository {
         started_at: DateTime<Utc>,
         run: &VerifyRun,
     ) -> Result<(), RepoError> {
-        record_verify(&self.pool, mailbox_id, started_at, run).await
+        let pool = &self.pool;
+        let findings =
+            serde_json::to_string(&run.findings).map_err(|source| RepoError::Encode {
+                operation: "record a completeness check",
+                source,
+            })?;
+        sqlx::query(
+            "INSERT INTO verify_runs (mailbox_id, started_at, finished_at, ok, missing_here,
+                                      gone_there, findings)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(mailbox_id)
+        .bind(started_at)
+        .bind(now().max(started_at))
+        .bind(run.ok)
+        .bind(i64::try_from(run.missing_here).unwrap_or(i64::MAX))
+        .bind(i64::try_from(run.gone_there).unwrap_or(i64::MAX))
+        .bind(findings)
+        .execute(pool)
+        .await
+        .map_err(RepoError::db("record a completeness check"))?;
+        Ok(())
     }
 }
