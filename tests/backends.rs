@@ -21,6 +21,7 @@ on_both_backends!(
     two_concurrent_runs_end_0_and_75,
     sync_mirrors_adds_relabels_trash_and_deletes,
     the_worker_status_mailbox_and_full_verify_work,
+    a_history_id_behind_the_cursor_starts_over_and_degrades,
 );
 
 fn n(v: &Value, path: &[&str]) -> i64 {
@@ -423,4 +424,81 @@ async fn a_database_file_removed_mid_run_fails_it_with_one_line() {
     assert!(said[0].contains(path), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stdout.contains("\"completed\""), "{stdout}");
+}
+
+/// Gmail's historyId behind the stored cursor (issue 26, finding 6: the
+/// mailbox restored or re-created at Google, or the address reassigned):
+/// handled like expired history. The fallback window is backed up (new mail
+/// archived), the cursor starts over from Gmail's, one line says what
+/// happened, and the mailbox is degraded until `verify --full` passes.
+async fn a_history_id_behind_the_cursor_starts_over_and_degrades(backend: Backend) {
+    let bed = TestBed::on(backend, small_mailbox(12)).await;
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    // The stored cursor is far ahead of anything this Gmail mailbox has.
+    bed.execute("UPDATE mailboxes SET history_id = history_id + 1000000")
+        .await;
+    let arrived = bed
+        .emulator
+        .insert_raw(
+            &bed.mailbox,
+            b"From: a@example.org\r\nSubject: after the restore\r\n\r\nbody\r\n",
+            &["INBOX"],
+            None,
+        )
+        .unwrap();
+
+    let out = bed
+        .run(&["sync", "--mailbox", bed.mailbox.as_str(), "--json"])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert_eq!(out.status.code(), Some(0), "{summary}{stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("behind the stored cursor"))
+            .count(),
+        1,
+        "{stderr}{summary}"
+    );
+    assert_eq!(summary["history_expired"], true, "{summary}");
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{arrived}'"
+        ))
+        .await,
+        1,
+        "new mail archived: {summary}"
+    );
+    let cursor = bed.count("SELECT history_id FROM mailboxes").await;
+    let gmail = bed.emulator.history_id(&bed.mailbox).expect("history id") as i64;
+    assert_eq!(cursor, gmail, "the cursor starts over from Gmail's");
+    assert_eq!(
+        bed.count("SELECT count(*) FROM ledger_events WHERE event_type = 'history.expired'")
+            .await,
+        1
+    );
+
+    // Degraded until a completeness check passes, also across a normal sync.
+    let (code, status) = bed.run_json(&["status", "--check"]).await;
+    assert_eq!(code, 5, "{status}");
+    assert_eq!(
+        status[0]["degraded"][0]["reason"], "history_rewound",
+        "{status}"
+    );
+    let (code, again) = bed.sync().await;
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(n(&again, &["messages", "inserted"]), 0, "{again}");
+    let (code, _) = bed.run_json(&["status", "--check"]).await;
+    assert_eq!(code, 5);
+    let out = bed.run(&["verify", "--full"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (code, status) = bed.run_json(&["status", "--check"]).await;
+    assert_eq!(code, 0, "{status}");
 }

@@ -1,6 +1,6 @@
 //! Logging to stderr (stdout is reserved for summaries and `--json` output).
 //!
-//! Two filters, both must pass: the user's `RUST_LOG` (an `EnvFilter`, default
+//! Two filters, both must pass (both global, see `subscriber`): the user's `RUST_LOG` (an `EnvFilter`, default
 //! `warn,mailingest=info,ingest=info,cli=info`) and `gmail::log_metadata_is_safe`, which
 //! drops the records that carry credentials (yup-oauth2 logs token requests and responses,
 //! client secret and refresh/access tokens included, at DEBUG through the `log` crate, which
@@ -12,7 +12,7 @@
 use std::io::IsTerminal;
 
 use clap::ValueEnum;
-use tracing_subscriber::filter::{FilterExt as _, filter_fn};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -57,8 +57,15 @@ where
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().boxed(),
     };
+    // The filters apply to the whole subscriber, not per layer: with a
+    // per-layer filter, a `log::logger().enabled()` query (rustls and the
+    // PostgreSQL driver make them) swallows the next tracing event on that
+    // thread (tokio-rs/tracing#2519), so runs on PostgreSQL printed no log
+    // line at all. One output layer needs no per-layer filtering.
     tracing_subscriber::registry()
-        .with(fmt.with_filter(filter.and(filter_fn(gmail::log_metadata_is_safe))))
+        .with(filter)
+        .with(filter_fn(gmail::log_metadata_is_safe))
+        .with(fmt)
 }
 
 #[cfg(test)]

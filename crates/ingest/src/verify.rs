@@ -77,6 +77,33 @@ pub struct VerifyReport {
     pub findings: Vec<String>,
 }
 
+/// Findings a recorded completeness check keeps (`status` shows the first).
+const MAX_RECORDED_FINDINGS: usize = 40;
+
+impl VerifyReport {
+    /// The completeness check of one mailbox as `status` reads it back
+    /// ([`crate::repo::VerifyRun`]); `None` unless this report compared the
+    /// mailbox with Gmail (`full`). Problems not tied to one mailbox count
+    /// against every mailbox checked.
+    pub fn completeness_check(&self, mailbox_id: i64) -> Option<crate::repo::VerifyRun> {
+        let own = self.mailboxes.iter().find(|m| m.mailbox_id == mailbox_id)?;
+        let full = own.full.as_ref()?;
+        let findings: Vec<String> = self
+            .findings
+            .iter()
+            .chain(own.findings.iter())
+            .take(MAX_RECORDED_FINDINGS)
+            .cloned()
+            .collect();
+        Some(crate::repo::VerifyRun {
+            ok: self.findings.is_empty() && own.findings.is_empty(),
+            missing_here: full.missing_here,
+            gone_there: full.gone_there,
+            findings,
+        })
+    }
+}
+
 /// What to check.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {

@@ -26,7 +26,6 @@ use crate::repo::{MailboxRow, NextSync, VerifyRun};
 use crate::verify::{self, VerifyOptions};
 
 /// Findings kept per recorded check (the rest are counted in `verify`'s own report).
-const MAX_RECORDED_FINDINGS: usize = 40;
 
 /// How a worker schedules and paces its work.
 #[derive(Debug, Clone)]
@@ -324,20 +323,14 @@ impl Worker {
             },
         )
         .await?;
-        let own = report.mailboxes.iter().find(|m| m.mailbox_id == mailbox.id);
-        let full = own.and_then(|m| m.full.as_ref());
-        let run = VerifyRun {
-            ok: report.ok,
-            missing_here: full.map_or(0, |f| f.missing_here),
-            gone_there: full.map_or(0, |f| f.gone_there),
-            findings: report
-                .findings
-                .iter()
-                .chain(own.into_iter().flat_map(|m| m.findings.iter()))
-                .take(MAX_RECORDED_FINDINGS)
-                .cloned()
-                .collect(),
-        };
+        let run = report
+            .completeness_check(mailbox.id)
+            .unwrap_or_else(|| VerifyRun {
+                ok: false,
+                missing_here: 0,
+                gone_there: 0,
+                findings: vec!["the check did not reach this mailbox".into()],
+            });
         info!(
             mailbox = %mailbox.provider_email,
             ok = run.ok,

@@ -163,6 +163,11 @@ fn health(degraded: &[Degraded]) -> String {
             Degraded::Failing {
                 consecutive_failures,
             } => format!("{consecutive_failures} failed runs in a row"),
+            Degraded::HistoryRewound { at } => format!(
+                "Gmail's history went behind the stored cursor at {} (mailbox restored, \
+                 re-created, or another account's now): check it with `mailingest verify --full`",
+                at.to_rfc3339()
+            ),
             Degraded::VerifyFindings {
                 checked_at,
                 findings,

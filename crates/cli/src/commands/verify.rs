@@ -42,6 +42,7 @@ impl Verify {
         } else {
             Some(ctx.gmail_client(None).await?)
         };
+        let started = chrono::Utc::now();
         let report = ingest::verify::verify(
             repo.as_ref(),
             &store,
@@ -54,6 +55,13 @@ impl Verify {
             },
         )
         .await?;
+        // A completeness check by hand counts like the worker's scheduled one:
+        // `status` shows it, and it clears what only a check can clear.
+        for m in &report.mailboxes {
+            if let Some(check) = report.completeness_check(m.mailbox_id) {
+                repo.record_verify(m.mailbox_id, started, &check).await?;
+            }
+        }
         if self.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {

@@ -23,6 +23,12 @@ pub enum EngineError {
         "run {run_id} lost mailbox {mailbox} to another run; it stopped without committing more (the next run resumes)"
     )]
     LeaseLost { mailbox: String, run_id: i64 },
+    /// Gmail's historyId is behind the stored cursor: the mailbox was
+    /// restored or re-created at Google, or the address is another
+    /// account's now. History from the cursor would never show a change
+    /// (handled by the sync like expired history; never reaches a caller).
+    #[error("Gmail's historyId {gmail} is behind the stored cursor {cursor}")]
+    HistoryBehindCursor { cursor: u64, gmail: u64 },
     #[error("mailbox {0} is not registered (add it with `mailingest mailbox add`)")]
     UnknownMailbox(String),
     /// A mailbox of another organisation was handed to this engine.

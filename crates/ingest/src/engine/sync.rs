@@ -71,6 +71,7 @@ impl Engine {
         };
         let cancel = &cancel;
         self.run(plan, cancel, |run| async move {
+            let mut rewound = false;
             if let Some(start) = cursor {
                 match self.replay_history(&run, start, cancel).await {
                     // The cursor advanced page by page with the data.
@@ -86,7 +87,21 @@ impl Engine {
                             start = start.0,
                             "history expired; backing up the fallback window instead"
                         );
-                        self.record_expired(&run, start, fallback).await?;
+                        self.record_expired(&run, start, fallback, None).await?;
+                    }
+                    Err(EngineError::HistoryBehindCursor { cursor, gmail }) => {
+                        warn!(
+                            "{}: Gmail's historyId {gmail} is behind the stored cursor {cursor}: \
+                             the mailbox was restored or re-created at Google, or the address \
+                             belongs to another account now; backing up the last {} days and \
+                             starting over from Gmail's cursor (the mailbox is degraded until \
+                             `mailingest verify --full` passes)",
+                            run.mailbox(),
+                            request.fallback_days
+                        );
+                        self.record_expired(&run, start, fallback, Some(gmail))
+                            .await?;
+                        rewound = true;
                     }
                     Err(e) => return Err(e),
                 }
@@ -94,8 +109,13 @@ impl Engine {
             // The fresh cursor comes first: changes during the backfill replay next time.
             let profile = self.gmail.profile(run.mailbox()).await?;
             self.ingest_window(&run, fallback, cancel, progress).await?;
+            let fresh = HistoryCursor(profile.history_id);
             Ok(BodyEnd {
-                cursor: CursorUpdate::Advance(HistoryCursor(profile.history_id)),
+                cursor: if rewound {
+                    CursorUpdate::Rewind(fresh)
+                } else {
+                    CursorUpdate::Advance(fresh)
+                },
                 window: Some(fallback),
                 history_expired: cursor.is_some(),
             })
@@ -103,17 +123,22 @@ impl Engine {
         .await
     }
 
+    /// Records why the run backs up a window instead of replaying history:
+    /// the cursor expired, or (`gmail_history_id`) Gmail's history is behind it.
     async fn record_expired(
         &self,
         run: &Run,
         old_cursor: HistoryCursor,
         window: Window,
+        gmail_history_id: Option<u64>,
     ) -> Result<(), EngineError> {
-        let event = NewEvent::new(
-            EventType::HistoryExpired,
-            Subject::Run(run.id()),
-            json!({"start_history_id": old_cursor.to_string(), "fallback_window": window}),
-        );
+        let mut payload =
+            json!({"start_history_id": old_cursor.to_string(), "fallback_window": window});
+        if let Some(gmail) = gmail_history_id {
+            payload["reason"] = json!("history_behind_cursor");
+            payload["gmail_history_id"] = json!(gmail.to_string());
+        }
+        let event = NewEvent::new(EventType::HistoryExpired, Subject::Run(run.id()), payload);
         // Not replayed through an outage: an append whose commit was
         // acknowledged into a dropped connection would be appended twice.
         let mut tx = self.repo.begin(run.fence()).await?;
@@ -132,11 +157,21 @@ impl Engine {
         let mut pages = self.gmail.history(run.mailbox(), start.0);
         let mut cursor = start;
         let mut applied = 0u64;
+        let mut first = true;
         while let Some(page) = run.timed(Stage::List, pages.next()).await {
             if cancel.is_cancelled() {
                 break;
             }
             let page = page?;
+            // Gmail's historyId never goes backwards for one mailbox: if it
+            // is behind the cursor, this is another mailbox's history.
+            if first && page.history_id < start.0 {
+                return Err(EngineError::HistoryBehindCursor {
+                    cursor: start.0,
+                    gmail: page.history_id,
+                });
+            }
+            first = false;
             let batch = self.page_batch(run, &page, cursor).await?;
             self.commit(run, &batch).await?;
             cursor = batch.cursor.unwrap_or(cursor);

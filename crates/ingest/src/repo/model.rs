@@ -138,6 +138,12 @@ pub enum CursorUpdate {
     IfAbsent(HistoryCursor),
     /// Move it forward to this point (a fallback backfill after expired history).
     Advance(HistoryCursor),
+    /// Set it to this point even though it is behind the stored one: Gmail's
+    /// history went backwards (a restored or re-created mailbox), and the
+    /// stored cursor would never see a change again. Recorded on the mailbox
+    /// (`history_rewound_at`), which stays degraded until a clean
+    /// `verify --full`.
+    Rewind(HistoryCursor),
 }
 
 /// The proof a run presents with every write: its run id and mailbox. A
@@ -199,6 +205,9 @@ pub struct MailboxRow {
     pub next_sync_at: DateTime<Utc>,
     pub consecutive_failures: i32,
     pub last_error: Option<String>,
+    /// When a sync last found Gmail's historyId behind the stored cursor and
+    /// started over from Gmail's (see [`Degraded::HistoryRewound`]).
+    pub history_rewound_at: Option<DateTime<Utc>>,
 }
 
 /// One line of `mailingest status`.
@@ -251,6 +260,12 @@ pub enum Degraded {
     CursorNearExpiry { days_since_success: f64 },
     /// Its last runs failed.
     Failing { consecutive_failures: i32 },
+    /// Gmail's historyId went behind the stored cursor (the mailbox restored
+    /// or re-created at Google, or the address now another account's): the
+    /// sync started over from Gmail's cursor after backing up the fallback
+    /// window. Until a completeness check passes after it, the archive may
+    /// hold mail of the mailbox's earlier life, or miss some of this one's.
+    HistoryRewound { at: DateTime<Utc> },
     /// Its last completeness check (`verify --full`) found differences.
     VerifyFindings {
         checked_at: DateTime<Utc>,
@@ -285,6 +300,13 @@ impl MailboxStatus {
                 out.push(Degraded::CursorNearExpiry {
                     days_since_success: (since / 86_400.0 * 10.0).round() / 10.0,
                 });
+            }
+        }
+        if let Some(at) = self.mailbox.history_rewound_at {
+            let checked_since = self.last_verify_ok == Some(true)
+                && self.last_verify_at.is_some_and(|checked| checked > at);
+            if !checked_since {
+                out.push(Degraded::HistoryRewound { at });
             }
         }
         if let (Some(false), Some(at)) = (self.last_verify_ok, self.last_verify_at) {

@@ -27,6 +27,7 @@ fn mailbox_columns(alias: &str) -> String {
         "next_sync_at",
         "consecutive_failures",
         "last_error",
+        "history_rewound_at",
     ]
     .map(|c| format!("{alias}.{c}"))
     .join(", ")

@@ -94,6 +94,26 @@ pub(crate) async fn advance_cursor(
     Ok(())
 }
 
+/// Sets the cursor behind where it is, and records when (see
+/// [`CursorUpdate::Rewind`]).
+async fn rewind_cursor(
+    conn: &mut PgConnection,
+    mailbox_id: i64,
+    cursor: i64,
+) -> Result<(), RepoError> {
+    sqlx::query(
+        "UPDATE mailboxes SET history_id = $2, history_id_updated_at = now(),
+                history_rewound_at = now(), updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(mailbox_id)
+    .bind(cursor)
+    .execute(conn)
+    .await
+    .map_err(RepoError::db("rewind cursor"))?;
+    Ok(())
+}
+
 /// Whether the run's terminal event was written by its own finish (a run
 /// taken over gets `sync.interrupted` from the run that took it, with a
 /// reason, never the counts a finish records).
@@ -297,7 +317,9 @@ impl crate::repo::Runs for super::PgRepository {
         let Fence { run_id, mailbox_id } = run.fence;
         let end_history_id = match end.cursor {
             CursorUpdate::Keep => None,
-            CursorUpdate::IfAbsent(h) | CursorUpdate::Advance(h) => Some(as_i64("historyId", h.0)?),
+            CursorUpdate::IfAbsent(h) | CursorUpdate::Advance(h) | CursorUpdate::Rewind(h) => {
+                Some(as_i64("historyId", h.0)?)
+            }
         };
         let Some(event_type) = end.status.terminal_event() else {
             return Err(RepoError::Corrupt(format!(
@@ -350,8 +372,12 @@ impl crate::repo::Runs for super::PgRepository {
         )
         .await?;
         if let Some(h) = end_history_id {
-            let only_if_absent = matches!(end.cursor, CursorUpdate::IfAbsent(_));
-            advance_cursor(&mut tx, mailbox_id, h, only_if_absent).await?;
+            if matches!(end.cursor, CursorUpdate::Rewind(_)) {
+                rewind_cursor(&mut tx, mailbox_id, h).await?;
+            } else {
+                let only_if_absent = matches!(end.cursor, CursorUpdate::IfAbsent(_));
+                advance_cursor(&mut tx, mailbox_id, h, only_if_absent).await?;
+            }
         }
         tx.commit().await.map_err(RepoError::db("commit run end"))?;
         info!(run_id, status = end.status.as_str(), "run finished");

@@ -15,7 +15,7 @@ use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, R
 
 const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.history_id,
      mb.history_id_updated_at, mb.sync_interval_secs, mb.next_sync_at,
-     mb.consecutive_failures, mb.last_error";
+     mb.consecutive_failures, mb.last_error, mb.history_rewound_at";
 
 /// Inserts the mailbox if it is new and returns its id either way.
 pub(crate) async fn upsert_mailbox(

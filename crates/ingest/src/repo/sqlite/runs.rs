@@ -228,7 +228,9 @@ pub(crate) async fn finish_run(
     let Fence { run_id, mailbox_id } = run.fence;
     let end_history_id = match end.cursor {
         CursorUpdate::Keep => None,
-        CursorUpdate::IfAbsent(h) | CursorUpdate::Advance(h) => Some(as_i64("historyId", h.0)?),
+        CursorUpdate::IfAbsent(h) | CursorUpdate::Advance(h) | CursorUpdate::Rewind(h) => {
+            Some(as_i64("historyId", h.0)?)
+        }
     };
     let Some(event_type) = end.status.terminal_event() else {
         return Err(RepoError::Corrupt(format!(
@@ -278,13 +280,38 @@ pub(crate) async fn finish_run(
     )
     .await?;
     if let Some(h) = end_history_id {
-        let only_if_absent = matches!(end.cursor, CursorUpdate::IfAbsent(_));
-        advance_cursor(&mut tx, mailbox_id, h, only_if_absent).await?;
+        if matches!(end.cursor, CursorUpdate::Rewind(_)) {
+            rewind_cursor(&mut tx, mailbox_id, h).await?;
+        } else {
+            let only_if_absent = matches!(end.cursor, CursorUpdate::IfAbsent(_));
+            advance_cursor(&mut tx, mailbox_id, h, only_if_absent).await?;
+        }
     }
     tx.commit().await.map_err(RepoError::db("commit run end"))?;
     info!(run_id, status = end.status.as_str(), "run finished");
     // Removing and closing the run's lock file: the run is over.
     drop(std::mem::replace(&mut run.hold, Box::new(())));
+    Ok(())
+}
+
+/// Sets the cursor behind where it is, and records when (see
+/// [`CursorUpdate::Rewind`]).
+async fn rewind_cursor(
+    conn: &mut SqliteConnection,
+    mailbox_id: i64,
+    cursor: i64,
+) -> Result<(), RepoError> {
+    sqlx::query(
+        "UPDATE mailboxes SET history_id = ?2, history_id_updated_at = ?3,
+                history_rewound_at = ?3, updated_at = ?3
+         WHERE id = ?1",
+    )
+    .bind(mailbox_id)
+    .bind(cursor)
+    .bind(now())
+    .execute(conn)
+    .await
+    .map_err(RepoError::db("rewind cursor"))?;
     Ok(())
 }
 
