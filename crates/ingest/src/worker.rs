@@ -25,8 +25,6 @@ use crate::metrics::Metrics;
 use crate::repo::{MailboxRow, NextSync, VerifyRun};
 use crate::verify::{self, VerifyOptions};
 
-/// Findings kept per recorded check (the rest are counted in `verify`'s own report).
-
 /// How a worker schedules and paces its work.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
