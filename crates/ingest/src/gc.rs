@@ -30,6 +30,17 @@
 //! 4. A wrong database is refused: when as many old objects are unrecorded as
 //!    recorded, or more, gc removes nothing without `force`
 //!    ([`GcError::NotThisStoresDatabase`]).
+//! 5. The clocks agree: ages are the store's times against this host's clock,
+//!    so gc reads the store's clock first (a probe object) and removes
+//!    nothing when the two are further apart than `max_clock_skew`
+//!    ([`GcError::ClockSkew`]).
+//! 6. Removal is two-phase. An object gc removes (here or by a purge) moves to
+//!    the store's trash (`<prefix>/.trash/sha256/…`) and is deleted for good
+//!    only after `trash_retention` (30 days by default), counted from the
+//!    move. Every gc first brings back any object a `present` row records
+//!    that only the trash holds (a run recorded it after gc removed it), and
+//!    `repair` looks in the trash before asking Gmail. So a mistake of the
+//!    rules above costs a restore, not the mail.
 //!
 //! Purging deleted mail ([`purge_deleted`], `--purge-deleted-older-than`)
 //! removes the objects only messages deleted before a cutoff hold. Their rows
@@ -75,6 +86,11 @@ use crate::repo::{
 
 /// The default grace period: nothing younger is ever removed.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// How long a removed object stays in the store's trash before it is deleted.
+pub const DEFAULT_TRASH_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// How far the store's clock may be from this host's before gc refuses to
+/// judge ages by it.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// Hashes looked up in the database at once.
 const LOOKUP_CHUNK: usize = 1000;
@@ -100,6 +116,15 @@ pub enum GcError {
     Lease(#[from] EngineError),
     #[error("grace period {0:?} reaches before the epoch")]
     Grace(Duration),
+    /// The store's clock and this host's disagree by more than the margin:
+    /// ages measured against this host's clock could make a fresh object
+    /// look old.
+    #[error(
+        "the store's clock is {} s {} this host's (more than the {max_secs} s allowed): object ages cannot be trusted, so nothing was removed; fix the clocks (NTP) or raise --max-clock-skew",
+        skew_secs.abs().round(),
+        if *skew_secs > 0.0 { "ahead of" } else { "behind" }
+    )]
+    ClockSkew { skew_secs: f64, max_secs: u64 },
     #[error(
         "the database records {recorded} of the store's objects and {unrecorded} older than the grace period are unrecorded: is DATABASE_URL the database this store belongs to? Nothing was removed (--force removes them anyway)"
     )]
@@ -118,6 +143,12 @@ pub struct GcOptions {
     pub force: bool,
     /// Also purge mail Gmail deleted long ago ([`purge_deleted`]).
     pub purge: Option<PurgeRequest>,
+    /// Removed objects stay in the store's trash this long before they are
+    /// deleted (counted from the removal).
+    pub trash_retention: Duration,
+    /// The largest disagreement between the store's clock and this host's
+    /// that gc accepts before it removes anything.
+    pub max_clock_skew: Duration,
 }
 
 /// Which mailboxes' long-deleted mail to purge, and how long ago deleted.
@@ -135,6 +166,8 @@ impl Default for GcOptions {
             dry_run: false,
             force: false,
             purge: None,
+            trash_retention: DEFAULT_TRASH_RETENTION,
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
         }
     }
 }
@@ -181,6 +214,24 @@ pub struct GcReport {
     pub discarded: Vec<Discarded>,
     /// Per mailbox, what purging its long-deleted mail did (empty unless asked).
     pub purge: Vec<MailboxPurge>,
+    /// The store's clock against this host's, in seconds (positive: ahead).
+    pub clock_skew_secs: f64,
+    /// What the store's trash holds and what this gc did to it.
+    pub trash: TrashReport,
+}
+
+/// The store's trash: removed objects wait there ([`GcOptions::trash_retention`])
+/// before they are deleted, and come back if a row needs them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrashReport {
+    /// Objects left in the trash after this gc.
+    pub held: u64,
+    pub held_bytes: u64,
+    /// Objects a `present` row records that were only in the trash: brought
+    /// back (dry run: would be). A run recorded them after gc removed them.
+    pub restored: Vec<String>,
+    /// Objects deleted for good, their retention over (dry run: would be).
+    pub emptied: Vec<Collected>,
 }
 
 /// Runs one garbage collection of `store` against `repo`: lists the store,
@@ -201,6 +252,20 @@ pub async fn collect(
         grace_secs: options.grace.as_secs(),
         ..GcReport::default()
     };
+    // Ages are the store's times against this host's clock: a store (or a
+    // host) whose clock is off would make fresh objects look old.
+    let clock = store.clock().await?;
+    report.clock_skew_secs = clock.skew_secs();
+    if report.clock_skew_secs.abs() > options.max_clock_skew.as_secs_f64() {
+        let skew = GcError::ClockSkew {
+            skew_secs: report.clock_skew_secs,
+            max_secs: options.max_clock_skew.as_secs(),
+        };
+        if !options.dry_run {
+            return Err(skew);
+        }
+        warn!("gc --dry-run: {skew}");
+    }
     let mut listing = store.objects();
     let mut chunk: Vec<StoredObject> = Vec::with_capacity(LOOKUP_CHUNK);
     let mut candidates: Vec<StoredObject> = Vec::new();
@@ -256,8 +321,78 @@ pub async fn collect(
         }
         report.discarded.push(discarded(&write, now));
     }
+    tend_trash(repo.as_ref(), store, options, now, &mut report.trash).await?;
     report.removed_bytes = report.removed.iter().map(|c| c.size).sum();
     Ok(report)
+}
+
+/// The trash's second phase: an object a `present` row records but the store
+/// no longer holds comes back (a run recorded it after gc removed it: clock
+/// skew, a database restored from a backup); one whose retention is over is
+/// deleted; the rest wait.
+async fn tend_trash(
+    repo: &dyn Repository,
+    store: &BlobStore,
+    options: &GcOptions,
+    now: SystemTime,
+    trash: &mut TrashReport,
+) -> Result<(), GcError> {
+    let Some(expired) = now.checked_sub(options.trash_retention) else {
+        return Err(GcError::Grace(options.trash_retention));
+    };
+    let trashed: Vec<StoredObject> = store.trashed().try_collect().await?;
+    for chunk in trashed.chunks(LOOKUP_CHUNK) {
+        let hashes: Vec<String> = chunk.iter().map(|o| o.sha256.to_string()).collect();
+        let present = repo.blobs_present(&hashes).await?;
+        for object in chunk {
+            let hex = object.sha256.to_string();
+            if present.contains(&hex) && store.head(&object.sha256).await?.is_none() {
+                if !options.dry_run && !store.restore(&object.sha256).await? {
+                    continue; // gone meanwhile (another gc restored it)
+                }
+                warn!(sha256 = %hex, "gc: a recorded object was only in the trash; brought back");
+                trash.restored.push(hex);
+            } else if object.modified <= expired {
+                if !options.dry_run {
+                    match store
+                        .remove_trashed_if_unmodified(&object.sha256, expired)
+                        .await?
+                    {
+                        Removal::Removed => {}
+                        _ => continue, // restored or trashed anew meanwhile
+                    }
+                    info!(sha256 = %hex, size = object.size, "gc: deleted an object from the trash");
+                }
+                trash.emptied.push(collected(object, now));
+            } else {
+                trash.held += 1;
+                trash.held_bytes += object.size;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Brings these objects back from the store's trash (`gc --restore`); returns
+/// those that were there.
+pub async fn restore_from_trash(
+    store: &BlobStore,
+    sha256s: &[store::Sha256],
+) -> Result<Vec<String>, GcError> {
+    let mut restored = Vec::new();
+    for sha in sha256s {
+        if store.restore(sha).await? {
+            info!(sha256 = %sha, "gc: restored from the trash");
+            restored.push(sha.to_string());
+        }
+    }
+    Ok(restored)
+}
+
+/// Every object in the store's trash (`gc --restore-all`).
+pub async fn trashed(store: &BlobStore) -> Result<Vec<store::Sha256>, GcError> {
+    let objects: Vec<StoredObject> = store.trashed().try_collect().await?;
+    Ok(objects.into_iter().map(|o| o.sha256).collect())
 }
 
 /// Drains `chunk`; returns the objects no row records that are older than the cutoff.
@@ -329,7 +464,7 @@ async fn remove(
         // after the claim is released could take an object a writer has just
         // recorded. The store's outage budget bounds it (gc opens the store
         // with a short one).
-        let removal = store.remove_if_unmodified(&object.sha256, cutoff).await;
+        let removal = store.trash_if_unmodified(&object.sha256, cutoff).await;
         // And the claim held all along, or a writer may have recorded it meanwhile.
         if let Err(e) = tx.still_open().await {
             error!(sha256 = %object.sha256, "gc lost its database transaction while removing \
@@ -340,7 +475,7 @@ async fn remove(
         }
         match removal {
             Ok(Removal::Removed) => {
-                info!(sha256 = %object.sha256, size = object.size, "gc: removed an unrecorded object");
+                info!(sha256 = %object.sha256, size = object.size, "gc: moved an unrecorded object to the trash");
                 report.removed.push(collected(object, now));
             }
             Ok(Removal::Kept) => report.reclaimed_by_writer += 1,
@@ -489,16 +624,30 @@ async fn purge_mailbox(
     tx.commit().await?;
     // Unconditional: the database, not the object's age, decides here.
     let any_time = SystemTime::now() + Duration::from_secs(365 * 86400);
-    for chunk in marked.chunks(REMOVE_CHUNK) {
+    let mut pending: Vec<String> = marked;
+    while !pending.is_empty() {
+        let take = pending.len().min(REMOVE_CHUNK);
+        let chunk: Vec<String> = pending.drain(..take).collect();
         let mut tx = repo.begin(fence).await?;
-        let locked = tx.lock_purging(chunk, deleted_before).await?;
+        let locked = tx.lock_purging(&chunk, deleted_before).await?;
         report.referenced_again += (chunk.len() - locked.len()) as u64;
         let mut removed = Vec::with_capacity(locked.len());
         let mut events = Vec::with_capacity(locked.len());
-        for candidate in locked {
+        // Bounded in time like the unrecorded pass: on SQLite every writer
+        // waits while this transaction is open. What is left stays
+        // `purging` and goes first into the next chunk, locked and checked
+        // again there.
+        let started = std::time::Instant::now();
+        let mut dealt = 0;
+        for candidate in &locked {
+            if dealt > 0 && started.elapsed() > TX_BUDGET {
+                break;
+            }
+            dealt += 1;
+            let candidate = candidate.clone();
             let sha: store::Sha256 = candidate.sha256.parse()?;
-            // Removed or already gone (an earlier gc died after removing it).
-            store.remove_if_unmodified(&sha, any_time).await?;
+            // Into the trash, or already gone (an earlier gc died after moving it).
+            store.trash_if_unmodified(&sha, any_time).await?;
             events.push(NewEvent::new(
                 EventType::BlobRemoved,
                 Subject::Blob(candidate.sha256.clone()),
@@ -516,9 +665,11 @@ async fn purge_mailbox(
         tx.append_events(&events).await?;
         tx.commit().await?;
         for c in &removed {
-            info!(sha256 = %c.sha256, size = c.size, "gc: purged the object of deleted mail");
+            info!(sha256 = %c.sha256, size = c.size, "gc: purged the object of deleted mail (moved to the trash)");
         }
         report.removed.extend(removed);
+        let left = locked[dealt..].iter().map(|c| c.sha256.clone());
+        pending.splice(0..0, left);
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! `--purge-deleted-older-than`, also the bytes of mail Gmail deleted long ago
 //! (a `gc` run per mailbox, `blob.removed` events). `--dry-run` lists what
 //! would go, with sizes, and removes nothing. Exit 75 when a mailbox was
-//! skipped because another run held it.
+//! skipped because another run held it. What gc removes goes to the store's
+//! trash first (`--trash-retention`, 30 days), and `--restore` /
+//! `--restore-all` bring it back.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use ingest::gc::{GcOptions, GcReport, PurgeRequest, STORE_OUTAGE_BUDGET};
 
 use crate::context::{Context, PoolProfile, StoreAccess};
 use crate::exit::Exit;
-use crate::parse::{parse_grace, parse_purge_age};
+use crate::parse::{parse_duration, parse_grace, parse_purge_age};
 
 #[derive(Debug, Args)]
 pub struct Gc {
@@ -36,9 +38,29 @@ pub struct Gc {
     /// With --purge-deleted-older-than: only this mailbox (of --org).
     #[arg(long, requires = "purge_deleted_older_than")]
     mailbox: Option<String>,
+    /// How long removed objects stay in the store's trash before they are
+    /// deleted for good (`30d`); a row that needs one meanwhile gets it back.
+    #[arg(long, value_parser = parse_duration, default_value = "30d")]
+    trash_retention: Duration,
+    /// Refuse to remove anything when the store's clock and this host's
+    /// disagree by more than this (`60s`): ages would be wrong.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    max_clock_skew: Duration,
+    /// Bring this object (a sha256) back from the trash; repeatable. Nothing
+    /// else is done.
+    #[arg(long, value_name = "SHA256", value_parser = parse_sha256, conflicts_with_all = ["dry_run", "restore_all"])]
+    restore: Vec<store::Sha256>,
+    /// Bring every object in the trash back. Nothing else is done.
+    #[arg(long, conflicts_with = "dry_run")]
+    restore_all: bool,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_sha256(s: &str) -> Result<store::Sha256, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not a sha256 (64 hex digits)"))
 }
 
 impl Gc {
@@ -52,11 +74,34 @@ impl Gc {
         // A short outage budget: gc holds a database transaction open while
         // it removes (SQLite writers wait on it).
         let store = ctx.blob_store_within(access, STORE_OUTAGE_BUDGET).await?;
+        if self.restore_all || !self.restore.is_empty() {
+            let wanted = if self.restore_all {
+                ingest::gc::trashed(&store).await?
+            } else {
+                self.restore.clone()
+            };
+            let restored = ingest::gc::restore_from_trash(&store, &wanted).await?;
+            if self.json {
+                println!("{}", serde_json::json!({ "restored": restored }));
+            } else {
+                for sha in &restored {
+                    println!("restored {sha}");
+                }
+                println!(
+                    "gc --restore: {} of {} objects brought back from the trash",
+                    restored.len(),
+                    wanted.len()
+                );
+            }
+            return Ok(Exit::Done.into());
+        }
         let mut options = GcOptions {
             grace: self.grace,
             dry_run: self.dry_run,
             force: self.force,
             purge: None,
+            trash_retention: self.trash_retention,
+            max_clock_skew: self.max_clock_skew,
         };
         if let Some(age) = self.purge_deleted_older_than {
             let deleted_before = chrono::Duration::from_std(age)
@@ -164,6 +209,25 @@ fn print_text(r: &GcReport) {
         r.removed.len(),
         bytes(r.removed_bytes),
         r.discarded.len()
+    );
+    let t = &r.trash;
+    for sha in &t.restored {
+        println!(
+            "{} {sha} from the trash: a row records it",
+            if r.dry_run {
+                "would bring back"
+            } else {
+                "brought back"
+            }
+        );
+    }
+    println!(
+        "trash: {} objects ({}) held; {} {} for good; {} brought back",
+        t.held,
+        bytes(t.held_bytes),
+        if r.dry_run { "would delete" } else { "deleted" },
+        t.emptied.len(),
+        t.restored.len()
     );
 }
 

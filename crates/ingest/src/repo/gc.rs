@@ -37,6 +37,9 @@ pub trait GcStore: Send + Sync {
     ) -> Result<Vec<PurgeCandidate>, RepoError>;
     /// Of these hashes, those that have a `blobs` row.
     async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError>;
+    /// Of these hashes, those whose `blobs` row says `present` (a row
+    /// needs the object: not purged, not being purged).
+    async fn blobs_present(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError>;
     /// Opens the transaction in which garbage collection removes objects.
     async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError>;
 }

@@ -236,6 +236,17 @@ impl crate::repo::GcStore for super::PgRepository {
         Ok(found.into_iter().collect())
     }
 
+    async fn blobs_present(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT sha256 FROM blobs WHERE sha256 = ANY($1::text[]) AND state = 'present'",
+        )
+        .bind(sha256s)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(RepoError::db("read present blobs"))?;
+        Ok(found.into_iter().collect())
+    }
+
     async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError> {
         let mut tx = self.pool.begin().await.map_err(RepoError::db("begin gc"))?;
         // Its placeholders keep writers off while objects go; a server-side

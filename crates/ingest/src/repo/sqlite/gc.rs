@@ -235,6 +235,22 @@ impl crate::repo::GcStore for super::SqliteRepository {
         blobs_with_rows(&mut conn, sha256s).await
     }
 
+    async fn blobs_present(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+        let list = serde_json::to_string(sha256s).map_err(|source| RepoError::Encode {
+            operation: "read present blobs",
+            source,
+        })?;
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT b.sha256 FROM json_each(?1) AS j JOIN blobs AS b ON b.sha256 = j.value
+             WHERE b.state = 'present'",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(RepoError::db("read present blobs"))?;
+        Ok(found.into_iter().collect())
+    }
+
     async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError> {
         self.file.check(&self.path)?;
         let tx = begin_immediate(&self.pool, "begin gc").await?;
