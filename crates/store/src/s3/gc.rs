@@ -15,11 +15,13 @@ fn system_time(t: Option<&aws_smithy_types::DateTime>) -> SystemTime {
         .unwrap_or_else(std::time::SystemTime::now)
 }
 
-pub(super) async fn remove_if_unmodified(
+/// `Some(Absent)` when there is no object at `key`, `Some(Kept)` when it was
+/// modified after `cutoff`; `None` when it may go.
+async fn unless_unmodified(
     ctx: &S3Ctx,
     key: &str,
     cutoff: SystemTime,
-) -> Result<Removal, StoreError> {
+) -> Result<Option<Removal>, StoreError> {
     ctx.ensure_bucket().await?;
     let modified = match ctx
         .client
@@ -30,11 +32,19 @@ pub(super) async fn remove_if_unmodified(
         .await
     {
         Ok(out) => system_time(out.last_modified()),
-        Err(e) if status_of(&e) == Some(404) => return Ok(Removal::Absent),
+        Err(e) if status_of(&e) == Some(404) => return Ok(Some(Removal::Absent)),
         Err(e) => return Err(map_sdk_error(ctx, "HeadObject", key, &e)),
     };
-    if modified > cutoff {
-        return Ok(Removal::Kept);
+    Ok((modified > cutoff).then_some(Removal::Kept))
+}
+
+pub(super) async fn remove_if_unmodified(
+    ctx: &S3Ctx,
+    key: &str,
+    cutoff: SystemTime,
+) -> Result<Removal, StoreError> {
+    if let Some(kept_or_absent) = unless_unmodified(ctx, key, cutoff).await? {
+        return Ok(kept_or_absent);
     }
     ctx.client
         .delete_object()
@@ -55,21 +65,8 @@ pub(super) async fn move_if_unmodified(
     to: &str,
     cutoff: SystemTime,
 ) -> Result<Removal, StoreError> {
-    ctx.ensure_bucket().await?;
-    let modified = match ctx
-        .client
-        .head_object()
-        .bucket(&ctx.bucket)
-        .key(from)
-        .send()
-        .await
-    {
-        Ok(out) => system_time(out.last_modified()),
-        Err(e) if status_of(&e) == Some(404) => return Ok(Removal::Absent),
-        Err(e) => return Err(map_sdk_error(ctx, "HeadObject", from, &e)),
-    };
-    if modified > cutoff {
-        return Ok(Removal::Kept);
+    if let Some(kept_or_absent) = unless_unmodified(ctx, from, cutoff).await? {
+        return Ok(kept_or_absent);
     }
     match ctx
         .client
