@@ -18,9 +18,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::engine::{
-    Engine, EngineError, MailboxRef, Progress, RunSummary, RunVerdict, SyncRequest,
-};
+use crate::domain::{RunSummary, RunVerdict};
+use crate::engine::{Engine, EngineError, MailboxRef, Progress, SyncRequest};
 use crate::metrics::Metrics;
 use crate::repo::{MailboxRow, NextSync, VerifyRun};
 use crate::verify::{self, VerifyOptions};

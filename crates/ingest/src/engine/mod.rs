@@ -22,20 +22,24 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::domain::Window;
+// The domain values a run speaks, under the paths callers knew before they
+// moved to `domain`.
+pub use crate::domain::{
+    BlobCounts, RunKind, RunStatus, RunSummary, RunVerdict, SkipKind, Skipped, StageSeconds, Tally,
+    Window,
+};
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
 pub use estimate::BackfillEstimate;
 pub(crate) use lease::{DEFAULT_DB_OUTAGE, DEFAULT_LEASE, RunLease, is_lease_lost};
 pub use memory::MessageMemory;
 pub use progress::{Progress, ProgressSnapshot};
-pub use summary::{BlobCounts, RunSummary, RunVerdict, SkipKind, Skipped, StageSeconds, Tally};
 pub use sync::SyncRequest;
 pub(crate) use thread_fetch::is_spam_or_trash;
 
+pub use crate::repo::CursorUpdate;
 use crate::repo::Repository;
 pub use crate::repo::pg::RUN_LOCK_CLASS;
-pub use crate::repo::{CursorUpdate, RunKind, RunStatus};
 
 /// Tuning knobs; the defaults suit one mailbox on a small machine.
 #[derive(Debug, Clone)]

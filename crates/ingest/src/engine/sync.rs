@@ -29,10 +29,10 @@ use tracing::{info, warn};
 
 use super::commit::Batch;
 use super::run::{BodyEnd, Run, RunPlan, Stage};
-use super::summary::RunSummary;
 use super::thread_fetch::{MessageResult, is_spam_or_trash};
-use super::{Engine, EngineError, MailboxRef, Progress, Window};
-use crate::repo::{CursorUpdate, HistoryCursor, LabelUpdate, RunKind, as_i64};
+use super::{Engine, EngineError, MailboxRef, Progress};
+use crate::domain::{LabelUpdate, RunKind, RunSummary, Window};
+use crate::repo::{CursorUpdate, HistoryCursor, as_i64};
 
 /// New messages of one page fetched at once (the client caps requests per mailbox).
 const MESSAGES_IN_FLIGHT: usize = 16;

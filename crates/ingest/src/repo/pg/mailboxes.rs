@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use tracing::instrument;
 
-use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
+use crate::domain::Outcome;
+use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, RepoError};
 
 /// The columns of a `MailboxRow`, in its field order, qualified by `alias`.
 fn mailbox_columns(alias: &str) -> String {
@@ -190,7 +191,7 @@ struct PgStatus {
 impl TryFrom<PgStatus> for MailboxStatus {
     type Error = RepoError;
     fn try_from(r: PgStatus) -> Result<Self, RepoError> {
-        let corrupt = |e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string());
+        let corrupt = |e: crate::domain::UnknownValue| RepoError::Corrupt(e.to_string());
         Ok(MailboxStatus {
             mailbox: r.mailbox,
             cursor_age_secs: r.cursor_age_secs,

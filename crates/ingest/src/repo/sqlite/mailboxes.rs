@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::{TS, after, begin_immediate, now};
-use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
+use crate::domain::Outcome;
+use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, RepoError};
 
 const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.history_id,
      mb.history_id_updated_at, mb.sync_interval_secs, mb.next_sync_at,
@@ -225,7 +226,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 
 impl SqliteStatus {
     fn into_status(self, at: DateTime<Utc>) -> Result<MailboxStatus, RepoError> {
-        let corrupt = |e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string());
+        let corrupt = |e: crate::domain::UnknownValue| RepoError::Corrupt(e.to_string());
         let cursor_age_secs = age_secs(at, self.mailbox.history_id_updated_at);
         Ok(MailboxStatus {
             mailbox: self.mailbox,
