@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::domain::{RunSummary, RunVerdict};
+use crate::domain::{MailboxAddress, RunSummary, RunVerdict};
 use crate::engine::{Engine, EngineError, MailboxRef, Progress, SyncRequest};
 use crate::metrics::Metrics;
 use crate::repo::{MailboxRow, NextSync, VerifyRun};
@@ -243,7 +243,7 @@ impl Worker {
             mailbox: MailboxRef::Known {
                 id: mailbox.id,
                 org: mailbox.org_id.clone(),
-                email: mailbox.provider_email.clone(),
+                email: MailboxAddress::normalized(&mailbox.provider_email),
             },
             fallback_days: self.options.fallback_days,
         };

@@ -1,11 +1,13 @@
 //! The types both the engines and the repository speak, below both: a value
 //! here depends on neither, so `repo` never reaches up into `engine` to name
-//! what it stores and returns. One file per concern: the backfill `window`,
-//! the `run` vocabulary, a run's `summary` and its `verdict`, the `batch`
-//! rows a run writes, what an upsert did (`outcome`), why a message failed
-//! (`failure`), and the one parse error of them all (`unknown_value`).
-//! Nothing here imports `crate::repo`, `crate::engine` or sqlx.
+//! what it stores and returns. One file per concern: a mailbox's `address`,
+//! the backfill `window`, the `run` vocabulary, a run's `summary` and its
+//! `verdict`, the `batch` rows a run writes, what an upsert did (`outcome`),
+//! why a message failed (`failure`), and the one parse error of them all
+//! (`unknown_value`). Nothing here imports `crate::repo`, `crate::engine` or
+//! sqlx.
 
+mod address;
 mod batch;
 mod failure;
 mod outcome;
@@ -15,6 +17,7 @@ mod unknown_value;
 mod verdict;
 mod window;
 
+pub use address::{InvalidAddress, MailboxAddress};
 pub use batch::{AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, ThreadUpsert};
 pub use failure::{FailureKind, MessageFailure};
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};

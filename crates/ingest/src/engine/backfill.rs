@@ -103,11 +103,11 @@ impl Engine {
         cancel: CancellationToken,
         progress: &Progress,
     ) -> Result<RunSummary, EngineError> {
-        let email = request.mailbox.email().to_lowercase();
-        let api_before = self.gmail.mailbox_metrics(&email);
+        let email = request.mailbox.email();
+        let api_before = self.gmail.mailbox_metrics(email);
         // The cursor is read before listing: whatever arrives during the
         // backfill is then picked up by the next incremental sync.
-        let profile = self.gmail.profile(&email).await?;
+        let profile = self.gmail.profile(email).await?;
         let cursor = HistoryCursor(profile.history_id);
         let plan = RunPlan {
             kind: RunKind::Backfill,

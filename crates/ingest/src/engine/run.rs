@@ -193,6 +193,7 @@ impl Engine {
     {
         let started = Instant::now();
         let (mailbox_id, mailbox) = self.resolve(&plan.mailbox).await?;
+        let mailbox = mailbox.into_string();
         let lease = RunLease::start(
             self.repo.clone(),
             &RunStart {

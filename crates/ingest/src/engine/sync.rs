@@ -55,7 +55,7 @@ impl Engine {
     ) -> Result<RunSummary, EngineError> {
         let fallback = Window::last_days(request.fallback_days, chrono::Utc::now())?;
         let (mailbox_id, email) = self.resolve(&request.mailbox).await?;
-        let api_before = self.gmail.mailbox_metrics(&email);
+        let api_before = self.gmail.mailbox_metrics(email.as_str());
         let cursor = self.repo.mailbox_cursor(mailbox_id).await?;
         let plan = RunPlan {
             kind: RunKind::Sync,

@@ -2,8 +2,9 @@
 //! stored coverage, and a blob gc may purge. The rows a batch writes are
 //! `domain` values (`ThreadUpsert`, `MessageUpsert`, …).
 
-use crate::domain::Coverage;
 use serde::Serialize;
+
+use crate::domain::Coverage;
 
 /// What the database knows of a listed thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use tracing::instrument;
 
-use crate::domain::Outcome;
+use crate::domain::{MailboxAddress, Outcome};
 use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, RepoError};
 
 /// The columns of a `MailboxRow`, in its field order, qualified by `alias`.
@@ -63,10 +63,10 @@ pub(crate) async fn add(
 pub(crate) async fn disable(pool: &PgPool, org: &str, email: &str) -> Result<bool, RepoError> {
     let n = sqlx::query(
         "UPDATE mailboxes SET enabled = false, updated_at = now()
-         WHERE org_id = $1 AND provider_email = lower($2)",
+         WHERE org_id = $1 AND provider_email = $2",
     )
     .bind(org)
-    .bind(email)
+    .bind(MailboxAddress::normalized(email).as_str())
     .execute(pool)
     .await
     .map_err(RepoError::db("disable mailbox"))?
@@ -270,7 +270,7 @@ pub async fn upsert_mailbox(
     provider_email: &str,
 ) -> Result<(i64, Outcome), RepoError> {
     const OP: &str = "upsert mailbox";
-    let email = provider_email.to_lowercase();
+    let email = MailboxAddress::normalized(provider_email);
     // DO UPDATE with a no-op assignment would write a new tuple on every call;
     // DO NOTHING + a follow-up read writes nothing for an existing mailbox.
     let inserted: Option<i64> = sqlx::query_scalar(
@@ -278,7 +278,7 @@ pub async fn upsert_mailbox(
          ON CONFLICT (org_id, provider_email) DO NOTHING RETURNING id",
     )
     .bind(org_id)
-    .bind(&email)
+    .bind(email.as_str())
     .fetch_optional(&mut *conn)
     .await
     .map_err(RepoError::db(OP))?;
@@ -288,7 +288,7 @@ pub async fn upsert_mailbox(
     let id: i64 =
         sqlx::query_scalar("SELECT id FROM mailboxes WHERE org_id = $1 AND provider_email = $2")
             .bind(org_id)
-            .bind(&email)
+            .bind(email.as_str())
             .fetch_one(&mut *conn)
             .await
             .map_err(RepoError::db(OP))?;
