@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::domain::{MailboxAddress, RunSummary, RunVerdict};
+use crate::domain::{MailboxAddress, MailboxId, RunSummary, RunVerdict};
 use crate::engine::{Engine, EngineError, MailboxRef, Progress, SyncRequest};
 use crate::metrics::Metrics;
 use crate::repo::{MailboxRow, NextSync, VerifyRun};
@@ -307,7 +307,12 @@ impl Worker {
         mailbox: &MailboxRow,
         every: Duration,
     ) -> Result<(), EngineError> {
-        if !self.engine.repo.claim_verify(mailbox.id, every).await? {
+        if !self
+            .engine
+            .repo
+            .claim_verify(MailboxId(mailbox.id), every)
+            .await?
+        {
             return Ok(());
         }
         let started = Utc::now();
@@ -346,7 +351,7 @@ impl Worker {
         );
         self.engine
             .repo
-            .record_verify(mailbox.id, started, &run)
+            .record_verify(MailboxId(mailbox.id), started, &run)
             .await?;
         Ok(())
     }

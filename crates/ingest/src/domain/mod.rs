@@ -3,13 +3,14 @@
 //! what it stores and returns. One file per concern: a mailbox's `address`,
 //! the backfill `window`, the `run` vocabulary, a run's `summary` and its
 //! `verdict`, the `batch` rows a run writes, what an upsert did (`outcome`),
-//! why a message failed (`failure`), and the one parse error of them all
+//! why a message failed (`failure`), typed surrogate `ids`, and the one parse error of them all
 //! (`unknown_value`). Nothing here imports `crate::repo`, `crate::engine` or
 //! sqlx.
 
 mod address;
 mod batch;
 mod failure;
+mod ids;
 mod outcome;
 mod run;
 mod summary;
@@ -20,6 +21,7 @@ mod window;
 pub use address::{InvalidAddress, MailboxAddress};
 pub use batch::{AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, ThreadUpsert};
 pub use failure::{FailureKind, MessageFailure};
+pub use ids::MailboxId;
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use run::{RunKind, RunStatus};
 pub use summary::{BlobCounts, RunSummary, SkipKind, Skipped, StageSeconds, Tally};

@@ -7,20 +7,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use crate::domain::MailboxId;
 use crate::repo::{RepoError, VerifyRun};
 
 /// Takes the mailbox's check if it is due, moving the next one `every` on;
 /// false when it is not due (or another worker took it).
 pub(crate) async fn claim(
     pool: &PgPool,
-    mailbox_id: i64,
+    mailbox_id: MailboxId,
     every: Duration,
 ) -> Result<bool, RepoError> {
     let claimed = sqlx::query(
         "UPDATE mailboxes SET next_verify_at = now() + make_interval(secs => $2)
          WHERE id = $1 AND next_verify_at <= now()",
     )
-    .bind(mailbox_id)
+    .bind(mailbox_id.get())
     .bind(every.as_secs_f64())
     .execute(pool)
     .await
@@ -30,7 +31,7 @@ pub(crate) async fn claim(
 
 pub(crate) async fn record(
     pool: &PgPool,
-    mailbox_id: i64,
+    mailbox_id: MailboxId,
     started_at: DateTime<Utc>,
     run: &VerifyRun,
 ) -> Result<(), RepoError> {
@@ -38,7 +39,7 @@ pub(crate) async fn record(
         "INSERT INTO verify_runs (mailbox_id, started_at, ok, missing_here, gone_there, findings)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(mailbox_id)
+    .bind(mailbox_id.get())
     .bind(started_at)
     .bind(run.ok)
     .bind(i64::try_from(run.missing_here).unwrap_or(i64::MAX))
@@ -52,13 +53,17 @@ pub(crate) async fn record(
 
 #[async_trait]
 impl crate::repo::VerifySchedule for super::PgRepository {
-    async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError> {
+    async fn claim_verify(
+        &self,
+        mailbox_id: MailboxId,
+        every: Duration,
+    ) -> Result<bool, RepoError> {
         claim(&self.pool, mailbox_id, every).await
     }
 
     async fn record_verify(
         &self,
-        mailbox_id: i64,
+        mailbox_id: MailboxId,
         started_at: DateTime<Utc>,
         run: &VerifyRun,
     ) -> Result<(), RepoError> {

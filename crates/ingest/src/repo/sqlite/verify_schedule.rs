@@ -8,12 +8,13 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
 use super::{after, now};
+use crate::domain::MailboxId;
 use crate::repo::{RepoError, VerifyRun};
 
 /// Takes the mailbox's check if it is due, moving the next one `every` on.
 pub(crate) async fn claim_verify(
     pool: &SqlitePool,
-    mailbox_id: i64,
+    mailbox_id: MailboxId,
     every: Duration,
 ) -> Result<bool, RepoError> {
     let at = now();
@@ -21,7 +22,7 @@ pub(crate) async fn claim_verify(
     let claimed = sqlx::query(
         "UPDATE mailboxes SET next_verify_at = ?3 WHERE id = ?1 AND next_verify_at <= ?2",
     )
-    .bind(mailbox_id)
+    .bind(mailbox_id.get())
     .bind(at)
     .bind(next)
     .execute(pool)
@@ -32,7 +33,7 @@ pub(crate) async fn claim_verify(
 
 pub(crate) async fn record_verify(
     pool: &SqlitePool,
-    mailbox_id: i64,
+    mailbox_id: MailboxId,
     started_at: DateTime<Utc>,
     run: &VerifyRun,
 ) -> Result<(), RepoError> {
@@ -45,7 +46,7 @@ pub(crate) async fn record_verify(
                                   gone_there, findings)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
-    .bind(mailbox_id)
+    .bind(mailbox_id.get())
     .bind(started_at)
     .bind(now().max(started_at))
     .bind(run.ok)
@@ -60,13 +61,17 @@ pub(crate) async fn record_verify(
 
 #[async_trait]
 impl crate::repo::VerifySchedule for super::SqliteRepository {
-    async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError> {
+    async fn claim_verify(
+        &self,
+        mailbox_id: MailboxId,
+        every: Duration,
+    ) -> Result<bool, RepoError> {
         claim_verify(&self.pool, mailbox_id, every).await
     }
 
     async fn record_verify(
         &self,
-        mailbox_id: i64,
+        mailbox_id: MailboxId,
         started_at: DateTime<Utc>,
         run: &VerifyRun,
     ) -> Result<(), RepoError> {
