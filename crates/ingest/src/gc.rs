@@ -78,10 +78,10 @@ use serde_json::json;
 use store::{AbandonedWrite, BlobStore, Removal, StoredObject};
 use tracing::{error, info, warn};
 
+use crate::domain::{BlobUpsert, RunKind, RunStatus};
 use crate::engine::{DEFAULT_DB_OUTAGE, DEFAULT_LEASE, EngineError, RunLease, is_lease_lost};
 use crate::repo::{
-    BlobUpsert, CursorUpdate, Fence, GcTx, PurgeCandidate, RepoError, Repository, RunEnd, RunKind,
-    RunStart, RunStatus,
+    CursorUpdate, Fence, GcTx, PurgeCandidate, RepoError, Repository, RunEnd, RunStart,
 };
 
 /// The default grace period: nothing younger is ever removed.

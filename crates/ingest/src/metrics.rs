@@ -17,7 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::engine::{RunSummary, RunVerdict};
+use crate::domain::{RunSummary, RunVerdict};
 use crate::repo::{RepoError, Repository};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -19,7 +19,8 @@ use tracing::instrument;
 
 use std::collections::HashSet;
 
-use crate::engine::{EngineError, Window, is_spam_or_trash};
+use crate::domain::Window;
+use crate::engine::{EngineError, is_spam_or_trash};
 pub use crate::repo::MailboxCounts;
 use crate::repo::Repository;
 

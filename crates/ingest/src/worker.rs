@@ -18,9 +18,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::engine::{
-    Engine, EngineError, MailboxRef, Progress, RunSummary, RunVerdict, SyncRequest,
-};
+use crate::domain::{MailboxAddress, MailboxId, RunSummary, RunVerdict};
+use crate::engine::{Engine, EngineError, MailboxRef, Progress, SyncRequest};
 use crate::metrics::Metrics;
 use crate::repo::{MailboxRow, NextSync, VerifyRun};
 use crate::verify::{self, VerifyOptions};
@@ -241,7 +240,7 @@ impl Worker {
             mailbox: MailboxRef::Known {
                 id: mailbox.id,
                 org: mailbox.org_id.clone(),
-                email: mailbox.provider_email.clone(),
+                email: MailboxAddress::normalized(&mailbox.provider_email),
             },
             fallback_days: self.options.fallback_days,
         };
@@ -305,7 +304,12 @@ impl Worker {
         mailbox: &MailboxRow,
         every: Duration,
     ) -> Result<(), EngineError> {
-        if !self.engine.repo.claim_verify(mailbox.id, every).await? {
+        if !self
+            .engine
+            .repo
+            .claim_verify(MailboxId(mailbox.id), every)
+            .await?
+        {
             return Ok(());
         }
         let started = Utc::now();
@@ -338,7 +342,7 @@ impl Worker {
         );
         self.engine
             .repo
-            .record_verify(mailbox.id, started, &run)
+            .record_verify(MailboxId(mailbox.id), started, &run)
             .await?;
         Ok(())
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{SHA_A, SHA_B, attachment, message, thread};
+use ingest::domain::MailboxId;
 use ingest::engine::Window;
 use ingest::repo::{
     BlobUpsert, CursorUpdate, DatabaseTarget, FailureKind, HeldRun, HistoryCursor, LabelUpdate,
@@ -919,18 +920,18 @@ async fn every_other_statement_means_the_same(backend: Backend) {
         .await
         .unwrap();
     assert!(
-        repo.claim_verify(mb, Duration::from_secs(3600))
+        repo.claim_verify(MailboxId(mb), Duration::from_secs(3600))
             .await
             .unwrap()
     );
     assert!(
         !repo
-            .claim_verify(mb, Duration::from_secs(3600))
+            .claim_verify(MailboxId(mb), Duration::from_secs(3600))
             .await
             .unwrap()
     );
     repo.record_verify(
-        mb,
+        MailboxId(mb),
         chrono::Utc::now(),
         &VerifyRun {
             ok: false,

@@ -66,6 +66,7 @@ impl Demo {
         days: u32,
     ) -> anyhow::Result<Option<gmail_emulator::Emulator>> {
         use gmail_emulator::{Emulator, EmulatorConfig};
+        use ingest::domain::MailboxAddress;
         if !self.enabled {
             return Ok(None);
         }
@@ -73,7 +74,7 @@ impl Demo {
             seed: 42,
             messages: self.demo_messages,
             days: days.max(1),
-            mailboxes: vec![mailbox.to_lowercase()],
+            mailboxes: vec![MailboxAddress::normalized(mailbox).into_string()],
             ..EmulatorConfig::default()
         };
         let emulator = Emulator::start(config)
@@ -123,7 +124,8 @@ impl Backfill {
         }
         let progress = Arc::new(Progress::default());
         let cancel = signals::cancel_on_signal();
-        let display = ProgressDisplay::start(progress.clone(), gmail, self.mailbox.to_lowercase());
+        let display =
+            ProgressDisplay::start(progress.clone(), gmail, request.mailbox.email().to_owned());
         let result = engine.backfill(request, cancel, &progress).await;
         drop(display);
         #[cfg(feature = "demo")]

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use ingest::repo::Outcome;
+use ingest::domain::{MailboxAddress, Outcome};
 
 use crate::context::{Context, PoolProfile};
 use crate::exit::{self, Exit};
@@ -44,23 +44,18 @@ impl Mailbox {
                 email,
                 interval_minutes,
             } => {
-                if !email.contains('@') {
-                    return Ok(exit::usage_error(format!(
-                        "'{email}' is not an email address"
-                    )));
-                }
+                let email = match MailboxAddress::new(&email) {
+                    Ok(email) => email,
+                    Err(e) => return Ok(exit::usage_error(e.to_string())),
+                };
                 let interval = interval_minutes.map(|m| std::time::Duration::from_secs(m * 60));
-                let (id, outcome) = repo.add_mailbox(&ctx.org, &email, interval).await?;
+                let (id, outcome) = repo.add_mailbox(&ctx.org, email.as_str(), interval).await?;
                 let what = match outcome {
                     Outcome::Inserted => "added",
                     Outcome::Updated => "updated",
                     Outcome::Unchanged => "already served",
                 };
-                println!(
-                    "mailbox {} ({}) {what} [id {id}]",
-                    email.to_lowercase(),
-                    ctx.org
-                );
+                println!("mailbox {email} ({}) {what} [id {id}]", ctx.org);
             }
             Action::List { json } => {
                 let rows = repo.list_mailboxes().await?;
@@ -83,18 +78,19 @@ impl Mailbox {
                 }
             }
             Action::Disable { email } => {
-                if !repo.disable_mailbox(&ctx.org, &email).await? {
+                let address = MailboxAddress::normalized(&email);
+                if !repo.disable_mailbox(&ctx.org, address.as_str()).await? {
                     eprintln!(
                         "error: mailbox {email} is not registered in org {}",
                         ctx.org
                     );
                     return Ok(Exit::Failed.into());
                 }
-                println!("mailbox {} disabled", email.to_lowercase());
+                println!("mailbox {address} disabled");
             }
             Action::Requeue { email } => {
-                let email = email.to_lowercase();
-                let Some(mailbox) = ctx.find_mailbox(repo.as_ref(), &email).await? else {
+                let email = MailboxAddress::normalized(&email);
+                let Some(mailbox) = ctx.find_mailbox(repo.as_ref(), email.as_str()).await? else {
                     eprintln!(
                         "error: mailbox {email} is not registered in org {}",
                         ctx.org

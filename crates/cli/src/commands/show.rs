@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
+use ingest::domain::MailboxAddress;
 use ingest::repo::MailboxState;
 use serde_json::json;
 
@@ -30,9 +31,9 @@ pub struct Show {
 impl Show {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let repo = ctx.database(PoolProfile::Small).await?;
-        let email = self.mailbox.to_lowercase();
-        let Some(mailbox) = ctx.find_mailbox(repo.as_ref(), &email).await? else {
-            return Err(ctx.no_such_mailbox(&email));
+        let email = MailboxAddress::normalized(&self.mailbox);
+        let Some(mailbox) = ctx.find_mailbox(repo.as_ref(), email.as_str()).await? else {
+            return Err(ctx.no_such_mailbox(email.as_str()));
         };
         let events = repo.message_events_until(mailbox.id, self.as_of).await?;
         let state = MailboxState::replay(self.as_of, &events);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Args;
+use ingest::domain::MailboxAddress;
 use ingest::engine::{Engine, MailboxRef, Progress, RunSummary, SyncRequest};
 
 use crate::context::{Context, PoolProfile};
@@ -47,7 +48,7 @@ impl Sync {
                 .map(|m| MailboxRef::Known {
                     id: m.id,
                     org: m.org_id,
-                    email: m.provider_email,
+                    email: MailboxAddress::normalized(&m.provider_email),
                 })
                 .collect(),
             (None, false) => return Err(anyhow!("pass --mailbox EMAIL or --all")),

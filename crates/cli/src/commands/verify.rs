@@ -59,7 +59,8 @@ impl Verify {
         // `status` shows it, and it clears what only a check can clear.
         for m in &report.mailboxes {
             if let Some(check) = report.completeness_check(m.mailbox_id) {
-                repo.record_verify(m.mailbox_id, started, &check).await?;
+                repo.record_verify(ingest::domain::MailboxId(m.mailbox_id), started, &check)
+                    .await?;
             }
         }
         if self.json {

@@ -3,6 +3,7 @@
 //! unknown address instead; the engine resolves theirs).
 
 use anyhow::anyhow;
+use ingest::domain::MailboxAddress;
 use ingest::repo::{MailboxRow, Repository};
 
 use super::Context;
@@ -14,12 +15,12 @@ impl Context {
         repo: &dyn Repository,
         email: &str,
     ) -> anyhow::Result<Option<MailboxRow>> {
-        let email = email.to_lowercase();
+        let email = MailboxAddress::normalized(email);
         Ok(repo
             .list_mailboxes()
             .await?
             .into_iter()
-            .find(|m| m.org_id == self.org && m.provider_email == email))
+            .find(|m| m.org_id == self.org && m.provider_email == email.as_str()))
     }
 
     /// Every mailbox of `--org`, or with `only`, that one: an address that is
@@ -45,6 +46,10 @@ impl Context {
 
     /// The error for an address `--org` has no mailbox for.
     pub fn no_such_mailbox(&self, email: &str) -> anyhow::Error {
-        anyhow!("no mailbox {} in org {}", email.to_lowercase(), self.org)
+        anyhow!(
+            "no mailbox {} in org {}",
+            MailboxAddress::normalized(email),
+            self.org
+        )
     }
 }

@@ -78,11 +78,11 @@ use tracing::info;
 
 use super::label_source::{LazyLabelSource, labels_without_threads_get};
 use super::run::{BodyEnd, Run, RunPlan, Stage};
-use super::summary::RunSummary;
 use super::thread_fetch::ListedThread;
 use super::writer::{QueueBudget, QueuedWork};
-use super::{Engine, EngineError, MailboxRef, Progress, Window};
-use crate::repo::{Coverage, CursorUpdate, HistoryCursor, RunKind, as_i64};
+use super::{Engine, EngineError, MailboxRef, Progress};
+use crate::domain::{Coverage, RunKind, RunSummary, Window};
+use crate::repo::{CursorUpdate, HistoryCursor, as_i64};
 
 /// What to back up.
 #[derive(Debug, Clone)]
@@ -103,11 +103,11 @@ impl Engine {
         cancel: CancellationToken,
         progress: &Progress,
     ) -> Result<RunSummary, EngineError> {
-        let email = request.mailbox.email().to_lowercase();
-        let api_before = self.gmail.mailbox_metrics(&email);
+        let email = request.mailbox.email();
+        let api_before = self.gmail.mailbox_metrics(email);
         // The cursor is read before listing: whatever arrives during the
         // backfill is then picked up by the next incremental sync.
-        let profile = self.gmail.profile(&email).await?;
+        let profile = self.gmail.profile(email).await?;
         let cursor = HistoryCursor(profile.history_id);
         let plan = RunPlan {
             kind: RunKind::Backfill,

@@ -19,13 +19,14 @@ use store::BlobStore;
 use tracing::{debug, warn};
 
 use super::run::{Run, Stage};
-use super::summary::{SkipKind, Skipped, Tally};
+use super::summary::run_counts;
 use super::thread_fetch::{BlobPuts, Fetched, MessageResult, ThreadWork};
 use super::{Engine, EngineError};
-use crate::repo::{
-    AttachmentUpsert, BlobUpsert, HistoryCursor, LabelUpdate, MessageFailure, MessageUpsert,
-    Outcome, RepoTx, ThreadUpsert, as_i64, strip_nul,
+use crate::domain::{
+    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageFailure, MessageUpsert, Outcome, SkipKind,
+    Skipped, Tally, ThreadUpsert,
 };
+use crate::repo::{HistoryCursor, RepoTx, as_i64, strip_nul};
 
 /// What one transaction writes.
 #[derive(Debug, Default)]
@@ -137,7 +138,7 @@ impl Engine {
         }
         let mut so_far = run.counted();
         so_far.merge(tally.clone());
-        tx.record_run_counts(&so_far.to_json()?).await?;
+        tx.record_run_counts(&run_counts(&so_far)?).await?;
         tx.commit().await?;
         run.count(|t| t.merge(tally.clone()));
         debug!(threads = batch.threads.len(), "batch committed");

@@ -52,7 +52,7 @@ impl Engine {
         &self,
         request: &BackfillRequest,
     ) -> Result<BackfillEstimate, EngineError> {
-        let email = request.mailbox.email().to_lowercase();
+        let email = request.mailbox.email();
         let table = self.gmail.quota_table();
         let query = ListQuery {
             after: Some(request.window.after_secs()),
@@ -61,7 +61,7 @@ impl Engine {
             ..ListQuery::default()
         };
         let mut by_thread: HashMap<String, Vec<String>> = HashMap::new();
-        let mut pages = self.gmail.list_messages(&email, query);
+        let mut pages = self.gmail.list_messages(email, query);
         let mut list_pages = 0u64;
         while let Some(page) = pages.next().await {
             list_pages += 1;
@@ -90,7 +90,7 @@ impl Engine {
         let units_by_method = model.units_by_method();
         let units = units_by_method.values().sum();
         Ok(BackfillEstimate {
-            mailbox: email,
+            mailbox: email.to_owned(),
             quota_table: table,
             messages_in_window: model.messages,
             threads_in_window: model.threads,
@@ -109,7 +109,7 @@ impl Engine {
         if let MailboxRef::Known { id, .. } = mailbox {
             return Ok(Some(*id));
         }
-        let email = mailbox.email().to_lowercase();
+        let email = mailbox.email();
         Ok(self
             .repo
             .list_mailboxes()

@@ -39,8 +39,9 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use super::run::{Run, Stage};
-use super::{Engine, EngineError, Window};
-use crate::repo::{HistoryCursor, LabelUpdate, as_i64};
+use super::{Engine, EngineError};
+use crate::domain::{LabelUpdate, Window};
+use crate::repo::{HistoryCursor, as_i64};
 
 /// Whether a run on `table` learns stored messages' labels from a
 /// [`LabelSource`] instead of threads.get: when one threads.get costs more

@@ -22,20 +22,25 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::domain::Window;
+// The domain values a run speaks, under the paths callers knew before they
+// moved to `domain`.
+pub use crate::domain::{
+    BlobCounts, RunKind, RunStatus, RunSummary, RunVerdict, SkipKind, Skipped, StageSeconds, Tally,
+    Window,
+};
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
 pub use estimate::BackfillEstimate;
 pub(crate) use lease::{DEFAULT_DB_OUTAGE, DEFAULT_LEASE, RunLease, is_lease_lost};
 pub use memory::MessageMemory;
 pub use progress::{Progress, ProgressSnapshot};
-pub use summary::{BlobCounts, RunSummary, RunVerdict, SkipKind, Skipped, StageSeconds, Tally};
 pub use sync::SyncRequest;
 pub(crate) use thread_fetch::is_spam_or_trash;
 
+use crate::domain::MailboxAddress;
+pub use crate::repo::CursorUpdate;
 use crate::repo::Repository;
 pub use crate::repo::pg::RUN_LOCK_CLASS;
-pub use crate::repo::{CursorUpdate, RunKind, RunStatus};
 
 /// Tuning knobs; the defaults suit one mailbox on a small machine.
 #[derive(Debug, Clone)]
@@ -76,20 +81,24 @@ impl Default for EngineOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailboxRef {
     /// An address in the engine's org, registered if new (the CLI's case).
-    Address(String),
+    Address(MailboxAddress),
     /// A mailbox row already known, worked on by its id as it is (the
     /// worker's case: the row it claimed, never looked up again).
-    Known { id: i64, org: String, email: String },
+    Known {
+        id: i64,
+        org: String,
+        email: MailboxAddress,
+    },
 }
 
 impl MailboxRef {
     pub fn address(email: &str) -> Self {
-        MailboxRef::Address(email.to_lowercase())
+        MailboxRef::Address(MailboxAddress::normalized(email))
     }
 
     pub fn email(&self) -> &str {
         match self {
-            MailboxRef::Address(email) | MailboxRef::Known { email, .. } => email,
+            MailboxRef::Address(email) | MailboxRef::Known { email, .. } => email.as_str(),
         }
     }
 }
@@ -106,22 +115,27 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The mailbox's row id and address (lowercase), registering an address if new.
-    pub(crate) async fn resolve(&self, mailbox: &MailboxRef) -> Result<(i64, String), EngineError> {
+    /// The mailbox's row id and address, registering an address if new.
+    pub(crate) async fn resolve(
+        &self,
+        mailbox: &MailboxRef,
+    ) -> Result<(i64, MailboxAddress), EngineError> {
         match mailbox {
             MailboxRef::Address(email) => {
-                let email = email.to_lowercase();
-                let (id, _) = self.repo.register_mailbox(&self.org, &email).await?;
-                Ok((id, email))
+                let (id, _) = self
+                    .repo
+                    .register_mailbox(&self.org, email.as_str())
+                    .await?;
+                Ok((id, email.clone()))
             }
             MailboxRef::Known { org, email, .. } if *org != self.org => {
                 Err(EngineError::ForeignMailbox {
-                    mailbox: email.clone(),
+                    mailbox: email.to_string(),
                     owner: org.clone(),
                     engine_org: self.org.clone(),
                 })
             }
-            MailboxRef::Known { id, email, .. } => Ok((*id, email.to_lowercase())),
+            MailboxRef::Known { id, email, .. } => Ok((*id, email.clone())),
         }
     }
 }

@@ -22,10 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use super::lease::{RunLease, is_lease_lost};
-use super::summary::{RunSummary, StageSeconds, Tally, api_delta};
-use super::{Engine, EngineError, MailboxRef, Window};
+use super::summary::{api_delta, run_counts};
+use super::{Engine, EngineError, MailboxRef};
 use crate::anchor::AnchorRecord;
-use crate::repo::{CursorUpdate, Fence, HistoryCursor, RunEnd, RunKind, RunStart, RunStatus};
+use crate::domain::{RunKind, RunStatus, RunSummary, StageSeconds, Tally, Window};
+use crate::repo::{CursorUpdate, Fence, HistoryCursor, RunEnd, RunStart};
 
 /// What a run is asked to do before its body runs.
 #[derive(Debug, Clone)]
@@ -192,6 +193,7 @@ impl Engine {
     {
         let started = Instant::now();
         let (mailbox_id, mailbox) = self.resolve(&plan.mailbox).await?;
+        let mailbox = mailbox.into_string();
         let lease = RunLease::start(
             self.repo.clone(),
             &RunStart {
@@ -342,7 +344,7 @@ impl RunClose {
     /// What the finish records: this close, with the run's counts and the
     /// quota units it spent.
     fn run_end(&self, tally: &Tally, api: &gmail::ApiMetrics) -> Result<RunEnd, EngineError> {
-        let mut counts = tally.to_json()?;
+        let mut counts = run_counts(tally)?;
         if let Some(counts) = counts.as_object_mut() {
             counts.insert("quota_units".into(), api.total.quota_units.into());
         }

@@ -29,10 +29,10 @@ use tracing::{info, warn};
 
 use super::commit::Batch;
 use super::run::{BodyEnd, Run, RunPlan, Stage};
-use super::summary::RunSummary;
 use super::thread_fetch::{MessageResult, is_spam_or_trash};
-use super::{Engine, EngineError, MailboxRef, Progress, Window};
-use crate::repo::{CursorUpdate, HistoryCursor, LabelUpdate, RunKind, as_i64};
+use super::{Engine, EngineError, MailboxRef, Progress};
+use crate::domain::{LabelUpdate, RunKind, RunSummary, Window};
+use crate::repo::{CursorUpdate, HistoryCursor, as_i64};
 
 /// New messages of one page fetched at once (the client caps requests per mailbox).
 const MESSAGES_IN_FLIGHT: usize = 16;
@@ -55,7 +55,7 @@ impl Engine {
     ) -> Result<RunSummary, EngineError> {
         let fallback = Window::last_days(request.fallback_days, chrono::Utc::now())?;
         let (mailbox_id, email) = self.resolve(&request.mailbox).await?;
-        let api_before = self.gmail.mailbox_metrics(&email);
+        let api_before = self.gmail.mailbox_metrics(email.as_str());
         let cursor = self.repo.mailbox_cursor(mailbox_id).await?;
         let plan = RunPlan {
             kind: RunKind::Sync,

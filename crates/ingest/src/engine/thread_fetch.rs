@@ -24,10 +24,10 @@ use tracing::{debug, warn};
 
 use super::label_source::LazyLabelSource;
 use super::run::{Run, Stage};
-use super::summary::{BlobCounts, SkipKind, Skipped};
-use super::{Engine, EngineError, Progress, Window};
+use super::{Engine, EngineError, Progress};
+use crate::domain::{BlobCounts, BlobUpsert, Coverage, LabelUpdate, SkipKind, Skipped, Window};
 use crate::mime::{self, ParsedMessage};
-use crate::repo::{BlobUpsert, Coverage, LabelUpdate, as_i64};
+use crate::repo::as_i64;
 
 /// Raw fetches in flight per thread (the client's per-mailbox cap bounds the total).
 const MESSAGES_IN_FLIGHT_PER_THREAD: usize = 4;

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{BlobUpsert, PurgeCandidate, RepoError};
+use super::{PurgeCandidate, RepoError};
+use crate::domain::BlobUpsert;
 
 /// Garbage collection's transaction. [`GcTx::claim_unrecorded`] inserts a
 /// placeholder row for each hash that has none: a writer recording one of

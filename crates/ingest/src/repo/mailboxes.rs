@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
+use super::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, RepoError};
+use crate::domain::Outcome;
 
 /// The mailboxes and their schedule.
 #[async_trait]

@@ -7,8 +7,8 @@
 //! and the commands hold), and [`RepoTx`] is one fenced transaction that
 //! writes a batch of rows, their ledger events, the run's counts and the
 //! cursor together. A consumer that needs one role takes that role. The
-//! engines see only these traits and the backend-neutral row types
-//! (`ThreadUpsert`, `MessageUpsert`, …), so a second backend implements the
+//! engines see only these traits and the backend-neutral `domain` values
+//! (`ThreadUpsert`, `MessageUpsert`, `RunStatus`, …), so a second backend implements the
 //! traits and passes the same tests; each backend implements a role in the
 //! file that holds that role's SQL, and both backends hold the same files.
 //! [`PgRepository`] is the PostgreSQL implementation (production: many
@@ -30,7 +30,6 @@ mod gc;
 mod history;
 mod mailboxes;
 mod model;
-mod outcome;
 pub mod pg;
 mod plan_reads;
 pub mod quarantine;
@@ -56,23 +55,27 @@ pub use history::{LedgerHistory, MailboxState, MessageEvent, MessageState, RowEv
 pub use mailboxes::Mailboxes;
 pub use model::{
     CursorUpdate, Degraded, DuplicateKey, Fence, HeldRun, HistoryCursor, MailboxCounts, MailboxRow,
-    MailboxStatus, NextSync, RunEnd, RunKind, RunStart, RunStatus, UnknownValue, VerifyRun,
+    MailboxStatus, NextSync, RunEnd, RunStart, VerifyRun,
 };
-pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use pg::{PgRepository, PgTx};
 pub use plan_reads::PlanReads;
-pub use quarantine::{FailureKind, MessageFailure, Quarantine, QuarantinedMessage};
+pub use quarantine::{Quarantine, QuarantinedMessage};
 pub use quota::QuotaBudget;
-pub use rows::{
-    AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, PurgeCandidate,
-    StoredThread, ThreadUpsert,
-};
+pub use rows::{PurgeCandidate, StoredThread};
 pub use runs::Runs;
 pub use sqlite::{Durability, SqliteRepository, SqliteTx};
 pub use target::DatabaseTarget;
 pub(crate) use text::strip_nul;
 pub use tx::RepoTx;
 pub use verify_schedule::VerifySchedule;
+
+// The domain values this boundary speaks, under the paths callers knew
+// before they moved to `domain`.
+pub use crate::domain::{
+    AttachmentUpsert, BlobUpsert, Coverage, FailureKind, LabelUpdate, MessageFailure,
+    MessageUpsert, Outcome, OutcomeCounts, RunKind, RunStatus, ThreadUpsert, UnknownValue,
+    UpsertResult,
+};
 
 /// Every role trait of the repository, for `use repo::prelude::*`: a method
 /// of a role is callable on an `Arc<dyn Repository>` only with its trait in

@@ -1,10 +1,8 @@
-//! Quarantine values: a message a run could not ingest, as the engines record
-//! it and as `status` reads it back. The rows live in `quarantined_messages`
+//! Quarantine values: a message a run could not ingest, as `status` and the
+//! retry pass read it back (what a run records is `domain::MessageFailure`). The rows live in `quarantined_messages`
 //! (see its migration for the life of a row); the retry policy is here so both
 //! backends and the CLI agree on when a message is given up.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +11,7 @@ use serde::Serialize;
 use async_trait::async_trait;
 
 use super::RepoError;
-use super::model::UnknownValue;
+use crate::domain::FailureKind;
 
 /// Runs that may try one quarantined message before it is given up.
 pub const MAX_ATTEMPTS: i32 = 5;
@@ -22,58 +20,6 @@ pub const MAX_ATTEMPTS: i32 = 5;
 /// at most a day (15 min, 1 h, 4 h, 16 h). An unavailable one is retried by
 /// the next run.
 pub const REJECTED_BACKOFF: Duration = Duration::from_secs(15 * 60);
-
-/// Why a message could not be ingested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureKind {
-    /// Gmail or our code refused this very message (400, a parser failure, a
-    /// field out of range). Retrying is unlikely to help soon.
-    Rejected,
-    /// Retries on this one id were exhausted (5xx, 429, connection errors).
-    Unavailable,
-}
-
-impl FailureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Rejected => "rejected",
-            FailureKind::Unavailable => "unavailable",
-        }
-    }
-}
-
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for FailureKind {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "rejected" => Ok(FailureKind::Rejected),
-            "unavailable" => Ok(FailureKind::Unavailable),
-            other => Err(UnknownValue {
-                what: "quarantine failure",
-                value: other.to_owned(),
-            }),
-        }
-    }
-}
-
-/// One failed attempt to ingest a message, recorded in the batch's transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageFailure {
-    pub provider_message_id: String,
-    pub provider_thread_id: Option<String>,
-    pub kind: FailureKind,
-    pub reason: String,
-    /// The archived raw bytes, when they were fetched.
-    pub raw_sha256: Option<String>,
-}
 
 /// A quarantined message as `status` and the retry pass see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

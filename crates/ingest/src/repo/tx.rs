@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledger::NewEvent;
 
-use super::{
-    AttachmentUpsert, BlobUpsert, HistoryCursor, LabelUpdate, MessageFailure, MessageUpsert,
-    Outcome, PurgeCandidate, RepoError, ThreadUpsert, UpsertResult,
+use super::{HistoryCursor, PurgeCandidate, RepoError};
+use crate::domain::{
+    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageFailure, MessageUpsert, Outcome,
+    ThreadUpsert, UpsertResult,
 };
 
 /// One fenced write transaction: rows, ledger events, run counts and cursor
@@ -95,35 +96,35 @@ macro_rules! impl_repo_tx {
         impl $crate::repo::RepoTx for $tx {
             async fn upsert_blobs(
                 &mut self,
-                rows: &[$crate::repo::BlobUpsert],
-            ) -> Result<Vec<$crate::repo::Outcome>, $crate::repo::RepoError> {
+                rows: &[$crate::domain::BlobUpsert],
+            ) -> Result<Vec<$crate::domain::Outcome>, $crate::repo::RepoError> {
                 super::upserts::upsert_blobs(&mut self.tx, rows).await
             }
 
             async fn upsert_threads(
                 &mut self,
-                rows: &[$crate::repo::ThreadUpsert],
-            ) -> Result<Vec<$crate::repo::UpsertResult>, $crate::repo::RepoError> {
+                rows: &[$crate::domain::ThreadUpsert],
+            ) -> Result<Vec<$crate::domain::UpsertResult>, $crate::repo::RepoError> {
                 super::upserts::upsert_threads(&mut self.tx, rows).await
             }
 
             async fn upsert_messages(
                 &mut self,
-                rows: &[$crate::repo::MessageUpsert],
-            ) -> Result<Vec<$crate::repo::UpsertResult>, $crate::repo::RepoError> {
+                rows: &[$crate::domain::MessageUpsert],
+            ) -> Result<Vec<$crate::domain::UpsertResult>, $crate::repo::RepoError> {
                 super::upserts::upsert_messages(&mut self.tx, rows).await
             }
 
             async fn upsert_attachments(
                 &mut self,
-                rows: &[$crate::repo::AttachmentUpsert],
-            ) -> Result<Vec<$crate::repo::UpsertResult>, $crate::repo::RepoError> {
+                rows: &[$crate::domain::AttachmentUpsert],
+            ) -> Result<Vec<$crate::domain::UpsertResult>, $crate::repo::RepoError> {
                 super::upserts::upsert_attachments(&mut self.tx, rows).await
             }
 
             async fn update_labels(
                 &mut self,
-                updates: &[$crate::repo::LabelUpdate],
+                updates: &[$crate::domain::LabelUpdate],
             ) -> Result<Vec<String>, $crate::repo::RepoError> {
                 super::upserts::update_labels(&mut self.tx, self.fence.mailbox_id, updates).await
             }
@@ -163,7 +164,7 @@ macro_rules! impl_repo_tx {
 
             async fn record_failures(
                 &mut self,
-                failures: &[$crate::repo::MessageFailure],
+                failures: &[$crate::domain::MessageFailure],
             ) -> Result<(), $crate::repo::RepoError> {
                 super::quarantine::record_failures(&mut self.tx, self.fence, failures).await
             }

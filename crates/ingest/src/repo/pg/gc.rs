@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
 use super::upserts::json_payload;
-use crate::repo::{BlobUpsert, GcTx, PurgeCandidate, RepoError};
+use crate::domain::BlobUpsert;
+use crate::repo::{GcTx, PurgeCandidate, RepoError};
 
 pub(super) struct PgGcTx {
     tx: Transaction<'static, Postgres>,

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use tracing::instrument;
 
-use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
+use crate::domain::{MailboxAddress, Outcome};
+use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, RepoError};
 
 /// The columns of a `MailboxRow`, in its field order, qualified by `alias`.
 fn mailbox_columns(alias: &str) -> String {
@@ -89,7 +90,7 @@ struct PgStatus {
 impl TryFrom<PgStatus> for MailboxStatus {
     type Error = RepoError;
     fn try_from(r: PgStatus) -> Result<Self, RepoError> {
-        let corrupt = |e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string());
+        let corrupt = |e: crate::domain::UnknownValue| RepoError::Corrupt(e.to_string());
         Ok(MailboxStatus {
             mailbox: r.mailbox,
             cursor_age_secs: r.cursor_age_secs,
@@ -132,7 +133,7 @@ pub async fn upsert_mailbox(
     provider_email: &str,
 ) -> Result<(i64, Outcome), RepoError> {
     const OP: &str = "upsert mailbox";
-    let email = provider_email.to_lowercase();
+    let email = MailboxAddress::normalized(provider_email);
     // DO UPDATE with a no-op assignment would write a new tuple on every call;
     // DO NOTHING + a follow-up read writes nothing for an existing mailbox.
     let inserted: Option<i64> = sqlx::query_scalar(
@@ -140,7 +141,7 @@ pub async fn upsert_mailbox(
          ON CONFLICT (org_id, provider_email) DO NOTHING RETURNING id",
     )
     .bind(org_id)
-    .bind(&email)
+    .bind(email.as_str())
     .fetch_optional(&mut *conn)
     .await
     .map_err(RepoError::db(OP))?;
@@ -150,7 +151,7 @@ pub async fn upsert_mailbox(
     let id: i64 =
         sqlx::query_scalar("SELECT id FROM mailboxes WHERE org_id = $1 AND provider_email = $2")
             .bind(org_id)
-            .bind(&email)
+            .bind(email.as_str())
             .fetch_one(&mut *conn)
             .await
             .map_err(RepoError::db(OP))?;
@@ -186,10 +187,10 @@ impl crate::repo::Mailboxes for super::PgRepository {
         let pool = &self.pool;
         let n = sqlx::query(
             "UPDATE mailboxes SET enabled = false, updated_at = now()
-             WHERE org_id = $1 AND provider_email = lower($2)",
+             WHERE org_id = $1 AND provider_email = $2",
         )
         .bind(org)
-        .bind(email)
+        .bind(MailboxAddress::normalized(email).as_str())
         .execute(pool)
         .await
         .map_err(RepoError::db("disable mailbox"))?

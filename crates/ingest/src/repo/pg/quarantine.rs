@@ -4,7 +4,8 @@
 
 use sqlx::PgConnection;
 
-use crate::repo::quarantine::{MessageFailure, REJECTED_BACKOFF};
+use crate::domain::MessageFailure;
+use crate::repo::quarantine::REJECTED_BACKOFF;
 use crate::repo::text::without_nul;
 use crate::repo::{Fence, RepoError};
 

@@ -26,9 +26,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tracing::{info, warn};
 
 use super::tx::PgTx;
-use crate::repo::{
-    CursorUpdate, Fence, HeldRun, RepoError, RepoTx, RunEnd, RunStart, RunStatus, as_i64,
-};
+use crate::domain::RunStatus;
+use crate::repo::{CursorUpdate, Fence, HeldRun, RepoError, RepoTx, RunEnd, RunStart, as_i64};
 
 /// First half of the run lock's key: ASCII "MRUN" (the ledger uses "LEDG").
 pub const RUN_LOCK_CLASS: i32 = 0x4D52_554E;

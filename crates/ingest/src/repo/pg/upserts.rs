@@ -19,12 +19,12 @@ use serde::Serialize;
 use sqlx::{PgConnection, Row};
 use tracing::instrument;
 
+use crate::domain::{
+    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, ThreadUpsert, UpsertResult,
+};
+use crate::repo::RepoError;
 use crate::repo::batch::{Keyed, NaturalKey, distinct_by_key};
 use crate::repo::text::{json_without_nul, without_nul};
-use crate::repo::{
-    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, RepoError, ThreadUpsert,
-    UpsertResult,
-};
 
 impl Keyed for ThreadUpsert {
     fn natural_key(&self) -> NaturalKey {

@@ -6,17 +6,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::MailboxId;
 use crate::repo::{RepoError, VerifyRun};
 
 #[async_trait]
 impl crate::repo::VerifySchedule for super::PgRepository {
-    async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError> {
+    async fn claim_verify(
+        &self,
+        mailbox_id: MailboxId,
+        every: Duration,
+    ) -> Result<bool, RepoError> {
         let pool = &self.pool;
         let claimed = sqlx::query(
             "UPDATE mailboxes SET next_verify_at = now() + make_interval(secs => $2)
              WHERE id = $1 AND next_verify_at <= now()",
         )
-        .bind(mailbox_id)
+        .bind(mailbox_id.get())
         .bind(every.as_secs_f64())
         .execute(pool)
         .await
@@ -26,7 +31,7 @@ impl crate::repo::VerifySchedule for super::PgRepository {
 
     async fn record_verify(
         &self,
-        mailbox_id: i64,
+        mailbox_id: MailboxId,
         started_at: DateTime<Utc>,
         run: &VerifyRun,
     ) -> Result<(), RepoError> {
@@ -35,7 +40,7 @@ impl crate::repo::VerifySchedule for super::PgRepository {
             "INSERT INTO verify_runs (mailbox_id, started_at, ok, missing_here, gone_there, findings)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(mailbox_id)
+        .bind(mailbox_id.get())
         .bind(started_at)
         .bind(run.ok)
         .bind(i64::try_from(run.missing_here).unwrap_or(i64::MAX))

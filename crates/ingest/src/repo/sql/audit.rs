@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use ledger::Subject;
 
 use super::{Db, Dialect, HasDb, IdList, Labels, on_either};
-use crate::domain::Window;
+use crate::domain::{MailboxAddress, Window};
 use crate::repo::{AuditReads, DuplicateKey, MailboxCounts, RepoError};
 
 /// The original spec's `GROUP BY … HAVING count(*) > 1` checks, per table:
@@ -104,12 +104,14 @@ impl<B: HasDb> AuditReads for B {
         &self,
         email: Option<&str>,
     ) -> Result<Vec<(i64, String)>, RepoError> {
+        let email = email.map(MailboxAddress::normalized);
+        let email = email.as_ref().map(MailboxAddress::as_str);
         let db = self.db();
         match db {
             Db::Pg(pool) => {
                 sqlx::query_as(
                     "SELECT id, provider_email FROM mailboxes
-                 WHERE $1::text IS NULL OR provider_email = lower($1) ORDER BY id",
+                 WHERE $1::text IS NULL OR provider_email = $1 ORDER BY id",
                 )
                 .bind(email)
                 .fetch_all(pool)
@@ -120,7 +122,7 @@ impl<B: HasDb> AuditReads for B {
                     "SELECT id, provider_email FROM mailboxes
                  WHERE $1 IS NULL OR provider_email = $1 ORDER BY id",
                 )
-                .bind(email.map(str::to_lowercase))
+                .bind(email)
                 .fetch_all(pool)
                 .await
             }

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use tracing::instrument;
 
 use super::{HasDb, IdList, Labels, on_either};
-use crate::repo::{Coverage, PlanReads, RepoError, StoredThread};
+use crate::domain::Coverage;
+use crate::repo::{PlanReads, RepoError, StoredThread};
 
 #[async_trait]
 impl<B: HasDb> PlanReads for B {

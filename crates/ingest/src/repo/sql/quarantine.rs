@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{HasDb, on_either};
-use crate::repo::quarantine::{FailureKind, MAX_ATTEMPTS, QuarantinedMessage};
-use crate::repo::{Quarantine, RepoError, UnknownValue};
+use crate::domain::{FailureKind, UnknownValue};
+use crate::repo::quarantine::{MAX_ATTEMPTS, QuarantinedMessage};
+use crate::repo::{Quarantine, RepoError};
 
 #[async_trait]
 impl<B: HasDb> Quarantine for B {

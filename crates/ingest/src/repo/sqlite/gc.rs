@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::begin_immediate;
-use crate::repo::{BlobUpsert, GcTx, PurgeCandidate, RepoError};
+use crate::domain::BlobUpsert;
+use crate::repo::{GcTx, PurgeCandidate, RepoError};
 
 pub(super) async fn blobs_with_rows(
     conn: &mut SqliteConnection,

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::{TS, after, begin_immediate, now};
-use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, Outcome, RepoError};
+use crate::domain::{MailboxAddress, Outcome};
+use crate::repo::{HistoryCursor, MailboxRow, MailboxStatus, NextSync, RepoError};
 
 const COLUMNS: &str = "mb.id, mb.org_id, mb.provider_email, mb.enabled, mb.history_id,
      mb.history_id_updated_at, mb.sync_interval_secs, mb.next_sync_at,
@@ -24,13 +25,13 @@ pub(crate) async fn upsert_mailbox(
     provider_email: &str,
 ) -> Result<(i64, Outcome), RepoError> {
     const OP: &str = "upsert mailbox";
-    let email = provider_email.to_lowercase();
+    let email = MailboxAddress::normalized(provider_email);
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO mailboxes (org_id, provider_email, next_sync_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (org_id, provider_email) DO NOTHING RETURNING id",
     )
     .bind(org_id)
-    .bind(&email)
+    .bind(email.as_str())
     .bind(now())
     .fetch_optional(&mut *conn)
     .await
@@ -41,7 +42,7 @@ pub(crate) async fn upsert_mailbox(
     let id: i64 =
         sqlx::query_scalar("SELECT id FROM mailboxes WHERE org_id = ?1 AND provider_email = ?2")
             .bind(org_id)
-            .bind(&email)
+            .bind(email.as_str())
             .fetch_one(&mut *conn)
             .await
             .map_err(RepoError::db(OP))?;
@@ -116,7 +117,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 
 impl SqliteStatus {
     fn into_status(self, at: DateTime<Utc>) -> Result<MailboxStatus, RepoError> {
-        let corrupt = |e: crate::repo::UnknownValue| RepoError::Corrupt(e.to_string());
+        let corrupt = |e: crate::domain::UnknownValue| RepoError::Corrupt(e.to_string());
         let cursor_age_secs = age_secs(at, self.mailbox.history_id_updated_at);
         Ok(MailboxStatus {
             mailbox: self.mailbox,
@@ -180,7 +181,7 @@ impl crate::repo::Mailboxes for super::SqliteRepository {
              WHERE org_id = ?1 AND provider_email = ?2",
         )
         .bind(org)
-        .bind(email.to_lowercase())
+        .bind(MailboxAddress::normalized(email).as_str())
         .bind(now())
         .execute(pool)
         .await

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use sqlx::SqliteConnection;
 
 use super::{TS, after, now};
-use crate::repo::quarantine::{MessageFailure, REJECTED_BACKOFF};
+use crate::domain::MessageFailure;
+use crate::repo::quarantine::REJECTED_BACKOFF;
 use crate::repo::text::without_nul;
 use crate::repo::{Fence, RepoError};
 

@@ -29,9 +29,8 @@ use tracing::{info, warn};
 use super::connect::{HeldLock, Locks};
 use super::tx::SqliteTx;
 use super::{begin_immediate, now};
-use crate::repo::{
-    CursorUpdate, Fence, HeldRun, RepoError, RepoTx, RunEnd, RunStart, RunStatus, as_i64,
-};
+use crate::domain::RunStatus;
+use crate::repo::{CursorUpdate, Fence, HeldRun, RepoError, RepoTx, RunEnd, RunStart, as_i64};
 
 /// A token no other run has: 32 hex digits.
 fn new_token(mailbox_id: i64) -> String {

@@ -19,12 +19,12 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use super::now;
+use crate::domain::{
+    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, ThreadUpsert, UpsertResult,
+};
+use crate::repo::RepoError;
 use crate::repo::batch::distinct_by_key;
 use crate::repo::text::{json_without_nul, without_nul};
-use crate::repo::{
-    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageUpsert, Outcome, RepoError, ThreadUpsert,
-    UpsertResult,
-};
 
 /// JSON text of a value, NUL-free like everything stored.
 pub(super) fn json_text<T: Serialize + ?Sized>(

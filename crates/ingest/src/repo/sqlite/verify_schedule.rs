@@ -7,18 +7,23 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{after, now};
+use crate::domain::MailboxId;
 use crate::repo::{RepoError, VerifyRun};
 
 #[async_trait]
 impl crate::repo::VerifySchedule for super::SqliteRepository {
-    async fn claim_verify(&self, mailbox_id: i64, every: Duration) -> Result<bool, RepoError> {
+    async fn claim_verify(
+        &self,
+        mailbox_id: MailboxId,
+        every: Duration,
+    ) -> Result<bool, RepoError> {
         let pool = &self.pool;
         let at = now();
         let next = after(at, every);
         let claimed = sqlx::query(
             "UPDATE mailboxes SET next_verify_at = ?3 WHERE id = ?1 AND next_verify_at <= ?2",
         )
-        .bind(mailbox_id)
+        .bind(mailbox_id.get())
         .bind(at)
         .bind(next)
         .execute(pool)
@@ -29,7 +34,7 @@ impl crate::repo::VerifySchedule for super::SqliteRepository {
 
     async fn record_verify(
         &self,
-        mailbox_id: i64,
+        mailbox_id: MailboxId,
         started_at: DateTime<Utc>,
         run: &VerifyRun,
     ) -> Result<(), RepoError> {
@@ -44,7 +49,7 @@ impl crate::repo::VerifySchedule for super::SqliteRepository {
                                       gone_there, findings)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
-        .bind(mailbox_id)
+        .bind(mailbox_id.get())
         .bind(started_at)
         .bind(now().max(started_at))
         .bind(run.ok)
