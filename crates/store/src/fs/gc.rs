@@ -22,15 +22,8 @@ pub(super) fn remove_if_unmodified(
     cutoff: SystemTime,
 ) -> Result<Removal, StoreError> {
     let path = ctx.path_for(key);
-    let modified = match std::fs::metadata(&path) {
-        Ok(meta) => meta
-            .modified()
-            .unwrap_or_else(|_| std::time::SystemTime::now()),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Removal::Absent),
-        Err(e) => return Err(ctx.io("stat object", &path, e)),
-    };
-    if modified > cutoff {
-        return Ok(Removal::Kept);
+    if let Some(kept_or_absent) = unless_unmodified(ctx, &path, cutoff)? {
+        return Ok(kept_or_absent);
     }
     match std::fs::remove_file(&path) {
         Ok(()) => {}
@@ -41,6 +34,22 @@ pub(super) fn remove_if_unmodified(
         fsync_dir(ctx, dir)?;
     }
     Ok(Removal::Removed)
+}
+
+/// Blocking. `Some(Absent)` when there is no object at `path`, `Some(Kept)`
+/// when it was modified after `cutoff`; `None` when it may go. An unknown
+/// mtime counts as now (the object looks young).
+fn unless_unmodified(
+    ctx: &Ctx,
+    path: &Path,
+    cutoff: SystemTime,
+) -> Result<Option<Removal>, StoreError> {
+    let modified = match std::fs::metadata(path) {
+        Ok(meta) => meta.modified().unwrap_or_else(|_| SystemTime::now()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(Removal::Absent)),
+        Err(e) => return Err(ctx.io("stat object", path, e)),
+    };
+    Ok((modified > cutoff).then_some(Removal::Kept))
 }
 
 /// Blocking: see `Backend::move_if_unmodified`. The mtime is set to now *before* the
@@ -54,13 +63,8 @@ pub(super) fn move_if_unmodified(
 ) -> Result<Removal, StoreError> {
     let source = ctx.path_for(from);
     let target = ctx.path_for(to);
-    let modified = match std::fs::metadata(&source) {
-        Ok(meta) => meta.modified().unwrap_or_else(|_| SystemTime::now()),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Removal::Absent),
-        Err(e) => return Err(ctx.io("stat object", &source, e)),
-    };
-    if modified > cutoff {
-        return Ok(Removal::Kept);
+    if let Some(kept_or_absent) = unless_unmodified(ctx, &source, cutoff)? {
+        return Ok(kept_or_absent);
     }
     match touch(&source) {
         Ok(()) => {}
