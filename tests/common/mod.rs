@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod tcp_proxy;
+pub mod two_orgs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
