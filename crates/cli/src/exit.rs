@@ -55,6 +55,20 @@ impl Exit {
     }
 }
 
+/// A command line naming what the command cannot use (a mailbox outside
+/// `--org`), as an error a command returns: `main` prints it as one line and
+/// exits 2, as for clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// A value clap accepted but the command cannot use (`sync --fallback-days 0`):
 /// one line on stderr, exit 2, as clap's own usage errors.
 pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {

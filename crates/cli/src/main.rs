@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::Cli;
-use crate::exit::Exit;
+use crate::exit::{Exit, UsageError};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -51,7 +51,11 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line, the whole cause chain, never a backtrace.
             eprintln!("error: {err:#}");
-            Exit::Failed.into()
+            if err.downcast_ref::<UsageError>().is_some() {
+                Exit::Usage.into()
+            } else {
+                Exit::Failed.into()
+            }
         }
     }
 }

@@ -21,6 +21,8 @@ struct Served {
     metrics: Arc<Metrics>,
     repo: Arc<dyn Repository>,
     gmail: GmailClient,
+    /// The worker's org: the only one whose mailboxes are served.
+    org: String,
     /// The loop is stuck when it has not turned for this long.
     stale_after: Duration,
 }
@@ -31,6 +33,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     repo: Arc<dyn Repository>,
     gmail: GmailClient,
+    org: String,
     poll: Duration,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -40,6 +43,7 @@ pub async fn serve(
         metrics,
         repo,
         gmail,
+        org,
         stale_after: (poll * 3).max(Duration::from_secs(30)),
     };
     let app = Router::new()
@@ -55,7 +59,7 @@ pub async fn serve(
 }
 
 async fn scrape(State(s): State<Served>) -> Response {
-    match s.metrics.scrape(s.repo.as_ref(), &s.gmail).await {
+    match s.metrics.scrape(s.repo.as_ref(), &s.gmail, &s.org).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -82,7 +86,7 @@ async fn health(State(s): State<Served>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, "worker starting\n").into_response();
         }
     }
-    match tokio::time::timeout(Duration::from_secs(5), s.repo.list_mailboxes()).await {
+    match tokio::time::timeout(Duration::from_secs(5), s.repo.list_mailboxes(&s.org)).await {
         Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")).into_response(),
         Err(_) => (

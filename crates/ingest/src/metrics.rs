@@ -36,8 +36,11 @@ struct MethodLabels {
     method: String,
 }
 
+/// A mailbox is its org and its address: one address in two orgs is two
+/// mailboxes, and two series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MailboxLabels {
+    org: String,
     mailbox: String,
 }
 
@@ -220,12 +223,13 @@ impl Metrics {
         }
     }
 
-    /// Reads what the database and the Gmail client know, then encodes
-    /// everything in Prometheus' text format.
+    /// Reads what the database and the Gmail client know of the worker's
+    /// org, then encodes everything in Prometheus' text format.
     pub async fn scrape(
         &self,
         repo: &dyn Repository,
         gmail: &gmail::GmailClient,
+        org: &str,
     ) -> Result<String, RepoError> {
         let api = gmail.metrics();
         for (method, m) in &api.methods {
@@ -240,8 +244,9 @@ impl Metrics {
                 .set(m.rate_limited as f64);
         }
         let now = Utc::now();
-        for s in repo.mailbox_status().await? {
+        for s in repo.mailbox_status(org).await? {
             let labels = MailboxLabels {
+                org: s.mailbox.org_id.clone(),
                 mailbox: s.mailbox.provider_email.clone(),
             };
             if let Some(age) = s.cursor_age_secs {

@@ -53,15 +53,19 @@ impl RepairReport {
     }
 }
 
-/// Repairs every mailbox (or those with this address).
+/// Repairs every mailbox of the org (or its one with this address). The
+/// store is the org's (its prefix) and `gmail` holds the org's credentials,
+/// so another org's mailboxes are never looked at: their blobs would look
+/// missing here, and fetching them would copy their mail into this org.
 pub async fn repair(
     repo: &dyn AuditReads,
     store: &BlobStore,
     gmail: &GmailClient,
+    org: &str,
     email: Option<&str>,
 ) -> Result<Vec<RepairReport>, EngineError> {
     let mut reports = Vec::new();
-    for (mailbox_id, address) in repo.mailboxes_to_verify(email).await? {
+    for (mailbox_id, address) in repo.mailboxes_to_verify(org, email).await? {
         reports.push(repair_mailbox(repo, store, gmail, mailbox_id, &address).await?);
     }
     Ok(reports)

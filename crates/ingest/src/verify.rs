@@ -108,7 +108,11 @@ impl VerifyReport {
 /// What to check.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
-    /// Only this mailbox (any org); all when `None`.
+    /// The org whose mailboxes are checked: another org's rows are never
+    /// read, its blobs live under another prefix of the store, and its
+    /// mailboxes answer to other credentials.
+    pub org: String,
+    /// Only this mailbox of the org; all of the org's when `None`.
     pub mailbox: Option<String>,
     /// Re-hash every blob instead of checking presence.
     pub deep: bool,
@@ -131,7 +135,7 @@ pub async fn verify(
         mailboxes: Vec::new(),
         findings: Vec::new(),
     };
-    let duplicates = repo.duplicate_keys().await?;
+    let duplicates = repo.duplicate_keys(&options.org).await?;
     let mut listed_per_table = std::collections::HashMap::new();
     for d in duplicates {
         let listed = listed_per_table.entry(d.table).or_insert(0usize);
@@ -144,7 +148,9 @@ pub async fn verify(
         }
     }
 
-    let mailboxes = repo.mailboxes_to_verify(options.mailbox.as_deref()).await?;
+    let mailboxes = repo
+        .mailboxes_to_verify(&options.org, options.mailbox.as_deref())
+        .await?;
     if let (Some(wanted), true) = (&options.mailbox, mailboxes.is_empty()) {
         return Err(EngineError::UnknownMailbox(wanted.clone()));
     }

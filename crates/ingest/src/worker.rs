@@ -318,6 +318,7 @@ impl Worker {
             &self.engine.store,
             Some(&self.engine.gmail),
             &VerifyOptions {
+                org: self.engine.org.clone(),
                 mailbox: Some(mailbox.provider_email.clone()),
                 deep: false,
                 full: true,

@@ -376,7 +376,7 @@ async fn upserts_report_inserted_updated_unchanged(backend: Backend) {
     );
     let history = repo.thread_history_ids(mb, &["t1".into()]).await.unwrap();
     assert_eq!(history["t1"].history_id, Some(1000));
-    assert!(repo.duplicate_keys().await.unwrap().is_empty());
+    assert!(repo.duplicate_keys("org-1").await.unwrap().is_empty());
 }
 
 async fn sixteen_concurrent_registrations_make_one_mailbox(backend: Backend) {
@@ -848,12 +848,29 @@ async fn every_other_statement_means_the_same(backend: Backend) {
         ),
         (1, 1, 1, 2, 2)
     );
+    // The same address in another org is another org's mailbox: no read of
+    // one org returns it.
+    let (theirs, _) = repo
+        .register_mailbox("org-2", "other@example.com")
+        .await
+        .unwrap();
     assert_eq!(
-        repo.mailboxes_to_verify(Some("OTHER@example.com"))
+        repo.mailboxes_to_verify("org-1", Some("OTHER@example.com"))
             .await
             .unwrap(),
         vec![(mb, "other@example.com".to_string())]
     );
+    assert_eq!(
+        repo.mailboxes_to_verify("org-2", None).await.unwrap(),
+        vec![(theirs, "other@example.com".to_string())]
+    );
+    let ids = |rows: Vec<ingest::repo::MailboxRow>| rows.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(repo.list_mailboxes("org-1").await.unwrap()), [mb]);
+    assert_eq!(ids(repo.list_mailboxes("org-2").await.unwrap()), [theirs]);
+    let status_ids = |rows: Vec<ingest::repo::MailboxStatus>| {
+        rows.iter().map(|s| s.mailbox.id).collect::<Vec<_>>()
+    };
+    assert_eq!(status_ids(repo.mailbox_status("org-2").await.unwrap()), [theirs]);
 
     // The schedule: failures back off and are counted, success resets them,
     // and a due mailbox is claimed once.
@@ -866,7 +883,7 @@ async fn every_other_statement_means_the_same(backend: Backend) {
     )
     .await
     .unwrap();
-    let row = repo.list_mailboxes().await.unwrap().remove(0);
+    let row = repo.list_mailboxes("org-1").await.unwrap().remove(0);
     assert_eq!(
         (row.consecutive_failures, row.last_error.as_deref()),
         (1, Some("boom"))
@@ -875,7 +892,7 @@ async fn every_other_statement_means_the_same(backend: Backend) {
     repo.schedule_next(mb, NextSync::AfterSuccess { interval: None })
         .await
         .unwrap();
-    let row = repo.list_mailboxes().await.unwrap().remove(0);
+    let row = repo.list_mailboxes("org-1").await.unwrap().remove(0);
     assert_eq!((row.consecutive_failures, row.last_error), (0, None));
     assert!(row.next_sync_at > chrono::Utc::now() + chrono::Duration::seconds(50));
     assert!(
@@ -942,7 +959,7 @@ async fn every_other_statement_means_the_same(backend: Backend) {
     )
     .await
     .unwrap();
-    let status = repo.mailbox_status().await.unwrap().remove(0);
+    let status = repo.mailbox_status("org-1").await.unwrap().remove(0);
     assert_eq!(status.last_verify_ok, Some(false));
     assert_eq!(
         status.last_verify_findings,

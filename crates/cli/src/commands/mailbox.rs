@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use ingest::domain::{MailboxAddress, Outcome};
 
 use crate::context::{Context, PoolProfile};
-use crate::exit::{self, Exit};
+use crate::exit;
 
 #[derive(Debug, Args)]
 pub struct Mailbox {
@@ -58,7 +58,7 @@ impl Mailbox {
                 println!("mailbox {email} ({}) {what} [id {id}]", ctx.org);
             }
             Action::List { json } => {
-                let rows = repo.list_mailboxes().await?;
+                let rows = repo.list_mailboxes(&ctx.org).await?;
                 if json {
                     println!("{}", serde_json::to_string(&rows)?);
                 } else {
@@ -80,22 +80,14 @@ impl Mailbox {
             Action::Disable { email } => {
                 let address = MailboxAddress::normalized(&email);
                 if !repo.disable_mailbox(&ctx.org, address.as_str()).await? {
-                    eprintln!(
-                        "error: mailbox {email} is not registered in org {}",
-                        ctx.org
-                    );
-                    return Ok(Exit::Failed.into());
+                    return Err(ctx.no_such_mailbox(address.as_str()));
                 }
                 println!("mailbox {address} disabled");
             }
             Action::Requeue { email } => {
                 let email = MailboxAddress::normalized(&email);
                 let Some(mailbox) = ctx.find_mailbox(repo.as_ref(), email.as_str()).await? else {
-                    eprintln!(
-                        "error: mailbox {email} is not registered in org {}",
-                        ctx.org
-                    );
-                    return Ok(Exit::Failed.into());
+                    return Err(ctx.no_such_mailbox(email.as_str()));
                 };
                 let n = repo.requeue_quarantined(mailbox.id).await?;
                 println!("mailbox {email}: {n} quarantined message(s) due at its next run");

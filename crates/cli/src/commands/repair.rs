@@ -12,7 +12,7 @@ use crate::exit::Exit;
 
 #[derive(Debug, Args)]
 pub struct Repair {
-    /// Only this mailbox.
+    /// Only this mailbox (of --org).
     #[arg(long)]
     mailbox: Option<String>,
     /// Print the reports as one JSON array on stdout.
@@ -23,10 +23,19 @@ pub struct Repair {
 impl Repair {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let repo = ctx.database(PoolProfile::Check).await?;
+        // A mailbox of another org only is a usage error, before any work.
+        ctx.mailboxes_of_org(repo.as_ref(), self.mailbox.as_deref())
+            .await?;
         let store = ctx.blob_store(StoreAccess::Write).await?;
         let gmail = ctx.gmail_client(None).await?;
-        let reports =
-            ingest::repair::repair(repo.as_ref(), &store, &gmail, self.mailbox.as_deref()).await?;
+        let reports = ingest::repair::repair(
+            repo.as_ref(),
+            &store,
+            &gmail,
+            &ctx.org,
+            self.mailbox.as_deref(),
+        )
+        .await?;
         if self.json {
             println!("{}", serde_json::to_string(&reports)?);
         } else {

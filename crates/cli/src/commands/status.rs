@@ -44,9 +44,9 @@ impl Status {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let repo = ctx.database(PoolProfile::Small).await?;
         if self.quarantined {
-            return list_quarantined(repo.as_ref(), self.json).await;
+            return list_quarantined(ctx, repo.as_ref(), self.json).await;
         }
-        let rows = repo.mailbox_status().await?;
+        let rows = repo.mailbox_status(&ctx.org).await?;
         let now = chrono::Utc::now();
         let degraded: Vec<Vec<Degraded>> = rows.iter().map(|s| s.degraded(now)).collect();
         let verdict = if self.check && degraded.iter().any(|d| !d.is_empty()) {
@@ -183,15 +183,22 @@ fn health(degraded: &[Degraded]) -> String {
     format!("DEGRADED: {}", reasons.join("; "))
 }
 
-/// `status --quarantined`: one line (or JSON object) per quarantined message.
-async fn list_quarantined(repo: &dyn Repository, json: bool) -> anyhow::Result<ExitCode> {
-    let emails: HashMap<i64, String> = repo
-        .list_mailboxes()
-        .await?
+/// `status --quarantined`: one line (or JSON object) per quarantined message
+/// of the org's mailboxes.
+async fn list_quarantined(
+    ctx: &Context,
+    repo: &dyn Repository,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mailboxes = repo.list_mailboxes(&ctx.org).await?;
+    let mut rows = Vec::new();
+    for m in &mailboxes {
+        rows.extend(repo.quarantined(Some(m.id)).await?);
+    }
+    let emails: HashMap<i64, String> = mailboxes
         .into_iter()
         .map(|m| (m.id, m.provider_email))
         .collect();
-    let rows = repo.quarantined(None).await?;
     if json {
         let out: Vec<serde_json::Value> = rows
             .iter()

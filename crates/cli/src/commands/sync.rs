@@ -41,10 +41,10 @@ impl Sync {
             (Some(m), _) => vec![MailboxRef::address(m)],
             (None, true) => engine
                 .repo
-                .list_mailboxes()
+                .list_mailboxes(&ctx.org)
                 .await?
                 .into_iter()
-                .filter(|m| m.enabled && m.org_id == ctx.org)
+                .filter(|m| m.enabled)
                 .map(|m| MailboxRef::Known {
                     id: m.id,
                     org: m.org_id,

@@ -11,7 +11,7 @@ use crate::parse::parse_head;
 
 #[derive(Debug, Args)]
 pub struct Verify {
-    /// Only this mailbox.
+    /// Only this mailbox (of --org).
     #[arg(long)]
     mailbox: Option<String>,
     /// Re-hash every blob in the store instead of checking it exists.
@@ -36,6 +36,9 @@ pub struct Verify {
 impl Verify {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<ExitCode> {
         let repo = ctx.database(PoolProfile::Check).await?;
+        // A mailbox of another org only is a usage error, before any work.
+        ctx.mailboxes_of_org(repo.as_ref(), self.mailbox.as_deref())
+            .await?;
         let store = ctx.blob_store(StoreAccess::Read).await?;
         let gmail = if self.offline {
             None
@@ -48,6 +51,7 @@ impl Verify {
             &store,
             gmail.as_ref(),
             &VerifyOptions {
+                org: ctx.org.clone(),
                 mailbox: self.mailbox.clone(),
                 deep: self.deep,
                 full: self.full,

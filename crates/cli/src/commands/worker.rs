@@ -69,6 +69,7 @@ impl Worker {
                 metrics,
                 engine.repo.clone(),
                 engine.gmail.clone(),
+                ctx.org.clone(),
                 options.poll,
             )
             .await?;

@@ -1,12 +1,14 @@
 //! Finding a mailbox of `--org` by its address, the one way every command
 //! that names an existing mailbox does it (backfill and sync register an
-//! unknown address instead; the engine resolves theirs).
+//! unknown address instead; the engine resolves theirs). Only the org's rows
+//! are read: an address registered in another org only is not found, and
+//! naming it is a usage error.
 
-use anyhow::anyhow;
 use ingest::domain::MailboxAddress;
 use ingest::repo::{MailboxRow, Repository};
 
 use super::Context;
+use crate::exit::UsageError;
 
 impl Context {
     /// The mailbox of `--org` with this address (in any case), if registered.
@@ -17,10 +19,10 @@ impl Context {
     ) -> anyhow::Result<Option<MailboxRow>> {
         let email = MailboxAddress::normalized(email);
         Ok(repo
-            .list_mailboxes()
+            .list_mailboxes(&self.org)
             .await?
             .into_iter()
-            .find(|m| m.org_id == self.org && m.provider_email == email.as_str()))
+            .find(|m| m.provider_email == email.as_str()))
     }
 
     /// Every mailbox of `--org`, or with `only`, that one: an address that is
@@ -35,21 +37,17 @@ impl Context {
                 Some(mailbox) => Ok(vec![mailbox]),
                 None => Err(self.no_such_mailbox(email)),
             },
-            None => Ok(repo
-                .list_mailboxes()
-                .await?
-                .into_iter()
-                .filter(|m| m.org_id == self.org)
-                .collect()),
+            None => Ok(repo.list_mailboxes(&self.org).await?),
         }
     }
 
-    /// The error for an address `--org` has no mailbox for.
+    /// The error for an address `--org` has no mailbox for (exit 2).
     pub fn no_such_mailbox(&self, email: &str) -> anyhow::Error {
-        anyhow!(
+        UsageError(format!(
             "no mailbox {} in org {}",
             MailboxAddress::normalized(email),
             self.org
-        )
+        ))
+        .into()
     }
 }

@@ -112,10 +112,10 @@ impl Engine {
         let email = mailbox.email();
         Ok(self
             .repo
-            .list_mailboxes()
+            .list_mailboxes(&self.org)
             .await?
             .into_iter()
-            .find(|m| m.org_id == self.org && m.provider_email == email)
+            .find(|m| m.provider_email == email)
             .map(|m| m.id))
     }
 }

@@ -15,11 +15,12 @@ pub trait AuditReads: Send + Sync {
     /// Messages of the mailbox whose raw bytes are the blob `sha256`, then
     /// those with a part that is (up to 20).
     async fn blob_owners(&self, mailbox_id: i64, sha256: &str) -> Result<Vec<String>, RepoError>;
-    /// Natural keys present more than once, over the whole database.
-    async fn duplicate_keys(&self) -> Result<Vec<DuplicateKey>, RepoError>;
-    /// (id, address) of the mailboxes with this address in any org, or of all.
+    /// Natural keys present more than once among the org's rows.
+    async fn duplicate_keys(&self, org: &str) -> Result<Vec<DuplicateKey>, RepoError>;
+    /// (id, address) of the org's mailbox with this address, or of all the org's.
     async fn mailboxes_to_verify(
         &self,
+        org: &str,
         email: Option<&str>,
     ) -> Result<Vec<(i64, String)>, RepoError>;
     async fn mailbox_counts(&self, mailbox_id: i64) -> Result<MailboxCounts, RepoError>;

@@ -23,8 +23,8 @@ pub trait Mailboxes: Send + Sync {
     ) -> Result<(i64, Outcome), RepoError>;
     /// Stops scheduling a mailbox; its data stays. False when unknown.
     async fn disable_mailbox(&self, org: &str, email: &str) -> Result<bool, RepoError>;
-    /// Every mailbox of every org, ordered by org and address.
-    async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError>;
+    /// Every mailbox of `org`, ordered by address.
+    async fn list_mailboxes(&self, org: &str) -> Result<Vec<MailboxRow>, RepoError>;
     /// The mailbox's history cursor, if it has one.
     async fn mailbox_cursor(&self, mailbox_id: i64) -> Result<Option<HistoryCursor>, RepoError>;
     /// Claims up to `limit` due, enabled mailboxes of `org`, hiding them from
@@ -37,6 +37,6 @@ pub trait Mailboxes: Send + Sync {
     ) -> Result<Vec<MailboxRow>, RepoError>;
     /// Sets when a claimed mailbox is due again.
     async fn schedule_next(&self, mailbox_id: i64, next: NextSync<'_>) -> Result<(), RepoError>;
-    /// Per mailbox: schedule, cursor age, stored counts and the last run.
-    async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError>;
+    /// Per mailbox of `org`: schedule, cursor age, stored counts and the last run.
+    async fn mailbox_status(&self, org: &str) -> Result<Vec<MailboxStatus>, RepoError>;
 }

@@ -198,12 +198,13 @@ impl crate::repo::Mailboxes for super::PgRepository {
         Ok(n > 0)
     }
 
-    async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError> {
+    async fn list_mailboxes(&self, org: &str) -> Result<Vec<MailboxRow>, RepoError> {
         let pool = &self.pool;
         let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email",
+            "SELECT {} FROM mailboxes mb WHERE mb.org_id = $1 ORDER BY mb.provider_email",
             mailbox_columns("mb")
         )))
+        .bind(org)
         .fetch_all(pool)
         .await
         .map_err(RepoError::db("list mailboxes"))?;
@@ -284,7 +285,7 @@ impl crate::repo::Mailboxes for super::PgRepository {
         Ok(())
     }
 
-    async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
+    async fn mailbox_status(&self, org: &str) -> Result<Vec<MailboxStatus>, RepoError> {
         let pool = &self.pool;
         let rows: Vec<PgStatus> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {cols},
@@ -310,11 +311,13 @@ impl crate::repo::Mailboxes for super::PgRepository {
              FROM mailboxes mb
              LEFT JOIN LATERAL (SELECT * FROM sync_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) r ON true
              LEFT JOIN LATERAL (SELECT * FROM verify_runs WHERE mailbox_id = mb.id ORDER BY id DESC LIMIT 1) v ON true
-             ORDER BY mb.org_id, mb.provider_email",
+             WHERE mb.org_id = $3
+             ORDER BY mb.provider_email",
             cols = mailbox_columns("mb")
         )))
         .bind(crate::repo::quarantine::MAX_ATTEMPTS)
         .bind(gmail::pacific_day_start(chrono::Utc::now()))
+        .bind(org)
         .fetch_all(pool)
         .await
         .map_err(RepoError::db("read status"))?;

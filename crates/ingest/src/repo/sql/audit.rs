@@ -17,26 +17,33 @@ use crate::repo::{AuditReads, DuplicateKey, MailboxCounts, RepoError};
 
 /// The original spec's `GROUP BY … HAVING count(*) > 1` checks, per table:
 /// the constraints forbid duplicates, and this is the check an auditor asks for.
+/// Each looks at one org's rows only (`$1`): another org's are its own
+/// verify's to report.
 const DUPLICATE_CHECKS: [(&str, &str); 5] = [
     (
         "mailboxes",
-        "SELECT org_id || '/' || provider_email, count(*) FROM mailboxes GROUP BY org_id, provider_email HAVING count(*) > 1",
+        "SELECT org_id || '/' || provider_email, count(*) FROM mailboxes WHERE org_id = $1 GROUP BY org_id, provider_email HAVING count(*) > 1",
     ),
     (
         "mail_threads",
-        "SELECT mailbox_id || '/' || provider_thread_id, count(*) FROM mail_threads GROUP BY mailbox_id, provider_thread_id HAVING count(*) > 1",
+        "SELECT mailbox_id || '/' || provider_thread_id, count(*) FROM mail_threads WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE org_id = $1) GROUP BY mailbox_id, provider_thread_id HAVING count(*) > 1",
     ),
     (
         "mail_messages",
-        "SELECT mailbox_id || '/' || provider_message_id, count(*) FROM mail_messages GROUP BY mailbox_id, provider_message_id HAVING count(*) > 1",
+        "SELECT mailbox_id || '/' || provider_message_id, count(*) FROM mail_messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE org_id = $1) GROUP BY mailbox_id, provider_message_id HAVING count(*) > 1",
     ),
     (
         "mail_attachments",
-        "SELECT message_id || '/' || part_id, count(*) FROM mail_attachments GROUP BY message_id, part_id HAVING count(*) > 1",
+        "SELECT message_id || '/' || part_id, count(*) FROM mail_attachments WHERE message_id IN (SELECT id FROM mail_messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE org_id = $1)) GROUP BY message_id, part_id HAVING count(*) > 1",
     ),
     (
         "blobs",
-        "SELECT sha256, count(*) FROM blobs GROUP BY sha256 HAVING count(*) > 1",
+        "SELECT sha256, count(*) FROM blobs WHERE sha256 IN (
+             SELECT raw_sha256 FROM mail_messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE org_id = $1)
+             UNION
+             SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
+             WHERE m.mailbox_id IN (SELECT id FROM mailboxes WHERE org_id = $1))
+         GROUP BY sha256 HAVING count(*) > 1",
     ),
 ];
 
@@ -85,13 +92,15 @@ impl<B: HasDb> AuditReads for B {
         .map_err(RepoError::db("find the owners of a blob"))
     }
 
-    async fn duplicate_keys(&self) -> Result<Vec<DuplicateKey>, RepoError> {
+    async fn duplicate_keys(&self, org: &str) -> Result<Vec<DuplicateKey>, RepoError> {
         let db = self.db();
         let mut found = Vec::new();
         for (table, sql) in DUPLICATE_CHECKS {
-            let dups: Vec<(String, i64)> =
-                on_either!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await)
-                    .map_err(RepoError::db("duplicate check"))?;
+            let dups: Vec<(String, i64)> = on_either!(db, |pool| sqlx::query_as(sql)
+                .bind(org)
+                .fetch_all(pool)
+                .await)
+            .map_err(RepoError::db("duplicate check"))?;
             found.extend(
                 dups.into_iter()
                     .map(|(key, count)| DuplicateKey { table, key, count }),
@@ -102,6 +111,7 @@ impl<B: HasDb> AuditReads for B {
 
     async fn mailboxes_to_verify(
         &self,
+        org: &str,
         email: Option<&str>,
     ) -> Result<Vec<(i64, String)>, RepoError> {
         let email = email.map(MailboxAddress::normalized);
@@ -111,18 +121,20 @@ impl<B: HasDb> AuditReads for B {
             Db::Pg(pool) => {
                 sqlx::query_as(
                     "SELECT id, provider_email FROM mailboxes
-                 WHERE $1::text IS NULL OR provider_email = $1 ORDER BY id",
+                 WHERE ($1::text IS NULL OR provider_email = $1) AND org_id = $2 ORDER BY id",
                 )
                 .bind(email)
+                .bind(org)
                 .fetch_all(pool)
                 .await
             }
             Db::Sqlite(pool) => {
                 sqlx::query_as(
                     "SELECT id, provider_email FROM mailboxes
-                 WHERE $1 IS NULL OR provider_email = $1 ORDER BY id",
+                 WHERE ($1 IS NULL OR provider_email = $1) AND org_id = $2 ORDER BY id",
                 )
                 .bind(email)
+                .bind(org)
                 .fetch_all(pool)
                 .await
             }

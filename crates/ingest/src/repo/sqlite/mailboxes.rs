@@ -190,11 +190,12 @@ impl crate::repo::Mailboxes for super::SqliteRepository {
         Ok(n > 0)
     }
 
-    async fn list_mailboxes(&self) -> Result<Vec<MailboxRow>, RepoError> {
+    async fn list_mailboxes(&self, org: &str) -> Result<Vec<MailboxRow>, RepoError> {
         let pool = &self.pool;
         let rows: Vec<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM mailboxes mb ORDER BY mb.org_id, mb.provider_email"
+            "SELECT {COLUMNS} FROM mailboxes mb WHERE mb.org_id = ?1 ORDER BY mb.provider_email"
         )))
+        .bind(org)
         .fetch_all(pool)
         .await
         .map_err(RepoError::db("list mailboxes"))?;
@@ -284,7 +285,7 @@ impl crate::repo::Mailboxes for super::SqliteRepository {
         Ok(())
     }
 
-    async fn mailbox_status(&self) -> Result<Vec<MailboxStatus>, RepoError> {
+    async fn mailbox_status(&self, org: &str) -> Result<Vec<MailboxStatus>, RepoError> {
         let pool = &self.pool;
         let rows: Vec<SqliteStatus> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS},
@@ -311,10 +312,12 @@ impl crate::repo::Mailboxes for super::SqliteRepository {
                     ON r.id = (SELECT max(id) FROM sync_runs WHERE mailbox_id = mb.id)
              LEFT JOIN verify_runs v
                     ON v.id = (SELECT max(id) FROM verify_runs WHERE mailbox_id = mb.id)
-             ORDER BY mb.org_id, mb.provider_email"
+             WHERE mb.org_id = ?3
+             ORDER BY mb.provider_email"
         )))
         .bind(crate::repo::quarantine::MAX_ATTEMPTS)
         .bind(gmail::pacific_day_start(now()))
+        .bind(org)
         .fetch_all(pool)
         .await
         .map_err(RepoError::db("read status"))?;
