@@ -189,7 +189,11 @@ impl TwoOrgs {
     /// Org B's rows and store objects are as they were, and no Gmail request
     /// was made for B's own mailbox.
     pub async fn assert_b_untouched(&self, before: &BState) {
-        assert_eq!(self.rows_of(ORG_B).await, before.rows, "org B's rows changed");
+        assert_eq!(
+            self.rows_of(ORG_B).await,
+            before.rows,
+            "org B's rows changed"
+        );
         assert_eq!(
             self.files_of(ORG_B),
             before.files,
@@ -222,10 +226,7 @@ fn walk(dir: &Path, files: &mut BTreeMap<PathBuf, FileState>) {
         if meta.is_dir() {
             walk(&entry.path(), files);
         } else {
-            files.insert(
-                entry.path(),
-                (meta.len(), meta.modified().expect("mtime")),
-            );
+            files.insert(entry.path(), (meta.len(), meta.modified().expect("mtime")));
         }
     }
 }

@@ -870,7 +870,10 @@ async fn every_other_statement_means_the_same(backend: Backend) {
     let status_ids = |rows: Vec<ingest::repo::MailboxStatus>| {
         rows.iter().map(|s| s.mailbox.id).collect::<Vec<_>>()
     };
-    assert_eq!(status_ids(repo.mailbox_status("org-2").await.unwrap()), [theirs]);
+    assert_eq!(
+        status_ids(repo.mailbox_status("org-2").await.unwrap()),
+        [theirs]
+    );
 
     // The schedule: failures back off and are counted, success resets them,
     // and a due mailbox is claimed once.
