@@ -138,7 +138,9 @@ async fn show_as_of_replays_the_mailbox_at_each_instant(backend: Backend) {
             "2000-01-01",
         ])
         .await;
-    assert_eq!(unknown.status.code(), Some(1));
+    // A usage error: an address --org has no mailbox for (whether another
+    // org has one is not this org's to know).
+    assert_eq!(unknown.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let bad = bed
