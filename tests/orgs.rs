@@ -29,6 +29,7 @@ on_both_backends!(
     mailbox_commands_see_only_their_own_org,
     the_worker_and_its_scheduled_check_stay_in_their_org,
     metrics_carry_the_org_and_one_address_is_two_series,
+    the_store_commands_stay_in_their_org_on_s3,
 );
 
 fn addresses(report: &Json, key: &str) -> Vec<String> {
@@ -78,7 +79,7 @@ async fn verify_reads_only_its_own_org(backend: Backend) {
 /// finding 1: A's repair copied B's mail (fetched with A's credentials) into A's prefix.
 async fn repair_never_copies_another_orgs_mail(backend: Backend) {
     let orgs = TwoOrgs::on(backend).await;
-    let a_files = orgs.files_of(ORG_A);
+    let a_files = orgs.files_of(ORG_A).await;
     let before = orgs.b_before().await;
     let (code, reports) = orgs.json(ORG_A, &["repair"]).await;
     assert_eq!(code, 0, "{reports}");
@@ -87,7 +88,7 @@ async fn repair_never_copies_another_orgs_mail(backend: Backend) {
         assert_eq!(r["repaired"], Json::Array(vec![]), "nothing to repair: {r}");
     }
     assert_eq!(
-        orgs.files_of(ORG_A),
+        orgs.files_of(ORG_A).await,
         a_files,
         "nothing written under org A's prefix"
     );
@@ -464,11 +465,8 @@ async fn metrics_carry_the_org_and_one_address_is_two_series(backend: Backend) {
     let before = orgs.b_before().await;
     let port = free_port();
     let mut worker = orgs
-        .bed
-        .command()
+        .command(ORG_A)
         .args([
-            "--org",
-            ORG_A,
             "worker",
             "--interval",
             "1h",
@@ -513,11 +511,8 @@ async fn metrics_carry_the_org_and_one_address_is_two_series(backend: Backend) {
     // address, another series.
     let port = free_port();
     let mut worker = orgs
-        .bed
-        .command()
+        .command(ORG_B)
         .args([
-            "--org",
-            ORG_B,
             "worker",
             "--interval",
             "1h",
@@ -539,6 +534,58 @@ async fn metrics_carry_the_org_and_one_address_is_two_series(backend: Backend) {
         "{body}"
     );
     assert_eq!(gauge(&b, "mailingest_degraded", ORG_A, CAT), None, "{body}");
+}
+
+/// One bucket for both orgs: verify, repair, gc and export of org A list,
+/// read and write under A's prefix only (finding 1 was the same on S3).
+async fn the_store_commands_stay_in_their_org_on_s3(backend: Backend) {
+    let orgs = TwoOrgs::on_s3(backend).await;
+    let a_objects = orgs.files_of(ORG_A).await;
+    let before = orgs.b_before().await;
+    for args in [
+        &["verify", "--deep"][..],
+        &["verify", "--full"],
+        &["repair"],
+        &["gc", "--grace", "1h", "--dry-run"],
+        &["gc", "--grace", "1h"],
+    ] {
+        let (code, report) = orgs.json(ORG_A, args).await;
+        assert_eq!(code, 0, "{args:?}: {report}");
+        for b_object in before.files.keys() {
+            let name = b_object.file_name().expect("a name").to_string_lossy();
+            assert!(
+                !report.to_string().contains(name.as_ref()),
+                "{args:?} for org A reported org B's {name}: {report}"
+            );
+        }
+    }
+    let out = tempfile::tempdir().expect("out dir");
+    let mbox = out.path().join("a.mbox");
+    let (code, summary) = orgs
+        .json(
+            ORG_A,
+            &[
+                "export",
+                "--format",
+                "mbox",
+                "--out",
+                mbox.to_str().expect("utf-8"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 0, "{summary}");
+    // The clock probe comes and goes; the objects stay as they were.
+    let objects = |all: std::collections::BTreeMap<std::path::PathBuf, _>| {
+        all.into_iter()
+            .filter(|(k, _)| k.to_string_lossy().contains("/sha256/"))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        objects(orgs.files_of(ORG_A).await),
+        objects(a_objects),
+        "org A's objects as they were: nothing copied in"
+    );
+    orgs.assert_b_untouched(&before).await;
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

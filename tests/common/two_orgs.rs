@@ -5,7 +5,8 @@
 //! once: B's rows ([`TwoOrgs::rows_of`]), the files under B's prefix
 //! ([`TwoOrgs::files_of`]) and the Gmail requests made for B's own address
 //! (the emulator counts requests per `quotaUser`, which our client sets to the
-//! mailbox address).
+//! mailbox address). The store is a directory, or with [`TwoOrgs::on_s3`] a
+//! prefix of the S3 test server's bucket.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,16 @@ pub const CAT: &str = "cat@example.com";
 
 pub struct TwoOrgs {
     pub bed: TestBed,
+    /// The bucket both orgs share, when the store is S3.
+    s3: Option<S3Store>,
+}
+
+/// A prefix of the S3 test server's bucket (scripts/s3-server.sh).
+struct S3Store {
+    url: String,
+    bucket: String,
+    root: String,
+    client: aws_sdk_s3::Client,
 }
 
 /// One file of the store: its size and modification time.
@@ -41,6 +52,15 @@ pub struct BState {
 impl TwoOrgs {
     /// The bed, with every mailbox of both orgs backed up by its own org.
     pub async fn on(backend: Backend) -> TwoOrgs {
+        TwoOrgs::with_store(backend, false).await
+    }
+
+    /// [`TwoOrgs::on`], with the store in one bucket of the S3 test server.
+    pub async fn on_s3(backend: Backend) -> TwoOrgs {
+        TwoOrgs::with_store(backend, true).await
+    }
+
+    async fn with_store(backend: Backend, s3: bool) -> TwoOrgs {
         let bed = TestBed::on(
             backend,
             EmulatorConfig {
@@ -52,7 +72,12 @@ impl TwoOrgs {
             },
         )
         .await;
-        let orgs = TwoOrgs { bed };
+        let s3 = if s3 {
+            Some(S3Store::new(&bed.db_name).await)
+        } else {
+            None
+        };
+        let orgs = TwoOrgs { bed, s3 };
         for (org, mailbox) in [(ORG_A, ANN), (ORG_A, CAT), (ORG_B, BOB), (ORG_B, CAT)] {
             orgs.ok(org, &["backfill", "--mailbox", mailbox]).await;
         }
@@ -61,9 +86,21 @@ impl TwoOrgs {
 
     /// The binary with `--org org` before `args`.
     pub async fn run(&self, org: &str, args: &[&str]) -> Output {
-        let mut all = vec!["--org", org];
-        all.extend_from_slice(args);
-        self.bed.run(&all).await
+        self.command(org)
+            .args(args)
+            .output()
+            .await
+            .expect("run mailingest")
+    }
+
+    /// The binary for `org`, on the bed's database and the shared store.
+    pub fn command(&self, org: &str) -> tokio::process::Command {
+        let mut cmd = self.bed.command();
+        if let Some(s3) = &self.s3 {
+            cmd.env("MAILINGEST_STORE", &s3.url);
+        }
+        cmd.args(["--org", org]);
+        cmd
     }
 
     /// [`TwoOrgs::run`], which must exit 0; its stdout.
@@ -81,9 +118,17 @@ impl TwoOrgs {
 
     /// [`TwoOrgs::run`] with `--json`: (exit code, stdout parsed).
     pub async fn json(&self, org: &str, args: &[&str]) -> (i32, serde_json::Value) {
-        let mut all = vec!["--org", org];
-        all.extend_from_slice(args);
-        self.bed.run_json(&all).await
+        let out = self.command(org).args(args).arg("--json").output().await;
+        let out = out.expect("run mailingest");
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "--org {org} {args:?} exit {code}: stdout is not JSON ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, value)
     }
 
     /// The command, run for `org` naming a mailbox of the other org only,
@@ -106,16 +151,23 @@ impl TwoOrgs {
         );
     }
 
-    /// The directory of an org's prefix in the store.
+    /// The directory of an org's prefix in a directory store.
     pub fn prefix(&self, org: &str) -> PathBuf {
+        assert!(self.s3.is_none(), "a directory store");
         self.bed.store_path().join(org)
     }
 
-    /// Every file under the org's prefix (trash included), with size and mtime.
-    pub fn files_of(&self, org: &str) -> BTreeMap<PathBuf, FileState> {
-        let mut files = BTreeMap::new();
-        walk(&self.prefix(org), &mut files);
-        files
+    /// Every object under the org's prefix (trash and unfinished writes
+    /// included), with size and modification time.
+    pub async fn files_of(&self, org: &str) -> BTreeMap<PathBuf, FileState> {
+        match &self.s3 {
+            Some(s3) => s3.objects(org).await,
+            None => {
+                let mut files = BTreeMap::new();
+                walk(&self.prefix(org), &mut files);
+                files
+            }
+        }
     }
 
     /// A picture of the org's rows: its mailbox rows with their cursor and
@@ -179,7 +231,7 @@ impl TwoOrgs {
     pub async fn b_before(&self) -> BState {
         let state = BState {
             rows: self.rows_of(ORG_B).await,
-            files: self.files_of(ORG_B),
+            files: self.files_of(ORG_B).await,
         };
         assert!(!state.files.is_empty(), "org B has objects to leave alone");
         self.bed.emulator.reset_stats();
@@ -195,7 +247,7 @@ impl TwoOrgs {
             "org B's rows changed"
         );
         assert_eq!(
-            self.files_of(ORG_B),
+            self.files_of(ORG_B).await,
             before.files,
             "org B's store objects changed"
         );
@@ -228,5 +280,57 @@ fn walk(dir: &Path, files: &mut BTreeMap<PathBuf, FileState>) {
         } else {
             files.insert(entry.path(), (meta.len(), meta.modified().expect("mtime")));
         }
+    }
+}
+
+impl S3Store {
+    /// A prefix of its own in the test bucket.
+    async fn new(name: &str) -> S3Store {
+        let Ok(bucket) = std::env::var("MAILINGEST_TEST_S3_BUCKET") else {
+            panic!("needs the S3 test server: run through scripts/test.sh");
+        };
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .load()
+            .await;
+        let client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        let root = format!("orgs-{name}");
+        S3Store {
+            url: format!("s3://{bucket}/{root}"),
+            bucket,
+            root,
+            client,
+        }
+    }
+
+    /// Every object under `<root>/<org>/`, with size and LastModified.
+    async fn objects(&self, org: &str) -> BTreeMap<PathBuf, FileState> {
+        let mut objects = BTreeMap::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("{}/{org}/", self.root))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for o in page.expect("list the bucket").contents() {
+                let modified = o.last_modified().expect("LastModified");
+                let at = SystemTime::UNIX_EPOCH
+                    + std::time::Duration::from_millis(
+                        u64::try_from(modified.to_millis().expect("a time")).expect("after 1970"),
+                    );
+                objects.insert(
+                    PathBuf::from(o.key().expect("a key")),
+                    (u64::try_from(o.size().unwrap_or(0)).expect("a size"), at),
+                );
+            }
+        }
+        objects
     }
 }
