@@ -82,16 +82,22 @@ async fn repair_never_copies_another_orgs_mail(backend: Backend) {
     let a_files = orgs.files_of(ORG_A).await;
     let before = orgs.b_before().await;
     let (code, reports) = orgs.json(ORG_A, &["repair"]).await;
+    let written = orgs.files_of(ORG_A).await.len() - a_files.len();
+    assert_eq!(
+        (written, orgs.requests_for(BOB)),
+        (0, 0),
+        "objects written under org A's prefix, and Gmail requests for org B's {BOB}: {reports}"
+    );
+    assert_eq!(
+        orgs.files_of(ORG_A).await,
+        a_files,
+        "org A's objects as they were"
+    );
     assert_eq!(code, 0, "{reports}");
     assert_eq!(addresses(&reports, "mailbox"), [ANN, CAT]);
     for r in reports.as_array().expect("reports") {
         assert_eq!(r["repaired"], Json::Array(vec![]), "nothing to repair: {r}");
     }
-    assert_eq!(
-        orgs.files_of(ORG_A).await,
-        a_files,
-        "nothing written under org A's prefix"
-    );
     orgs.assert_foreign_mailbox_refused(ORG_A, &["repair", "--mailbox", BOB])
         .await;
     orgs.assert_b_untouched(&before).await;
