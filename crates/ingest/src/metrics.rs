@@ -2,7 +2,8 @@
 //! per process. Events are counted where they happen (a run ends, a batch
 //! commits); what the database and the Gmail client already know (cursor
 //! ages, quarantines, checks, quota units) is read when scraped, so a scrape
-//! always shows the fleet's state, not this process's memory of it.
+//! always shows the fleet's state, not this process's memory of it: of the
+//! worker's org only, each mailbox labelled with its org and address.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

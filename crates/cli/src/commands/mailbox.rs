@@ -24,7 +24,7 @@ enum Action {
         #[arg(long)]
         interval_minutes: Option<u64>,
     },
-    /// List the mailboxes and their schedule.
+    /// List the mailboxes of --org and their schedule.
     List {
         #[arg(long)]
         json: bool,

@@ -1,4 +1,4 @@
-//! `mailingest status`: per mailbox, its health, the last run, cursor age,
+//! `mailingest status`: per mailbox of `--org`, its health, the last run, cursor age,
 //! counts and schedule; `--check` for cron and monitoring (exit 5 when a
 //! mailbox is degraded); `--quarantined` lists quarantined messages.
 
