@@ -21,8 +21,6 @@ struct Served {
     metrics: Arc<Metrics>,
     repo: Arc<dyn Repository>,
     gmail: GmailClient,
-    /// The worker's org: the only one whose mailboxes are served.
-    org: String,
     /// The loop is stuck when it has not turned for this long.
     stale_after: Duration,
 }
@@ -33,7 +31,6 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     repo: Arc<dyn Repository>,
     gmail: GmailClient,
-    org: String,
     poll: Duration,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -43,7 +40,6 @@ pub async fn serve(
         metrics,
         repo,
         gmail,
-        org,
         stale_after: (poll * 3).max(Duration::from_secs(30)),
     };
     let app = Router::new()
@@ -59,7 +55,7 @@ pub async fn serve(
 }
 
 async fn scrape(State(s): State<Served>) -> Response {
-    match s.metrics.scrape(s.repo.as_ref(), &s.gmail, &s.org).await {
+    match s.metrics.scrape(s.repo.as_ref(), &s.gmail).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -86,7 +82,8 @@ async fn health(State(s): State<Served>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, "worker starting\n").into_response();
         }
     }
-    match tokio::time::timeout(Duration::from_secs(5), s.repo.list_mailboxes(&s.org)).await {
+    let org = s.metrics.org();
+    match tokio::time::timeout(Duration::from_secs(5), s.repo.list_mailboxes(org)).await {
         Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")).into_response(),
         Err(_) => (

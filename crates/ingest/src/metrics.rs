@@ -23,17 +23,20 @@ use crate::repo::{RepoError, Repository};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
+    org: String,
     kind: String,
     outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
+    org: String,
     outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
+    org: String,
     method: String,
 }
 
@@ -47,8 +50,11 @@ struct MailboxLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// Every metric the worker exports.
+/// Every metric the worker exports. Labelled series carry the worker's org
+/// (the project's units today are the whole database's).
 pub struct Metrics {
+    /// The worker's `--org`: the only org it counts and reads.
+    org: String,
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     messages: Family<OutcomeLabels, Counter>,
@@ -74,9 +80,10 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Self> {
+    pub fn new(org: &str) -> Arc<Self> {
         let mut registry = Registry::with_prefix("mailingest");
         let m = Metrics {
+            org: org.to_owned(),
             runs: Family::default(),
             messages: Family::default(),
             runs_in_flight: Gauge::default(),
@@ -162,6 +169,7 @@ impl Metrics {
     pub fn record_run(&self, kind: &str, summary: Option<&RunSummary>, outcome: &str) {
         self.runs
             .get_or_create(&RunLabels {
+                org: self.org.clone(),
                 kind: kind.to_owned(),
                 outcome: outcome.to_owned(),
             })
@@ -181,6 +189,7 @@ impl Metrics {
         ] {
             self.messages
                 .get_or_create(&OutcomeLabels {
+                    org: self.org.clone(),
                     outcome: outcome.to_owned(),
                 })
                 .inc_by(n);
@@ -224,17 +233,22 @@ impl Metrics {
         }
     }
 
+    /// The org whose mailboxes this registry counts and reads.
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
     /// Reads what the database and the Gmail client know of the worker's
     /// org, then encodes everything in Prometheus' text format.
     pub async fn scrape(
         &self,
         repo: &dyn Repository,
         gmail: &gmail::GmailClient,
-        org: &str,
     ) -> Result<String, RepoError> {
         let api = gmail.metrics();
         for (method, m) in &api.methods {
             let labels = MethodLabels {
+                org: self.org.clone(),
                 method: method.clone(),
             };
             self.quota_units
@@ -245,7 +259,7 @@ impl Metrics {
                 .set(m.rate_limited as f64);
         }
         let now = Utc::now();
-        for s in repo.mailbox_status(org).await? {
+        for s in repo.mailbox_status(&self.org).await? {
             let labels = MailboxLabels {
                 org: s.mailbox.org_id.clone(),
                 mailbox: s.mailbox.provider_email.clone(),

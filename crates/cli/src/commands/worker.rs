@@ -61,7 +61,7 @@ impl Worker {
         let mut engine = ctx.engine(gmail, pool).await?;
         let mut options = options;
         if let Some(addr) = self.metrics_addr {
-            let metrics = Metrics::new();
+            let metrics = Metrics::new(&ctx.org);
             engine.options.metrics = Some(metrics.clone());
             options.metrics = Some(metrics.clone());
             metrics_server::serve(
@@ -69,7 +69,6 @@ impl Worker {
                 metrics,
                 engine.repo.clone(),
                 engine.gmail.clone(),
-                ctx.org.clone(),
                 options.poll,
             )
             .await?;
