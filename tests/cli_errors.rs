@@ -129,6 +129,28 @@ async fn unreachable_gmail_endpoint_fails_with_one_error_line() {
     );
 }
 
+/// An org is one segment of the store prefix: `a/sha256/aa` would write into
+/// org `a`'s key space, so it is refused before anything is opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_that_is_not_one_path_segment_is_a_usage_error() {
+    let bed = TestBed::new(small_mailbox(1)).await;
+    for org in ["a/sha256/aa", "..", ""] {
+        let (out, _) = timed(&bed, &[("MAILINGEST_ORG", org)], &["status"]).await;
+        let (code, line) = one_line_error(&out);
+        assert_eq!(code, Some(2), "{org:?}: {line}");
+        assert!(line.contains("org id"), "{line}");
+    }
+    let (out, _) = timed(&bed, &[], &["--org", "x/y", "verify"]).await;
+    let (code, line) = one_line_error(&out);
+    assert_eq!(code, Some(2), "{line}");
+    // Refused before the database was opened: not even migrated.
+    assert_eq!(
+        bed.count("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+            .await,
+        0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_ending_before_it_starts_is_a_usage_error() {
     let bed = TestBed::new(small_mailbox(1)).await;

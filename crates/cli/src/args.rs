@@ -51,7 +51,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub auth: Option<String>,
     /// Organisation id: owner of the mailboxes and the store prefix.
-    #[arg(long, env = "MAILINGEST_ORG", global = true, default_value = "default")]
+    #[arg(long, env = "MAILINGEST_ORG", global = true, default_value = "default",
+          value_parser = crate::parse::parse_org)]
     pub org: String,
     #[arg(long, value_enum, global = true, default_value = "text")]
     pub log_format: LogFormat,

@@ -24,7 +24,21 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help/version to stdout with exit 0, usage errors to stderr with 2.
-            let _ = err.print();
+            // A usage error is one line (what was wrong, and where), without clap's
+            // "For more information" trailer; a missing subcommand still shows the help.
+            use clap::error::ErrorKind;
+            if !err.use_stderr()
+                || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                let _ = err.print();
+            } else {
+                let rendered = err.render().to_string();
+                let line = rendered
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("error");
+                eprintln!("{line}");
+            }
             return if err.use_stderr() {
                 Exit::Usage.into()
             } else {

@@ -10,6 +10,22 @@ use ingest::gc::DEFAULT_GRACE;
 /// Below this, an object a run has just written and not yet recorded could look like garbage.
 const MIN_GRACE: Duration = Duration::from_secs(3600);
 
+/// `--org`: one segment of the store prefix, so one org's objects can never
+/// land inside another's (`acme/sha256/aa` would be org `acme`'s key space).
+/// The store's own prefix rules, plus: exactly one segment, not empty.
+pub fn parse_org(s: &str) -> Result<String, String> {
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+' | '=');
+    if s.is_empty() || s.len() > 128 || s.starts_with('.') || !s.chars().all(allowed) {
+        return Err(format!(
+            "'{}' is not an org id: it names the org's store prefix, so it is one path segment of \
+             1 to 128 ASCII letters, digits and - _ . @ + =, not starting with '.'",
+            s.escape_debug()
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 /// Accepts RFC 3339, a bare date (midnight UTC) or epoch seconds.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -113,6 +129,26 @@ pub fn parse_head(text: &str) -> Result<ledger::ChainHead, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_org_is_one_safe_segment_of_the_store_prefix() {
+        for good in ["default", "acme", "org-a", "acme.example.com", "a_b+c=d@e"] {
+            assert_eq!(parse_org(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "a/sha256/aa",
+            "acme/",
+            "..",
+            ".trash",
+            "a b",
+            "ümlaut",
+            "a\nb",
+        ] {
+            assert!(parse_org(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_org(&"a".repeat(129)).is_err());
+    }
 
     #[test]
     fn spans_take_a_unit_and_durations_are_positive() {
