@@ -34,7 +34,12 @@
 //!    so gc reads the store's clock first (a probe object) and removes
 //!    nothing when the two are further apart than `max_clock_skew`
 //!    ([`GcError::ClockSkew`]).
-//! 6. Removal is two-phase. An object gc removes (here or by a purge) moves to
+//! 6. The database is not behind the store: every run leaves its mailbox's
+//!    ledger head in the store as it ends (`crate::heads`); gc removes nothing
+//!    while the store holds a head the database's chain lacks (a database
+//!    restored from a backup, or stale: objects written since may be the
+//!    only copy) ([`GcError::DatabaseBehindStore`]).
+//! 7. Removal is two-phase. An object gc removes (here or by a purge) moves to
 //!    the store's trash (`<prefix>/.trash/sha256/…`) and is deleted for good
 //!    only after `trash_retention` (30 days by default), counted from the
 //!    move. Every gc first brings back any object a `present` row records
@@ -125,6 +130,11 @@ pub enum GcError {
         if *skew_secs > 0.0 { "ahead of" } else { "behind" }
     )]
     ClockSkew { skew_secs: f64, max_secs: u64 },
+    /// The store holds a ledger head the database lacks (`crate::heads`).
+    #[error("{0}")]
+    DatabaseBehindStore(crate::heads::DatabaseBehind),
+    #[error(transparent)]
+    Heads(#[from] crate::heads::HeadsError),
     #[error(
         "the database records {recorded} of the store's objects and {unrecorded} older than the grace period are unrecorded: is DATABASE_URL the database this store belongs to? Nothing was removed (--force removes them anyway)"
     )]
@@ -149,6 +159,11 @@ pub struct GcOptions {
     /// The largest disagreement between the store's clock and this host's
     /// that gc accepts before it removes anything.
     pub max_clock_skew: Duration,
+    /// The org whose prefix `store` is: whose ledger heads gc checks.
+    pub org: String,
+    /// Forget the store's ledger heads the database lacks and go on (the
+    /// operator accepts the database as it is; see [`GcError::DatabaseBehindStore`]).
+    pub accept_restored_database: bool,
 }
 
 /// Which mailboxes' long-deleted mail to purge, and how long ago deleted.
@@ -168,6 +183,8 @@ impl Default for GcOptions {
             purge: None,
             trash_retention: DEFAULT_TRASH_RETENTION,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            org: String::new(),
+            accept_restored_database: false,
         }
     }
 }
@@ -218,6 +235,8 @@ pub struct GcReport {
     pub clock_skew_secs: f64,
     /// What the store's trash holds and what this gc did to it.
     pub trash: TrashReport,
+    /// The ledger heads runs left in the store, against the database's chains.
+    pub heads: crate::heads::HeadsReport,
 }
 
 /// The store's trash: removed objects wait there ([`GcOptions::trash_retention`])
@@ -300,6 +319,23 @@ pub async fn collect(
             recorded: report.recorded,
             unrecorded,
         });
+    }
+    // A database behind the store (restored from a backup) does not record
+    // what runs wrote since: those objects may be the only copy of mail.
+    let (heads, behind) = crate::heads::check(
+        repo.as_ref(),
+        store,
+        &options.org,
+        !options.dry_run,
+        options.accept_restored_database && !options.dry_run,
+    )
+    .await?;
+    report.heads = heads;
+    if let Some(behind) = behind {
+        if !options.dry_run {
+            return Err(GcError::DatabaseBehindStore(behind));
+        }
+        warn!("gc --dry-run: {behind}");
     }
     if let Some(purge) = &options.purge {
         report.purge = purge_deleted(

@@ -53,6 +53,12 @@ pub struct Gc {
     /// Bring every object in the trash back. Nothing else is done.
     #[arg(long, conflicts_with = "dry_run")]
     restore_all: bool,
+    /// Go on although the store holds ledger heads the database lacks (a
+    /// database restored from a backup): forget those heads, and remove what
+    /// the database does not record, including objects only the lost rows
+    /// recorded. See README, "Restoring a database safely".
+    #[arg(long, conflicts_with = "dry_run")]
+    accept_restored_database: bool,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -102,6 +108,8 @@ impl Gc {
             purge: None,
             trash_retention: self.trash_retention,
             max_clock_skew: self.max_clock_skew,
+            org: ctx.org.clone(),
+            accept_restored_database: self.accept_restored_database,
         };
         if let Some(age) = self.purge_deleted_older_than {
             let deleted_before = chrono::Duration::from_std(age)
