@@ -488,22 +488,16 @@ async fn a_blob_removed_after_a_run_found_it_fails_the_batch_not_the_archive(bac
 /// wrote it, before the batch commits. The run must not commit a row that
 /// points at nothing (before the fix it did, and exited 0).
 async fn a_blob_removed_after_a_run_wrote_it_fails_the_batch_not_the_archive(backend: Backend) {
-    let bed = TestBed::on(backend, small_mailbox(12)).await;
+    let bed = TestBed::on(backend, small_mailbox(40)).await;
     let (messages, _) = bed.expected_ids().await;
-    let victim = messages.iter().next().expect("a message").clone();
-    let raw = bed
-        .emulator
-        .raw_message(&bed.mailbox, &victim)
-        .expect("raw message");
-    let sha: store::Sha256 = hex::encode(sha2::Sha256::digest(&raw))
-        .parse()
-        .expect("sha256");
-    let store = store::BlobStore::from_url(&bed.store_path().to_string_lossy(), "default")
+    let root = bed.store_path();
+    assert!(object_files(&root).is_empty());
+    // Opened (and migrated) first: gc must be ready the moment the run writes.
+    let repo = ingest::repo::DatabaseTarget::parse(&bed.db_url)
+        .expect("database url")
+        .open(2)
         .await
-        .expect("open store");
-    let key = store.key_for(&sha);
-    let object = bed.store_path().join(&key);
-    assert!(!object.exists());
+        .expect("open repository");
 
     bed.emulator.set_faults(Faults {
         latency_ms: 400,
@@ -516,31 +510,38 @@ async fn a_blob_removed_after_a_run_wrote_it_fails_the_batch_not_the_archive(bac
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn backfill");
-    // The run's put writes the object...
+    // The run's first put writes an object...
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !object.exists() {
+    let object = loop {
+        if let Some(first) = object_files(&root).into_iter().next() {
+            break first;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "the run never wrote the object"
+            "the run never wrote an object"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let hex = object
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("object name")
+        .to_owned();
     // ...and a gc whose clock makes it look old claims and removes it before
     // the batch commits.
-    let repo = ingest::repo::DatabaseTarget::parse(&bed.db_url)
-        .expect("database url")
-        .open(2)
-        .await
-        .expect("open repository");
     let mut gc = repo.begin_gc().await.expect("begin gc");
     let row = ingest::repo::BlobUpsert {
-        sha256: sha.to_string(),
-        size: i64::try_from(raw.len()).expect("size"),
-        storage_key: key.clone(),
+        sha256: hex.clone(),
+        size: 1,
+        storage_key: object
+            .strip_prefix(&root)
+            .expect("in the store")
+            .to_string_lossy()
+            .into_owned(),
     };
     assert_eq!(
         gc.claim_unrecorded(&[row]).await.expect("claim"),
-        vec![sha.to_string()],
+        vec![hex.clone()],
         "gc claimed the hash before the run recorded it"
     );
     std::fs::remove_file(&object).expect("remove object");
@@ -554,12 +555,13 @@ async fn a_blob_removed_after_a_run_wrote_it_fails_the_batch_not_the_archive(bac
     );
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
-        said.contains(&format!("blob {sha} was removed from the store (by gc)")),
+        said.contains(&format!("blob {hex} was removed from the store (by gc)")),
         "{said}"
     );
     assert_eq!(
         bed.count(&format!(
-            "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{victim}'"
+            "SELECT (SELECT count(*) FROM mail_messages WHERE raw_sha256 = '{hex}')
+                  + (SELECT count(*) FROM mail_attachments WHERE sha256 = '{hex}')"
         ))
         .await,
         0,
