@@ -135,7 +135,8 @@ async fn gc_brings_back_a_recorded_object_found_only_in_the_trash(backend: Backe
 
 const OLD: Duration = Duration::from_secs(2 * 86400);
 
-/// Every object file under the store root (named by 64 hex digits).
+/// Every object file under the store root (named by 64 hex digits), the
+/// trash's included; not the ledger heads runs leave (`.ledger-heads`).
 fn object_files(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
@@ -143,7 +144,9 @@ fn object_files(root: &Path) -> Vec<PathBuf> {
         for entry in std::fs::read_dir(&dir).expect("read store dir").flatten() {
             let path = entry.path();
             if path.is_dir() {
-                dirs.push(path);
+                if entry.file_name() != ".ledger-heads" {
+                    dirs.push(path);
+                }
             } else if entry
                 .file_name()
                 .to_str()
@@ -278,7 +281,7 @@ async fn gc_removes_old_unrecorded_objects_and_nothing_else(backend: Backend) {
         assert!(path.exists(), "recorded object {} kept", path.display());
     }
     assert_eq!(
-        bed.count("SELECT count(*) FROM blobs").await,
+        bed.count("SELECT count(*) FROM blob_copies").await,
         recorded.len() as i64,
         "gc leaves no row behind"
     );
@@ -414,7 +417,7 @@ async fn a_blob_removed_after_a_run_found_it_fails_the_batch_not_the_archive(bac
         .open(2)
         .await
         .expect("open repository");
-    let mut gc = repo.begin_gc().await.expect("begin gc");
+    let mut gc = repo.begin_gc("default").await.expect("begin gc");
     let row = ingest::repo::BlobUpsert {
         sha256: left.sha256.to_string(),
         size: i64::try_from(left.size).expect("size"),
@@ -529,7 +532,7 @@ async fn a_blob_removed_after_a_run_wrote_it_fails_the_batch_not_the_archive(bac
         .to_owned();
     // ...and a gc whose clock makes it look old claims and removes it before
     // the batch commits.
-    let mut gc = repo.begin_gc().await.expect("begin gc");
+    let mut gc = repo.begin_gc("default").await.expect("begin gc");
     let row = ingest::repo::BlobUpsert {
         sha256: hex.clone(),
         size: 1,
@@ -717,8 +720,10 @@ async fn purge_removes_only_what_long_deleted_mail_alone_holds(backend: Backend)
         assert!(object(sha).exists(), "{sha} kept: other mail holds it");
     }
     assert_eq!(
-        bed.count("SELECT count(*) FROM blobs WHERE state = 'purged' AND purged_at IS NOT NULL")
-            .await,
+        bed.count(
+            "SELECT count(*) FROM blob_copies WHERE state = 'purged' AND purged_at IS NOT NULL"
+        )
+        .await,
         doomed.len() as i64
     );
     assert_eq!(
@@ -779,7 +784,7 @@ async fn purge_removes_only_what_long_deleted_mail_alone_holds(backend: Backend)
     assert!(object(&raw_a_sha).exists(), "stored again");
     assert_eq!(
         bed.count(&format!(
-            "SELECT count(*) FROM blobs WHERE sha256 = '{raw_a_sha}' AND state = 'present' AND purged_at IS NULL"
+            "SELECT count(*) FROM blob_copies WHERE sha256 = '{raw_a_sha}' AND state = 'present' AND purged_at IS NULL"
         ))
         .await,
         1

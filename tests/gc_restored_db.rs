@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use common::{Backend, TestBed, admin_url, small_mailbox};
+use sqlx::Connection;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 on_both_backends!(gc_after_a_database_restore_removes_nothing);
 
@@ -50,7 +52,7 @@ fn set_age(path: &Path, age: Duration) {
 
 /// The database as a backup holds it, and putting it back.
 enum Snapshot {
-    /// A copy of the SQLite file (every process has closed it: no WAL left).
+    /// A copy of the SQLite file.
     Sqlite { file: PathBuf, copy: PathBuf },
     /// A PostgreSQL database made from the test's as a template.
     Postgres { db: String, copy: String },
@@ -61,12 +63,18 @@ impl Snapshot {
         match bed.backend() {
             Backend::Sqlite => {
                 let file = PathBuf::from(bed.db_url.strip_prefix("sqlite:").expect("sqlite url"));
-                assert!(
-                    !Path::new(&format!("{}-wal", file.display())).exists(),
-                    "no process holds the database"
-                );
                 let copy = file.with_extension("backup");
-                std::fs::copy(&file, &copy).expect("copy the database file");
+                // A consistent copy of the file, whatever its WAL still holds.
+                let mut conn =
+                    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&file))
+                        .await
+                        .expect("open the database file");
+                sqlx::query("VACUUM INTO ?1")
+                    .bind(copy.display().to_string())
+                    .execute(&mut conn)
+                    .await
+                    .expect("copy the database file");
+                conn.close().await.expect("close");
                 Snapshot::Sqlite { file, copy }
             }
             Backend::Postgres => {
@@ -145,7 +153,12 @@ async fn gc_after_a_database_restore_removes_nothing(backend: Backend) {
     let ids: Vec<String> = (0..3)
         .map(|i| {
             bed.emulator
-                .insert_raw(&bed.mailbox, &raw_message(&bed.mailbox, i), &["INBOX"], None)
+                .insert_raw(
+                    &bed.mailbox,
+                    &raw_message(&bed.mailbox, i),
+                    &["INBOX"],
+                    None,
+                )
                 .expect("insert")
         })
         .collect();
@@ -183,9 +196,7 @@ async fn gc_after_a_database_restore_removes_nothing(backend: Backend) {
     // (whose chain then goes on from the backup with other hashes).
     let (code, run) = bed.sync().await;
     assert_eq!(code, 0, "{run}");
-    let out = bed
-        .run(&["gc", "--purge-deleted-older-than", "1d"])
-        .await;
+    let out = bed.run(&["gc", "--purge-deleted-older-than", "1d"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -206,12 +217,18 @@ async fn gc_after_a_database_restore_removes_nothing(backend: Backend) {
 
     // The operator accepts the database as it is: the three objects only the
     // lost rows recorded go to the trash (gc --restore-all brings them back).
-    let (code, report) = bed
-        .run_json(&["gc", "--accept-restored-database"])
-        .await;
+    let (code, report) = bed.run_json(&["gc", "--accept-restored-database"]).await;
     assert_eq!(code, 0, "{report}");
-    assert_eq!(report["removed"].as_array().map(Vec::len), Some(3), "{report}");
-    assert!(report["heads"]["lacking"].as_array().is_some_and(|l| !l.is_empty()));
+    assert_eq!(
+        report["removed"].as_array().map(Vec::len),
+        Some(3),
+        "{report}"
+    );
+    assert!(
+        report["heads"]["lacking"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    );
     let (code, report) = bed.run_json(&["gc"]).await;
     assert_eq!(code, 0, "the heads left now match: {report}");
     bed.assert_verify_clean().await;

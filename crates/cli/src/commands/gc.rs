@@ -6,7 +6,9 @@
 //! would go, with sizes, and removes nothing. Exit 75 when a mailbox was
 //! skipped because another run held it. What gc removes goes to the store's
 //! trash first (`--trash-retention`, 30 days), and `--restore` /
-//! `--restore-all` bring it back.
+//! `--restore-all` bring it back. Exit 1, removing nothing, when the store
+//! holds a ledger head the database lacks (a database restored from a backup:
+//! `--accept-restored-database` after the README's procedure).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -227,6 +229,13 @@ fn print_text(r: &GcReport) {
             } else {
                 "brought back"
             }
+        );
+    }
+    if !r.heads.lacking.is_empty() {
+        println!(
+            "ledger heads: {} the database lacks{}",
+            r.heads.lacking.len(),
+            if r.dry_run { "" } else { ", forgotten" }
         );
     }
     println!(
