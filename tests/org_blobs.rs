@@ -3,7 +3,7 @@
 //! A blob's state (present, purging, purged) is each org's own: after org A
 //! purges X, org B storing the same bytes must not make A's verify expect X
 //! under A's prefix (before the fix, A's `verify --deep` then reported a loss
-//! that no repair could mend).
+//! that no repair could mend); and org B purging its copy leaves A's alone.
 
 mod common;
 
@@ -93,4 +93,51 @@ async fn one_orgs_put_never_changes_what_anothers_verify_sees(backend: Backend) 
     // And org a's repair has nothing to mend (nor fetches from Gmail).
     let (code, said) = in_org(&bed, "a", &["repair", "--mailbox", ANN]).await;
     assert_eq!(code, 0, "{said}");
+
+    // The other way round: X arrives at ann again (org a stores it anew),
+    // then org b purges its own copy. Org a's copy and verify are untouched.
+    let x_again = bed
+        .emulator
+        .insert_raw(ANN, &raw_x(), &["INBOX"], None)
+        .expect("insert");
+    let (code, said) = in_org(&bed, "a", &["sync", "--mailbox", ANN]).await;
+    assert_eq!(code, 0, "{said}");
+    let x_at_bob = bed
+        .strings(&format!(
+            "SELECT m.provider_message_id FROM mail_messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+             WHERE mb.org_id = 'b' AND m.raw_sha256 =
+                   (SELECT raw_sha256 FROM mail_messages WHERE provider_message_id = '{x_again}')"
+        ))
+        .await
+        .remove(0);
+    bed.emulator.delete_message(BOB, &x_at_bob).expect("delete");
+    let (code, said) = in_org(&bed, "b", &["sync", "--mailbox", BOB]).await;
+    assert_eq!(code, 0, "{said}");
+    let moved = bed
+        .execute(&format!(
+            "UPDATE mail_messages SET deleted_at = {shift}
+             WHERE provider_message_id = '{x_at_bob}'"
+        ))
+        .await;
+    assert_eq!(moved, 1);
+    let (code, said) = in_org(
+        &bed,
+        "b",
+        &["gc", "--purge-deleted-older-than", "1d", "--mailbox", BOB],
+    )
+    .await;
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("purge (run"), "{said}");
+    let states = bed
+        .strings(&format!(
+            "SELECT c.org_id || ':' || c.state FROM blob_copies c
+             WHERE c.sha256 = (SELECT raw_sha256 FROM mail_messages WHERE provider_message_id = '{x_again}')
+             ORDER BY c.org_id"
+        ))
+        .await;
+    assert_eq!(states, vec!["a:present", "b:purged"]);
+    let (code, said) = in_org(&bed, "a", &["verify", "--deep", "--mailbox", ANN]).await;
+    assert_eq!(code, 0, "org a's verify is clean: {said}");
+    let (code, said) = in_org(&bed, "b", &["verify", "--deep", "--mailbox", BOB]).await;
+    assert_eq!(code, 0, "org b's verify is clean: {said}");
 }
