@@ -15,8 +15,9 @@
 //!    keeps gc from racing runs in the ordinary case; it is not what keeps
 //!    the archive whole when clocks lie (3. is).
 //! 2. The database decides. gc claims each candidate hash by inserting a
-//!    placeholder `blobs` row in its own transaction ([`GcTx`]), which fails
-//!    for a hash a writer recorded meanwhile. Only then, and while that
+//!    placeholder copy row of its org (`blob_copies`) in its own transaction
+//!    ([`GcTx`]), which fails for a hash a writer of the org recorded
+//!    meanwhile. Only then, and while that
 //!    transaction is still open, is the object removed (if still unmodified
 //!    since the cutoff); the placeholders are deleted when it commits. A
 //!    writer recording a claimed hash waits on the row until gc's transaction
@@ -195,7 +196,8 @@ impl Default for GcOptions {
             purge: None,
             trash_retention: DEFAULT_TRASH_RETENTION,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
-            org: String::new(),
+            // The CLI's default `--org`.
+            org: "default".to_owned(),
             accept_restored_database: false,
         }
     }
