@@ -85,12 +85,15 @@ fn blob_path(store: &Path, sha: &str) -> PathBuf {
         .join(sha)
 }
 
+/// Files under `dir`, less the ledger heads runs leave beside the objects
+/// (`<org>/.ledger-heads/`, for gc).
 fn count_files(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     entries
         .flatten()
+        .filter(|e| e.file_name() != ".ledger-heads")
         .map(|e| {
             let p = e.path();
             if p.is_dir() { count_files(&p) } else { 1 }

@@ -11,22 +11,33 @@
 //! 1. The grace period. A put that writes an object gives it a fresh
 //!    modification time, and on fs a put that finds it already stored
 //!    refreshes it; gc only considers objects older than the grace period
-//!    (24 h by default), far longer than any put waits for its commit.
+//!    (24 h by default), far longer than any put waits for its commit. This
+//!    keeps gc from racing runs in the ordinary case; it is not what keeps
+//!    the archive whole when clocks lie (3. is).
 //! 2. The database decides. gc claims each candidate hash by inserting a
-//!    placeholder `blobs` row in its own transaction ([`GcTx`]), which fails
-//!    for a hash a writer recorded meanwhile. Only then, and while that
+//!    placeholder copy row of its org (`blob_copies`) in its own transaction
+//!    ([`GcTx`]), which fails for a hash a writer of the org recorded
+//!    meanwhile. Only then, and while that
 //!    transaction is still open, is the object removed (if still unmodified
 //!    since the cutoff); the placeholders are deleted when it commits. A
 //!    writer recording a claimed hash waits on the row until gc's transaction
 //!    ends, then inserts the row itself, as new.
-//! 3. The writer looks. Once its transaction has recorded its blob rows, no gc
+//! 3. The writer looks, and no clock decides. Of the two ways to keep gc off
+//!    what a run is about to commit (issue 26, finding 4): writers leaving an
+//!    intent gc respects, or a run never committing a row for an object it
+//!    has not seen present after gc could have claimed it, this is the
+//!    second. Once the writer's transaction has recorded its blob rows, no gc
 //!    can start on them (they are recorded, or locked: see the backends'
-//!    `upsert_blobs`), and one that ran before is over; so it looks up every
-//!    object its puts found rather than wrote (`engine::commit`), whatever the
-//!    row said: a row may be another org's, whose copy lives under another
-//!    prefix. If gc removed it, the batch fails cleanly
-//!    ([`EngineError::BlobCollected`]) and the next run stores the message
-//!    again: a row never points at nothing.
+//!    `upsert_blobs`), and one that claimed them before is over; so it looks
+//!    up every object of the batch, those its puts wrote as well as those
+//!    they found (`engine::commit`), whatever the row said. If gc removed
+//!    one, the batch fails cleanly ([`EngineError::BlobCollected`]) and the
+//!    next run stores the message again: a row never points at nothing,
+//!    whatever the clocks say (gc's, the store's, a host that was
+//!    suspended), since the order is the database's. Why not intents: they
+//!    need a write before every put and an expiry measured by some clock,
+//!    and the look costs one HEAD (fs: a stat) per blob per batch, inside a
+//!    transaction that is open anyway.
 //! 4. A wrong database is refused: when as many old objects are unrecorded as
 //!    recorded, or more, gc removes nothing without `force`
 //!    ([`GcError::NotThisStoresDatabase`]).
@@ -34,7 +45,12 @@
 //!    so gc reads the store's clock first (a probe object) and removes
 //!    nothing when the two are further apart than `max_clock_skew`
 //!    ([`GcError::ClockSkew`]).
-//! 6. Removal is two-phase. An object gc removes (here or by a purge) moves to
+//! 6. The database is not behind the store: every run leaves its mailbox's
+//!    ledger head in the store as it ends (`crate::heads`); gc removes nothing
+//!    while the store holds a head the database's chain lacks (a database
+//!    restored from a backup, or stale: objects written since may be the
+//!    only copy) ([`GcError::DatabaseBehindStore`]).
+//! 7. Removal is two-phase. An object gc removes (here or by a purge) moves to
 //!    the store's trash (`<prefix>/.trash/sha256/…`) and is deleted for good
 //!    only after `trash_retention` (30 days by default), counted from the
 //!    move. Every gc first brings back any object a `present` row records
@@ -44,13 +60,15 @@
 //!
 //! Purging deleted mail ([`purge_deleted`], `--purge-deleted-older-than`)
 //! removes the objects only messages deleted before a cutoff hold. Their rows
-//! stay (with their ledger history); the blob row goes `present` → `purging`
-//! → `purged`, in a run of kind `gc` per mailbox that holds the mailbox's
+//! stay (with their ledger history); the org's copy row (`blob_copies`: each
+//! org has its own, as its objects live under its own prefix) goes `present`
+//! → `purging` → `purged`, in a run of kind `gc` per mailbox that holds the mailbox's
 //! lease through the one run lifecycle, as backfill and sync do
 //! (`engine::RunLease`; a mailbox with a run in flight is skipped) and records a
-//! `blob.removed` event per object in the mailbox's chain. Only blobs held by
-//! the one mailbox are purged (one shared with another mailbox's messages
-//! waits for them). The protocol:
+//! `blob.removed` event per object in the mailbox's chain. Only copies held by
+//! the one mailbox are purged (one shared with another mailbox's messages in
+//! the org waits for them); another org's rows neither keep nor touch this org's copy.
+//! The protocol:
 //! 1. Mark (one transaction): blobs nothing but this mailbox's long-deleted
 //!    messages reference become `purging`.
 //! 2. Check and remove (a transaction per chunk): lock the `purging` rows,
@@ -125,6 +143,11 @@ pub enum GcError {
         if *skew_secs > 0.0 { "ahead of" } else { "behind" }
     )]
     ClockSkew { skew_secs: f64, max_secs: u64 },
+    /// The store holds a ledger head the database lacks (`crate::heads`).
+    #[error("{0}")]
+    DatabaseBehindStore(crate::heads::DatabaseBehind),
+    #[error(transparent)]
+    Heads(#[from] crate::heads::HeadsError),
     #[error(
         "the database records {recorded} of the store's objects and {unrecorded} older than the grace period are unrecorded: is DATABASE_URL the database this store belongs to? Nothing was removed (--force removes them anyway)"
     )]
@@ -149,6 +172,11 @@ pub struct GcOptions {
     /// The largest disagreement between the store's clock and this host's
     /// that gc accepts before it removes anything.
     pub max_clock_skew: Duration,
+    /// The org whose prefix `store` is: whose ledger heads gc checks.
+    pub org: String,
+    /// Forget the store's ledger heads the database lacks and go on (the
+    /// operator accepts the database as it is; see [`GcError::DatabaseBehindStore`]).
+    pub accept_restored_database: bool,
 }
 
 /// Which mailboxes' long-deleted mail to purge, and how long ago deleted.
@@ -168,6 +196,9 @@ impl Default for GcOptions {
             purge: None,
             trash_retention: DEFAULT_TRASH_RETENTION,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            // The CLI's default `--org`.
+            org: "default".to_owned(),
+            accept_restored_database: false,
         }
     }
 }
@@ -218,6 +249,8 @@ pub struct GcReport {
     pub clock_skew_secs: f64,
     /// What the store's trash holds and what this gc did to it.
     pub trash: TrashReport,
+    /// The ledger heads runs left in the store, against the database's chains.
+    pub heads: crate::heads::HeadsReport,
 }
 
 /// The store's trash: removed objects wait there ([`GcOptions::trash_retention`])
@@ -283,8 +316,10 @@ pub async fn collect(
         let done = next.is_none();
         chunk.extend(next);
         if chunk.len() >= LOOKUP_CHUNK || (done && !chunk.is_empty()) {
-            candidates
-                .extend(unrecorded_and_old(repo.as_ref(), &mut chunk, cutoff, &mut report).await?);
+            candidates.extend(
+                unrecorded_and_old(repo.as_ref(), &options.org, &mut chunk, cutoff, &mut report)
+                    .await?,
+            );
         }
         if done {
             break;
@@ -300,6 +335,23 @@ pub async fn collect(
             recorded: report.recorded,
             unrecorded,
         });
+    }
+    // A database behind the store (restored from a backup) does not record
+    // what runs wrote since: those objects may be the only copy of mail.
+    let (heads, behind) = crate::heads::check(
+        repo.as_ref(),
+        store,
+        &options.org,
+        !options.dry_run,
+        options.accept_restored_database && !options.dry_run,
+    )
+    .await?;
+    report.heads = heads;
+    if let Some(behind) = behind {
+        if !options.dry_run {
+            return Err(GcError::DatabaseBehindStore(behind));
+        }
+        warn!("gc --dry-run: {behind}");
     }
     if let Some(purge) = &options.purge {
         report.purge = purge_deleted(
@@ -319,7 +371,16 @@ pub async fn collect(
         let mut rest: &[StoredObject] = &candidates;
         while !rest.is_empty() {
             let part = &rest[..rest.len().min(REMOVE_CHUNK)];
-            let done = remove(repo.as_ref(), store, part, cutoff, now, &mut report).await?;
+            let done = remove(
+                repo.as_ref(),
+                &options.org,
+                store,
+                part,
+                cutoff,
+                now,
+                &mut report,
+            )
+            .await?;
             rest = &rest[done..];
         }
     }
@@ -352,7 +413,7 @@ async fn tend_trash(
     let trashed: Vec<StoredObject> = store.trashed().try_collect().await?;
     for chunk in trashed.chunks(LOOKUP_CHUNK) {
         let hashes: Vec<String> = chunk.iter().map(|o| o.sha256.to_string()).collect();
-        let present = repo.blobs_present(&hashes).await?;
+        let present = repo.blobs_present(&options.org, &hashes).await?;
         for object in chunk {
             let hex = object.sha256.to_string();
             if present.contains(&hex) && store.head(&object.sha256).await?.is_none() {
@@ -407,12 +468,13 @@ pub async fn trashed(store: &BlobStore) -> Result<Vec<store::Sha256>, GcError> {
 /// Drains `chunk`; returns the objects no row records that are older than the cutoff.
 async fn unrecorded_and_old(
     repo: &dyn Repository,
+    org: &str,
     chunk: &mut Vec<StoredObject>,
     cutoff: SystemTime,
     report: &mut GcReport,
 ) -> Result<Vec<StoredObject>, GcError> {
     let hashes: Vec<String> = chunk.iter().map(|o| o.sha256.to_string()).collect();
-    let recorded = repo.blobs_with_rows(&hashes).await?;
+    let recorded = repo.blobs_with_rows(org, &hashes).await?;
     let mut candidates = Vec::new();
     for object in chunk.drain(..) {
         report.objects += 1;
@@ -433,6 +495,7 @@ async fn unrecorded_and_old(
 /// on SQLite every writer waits while it is open.
 async fn remove(
     repo: &dyn Repository,
+    org: &str,
     store: &BlobStore,
     objects: &[StoredObject],
     cutoff: SystemTime,
@@ -447,7 +510,7 @@ async fn remove(
             storage_key: o.key.clone(),
         })
         .collect();
-    let mut tx: Box<dyn GcTx> = repo.begin_gc().await?;
+    let mut tx: Box<dyn GcTx> = repo.begin_gc(org).await?;
     let claimed: HashSet<String> = tx.claim_unrecorded(&rows).await?.into_iter().collect();
     let started = std::time::Instant::now();
     // Whatever happens to the objects, the placeholders go: finish runs even

@@ -274,6 +274,17 @@ async fn every_released_sqlite_schema_upgrades_to_a_fresh_databases_schema() {
         assert_eq!(blob.get::<String, _>(1), format!("k/{SHA}"), "{c}");
         assert_eq!(blob.get::<String, _>(2), "present", "{c}");
         assert_eq!(blob.get::<Option<String>, _>(3), None, "{c}");
+        // a blob no row references is every org's copy (issue 26)
+        let copies: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT org_id, sha256, state FROM blob_copies")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            copies,
+            vec![("org".into(), SHA.into(), "present".into())],
+            "{c}"
+        );
         let events: Vec<(i64, String, String)> =
             sqlx::query_as("SELECT seq, event_type, hash FROM ledger_events ORDER BY seq")
                 .fetch_all(&mut conn)

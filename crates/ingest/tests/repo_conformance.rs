@@ -1067,7 +1067,7 @@ async fn gc_claims_only_unrecorded_blobs_and_writers_wait_for_it(backend: Backen
     tx.upsert_blobs(&[blob(SHA_A)]).await.unwrap();
     tx.commit().await.unwrap();
 
-    let mut gc = repo.begin_gc().await.unwrap();
+    let mut gc = repo.begin_gc("org-1").await.unwrap();
     let claimed = gc
         .claim_unrecorded(&[blob(SHA_A), blob(SHA_B)])
         .await
@@ -1098,14 +1098,17 @@ async fn gc_claims_only_unrecorded_blobs_and_writers_wait_for_it(backend: Backen
         "after gc the writer's row is new, so the writer checks the store"
     );
     let rows = repo
-        .blobs_with_rows(&[SHA_A.to_owned(), SHA_B.to_owned(), SHA_C.to_owned()])
+        .blobs_with_rows(
+            "org-1",
+            &[SHA_A.to_owned(), SHA_B.to_owned(), SHA_C.to_owned()],
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows.contains(SHA_A) && rows.contains(SHA_B));
 
     // A gc whose hashes all have rows claims nothing and leaves every row.
-    let mut gc = repo.begin_gc().await.unwrap();
+    let mut gc = repo.begin_gc("org-1").await.unwrap();
     assert!(
         gc.claim_unrecorded(&[blob(SHA_A), blob(SHA_B)])
             .await
@@ -1114,6 +1117,20 @@ async fn gc_claims_only_unrecorded_blobs_and_writers_wait_for_it(backend: Backen
     );
     gc.finish().await.unwrap();
     assert_eq!(db.count("SELECT count(*) FROM blobs").await, 2);
+    assert_eq!(db.count("SELECT count(*) FROM blob_copies").await, 2);
+    // Another org's gc claims the same hashes: the rows are org-1's copies.
+    let mut gc = repo.begin_gc("org-2").await.unwrap();
+    assert_eq!(
+        gc.claim_unrecorded(&[blob(SHA_A)]).await.unwrap(),
+        vec![SHA_A.to_owned()]
+    );
+    gc.finish().await.unwrap();
+    assert!(
+        repo.blobs_with_rows("org-2", &[SHA_A.to_owned()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
         .await
         .unwrap();
@@ -1199,13 +1216,13 @@ async fn a_purge_yields_to_a_writer_recording_the_blob_again(backend: Backend) {
     assert_eq!(locked[0].sha256, SHA_B);
     assert_eq!(locked[0].messages, vec!["m1".to_owned()]);
     assert_eq!(
-        db.count("SELECT count(*) FROM blobs WHERE state = 'present'")
+        db.count("SELECT count(*) FROM blob_copies WHERE state = 'present'")
             .await,
         1,
         "SHA_A stays"
     );
     assert_eq!(
-        db.count("SELECT count(*) FROM blobs WHERE state = 'purged'")
+        db.count("SELECT count(*) FROM blob_copies WHERE state = 'purged'")
             .await,
         1
     );
@@ -1217,7 +1234,7 @@ async fn a_purge_yields_to_a_writer_recording_the_blob_again(backend: Backend) {
     );
     wtx.commit().await.unwrap();
     assert_eq!(
-        db.count("SELECT count(*) FROM blobs WHERE state = 'present' AND purged_at IS NULL")
+        db.count("SELECT count(*) FROM blob_copies WHERE state = 'present' AND purged_at IS NULL")
             .await,
         2
     );

@@ -41,11 +41,22 @@ impl Layout {
     /// configured prefix can never name it (no segment may start with `.`), so no org's
     /// objects and no other prefix's trash can collide with it.
     pub(crate) fn trash(&self) -> Layout {
+        self.hidden(".trash")
+    }
+
+    /// The layout of this prefix's ledger heads (`<prefix>/.ledger-heads/sha256/…`): small
+    /// records, content-addressed like objects, that runs leave so gc can tell a database
+    /// that is behind the store (`crate::heads`). Hidden as the trash is.
+    pub(crate) fn ledger_heads(&self) -> Layout {
+        self.hidden(".ledger-heads")
+    }
+
+    fn hidden(&self, name: &str) -> Layout {
         Layout {
             prefix: if self.prefix.is_empty() {
-                ".trash".to_owned()
+                name.to_owned()
             } else {
-                format!("{}/.trash", self.prefix)
+                format!("{}/{name}", self.prefix)
             },
         }
     }

@@ -461,6 +461,46 @@ impl BlobStore {
         self.objects_in(self.inner.layout.trash())
     }
 
+    /// Writes a ledger-head record (small JSON a run leaves after it ends) under
+    /// `<prefix>/.ledger-heads/`, content-addressed like an object and durable when this
+    /// returns. gc reads them back ([`BlobStore::ledger_heads`]) to prove its database is
+    /// not behind the store. Returns the record's digest.
+    pub async fn put_ledger_head(&self, bytes: Bytes) -> Result<Sha256, StoreError> {
+        let sha = digest_bytes(&bytes).await.map_err(|e| self.task_error(e))?;
+        let key = self.inner.layout.ledger_heads().key_for(&sha);
+        self.riding_out("put ledger head", || {
+            self.inner
+                .backend
+                .put_bytes(&key, &sha, bytes.clone(), Durability::Immediate)
+        })
+        .await?;
+        Ok(sha)
+    }
+
+    /// Every ledger-head record under this prefix.
+    pub fn ledger_heads(&self) -> BoxStream<'_, Result<StoredObject, StoreError>> {
+        self.objects_in(self.inner.layout.ledger_heads())
+    }
+
+    /// The bytes of a ledger-head record, or `None` when it is gone.
+    pub async fn get_ledger_head(&self, sha: &Sha256) -> Result<Option<Bytes>, StoreError> {
+        let key = self.inner.layout.ledger_heads().key_for(sha);
+        self.riding_out("get ledger head", || self.inner.backend.get(&key))
+            .await
+    }
+
+    /// Deletes a ledger-head record (gc keeps the newest of each mailbox's, and those its
+    /// operator has not yet accepted as lost).
+    pub async fn remove_ledger_head(&self, sha: &Sha256) -> Result<(), StoreError> {
+        let key = self.inner.layout.ledger_heads().key_for(sha);
+        let far = SystemTime::now() + Duration::from_secs(86_400 * 365 * 100);
+        self.riding_out("remove ledger head", || {
+            self.inner.backend.remove_if_unmodified(&key, far)
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Deletes the trashed object for `sha` unless it was moved to the trash after `cutoff`.
     pub async fn remove_trashed_if_unmodified(
         &self,

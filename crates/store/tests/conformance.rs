@@ -36,6 +36,7 @@ macro_rules! conformance {
             case!(objects_list_sizes_and_removal_respects_the_cutoff);
             case!(trash_keeps_a_removal_recoverable_until_its_own_period_ends);
             case!(the_stores_clock_reads_close_to_this_hosts);
+            case!(ledger_heads_live_beside_the_objects);
         }
     };
 }

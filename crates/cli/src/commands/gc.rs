@@ -6,7 +6,9 @@
 //! would go, with sizes, and removes nothing. Exit 75 when a mailbox was
 //! skipped because another run held it. What gc removes goes to the store's
 //! trash first (`--trash-retention`, 30 days), and `--restore` /
-//! `--restore-all` bring it back.
+//! `--restore-all` bring it back. Exit 1, removing nothing, when the store
+//! holds a ledger head the database lacks (a database restored from a backup:
+//! `--accept-restored-database` after the README's procedure).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -53,6 +55,12 @@ pub struct Gc {
     /// Bring every object in the trash back. Nothing else is done.
     #[arg(long, conflicts_with = "dry_run")]
     restore_all: bool,
+    /// Go on although the store holds ledger heads the database lacks (a
+    /// database restored from a backup): forget those heads, and remove what
+    /// the database does not record, including objects only the lost rows
+    /// recorded. See README, "Restoring a database safely".
+    #[arg(long, conflicts_with = "dry_run")]
+    accept_restored_database: bool,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -102,6 +110,8 @@ impl Gc {
             purge: None,
             trash_retention: self.trash_retention,
             max_clock_skew: self.max_clock_skew,
+            org: ctx.org.clone(),
+            accept_restored_database: self.accept_restored_database,
         };
         if let Some(age) = self.purge_deleted_older_than {
             let deleted_before = chrono::Duration::from_std(age)
@@ -219,6 +229,13 @@ fn print_text(r: &GcReport) {
             } else {
                 "brought back"
             }
+        );
+    }
+    if !r.heads.lacking.is_empty() {
+        println!(
+            "ledger heads: {} the database lacks{}",
+            r.heads.lacking.len(),
+            if r.dry_run { "" } else { ", forgotten" }
         );
     }
     println!(

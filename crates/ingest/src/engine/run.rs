@@ -258,6 +258,12 @@ impl Engine {
                 Ok(self.repo.ledger_head(mailbox_id).await?)
             })
             .await?;
+        // gc proves its database is not behind the store by these (crate::heads).
+        if let Some(head) = &ledger_head
+            && let Err(e) = crate::heads::leave(&self.store, &self.org, mailbox, run_id, head).await
+        {
+            error!(run_id, error = %e, "could not leave the ledger head in the store");
+        }
         let anchor_error = match (&self.options.anchor, &ledger_head) {
             (Some(target), Some(head)) => target
                 .append(&AnchorRecord::new(&self.org, mailbox, run_id, head))

@@ -648,10 +648,8 @@ pub(crate) struct BlobPuts {
     /// removed one since, so the writer looks each up after recording its
     /// rows (`engine::commit`).
     pub found: Vec<store::Sha256>,
-    /// Blobs these puts wrote.
+    /// Blobs these puts wrote: looked up too (gc's clock may have taken one for old).
     pub created: Vec<store::Sha256>,
-    /// When the first of these puts finished.
-    pub first_put: Option<std::time::Instant>,
 }
 
 impl BlobPuts {
@@ -664,7 +662,6 @@ impl BlobPuts {
             self.found.push(put.sha256);
         }
         self.durable_after = self.durable_after.max(put.pending);
-        self.first_put.get_or_insert_with(std::time::Instant::now);
     }
 
     pub(crate) fn merge(&mut self, other: BlobPuts) {
@@ -673,10 +670,6 @@ impl BlobPuts {
         self.durable_after = self.durable_after.max(other.durable_after);
         self.found.extend(other.found);
         self.created.extend(other.created);
-        self.first_put = match (self.first_put, other.first_put) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
     }
 }
 

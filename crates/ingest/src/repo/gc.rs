@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use super::{PurgeCandidate, RepoError};
 use crate::domain::BlobUpsert;
 
-/// Garbage collection's transaction. [`GcTx::claim_unrecorded`] inserts a
-/// placeholder row for each hash that has none: a writer recording one of
+/// Garbage collection's transaction, on one org's copies. [`GcTx::claim_unrecorded`]
+/// inserts a placeholder copy row for each hash the org has none for: a writer recording one of
 /// those hashes waits on the row's key until this transaction ends, and then
 /// inserts its row anew (which tells it to check the store; see
 /// `engine::commit`). [`GcTx::finish`] removes the placeholders and commits:
@@ -36,11 +36,20 @@ pub trait GcStore: Send + Sync {
         mailbox_id: i64,
         deleted_before: DateTime<Utc>,
     ) -> Result<Vec<PurgeCandidate>, RepoError>;
-    /// Of these hashes, those that have a `blobs` row.
-    async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError>;
-    /// Of these hashes, those whose `blobs` row says `present` (a row
+    /// Of these hashes, those `org` has a copy row for (`blob_copies`: the
+    /// org's prefix holds, or held, the object).
+    async fn blobs_with_rows(
+        &self,
+        org: &str,
+        sha256s: &[String],
+    ) -> Result<HashSet<String>, RepoError>;
+    /// Of these hashes, those whose copy row in `org` says `present` (a row
     /// needs the object: not purged, not being purged).
-    async fn blobs_present(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError>;
-    /// Opens the transaction in which garbage collection removes objects.
-    async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError>;
+    async fn blobs_present(
+        &self,
+        org: &str,
+        sha256s: &[String],
+    ) -> Result<HashSet<String>, RepoError>;
+    /// Opens the transaction in which garbage collection removes `org`'s objects.
+    async fn begin_gc(&self, org: &str) -> Result<Box<dyn GcTx>, RepoError>;
 }

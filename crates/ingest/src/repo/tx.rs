@@ -98,7 +98,7 @@ macro_rules! impl_repo_tx {
                 &mut self,
                 rows: &[$crate::domain::BlobUpsert],
             ) -> Result<Vec<$crate::domain::Outcome>, $crate::repo::RepoError> {
-                super::upserts::upsert_blobs(&mut self.tx, rows).await
+                super::upserts::upsert_blobs(&mut self.tx, self.fence.mailbox_id, rows).await
             }
 
             async fn upsert_threads(
@@ -236,7 +236,7 @@ macro_rules! impl_repo_tx {
                 &mut self,
                 sha256s: &[String],
             ) -> Result<(), $crate::repo::RepoError> {
-                super::gc::purge::mark_purged(&mut self.tx, sha256s).await
+                super::gc::purge::mark_purged(&mut self.tx, self.fence.mailbox_id, sha256s).await
             }
 
             async fn commit(self: Box<Self>) -> Result<(), $crate::repo::RepoError> {

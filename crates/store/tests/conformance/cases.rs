@@ -523,3 +523,45 @@ pub async fn the_stores_clock_reads_close_to_this_hosts(fx: impl Fixture) {
     let trashed: Vec<store::StoredObject> = store.trashed().try_collect().await.expect("trash");
     assert!(trashed.is_empty());
 }
+
+/// Ledger heads (issue 26): records beside the objects, never among them or in the trash;
+/// listed, read back and removed by digest.
+pub async fn ledger_heads_live_beside_the_objects(fx: impl Fixture) {
+    let store = fx.store();
+    let object = store.put(random_bytes(100)).await.expect("put");
+    let record = Bytes::from_static(br#"{"mailbox":"ann@example.com","seq":7}"#);
+    let sha = store
+        .put_ledger_head(record.clone())
+        .await
+        .expect("put head");
+    assert_eq!(
+        store.put_ledger_head(record.clone()).await.expect("again"),
+        sha,
+        "the same record twice is one record"
+    );
+    let heads: Vec<store::StoredObject> = store.ledger_heads().try_collect().await.expect("heads");
+    assert_eq!(
+        heads.iter().map(|h| h.sha256).collect::<Vec<_>>(),
+        vec![sha]
+    );
+    let objects: Vec<store::StoredObject> = store.objects().try_collect().await.expect("objects");
+    assert_eq!(
+        objects.iter().map(|o| o.sha256).collect::<Vec<_>>(),
+        vec![object.sha256],
+        "a head is not an object"
+    );
+    let trashed: Vec<store::StoredObject> = store.trashed().try_collect().await.expect("trash");
+    assert!(trashed.is_empty());
+    assert_eq!(
+        store.get_ledger_head(&sha).await.expect("get"),
+        Some(record)
+    );
+    store.remove_ledger_head(&sha).await.expect("remove");
+    assert_eq!(store.get_ledger_head(&sha).await.expect("get"), None);
+    let heads: Vec<store::StoredObject> = store.ledger_heads().try_collect().await.expect("heads");
+    assert!(heads.is_empty());
+    store
+        .remove_ledger_head(&sha)
+        .await
+        .expect("removing twice is fine");
+}

@@ -1,7 +1,9 @@
-//! PostgreSQL statements of garbage collection (the protocol: `crate::gc`). A
-//! placeholder row is an uncommitted insert: a writer inserting the same hash
-//! waits for this transaction, which deletes it before committing, so the
-//! writer's insert then goes through and reports the row as new.
+//! PostgreSQL statements of garbage collection (the protocol: `crate::gc`).
+//! gc works on one org's copies (`blob_copies`, the objects under the org's
+//! prefix). A placeholder row is an uncommitted insert of a copy row: a writer
+//! of the org inserting the same hash waits for this transaction, which
+//! deletes it before committing, so the writer's insert then goes through and
+//! reports the row as new.
 
 use std::collections::HashSet;
 
@@ -15,13 +17,15 @@ use crate::repo::{GcTx, PurgeCandidate, RepoError};
 
 pub(super) struct PgGcTx {
     tx: Transaction<'static, Postgres>,
+    org: String,
     claimed: Vec<String>,
 }
 
 impl PgGcTx {
-    pub(super) fn new(tx: Transaction<'static, Postgres>) -> Self {
+    pub(super) fn new(tx: Transaction<'static, Postgres>, org: &str) -> Self {
         PgGcTx {
             tx,
+            org: org.to_owned(),
             claimed: Vec::new(),
         }
     }
@@ -38,14 +42,15 @@ impl GcTx for PgGcTx {
         let payload = json_payload(OP, &rows)?;
         let claimed: Vec<String> = sqlx::query_scalar(
             r#"
-            INSERT INTO blobs (sha256, size, storage_key)
-            SELECT sha256, size, storage_key
-            FROM jsonb_to_recordset($1::jsonb) AS x(sha256 text, size bigint, storage_key text)
+            INSERT INTO blob_copies (org_id, sha256)
+            SELECT $2, sha256
+            FROM jsonb_to_recordset($1::jsonb) AS x(sha256 text)
             ORDER BY sha256
-            ON CONFLICT (sha256) DO NOTHING
+            ON CONFLICT (org_id, sha256) DO NOTHING
             RETURNING sha256"#,
         )
         .bind(payload)
+        .bind(&self.org)
         .fetch_all(&mut *self.tx)
         .await
         .map_err(RepoError::db(OP))?;
@@ -66,8 +71,9 @@ impl GcTx for PgGcTx {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<(), RepoError> {
-        sqlx::query("DELETE FROM blobs WHERE sha256 = ANY($1::text[])")
+        sqlx::query("DELETE FROM blob_copies WHERE org_id = $2 AND sha256 = ANY($1::text[])")
             .bind(&self.claimed)
+            .bind(&self.org)
             .execute(&mut *self.tx)
             .await
             .map_err(RepoError::db("release blob claims"))?;
@@ -80,7 +86,9 @@ pub(super) mod purge {
     use chrono::{DateTime, Utc};
     use sqlx::PgConnection;
 
-    use crate::repo::sql::purge::{holders, only_long_deleted_hold, purge_candidates, purgeable};
+    use crate::repo::sql::purge::{
+        holders, only_long_deleted_hold, org_of, purge_candidates, purgeable,
+    };
     use crate::repo::{PurgeCandidate, RepoError};
 
     // Every dynamic statement below is built from the constant fragments of
@@ -95,7 +103,7 @@ pub(super) mod purge {
         deleted_before: DateTime<Utc>,
     ) -> Result<Vec<PurgeCandidate>, RepoError> {
         let sizes: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT b.sha256, b.size FROM blobs b
+            "SELECT b.sha256, bl.size FROM blob_copies b JOIN blobs bl ON bl.sha256 = b.sha256
              WHERE {}
              ORDER BY b.sha256",
             purgeable("$1", CUTOFF)
@@ -133,12 +141,12 @@ pub(super) mod purge {
         // writer setting one of them back to present.
         sqlx::query_scalar(AssertSqlSafe(format!(
             "WITH doomed AS (
-                 SELECT b.sha256 FROM blobs b WHERE {}
+                 SELECT b.org_id, b.sha256 FROM blob_copies b WHERE {}
                  ORDER BY b.sha256 FOR NO KEY UPDATE
              )
-             UPDATE blobs SET state = 'purging' FROM doomed
-             WHERE blobs.sha256 = doomed.sha256
-             RETURNING blobs.sha256",
+             UPDATE blob_copies c SET state = 'purging' FROM doomed
+             WHERE c.org_id = doomed.org_id AND c.sha256 = doomed.sha256
+             RETURNING c.sha256",
             purgeable("$1", CUTOFF)
         )))
         .bind(mailbox_id)
@@ -157,11 +165,14 @@ pub(super) mod purge {
         const OP: &str = "lock blobs to purge";
         // The lock first: a writer recording one of them sets it back to present and holds
         // the row until it commits, so this waits for it and then skips the row.
-        let locked: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT sha256, size FROM blobs WHERE sha256 = ANY($1) AND state = 'purging'
-             ORDER BY sha256 FOR UPDATE",
-        )
+        let locked: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT c.sha256, bl.size FROM blob_copies c JOIN blobs bl ON bl.sha256 = c.sha256
+             WHERE c.org_id = {} AND c.sha256 = ANY($1) AND c.state = 'purging'
+             ORDER BY c.sha256 FOR UPDATE OF c",
+            org_of("$2")
+        )))
         .bind(sha256s)
+        .bind(mailbox_id)
         .fetch_all(&mut *conn)
         .await
         .map_err(RepoError::db(OP))?;
@@ -183,11 +194,15 @@ pub(super) mod purge {
             .copied()
             .filter(|s| !still.iter().any(|t| t == s))
             .collect();
-        sqlx::query("UPDATE blobs SET state = 'present' WHERE sha256 = ANY($1)")
-            .bind(&kept)
-            .execute(&mut *conn)
-            .await
-            .map_err(RepoError::db(OP))?;
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE blob_copies SET state = 'present' WHERE org_id = {} AND sha256 = ANY($1)",
+            org_of("$2")
+        )))
+        .bind(&kept)
+        .bind(mailbox_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(RepoError::db(OP))?;
         let sizes = locked
             .into_iter()
             .filter(|(s, _)| still.contains(s))
@@ -197,13 +212,16 @@ pub(super) mod purge {
 
     pub(crate) async fn mark_purged(
         conn: &mut PgConnection,
+        mailbox_id: i64,
         sha256s: &[String],
     ) -> Result<(), RepoError> {
-        sqlx::query(
-            "UPDATE blobs SET state = 'purged', purged_at = now()
-             WHERE sha256 = ANY($1) AND state = 'purging'",
-        )
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE blob_copies SET state = 'purged', purged_at = now()
+             WHERE org_id = {} AND sha256 = ANY($1) AND state = 'purging'",
+            org_of("$2")
+        )))
         .bind(sha256s)
+        .bind(mailbox_id)
         .execute(&mut *conn)
         .await
         .map_err(RepoError::db("mark blobs purged"))?;
@@ -226,21 +244,32 @@ impl crate::repo::GcStore for super::PgRepository {
         purge::candidates(&mut conn, mailbox_id, deleted_before).await
     }
 
-    async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
-        let pool = &self.pool;
-        let found: Vec<String> =
-            sqlx::query_scalar("SELECT sha256 FROM blobs WHERE sha256 = ANY($1::text[])")
-                .bind(sha256s)
-                .fetch_all(pool)
-                .await
-                .map_err(RepoError::db("read blob rows"))?;
+    async fn blobs_with_rows(
+        &self,
+        org: &str,
+        sha256s: &[String],
+    ) -> Result<HashSet<String>, RepoError> {
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT sha256 FROM blob_copies WHERE org_id = $1 AND sha256 = ANY($2::text[])",
+        )
+        .bind(org)
+        .bind(sha256s)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(RepoError::db("read blob rows"))?;
         Ok(found.into_iter().collect())
     }
 
-    async fn blobs_present(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+    async fn blobs_present(
+        &self,
+        org: &str,
+        sha256s: &[String],
+    ) -> Result<HashSet<String>, RepoError> {
         let found: Vec<String> = sqlx::query_scalar(
-            "SELECT sha256 FROM blobs WHERE sha256 = ANY($1::text[]) AND state = 'present'",
+            "SELECT sha256 FROM blob_copies
+             WHERE org_id = $1 AND sha256 = ANY($2::text[]) AND state = 'present'",
         )
+        .bind(org)
         .bind(sha256s)
         .fetch_all(&self.pool)
         .await
@@ -248,7 +277,7 @@ impl crate::repo::GcStore for super::PgRepository {
         Ok(found.into_iter().collect())
     }
 
-    async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError> {
+    async fn begin_gc(&self, org: &str) -> Result<Box<dyn GcTx>, RepoError> {
         let mut tx = self.pool.begin().await.map_err(RepoError::db("begin gc"))?;
         // Its placeholders keep writers off while objects go; a server-side
         // idle timeout ending it silently mid-removal must not apply.
@@ -264,6 +293,6 @@ impl crate::repo::GcStore for super::PgRepository {
         .execute(&mut *tx)
         .await
         .map_err(RepoError::db("begin gc"))?;
-        Ok(Box::new(PgGcTx::new(tx)))
+        Ok(Box::new(PgGcTx::new(tx, org)))
     }
 }

@@ -390,19 +390,21 @@ pub async fn refresh_threads(
     Ok(result.rows_affected())
 }
 
-/// Records stored objects. A blob's bytes are fixed by its hash, so an existing
-/// row is never rewritten, except that one gc purged (or is purging) is set
-/// back to `present`: `Inserted` for a new row, `Updated` for such a rescued
-/// one, `Unchanged` otherwise.
+/// Records stored objects: the catalogue row (`blobs`, shared by every org:
+/// a blob's bytes are fixed by its hash, so it is never rewritten) and the
+/// copy row of the mailbox's org (`blob_copies`: the object under the org's
+/// prefix). A copy gc purged (or is purging) is set back to `present`:
+/// `Inserted` for a new copy, `Updated` for such a rescued one, `Unchanged`
+/// otherwise. Another org's copy is never touched.
 ///
-/// Every existing row is locked `FOR KEY SHARE` until commit (as the foreign
-/// keys of the message rows will lock it anyway): writers sharing a blob do
-/// not wait for each other, but gc's purge, which locks `FOR UPDATE` before
-/// its last check, waits for this transaction and then sees what it recorded
-/// (`crate::gc`).
+/// Every existing copy row is locked `FOR KEY SHARE` until commit: writers
+/// sharing a blob do not wait for each other, but gc's purge, which locks
+/// `FOR UPDATE` before its last check, waits for this transaction and then
+/// sees what it recorded (`crate::gc`).
 #[instrument(skip_all, fields(rows = rows.len()))]
 pub async fn upsert_blobs(
     conn: &mut PgConnection,
+    mailbox_id: i64,
     rows: &[BlobUpsert],
 ) -> Result<Vec<Outcome>, RepoError> {
     const OP: &str = "upsert blobs";
@@ -414,16 +416,29 @@ pub async fn upsert_blobs(
     distinct.sort_by(|a, b| a.sha256.cmp(&b.sha256));
     distinct.dedup_by(|a, b| a.sha256 == b.sha256);
     let payload = json_payload(OP, &distinct)?;
-    let inserted: HashSet<String> = sqlx::query_scalar(
+    sqlx::query(
         r#"
         INSERT INTO blobs (sha256, size, storage_key)
         SELECT sha256, size, storage_key
         FROM jsonb_to_recordset($1::jsonb) AS x(sha256 text, size bigint, storage_key text)
         ORDER BY sha256
-        ON CONFLICT (sha256) DO NOTHING
+        ON CONFLICT (sha256) DO NOTHING"#,
+    )
+    .bind(&payload)
+    .execute(&mut *conn)
+    .await
+    .map_err(RepoError::db(OP))?;
+    let inserted: HashSet<String> = sqlx::query_scalar(
+        r#"
+        INSERT INTO blob_copies (org_id, sha256)
+        SELECT (SELECT org_id FROM mailboxes WHERE id = $2), sha256
+        FROM jsonb_to_recordset($1::jsonb) AS x(sha256 text)
+        ORDER BY sha256
+        ON CONFLICT (org_id, sha256) DO NOTHING
         RETURNING sha256"#,
     )
     .bind(&payload)
+    .bind(mailbox_id)
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db(OP))?
@@ -437,10 +452,12 @@ pub async fn upsert_blobs(
     let mut rescued: HashSet<String> = HashSet::new();
     if !existing.is_empty() {
         let states: Vec<(String, String)> = sqlx::query_as(
-            "SELECT sha256, state FROM blobs WHERE sha256 = ANY($1)
+            "SELECT sha256, state FROM blob_copies
+             WHERE org_id = (SELECT org_id FROM mailboxes WHERE id = $2) AND sha256 = ANY($1)
              ORDER BY sha256 FOR KEY SHARE",
         )
         .bind(&existing)
+        .bind(mailbox_id)
         .fetch_all(&mut *conn)
         .await
         .map_err(RepoError::db(OP))?;
@@ -450,17 +467,20 @@ pub async fn upsert_blobs(
             .map(|(sha, _)| sha.as_str())
             .collect();
         if !gone.is_empty() {
-            // Locked in hash order first, as everyone else locks blob rows.
+            // Locked in hash order first, as everyone else locks copy rows.
             rescued = sqlx::query_scalar(
                 "WITH back AS (
-                     SELECT sha256 FROM blobs WHERE sha256 = ANY($1) AND state <> 'present'
+                     SELECT org_id, sha256 FROM blob_copies
+                     WHERE org_id = (SELECT org_id FROM mailboxes WHERE id = $2)
+                       AND sha256 = ANY($1) AND state <> 'present'
                      ORDER BY sha256 FOR NO KEY UPDATE
                  )
-                 UPDATE blobs SET state = 'present', purged_at = NULL FROM back
-                 WHERE blobs.sha256 = back.sha256 AND blobs.state <> 'present'
-                 RETURNING blobs.sha256",
+                 UPDATE blob_copies c SET state = 'present', purged_at = NULL FROM back
+                 WHERE c.org_id = back.org_id AND c.sha256 = back.sha256 AND c.state <> 'present'
+                 RETURNING c.sha256",
             )
             .bind(&gone)
+            .bind(mailbox_id)
             .fetch_all(&mut *conn)
             .await
             .map_err(RepoError::db(OP))?

@@ -170,13 +170,17 @@ impl<B: HasDb> AuditReads for B {
     }
 
     async fn referenced_blobs(&self, mailbox_id: i64) -> Result<Vec<String>, RepoError> {
-        // Blobs gc purged (mail Gmail deleted long ago) are gone on purpose.
+        // Blobs the mailbox's org purged (mail Gmail deleted long ago) are gone
+        // on purpose; another org's copy, purged or not, says nothing of this
+        // org's prefix. A copy row missing (it never should) counts as present.
         let sql = "SELECT r.sha256 FROM (
                  SELECT raw_sha256 AS sha256 FROM mail_messages WHERE mailbox_id = $1
                  UNION
                  SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
                  WHERE m.mailbox_id = $1
-             ) r JOIN blobs b ON b.sha256 = r.sha256 WHERE b.state = 'present'";
+             ) r LEFT JOIN blob_copies c ON c.sha256 = r.sha256
+                   AND c.org_id = (SELECT org_id FROM mailboxes WHERE id = $1)
+             WHERE coalesce(c.state, 'present') = 'present'";
         on_either!(self.db(), |pool| {
             sqlx::query_scalar(sql)
                 .bind(mailbox_id)

@@ -48,7 +48,8 @@ impl<B: HasDb> ExportReads for B {
         let sql = format!(
             "SELECT m.id, mb.provider_email, m.provider_message_id, m.provider_thread_id,
                     m.label_ids, m.internal_date, m.raw_sha256, m.raw_size, m.deleted_at IS NOT NULL,
-                    EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = m.raw_sha256 AND b.state = 'purged')
+                    EXISTS (SELECT 1 FROM blob_copies c
+                            WHERE c.org_id = mb.org_id AND c.sha256 = m.raw_sha256 AND c.state = 'purged')
              FROM mail_messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
              WHERE {} AND m.id > $2
                AND {filters}

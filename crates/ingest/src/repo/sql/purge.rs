@@ -19,26 +19,47 @@ fn held_by_long_deleted(mailbox: &str, cutoff: &str) -> String {
     )
 }
 
+/// SQL (both backends): the ids of the mailboxes in `mailbox`'s org.
+fn org_mailboxes(mailbox: &str) -> String {
+    format!(
+        "SELECT s.id FROM mailboxes s
+         WHERE s.org_id = (SELECT t.org_id FROM mailboxes t WHERE t.id = {mailbox})"
+    )
+}
+
+/// SQL (both backends): the org of `mailbox`.
+pub(crate) fn org_of(mailbox: &str) -> String {
+    format!("(SELECT ob.org_id FROM mailboxes ob WHERE ob.id = {mailbox})")
+}
+
 /// SQL condition (both backends): nothing but messages of `mailbox` deleted
-/// before `cutoff` references the blob `sha` (a column or expression): no
-/// other message, in any mailbox, by its raw bytes or a part, and no
-/// quarantine row. What makes a blob purgeable.
+/// before `cutoff` references the blob `sha` (a column or expression) in the
+/// mailbox's org: no other message of the org, by its raw bytes or a part,
+/// and no quarantine row of the org. Other orgs hold copies of their own
+/// (under their own prefix), so their rows never keep this org's. What makes
+/// the org's copy purgeable.
 pub(crate) fn only_long_deleted_hold(sha: &str, mailbox: &str, cutoff: &str) -> String {
-    let other =
-        format!("NOT (o.mailbox_id = {mailbox} AND coalesce(o.deleted_at < {cutoff}, false))");
+    let org = org_mailboxes(mailbox);
+    let other = format!(
+        "o.mailbox_id IN ({org})
+         AND NOT (o.mailbox_id = {mailbox} AND coalesce(o.deleted_at < {cutoff}, false))"
+    );
     format!(
         "NOT EXISTS (SELECT 1 FROM mail_messages o WHERE o.raw_sha256 = {sha} AND {other})
          AND NOT EXISTS (SELECT 1 FROM mail_attachments oa JOIN mail_messages o ON o.id = oa.message_id
                          WHERE oa.sha256 = {sha} AND {other})
-         AND NOT EXISTS (SELECT 1 FROM quarantined_messages q WHERE q.raw_sha256 = {sha})"
+         AND NOT EXISTS (SELECT 1 FROM quarantined_messages q
+                         WHERE q.raw_sha256 = {sha} AND q.mailbox_id IN ({org}))"
     )
 }
 
-/// SQL condition (both backends) on `blobs b`: a blob only the mailbox's
-/// messages deleted before `cutoff` hold, not purged yet.
+/// SQL condition (both backends) on `blob_copies b`: the copy, in the
+/// mailbox's org, of a blob only the mailbox's messages deleted before
+/// `cutoff` hold, not purged yet.
 pub(crate) fn purgeable(mailbox: &str, cutoff: &str) -> String {
     format!(
-        "b.state IN ('present', 'purging') AND b.sha256 IN ({}) AND {}",
+        "b.org_id = {} AND b.state IN ('present', 'purging') AND b.sha256 IN ({}) AND {}",
+        org_of(mailbox),
         held_by_long_deleted(mailbox, cutoff),
         only_long_deleted_hold("b.sha256", mailbox, cutoff)
     )

@@ -1,7 +1,8 @@
 //! SQLite statements of garbage collection (the protocol: `crate::gc`). The
 //! transaction is `BEGIN IMMEDIATE`: it holds the database's one write lock, so
 //! no writer commits while it claims, removes and releases; a writer that
-//! recorded nothing before it inserts its rows anew afterwards.
+//! recorded nothing before it inserts its rows anew afterwards. gc works on
+//! one org's copies (`blob_copies`, the objects under the org's prefix).
 
 use std::collections::HashSet;
 
@@ -15,6 +16,7 @@ use crate::repo::{GcTx, PurgeCandidate, RepoError};
 
 pub(super) async fn blobs_with_rows(
     conn: &mut SqliteConnection,
+    org: &str,
     sha256s: &[String],
 ) -> Result<HashSet<String>, RepoError> {
     let list = serde_json::to_string(sha256s).map_err(|source| RepoError::Encode {
@@ -22,9 +24,11 @@ pub(super) async fn blobs_with_rows(
         source,
     })?;
     let found: Vec<String> = sqlx::query_scalar(
-        "SELECT b.sha256 FROM json_each(?1) AS j JOIN blobs AS b ON b.sha256 = j.value",
+        "SELECT c.sha256 FROM json_each(?1) AS j
+         JOIN blob_copies AS c ON c.org_id = ?2 AND c.sha256 = j.value",
     )
     .bind(list)
+    .bind(org)
     .fetch_all(&mut *conn)
     .await
     .map_err(RepoError::db("read blob rows"))?;
@@ -33,13 +37,15 @@ pub(super) async fn blobs_with_rows(
 
 pub(super) struct SqliteGcTx {
     tx: Transaction<'static, Sqlite>,
+    org: String,
     claimed: Vec<String>,
 }
 
 impl SqliteGcTx {
-    pub(super) fn new(tx: Transaction<'static, Sqlite>) -> Self {
+    pub(super) fn new(tx: Transaction<'static, Sqlite>, org: &str) -> Self {
         SqliteGcTx {
             tx,
+            org: org.to_owned(),
             claimed: Vec::new(),
         }
     }
@@ -51,13 +57,11 @@ impl GcTx for SqliteGcTx {
         let mut claimed = Vec::new();
         for b in blobs {
             let new: Option<String> = sqlx::query_scalar(
-                "INSERT INTO blobs (sha256, size, storage_key, created_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (sha256) DO NOTHING RETURNING sha256",
+                "INSERT INTO blob_copies (org_id, sha256, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org_id, sha256) DO NOTHING RETURNING sha256",
             )
+            .bind(&self.org)
             .bind(&b.sha256)
-            .bind(b.size)
-            .bind(&b.storage_key)
             .bind(super::now())
             .fetch_optional(&mut *self.tx)
             .await
@@ -82,7 +86,8 @@ impl GcTx for SqliteGcTx {
 
     async fn finish(mut self: Box<Self>) -> Result<(), RepoError> {
         for sha in &self.claimed {
-            sqlx::query("DELETE FROM blobs WHERE sha256 = ?1")
+            sqlx::query("DELETE FROM blob_copies WHERE org_id = ?1 AND sha256 = ?2")
+                .bind(&self.org)
                 .bind(sha)
                 .execute(&mut *self.tx)
                 .await
@@ -99,7 +104,9 @@ pub(super) mod purge {
     use chrono::{DateTime, Utc};
     use sqlx::SqliteConnection;
 
-    use crate::repo::sql::purge::{holders, only_long_deleted_hold, purge_candidates, purgeable};
+    use crate::repo::sql::purge::{
+        holders, only_long_deleted_hold, org_of, purge_candidates, purgeable,
+    };
     use crate::repo::{PurgeCandidate, RepoError};
 
     // Every dynamic statement below is built from the constant fragments of
@@ -116,7 +123,7 @@ pub(super) mod purge {
         deleted_before: DateTime<Utc>,
     ) -> Result<Vec<PurgeCandidate>, RepoError> {
         let sizes: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT b.sha256, b.size FROM blobs b
+            "SELECT b.sha256, bl.size FROM blob_copies b JOIN blobs bl ON bl.sha256 = b.sha256
              WHERE {}
              ORDER BY b.sha256",
             purgeable("?1", "?2")
@@ -154,7 +161,7 @@ pub(super) mod purge {
         deleted_before: DateTime<Utc>,
     ) -> Result<Vec<String>, RepoError> {
         sqlx::query_scalar(AssertSqlSafe(format!(
-            "UPDATE blobs AS b SET state = 'purging'
+            "UPDATE blob_copies AS b SET state = 'purging'
              WHERE {}
              RETURNING sha256",
             purgeable("?1", "?2")
@@ -175,10 +182,11 @@ pub(super) mod purge {
         const OP: &str = "check blobs to purge";
         let list = json_list(OP, sha256s)?;
         let sizes: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT b.sha256, b.size FROM blobs b
-             WHERE b.sha256 IN (SELECT value FROM json_each(?3)) AND b.state = 'purging'
-               AND {}
+            "SELECT b.sha256, bl.size FROM blob_copies b JOIN blobs bl ON bl.sha256 = b.sha256
+             WHERE b.org_id = {} AND b.sha256 IN (SELECT value FROM json_each(?3))
+               AND b.state = 'purging' AND {}
              ORDER BY b.sha256",
+            org_of("?1"),
             only_long_deleted_hold("b.sha256", "?1", "?2")
         )))
         .bind(mailbox_id)
@@ -189,13 +197,15 @@ pub(super) mod purge {
         .map_err(RepoError::db(OP))?;
         let still: Vec<String> = sizes.iter().map(|(s, _)| s.clone()).collect();
         // Referenced again since they were marked: back to present.
-        sqlx::query(
-            "UPDATE blobs SET state = 'present'
-             WHERE sha256 IN (SELECT value FROM json_each(?1)) AND state = 'purging'
-               AND sha256 NOT IN (SELECT value FROM json_each(?2))",
-        )
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE blob_copies SET state = 'present'
+             WHERE org_id = {} AND sha256 IN (SELECT value FROM json_each(?1))
+               AND state = 'purging' AND sha256 NOT IN (SELECT value FROM json_each(?2))",
+            org_of("?3")
+        )))
         .bind(&list)
         .bind(json_list(OP, &still)?)
+        .bind(mailbox_id)
         .execute(&mut *conn)
         .await
         .map_err(RepoError::db(OP))?;
@@ -204,15 +214,19 @@ pub(super) mod purge {
 
     pub(crate) async fn mark_purged(
         conn: &mut SqliteConnection,
+        mailbox_id: i64,
         sha256s: &[String],
     ) -> Result<(), RepoError> {
         const OP: &str = "mark blobs purged";
-        sqlx::query(
-            "UPDATE blobs SET state = 'purged', purged_at = ?2
-             WHERE sha256 IN (SELECT value FROM json_each(?1)) AND state = 'purging'",
-        )
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE blob_copies SET state = 'purged', purged_at = ?2
+             WHERE org_id = {} AND sha256 IN (SELECT value FROM json_each(?1))
+               AND state = 'purging'",
+            org_of("?3")
+        )))
         .bind(json_list(OP, sha256s)?)
         .bind(super::super::now())
+        .bind(mailbox_id)
         .execute(&mut *conn)
         .await
         .map_err(RepoError::db(OP))?;
@@ -231,30 +245,40 @@ impl crate::repo::GcStore for super::SqliteRepository {
         purge::candidates(&mut conn, mailbox_id, deleted_before).await
     }
 
-    async fn blobs_with_rows(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+    async fn blobs_with_rows(
+        &self,
+        org: &str,
+        sha256s: &[String],
+    ) -> Result<HashSet<String>, RepoError> {
         let mut conn = self.conn().await?;
-        blobs_with_rows(&mut conn, sha256s).await
+        blobs_with_rows(&mut conn, org, sha256s).await
     }
 
-    async fn blobs_present(&self, sha256s: &[String]) -> Result<HashSet<String>, RepoError> {
+    async fn blobs_present(
+        &self,
+        org: &str,
+        sha256s: &[String],
+    ) -> Result<HashSet<String>, RepoError> {
         let list = serde_json::to_string(sha256s).map_err(|source| RepoError::Encode {
             operation: "read present blobs",
             source,
         })?;
         let found: Vec<String> = sqlx::query_scalar(
-            "SELECT b.sha256 FROM json_each(?1) AS j JOIN blobs AS b ON b.sha256 = j.value
-             WHERE b.state = 'present'",
+            "SELECT c.sha256 FROM json_each(?1) AS j
+             JOIN blob_copies AS c ON c.org_id = ?2 AND c.sha256 = j.value
+             WHERE c.state = 'present'",
         )
         .bind(list)
+        .bind(org)
         .fetch_all(&self.pool)
         .await
         .map_err(RepoError::db("read present blobs"))?;
         Ok(found.into_iter().collect())
     }
 
-    async fn begin_gc(&self) -> Result<Box<dyn GcTx>, RepoError> {
+    async fn begin_gc(&self, org: &str) -> Result<Box<dyn GcTx>, RepoError> {
         self.file.check(&self.path)?;
         let tx = begin_immediate(&self.pool, "begin gc").await?;
-        Ok(Box::new(SqliteGcTx::new(tx)))
+        Ok(Box::new(SqliteGcTx::new(tx, org)))
     }
 }

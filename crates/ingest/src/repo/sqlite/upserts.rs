@@ -344,11 +344,14 @@ pub(crate) async fn refresh_threads(
     Ok(changed)
 }
 
-/// Records stored objects; an existing row is never rewritten (its bytes are
-/// its hash), except that one gc purged (or is purging) is set back to
-/// `present`: `Inserted`, `Updated` for such a rescued row, or `Unchanged`.
+/// Records stored objects: the catalogue row (`blobs`, shared by every org;
+/// never rewritten, its bytes are its hash) and the copy row of the mailbox's
+/// org (`blob_copies`). A copy gc purged (or is purging) is set back to
+/// `present`: `Inserted` for a new copy, `Updated` for such a rescued one, or
+/// `Unchanged`. Another org's copy is never touched.
 pub(crate) async fn upsert_blobs(
     conn: &mut SqliteConnection,
+    mailbox_id: i64,
     rows: &[BlobUpsert],
 ) -> Result<Vec<Outcome>, RepoError> {
     const OP: &str = "upsert blobs";
@@ -358,13 +361,24 @@ pub(crate) async fn upsert_blobs(
         if written.contains_key(r.sha256.as_str()) {
             continue;
         }
-        let new: Option<String> = sqlx::query_scalar(
+        sqlx::query(
             "INSERT INTO blobs (sha256, size, storage_key, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (sha256) DO NOTHING RETURNING sha256",
+             ON CONFLICT (sha256) DO NOTHING",
         )
         .bind(&r.sha256)
         .bind(r.size)
         .bind(&r.storage_key)
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .map_err(RepoError::db(OP))?;
+        let new: Option<String> = sqlx::query_scalar(
+            "INSERT INTO blob_copies (org_id, sha256, created_at)
+             SELECT org_id, ?2, ?3 FROM mailboxes WHERE id = ?1
+             ON CONFLICT (org_id, sha256) DO NOTHING RETURNING sha256",
+        )
+        .bind(mailbox_id)
+        .bind(&r.sha256)
         .bind(at)
         .fetch_optional(&mut *conn)
         .await
@@ -373,9 +387,11 @@ pub(crate) async fn upsert_blobs(
             Outcome::Inserted
         } else {
             let rescued = sqlx::query(
-                "UPDATE blobs SET state = 'present', purged_at = NULL
-                 WHERE sha256 = ?1 AND state <> 'present'",
+                "UPDATE blob_copies SET state = 'present', purged_at = NULL
+                 WHERE org_id = (SELECT org_id FROM mailboxes WHERE id = ?1)
+                   AND sha256 = ?2 AND state <> 'present'",
             )
+            .bind(mailbox_id)
             .bind(&r.sha256)
             .execute(&mut *conn)
             .await
