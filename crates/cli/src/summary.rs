@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use ingest::domain::{LabelChange, LabelChangeKind};
 use ingest::engine::{BackfillEstimate, EngineError, RunKind, RunSummary, SkipKind};
 use ingest::repo::OutcomeCounts;
 
@@ -51,6 +52,9 @@ pub fn print(summary: &RunSummary, json: bool) {
         t.labels_changed,
         t.messages_deleted
     );
+    if !t.label_changes.is_empty() {
+        println!("  {:<12} {}", "labels", label_changes(&t.label_changes));
+    }
     if summary.kind == RunKind::Sync {
         println!(
             "  {:<12} pages {}  records {}{}",
@@ -98,6 +102,45 @@ pub fn print(summary: &RunSummary, json: bool) {
     if let Some(err) = &summary.error {
         println!("  error: {err}");
     }
+}
+
+/// What labels.list showed changed, by name: `created 3 (Inbox, work, …)
+/// renamed 1 (old → new) deleted 1 (gone)`. A name is printed as
+/// [`gmail::printable_id`] prints an untrusted value; at most 8 per kind.
+fn label_changes(changes: &[LabelChange]) -> String {
+    const SHOWN: usize = 8;
+    let mut out = Vec::new();
+    for (word, pick) in [
+        ("created", 0u8),
+        ("renamed", 1),
+        ("changed", 2),
+        ("deleted", 3),
+    ] {
+        let names: Vec<String> = changes
+            .iter()
+            .filter_map(|c| match (&c.kind, pick) {
+                (LabelChangeKind::Created, 0)
+                | (LabelChangeKind::Updated, 2)
+                | (LabelChangeKind::Deleted, 3) => Some(gmail::printable_id(&c.name).into_owned()),
+                (LabelChangeKind::Renamed { from }, 1) => Some(format!(
+                    "{} → {}",
+                    gmail::printable_id(from),
+                    gmail::printable_id(&c.name)
+                )),
+                _ => None,
+            })
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let more = names.len().saturating_sub(SHOWN);
+        let mut shown = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            shown.push_str(&format!(", … {more} more"));
+        }
+        out.push(format!("{word} {} ({shown})", names.len()));
+    }
+    out.join("  ")
 }
 
 /// Printing `backfill --estimate`.
