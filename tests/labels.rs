@@ -59,8 +59,8 @@ three\n";
 /// The real Takeout sample (see crates/gmail-emulator/tests/fixtures/README.md)
 /// followed by [`EXTRA`], as one mbox file.
 fn takeout_mbox(dir: &Path) -> PathBuf {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../gmail-emulator/tests/fixtures/takeout.mbox");
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../gmail-emulator/tests/fixtures/takeout.mbox");
     let mut bytes = std::fs::read(sample).expect("the Takeout sample");
     if !bytes.ends_with(b"\n\n") {
         bytes.extend_from_slice(b"\n");
@@ -198,20 +198,20 @@ async fn a_takeout_round_trip_keeps_every_label_name(backend: Backend) {
     assert!(expected > 30);
 }
 
-async fn a_label_renamed_in_gmail_is_a_ledger_event_and_the_next_export_shows_it(
-    backend: Backend,
-) {
+async fn a_label_renamed_in_gmail_is_a_ledger_event_and_the_next_export_shows_it(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let bed = TestBed::on(backend, imported(&takeout_mbox(dir.path()))).await;
     let (code, run) = bed.backfill(&ALL_TIME).await;
     assert_eq!(code, 0, "{run}");
-    let label_events =
-        "SELECT count(*) FROM ledger_events WHERE event_type LIKE 'label.%' AND event_type <> 'labels.changed'";
+    let label_events = "SELECT count(*) FROM ledger_events WHERE event_type LIKE 'label.%' AND event_type <> 'labels.changed'";
     let learned = bed.count(label_events).await;
     assert!(learned > 0, "the first run records the labels it learns");
 
     let mb = bed.mailbox.clone();
-    let id = bed.emulator.label_id(&mb, "takeout").expect("takeout label");
+    let id = bed
+        .emulator
+        .label_id(&mb, "takeout")
+        .expect("takeout label");
     bed.emulator.rename_label(&mb, &id, "archive/2019").unwrap();
     let fresh = bed.emulator.create_label(&mb, "brand new").unwrap();
     let doomed = bed.emulator.label_id(&mb, "☯").expect("☯ label");
@@ -262,7 +262,10 @@ async fn a_label_renamed_in_gmail_is_a_ledger_event_and_the_next_export_shows_it
 
     let text = export(&bed, &dir.path().join("after.mbox"), &[]).await;
     let headers = label_headers(&text);
-    let shown = headers.iter().filter(|h| h.contains("archive/2019")).count() as i64;
+    let shown = headers
+        .iter()
+        .filter(|h| h.contains("archive/2019"))
+        .count() as i64;
     assert_eq!(shown, carrying, "{headers:#?}");
     assert!(
         !headers.iter().any(|h| h.split(',').any(|l| l == "takeout")),
@@ -284,7 +287,10 @@ async fn a_label_renamed_in_gmail_is_a_ledger_event_and_the_next_export_shows_it
     assert_eq!(show.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&show.stdout);
     assert_eq!(
-        stdout.lines().filter(|l| l.contains("archive/2019")).count() as i64,
+        stdout
+            .lines()
+            .filter(|l| l.contains("archive/2019"))
+            .count() as i64,
         carrying,
         "{stdout}"
     );

@@ -109,38 +109,43 @@ pub fn print(summary: &RunSummary, json: bool) {
 /// [`gmail::printable_id`] prints an untrusted value; at most 8 per kind.
 fn label_changes(changes: &[LabelChange]) -> String {
     const SHOWN: usize = 8;
-    let mut out = Vec::new();
-    for (word, pick) in [
-        ("created", 0u8),
-        ("renamed", 1),
-        ("changed", 2),
-        ("deleted", 3),
-    ] {
-        let names: Vec<String> = changes
-            .iter()
-            .filter_map(|c| match (&c.kind, pick) {
-                (LabelChangeKind::Created, 0)
-                | (LabelChangeKind::Updated, 2)
-                | (LabelChangeKind::Deleted, 3) => Some(gmail::printable_id(&c.name).into_owned()),
-                (LabelChangeKind::Renamed { from }, 1) => Some(format!(
-                    "{} → {}",
-                    gmail::printable_id(from),
-                    gmail::printable_id(&c.name)
-                )),
-                _ => None,
-            })
-            .collect();
-        if names.is_empty() {
-            continue;
+    let word = |kind: &LabelChangeKind| match kind {
+        LabelChangeKind::Created => "created",
+        LabelChangeKind::Renamed { .. } => "renamed",
+        LabelChangeKind::Updated => "changed",
+        LabelChangeKind::Deleted => "deleted",
+    };
+    let mut by_kind: Vec<(&str, Vec<String>)> = Vec::new();
+    for c in changes {
+        let name = match &c.kind {
+            LabelChangeKind::Renamed { from } => format!(
+                "{} → {}",
+                gmail::printable_id(from),
+                gmail::printable_id(&c.name)
+            ),
+            _ => gmail::printable_id(&c.name).into_owned(),
+        };
+        match by_kind.iter_mut().find(|(w, _)| *w == word(&c.kind)) {
+            Some((_, names)) => names.push(name),
+            None => by_kind.push((word(&c.kind), vec![name])),
         }
-        let more = names.len().saturating_sub(SHOWN);
-        let mut shown = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
-        if more > 0 {
-            shown.push_str(&format!(", … {more} more"));
-        }
-        out.push(format!("{word} {} ({shown})", names.len()));
     }
-    out.join("  ")
+    by_kind
+        .iter()
+        .map(|(word, names)| {
+            let mut shown = names
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if names.len() > SHOWN {
+                shown.push_str(&format!(", … {} more", names.len() - SHOWN));
+            }
+            format!("{word} {} ({shown})", names.len())
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 /// Printing `backfill --estimate`.

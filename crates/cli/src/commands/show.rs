@@ -81,13 +81,10 @@ impl Show {
                 state.messages.len()
             );
             for m in &state.messages {
-                let labels = m
-                    .label_ids
-                    .as_ref()
-                    .map_or_else(
-                        || "(labels not recorded)".into(),
-                        |l| l.iter().map(|id| name(id)).collect::<Vec<_>>().join(","),
-                    );
+                let labels = m.label_ids.as_ref().map_or_else(
+                    || "(labels not recorded)".into(),
+                    |l| l.iter().map(|id| name(id)).collect::<Vec<_>>().join(","),
+                );
                 println!("  {}  {labels}", m.id);
             }
         }

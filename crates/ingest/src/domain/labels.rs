@@ -219,10 +219,7 @@ mod tests {
         assert_eq!(
             changes,
             vec![
-                (
-                    "L2".into(),
-                    LabelChangeKind::Renamed { from: "old".into() }
-                ),
+                ("L2".into(), LabelChangeKind::Renamed { from: "old".into() }),
                 ("L3".into(), LabelChangeKind::Updated),
                 ("L4".into(), LabelChangeKind::Deleted),
                 ("L5".into(), LabelChangeKind::Created),
@@ -234,7 +231,10 @@ mod tests {
 
     #[test]
     fn takeout_words_map_both_ways() {
-        assert_eq!(takeout_system_name("CATEGORY_SOCIAL"), Some("Category Social"));
+        assert_eq!(
+            takeout_system_name("CATEGORY_SOCIAL"),
+            Some("Category Social")
+        );
         assert_eq!(takeout_system_name("Label_3"), None);
         assert_eq!(system_id_of_takeout_name("Inbox"), Some("INBOX"));
         assert_eq!(system_id_of_takeout_name("inbox"), None);

@@ -21,9 +21,8 @@ impl Engine {
             .timed(Stage::List, self.gmail.labels(run.mailbox()))
             .await?;
         run.set_labels(listed.clone());
-        let (labels, refused): (Vec<gmail::Label>, Vec<gmail::Label>) = listed
-            .into_iter()
-            .partition(|l| gmail::is_label_id(&l.id));
+        let (labels, refused): (Vec<gmail::Label>, Vec<gmail::Label>) =
+            listed.into_iter().partition(|l| gmail::is_label_id(&l.id));
         for l in &refused {
             // Never on a message either (commit refuses such label updates).
             warn!(label = %gmail::printable_id(&l.id), "labels.list gave a label id that is not data; left out");

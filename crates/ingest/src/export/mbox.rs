@@ -318,7 +318,11 @@ mod tests {
 
     #[test]
     fn user_labels_by_name_and_non_ascii_lists_as_folded_q_words() {
-        let mut named = row("18c0f", "ff", &["INBOX", "Label_3", "Label_4", "CATEGORY_SOCIAL"]);
+        let mut named = row(
+            "18c0f",
+            "ff",
+            &["INBOX", "Label_3", "Label_4", "CATEGORY_SOCIAL"],
+        );
         named.label_names = vec![
             "INBOX".into(),
             "Work/Projects/2026".into(),
@@ -340,7 +344,10 @@ mod tests {
         let lines: Vec<&str> = header.trim_end().split("\r\n ").collect();
         assert!(lines.len() > 1, "folded: {header:?}");
         for line in &lines {
-            assert!(line.starts_with("=?UTF-8?Q?") && line.ends_with("?="), "{line}");
+            assert!(
+                line.starts_with("=?UTF-8?Q?") && line.ends_with("?="),
+                "{line}"
+            );
             assert!(line.len() <= 75, "{line}");
             assert!(line.is_ascii() && !line.contains(' '), "{line}");
         }

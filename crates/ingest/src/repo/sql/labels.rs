@@ -29,25 +29,26 @@ impl<B: HasDb> LabelReads for B {
             Option<String>,
             bool,
         );
-        let rows: Vec<Row> = on_either!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(IdList(mailbox_ids))
-        .fetch_all(pool)
-        .await)
-        .map_err(RepoError::db("read mailbox labels"))?;
+        let rows: Vec<Row> =
+            on_either!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(IdList(mailbox_ids))
+                .fetch_all(pool)
+                .await)
+            .map_err(RepoError::db("read mailbox labels"))?;
         Ok(rows
             .into_iter()
-            .map(|(mailbox_id, mailbox, id, name, kind, tc, bc, ml, ll, deleted)| {
-                let row: LabelRow = (id, name, kind, tc, bc, ml, ll, deleted);
-                let stored = stored_label(row);
-                MailboxLabelRow {
-                    mailbox_id,
-                    mailbox,
-                    label: stored.label,
-                    deleted: stored.deleted,
-                }
-            })
+            .map(
+                |(mailbox_id, mailbox, id, name, kind, tc, bc, ml, ll, deleted)| {
+                    let row: LabelRow = (id, name, kind, tc, bc, ml, ll, deleted);
+                    let stored = stored_label(row);
+                    MailboxLabelRow {
+                        mailbox_id,
+                        mailbox,
+                        label: stored.label,
+                        deleted: stored.deleted,
+                    }
+                },
+            )
             .collect())
     }
 }

@@ -32,16 +32,18 @@ pub(crate) async fn refresh_labels(
     for change in label_changes(&stored, listed) {
         let l = &change.label;
         let changed: Option<String> = match change.kind {
-            LabelChangeKind::Deleted => sqlx::query_scalar(
-                "UPDATE mailbox_labels SET deleted_at = $3, updated_at = $3
+            LabelChangeKind::Deleted => {
+                sqlx::query_scalar(
+                    "UPDATE mailbox_labels SET deleted_at = $3, updated_at = $3
                  WHERE mailbox_id = $1 AND label_id = $2 AND deleted_at IS NULL
                  RETURNING label_id",
-            )
-            .bind(mailbox_id)
-            .bind(&l.id)
-            .bind(now())
-            .fetch_optional(&mut *conn)
-            .await,
+                )
+                .bind(mailbox_id)
+                .bind(&l.id)
+                .bind(now())
+                .fetch_optional(&mut *conn)
+                .await
+            }
             _ => sqlx::query_scalar(
                 "INSERT INTO mailbox_labels (mailbox_id, label_id, name, label_type, text_color,
                      background_color, message_list_visibility, label_list_visibility)
@@ -68,8 +70,18 @@ pub(crate) async fn refresh_labels(
             .bind(l.kind.as_str())
             .bind(l.text_color.as_deref().map(without_nul).as_deref())
             .bind(l.background_color.as_deref().map(without_nul).as_deref())
-            .bind(l.message_list_visibility.as_deref().map(without_nul).as_deref())
-            .bind(l.label_list_visibility.as_deref().map(without_nul).as_deref())
+            .bind(
+                l.message_list_visibility
+                    .as_deref()
+                    .map(without_nul)
+                    .as_deref(),
+            )
+            .bind(
+                l.label_list_visibility
+                    .as_deref()
+                    .map(without_nul)
+                    .as_deref(),
+            )
             .bind(now())
             .fetch_optional(&mut *conn)
             .await,
