@@ -83,7 +83,13 @@ impl Show {
             for m in &state.messages {
                 let labels = m.label_ids.as_ref().map_or_else(
                     || "(labels not recorded)".into(),
-                    |l| l.iter().map(|id| name(id)).collect::<Vec<_>>().join(","),
+                    // A name is untrusted text: printed as ids are in logs.
+                    |l| {
+                        l.iter()
+                            .map(|id| gmail::printable_id(&name(id)).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    },
                 );
                 println!("  {}  {labels}", m.id);
             }
