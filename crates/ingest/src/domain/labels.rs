@@ -52,19 +52,31 @@ pub struct MailboxLabel {
     pub label_list_visibility: Option<String>,
 }
 
+/// Text as the database can hold it: PostgreSQL's `text` cannot hold U+0000.
+fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    }
+}
+
+/// As labels.list gives it, less any U+0000 (which no column can hold, so a
+/// label holding one would otherwise look changed on every run).
 impl From<gmail::Label> for MailboxLabel {
     fn from(l: gmail::Label) -> Self {
+        let text = |v: Option<String>| v.map(without_nul);
         MailboxLabel {
             id: l.id,
-            name: l.name,
+            name: without_nul(l.name),
             kind: match l.label_type {
                 gmail::LabelType::System => LabelKind::System,
                 gmail::LabelType::User => LabelKind::User,
             },
-            text_color: l.text_color,
-            background_color: l.background_color,
-            message_list_visibility: l.message_list_visibility,
-            label_list_visibility: l.label_list_visibility,
+            text_color: text(l.text_color),
+            background_color: text(l.background_color),
+            message_list_visibility: text(l.message_list_visibility),
+            label_list_visibility: text(l.label_list_visibility),
         }
     }
 }

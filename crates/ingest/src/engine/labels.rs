@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::run::{Run, Stage};
 use super::{Engine, EngineError};
-use crate::domain::{LabelChange, LabelChangeKind, MailboxLabel};
+use crate::domain::{LabelChange, LabelChangeKind, MailboxLabel, StoredLabel, label_changes};
 
 impl Engine {
     /// Lists the mailbox's labels and records what changed since the last run.
@@ -28,6 +28,24 @@ impl Engine {
             warn!(label = %gmail::printable_id(&l.id), "labels.list gave a label id that is not data; left out");
         }
         let labels: Vec<MailboxLabel> = labels.into_iter().map(MailboxLabel::from).collect();
+        // Most runs find the labels as they were: then no write transaction
+        // (on SQLite, no wait for the one writer). What changed is decided
+        // again inside the fenced transaction, which alone writes.
+        let stored = self
+            .riding_out("read labels", || async {
+                Ok(self.repo.mailbox_labels(&[run.mailbox_id()]).await?)
+            })
+            .await?;
+        let stored: Vec<StoredLabel> = stored
+            .into_iter()
+            .map(|r| StoredLabel {
+                label: r.label,
+                deleted: r.deleted,
+            })
+            .collect();
+        if label_changes(&stored, &labels).is_empty() {
+            return Ok(());
+        }
         let changes = self
             .riding_out("refresh labels", || self.write_labels(run, &labels))
             .await?;
