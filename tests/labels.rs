@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::{Backend, TestBed, small_mailbox};
 use gmail_emulator::EmulatorConfig;
@@ -18,6 +19,7 @@ on_both_backends!(
     a_takeout_round_trip_keeps_every_label_name,
     a_label_renamed_in_gmail_is_a_ledger_event_and_the_next_export_shows_it,
     export_label_takes_a_name_or_an_id,
+    the_worker_s_runs_refresh_labels_too,
 );
 
 /// Messages Takeout could have written, beside the real sample: nested user
@@ -320,4 +322,55 @@ async fn export_label_takes_a_name_or_an_id(backend: Backend) {
         export(&bed, &dir.path().join("inbox2.mbox"), &["--label", "Inbox"]).await;
     assert!(label_headers(&inbox).len() > 20);
     assert_eq!(inbox, inbox_by_takeout_name);
+}
+
+async fn the_worker_s_runs_refresh_labels_too(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let bed = TestBed::on(backend, imported(&takeout_mbox(dir.path()))).await;
+    let (code, run) = bed.backfill(&ALL_TIME).await;
+    assert_eq!(code, 0, "{run}");
+    let mb = bed.mailbox.clone();
+    let id = bed
+        .emulator
+        .label_id(&mb, "takeout")
+        .expect("takeout label");
+    bed.emulator
+        .rename_label(&mb, &id, "by the worker")
+        .unwrap();
+    let mut worker = bed
+        .command()
+        .args([
+            "worker",
+            "--interval",
+            "1h",
+            "--poll",
+            "1s",
+            "--verify-every",
+            "off",
+        ])
+        .spawn()
+        .expect("worker");
+    bed.wait_for_count(
+        "SELECT count(*) FROM sync_runs WHERE kind = 'sync' AND status = 'completed'",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    worker.start_kill().expect("stop the worker");
+    let _ = worker.wait().await;
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM ledger_events e JOIN sync_runs r ON r.id = e.run_id
+             WHERE r.kind = 'sync' AND e.event_type = 'label.renamed' AND e.subject_key = 'label:{id}'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        bed.strings(&format!(
+            "SELECT name FROM mailbox_labels WHERE label_id = '{id}'"
+        ))
+        .await,
+        ["by the worker"]
+    );
 }
