@@ -99,8 +99,8 @@ async fn a_backfill_costs_what_the_cost_model_says(table: QuotaTable) {
     );
     let m = messages.len() as u64;
 
-    // First backfill: getProfile, one page each of threads.list and
-    // messages.list, and one raw get per stored message. No threads.get.
+    // First backfill: getProfile, labels.list, one page each of threads.list
+    // and messages.list, and one raw get per stored message. No threads.get.
     let (code, first) = bed.backfill(&[]).await;
     assert_eq!(code, 0, "{first}");
     assert_eq!(first["messages"]["inserted"].as_u64(), Some(m), "{first}");
@@ -110,6 +110,7 @@ async fn a_backfill_costs_what_the_cost_model_says(table: QuotaTable) {
             table,
             &[
                 (Method::GetProfile, 1),
+                (Method::LabelsList, 1),
                 (Method::ThreadsList, 1),
                 (Method::MessagesList, 1),
                 (Method::MessagesGet, m),
@@ -136,7 +137,14 @@ async fn a_backfill_costs_what_the_cost_model_says(table: QuotaTable) {
     assert_eq!(code, 0, "{rerun}");
     assert_eq!(
         units(&bed),
-        expect(table, &[(Method::GetProfile, 1), (Method::ThreadsList, 1)])
+        expect(
+            table,
+            &[
+                (Method::GetProfile, 1),
+                (Method::LabelsList, 1),
+                (Method::ThreadsList, 1),
+            ],
+        )
     );
 
     // K new messages (each a new thread) and L stored threads relabelled.
@@ -185,6 +193,7 @@ async fn a_backfill_costs_what_the_cost_model_says(table: QuotaTable) {
             table,
             &[
                 (Method::GetProfile, 1),
+                (Method::LabelsList, 1),
                 (Method::ThreadsList, 1),
                 (Method::MessagesList, 1),
                 (Method::MessagesGet, k),
@@ -241,7 +250,11 @@ async fn a_relabel_costs_history_not_threads_get_where_threads_get_is_dear(table
     assert_eq!(code, 0, "{run}");
     assert_eq!(run["labels_changed"].as_u64(), Some(k), "{run}");
     assert_eq!(run["messages"]["inserted"].as_u64(), Some(0), "{run}");
-    let listing = [(Method::GetProfile, 1), (Method::ThreadsList, 1)];
+    let listing = [
+        (Method::GetProfile, 1),
+        (Method::LabelsList, 1),
+        (Method::ThreadsList, 1),
+    ];
     let learning: &[(Method, u64)] = match table {
         QuotaTable::Y2026 => &[(Method::MessagesList, 1), (Method::HistoryList, 1)],
         QuotaTable::Y2025 => &[(Method::ThreadsGet, l)],
@@ -298,12 +311,17 @@ async fn relabel_without_usable_history(table: QuotaTable, how: NoHistory) {
     let (code, run) = bed.backfill(&[]).await;
     assert_eq!(code, 0, "{run}");
     assert_eq!(run["labels_changed"].as_u64(), Some(k), "{run}");
-    let mut calls = vec![(Method::GetProfile, 1), (Method::ThreadsList, 1)];
+    // Every run lists the labels once when it starts; the listing per
+    // label reuses that list.
+    let mut calls = vec![
+        (Method::GetProfile, 1),
+        (Method::LabelsList, 1),
+        (Method::ThreadsList, 1),
+    ];
     match (table, how) {
         (QuotaTable::Y2025, _) => calls.push((Method::ThreadsGet, l)),
         (QuotaTable::Y2026, _) => {
             // The window's listing, then one per label (each one page here).
-            calls.push((Method::LabelsList, 1));
             calls.push((Method::MessagesList, 1 + labels));
             if let NoHistory::Expired = how {
                 calls.push((Method::HistoryList, 1)); // the 404

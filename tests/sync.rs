@@ -127,7 +127,9 @@ async fn sync_mirrors_adds_deletes_relabels_and_trash() {
     let cost = |m| u64::from(bed.quota_table.cost(m));
     assert_eq!(
         n(&run, &["api", "total", "quota_units"]),
-        cost(gmail::Method::HistoryList) * pages + cost(gmail::Method::MessagesGet) * 5
+        cost(gmail::Method::LabelsList)
+            + cost(gmail::Method::HistoryList) * pages
+            + cost(gmail::Method::MessagesGet) * 5
     );
 
     // The database mirrors Gmail exactly.

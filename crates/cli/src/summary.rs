@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use ingest::domain::{LabelChange, LabelChangeKind};
 use ingest::engine::{BackfillEstimate, EngineError, RunKind, RunSummary, SkipKind};
 use ingest::repo::OutcomeCounts;
 
@@ -51,6 +52,9 @@ pub fn print(summary: &RunSummary, json: bool) {
         t.labels_changed,
         t.messages_deleted
     );
+    if !t.label_changes.is_empty() {
+        println!("  {:<12} {}", "labels", label_changes(&t.label_changes));
+    }
     if summary.kind == RunKind::Sync {
         println!(
             "  {:<12} pages {}  records {}{}",
@@ -98,6 +102,50 @@ pub fn print(summary: &RunSummary, json: bool) {
     if let Some(err) = &summary.error {
         println!("  error: {err}");
     }
+}
+
+/// What labels.list showed changed, by name: `created 3 (Inbox, work, …)
+/// renamed 1 (old → new) deleted 1 (gone)`. A name is printed as
+/// [`gmail::printable_id`] prints an untrusted value; at most 8 per kind.
+fn label_changes(changes: &[LabelChange]) -> String {
+    const SHOWN: usize = 8;
+    let word = |kind: &LabelChangeKind| match kind {
+        LabelChangeKind::Created => "created",
+        LabelChangeKind::Renamed { .. } => "renamed",
+        LabelChangeKind::Updated => "changed",
+        LabelChangeKind::Deleted => "deleted",
+    };
+    let mut by_kind: Vec<(&str, Vec<String>)> = Vec::new();
+    for c in changes {
+        let name = match &c.kind {
+            LabelChangeKind::Renamed { from } => format!(
+                "{} → {}",
+                gmail::printable_id(from),
+                gmail::printable_id(&c.name)
+            ),
+            _ => gmail::printable_id(&c.name).into_owned(),
+        };
+        match by_kind.iter_mut().find(|(w, _)| *w == word(&c.kind)) {
+            Some((_, names)) => names.push(name),
+            None => by_kind.push((word(&c.kind), vec![name])),
+        }
+    }
+    by_kind
+        .iter()
+        .map(|(word, names)| {
+            let mut shown = names
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if names.len() > SHOWN {
+                shown.push_str(&format!(", … {} more", names.len() - SHOWN));
+            }
+            format!("{word} {} ({shown})", names.len())
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 /// Printing `backfill --estimate`.

@@ -6,6 +6,9 @@
 //! POST   /mailboxes/{mb}/messages/{id}/modify  {"addLabelIds":[],"removeLabelIds":[]}
 //! POST   /mailboxes/{mb}/messages/{id}/trash
 //! POST   /mailboxes/{mb}/expire-history
+//! POST   /mailboxes/{mb}/labels              {"name"}  → {"id"}   (labels.create)
+//! PATCH  /mailboxes/{mb}/labels/{id}         {"name"}             (a rename)
+//! DELETE /mailboxes/{mb}/labels/{id}         (its messages lose it, in history)
 //! GET|PUT|DELETE /faults      GET|PUT|DELETE /quota      GET /stats    POST /stats/reset
 
 use std::collections::HashMap;
@@ -34,6 +37,11 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/mailboxes/{mb}/messages/{id}/modify", post(modify))
         .route("/mailboxes/{mb}/messages/{id}/trash", post(trash))
         .route("/mailboxes/{mb}/expire-history", post(expire))
+        .route("/mailboxes/{mb}/labels", post(create_label))
+        .route(
+            "/mailboxes/{mb}/labels/{id}",
+            axum::routing::patch(rename_label).delete(delete_label),
+        )
         .route(
             "/faults",
             get(get_faults).put(put_faults).delete(clear_faults),
@@ -48,6 +56,7 @@ fn err(e: EmulatorError) -> Response {
         EmulatorError::UnknownMailbox(_)
         | EmulatorError::MessageNotFound { .. }
         | EmulatorError::ThreadNotFound { .. } => StatusCode::NOT_FOUND,
+        EmulatorError::Label { .. } => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     };
     (status, Json(json!({"error": e.to_string()}))).into_response()
@@ -110,6 +119,37 @@ async fn trash(AxState(s): AxState<Shared>, Path((mb, id)): Path<(String, String
 
 async fn expire(AxState(s): AxState<Shared>, Path(mb): Path<String>) -> Response {
     done(s.expire_history(&mb))
+}
+
+#[derive(Deserialize)]
+struct LabelName {
+    name: String,
+}
+
+async fn create_label(
+    AxState(s): AxState<Shared>,
+    Path(mb): Path<String>,
+    Json(l): Json<LabelName>,
+) -> Response {
+    match s.create_label(&mb, &l.name) {
+        Ok(id) => Json(json!({"id": id})).into_response(),
+        Err(e) => err(e),
+    }
+}
+
+async fn rename_label(
+    AxState(s): AxState<Shared>,
+    Path((mb, id)): Path<(String, String)>,
+    Json(l): Json<LabelName>,
+) -> Response {
+    done(s.rename_label(&mb, &id, &l.name))
+}
+
+async fn delete_label(
+    AxState(s): AxState<Shared>,
+    Path((mb, id)): Path<(String, String)>,
+) -> Response {
+    done(s.delete_label(&mb, &id))
 }
 
 async fn get_faults(AxState(s): AxState<Shared>) -> Json<Faults> {

@@ -18,6 +18,14 @@ pub enum EmulatorError {
     /// The thread id given for an insert does not exist.
     #[error("thread {id:?} not found in mailbox {mailbox:?}")]
     ThreadNotFound { mailbox: String, id: String },
+    /// A label operation Gmail would refuse (unknown label, a system label,
+    /// a name already taken).
+    #[error("label {label:?} in mailbox {mailbox:?}: {reason}")]
+    Label {
+        mailbox: String,
+        label: String,
+        reason: String,
+    },
     /// The configuration is unusable (e.g. no mailboxes).
     #[error("invalid emulator configuration: {0}")]
     Config(String),

@@ -255,6 +255,29 @@ impl Emulator {
         self.inner.state.create_label_with_id(mailbox, id, name)
     }
 
+    /// Creates a user label (Gmail's labels.create); returns its id. Refused
+    /// when another label has the name.
+    pub fn create_label(&self, mailbox: &str, name: &str) -> Result<String, EmulatorError> {
+        self.inner.state.create_label(mailbox, name)
+    }
+
+    /// Renames a user label by id (labels.patch); no message or history
+    /// changes, as in Gmail.
+    pub fn rename_label(&self, mailbox: &str, id: &str, name: &str) -> Result<(), EmulatorError> {
+        self.inner.state.rename_label(mailbox, id, name)
+    }
+
+    /// Deletes a user label by id (labels.delete); the messages carrying it
+    /// lose it (history: labelsRemoved).
+    pub fn delete_label(&self, mailbox: &str, id: &str) -> Result<(), EmulatorError> {
+        self.inner.state.delete_label(mailbox, id)
+    }
+
+    /// The id of a label given by name (or id).
+    pub fn label_id(&self, mailbox: &str, name_or_id: &str) -> Option<String> {
+        self.inner.state.label_id(mailbox, name_or_id)
+    }
+
     /// Move to trash (adds TRASH, removes INBOX/SPAM).
     pub fn trash(&self, mailbox: &str, id: &str) -> Result<(), EmulatorError> {
         self.inner.state.trash(mailbox, id)

@@ -224,6 +224,57 @@ impl Mailbox {
         Some(id)
     }
 
+    /// A new user label, as Gmail's labels.create: refused (None) when the
+    /// name is empty or another label already has it.
+    pub fn create_label(&mut self, name: &str) -> Option<String> {
+        if name.trim().is_empty() || self.labels.values().any(|l| l.name == name) {
+            return None;
+        }
+        self.resolve_label(name, true)
+    }
+
+    /// Renames a user label (labels.patch); Gmail's own labels cannot be
+    /// renamed, and two labels never share a name. Touches no message and
+    /// no history, as in Gmail.
+    pub fn rename_label(&mut self, id: &str, name: &str) -> Result<(), &'static str> {
+        if name.trim().is_empty() {
+            return Err("a label needs a name");
+        }
+        if self.labels.values().any(|l| l.name == name && l.id != id) {
+            return Err("another label has that name");
+        }
+        match self.labels.get_mut(id) {
+            None => Err("no such label"),
+            Some(l) if l.system => Err("a system label cannot be renamed"),
+            Some(l) => {
+                l.name = name.to_string();
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes a user label (labels.delete): every message carrying it loses
+    /// it first, recorded in history as Gmail records a label removed.
+    pub fn delete_label(&mut self, id: &str) -> Result<(), &'static str> {
+        match self.labels.get(id) {
+            None => return Err("no such label"),
+            Some(l) if l.system => return Err("a system label cannot be deleted"),
+            Some(_) => {}
+        }
+        let carrying: Vec<String> = self
+            .messages
+            .values()
+            .filter(|m| m.has_label(id))
+            .map(|m| m.id.clone())
+            .collect();
+        let gone = [id.to_string()];
+        for message in carrying {
+            self.modify(&message, &[], &gone);
+        }
+        self.labels.remove(id);
+        Ok(())
+    }
+
     /// Gmail's `label:` matches names case-insensitively, with spaces and slashes as `-`.
     pub fn find_label_by_name(&self, name: &str) -> Option<String> {
         let norm = |s: &str| s.to_lowercase().replace([' ', '/'], "-");

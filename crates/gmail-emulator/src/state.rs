@@ -225,6 +225,46 @@ impl State {
         Ok(())
     }
 
+    /// A new user label; returns its id.
+    pub fn create_label(&self, mailbox: &str, name: &str) -> Result<String, EmulatorError> {
+        self.write(mailbox)?
+            .create_label(name)
+            .ok_or_else(|| EmulatorError::Label {
+                mailbox: mailbox.to_string(),
+                label: name.to_string(),
+                reason: "empty, or another label has that name".into(),
+            })
+    }
+
+    pub fn rename_label(&self, mailbox: &str, id: &str, name: &str) -> Result<(), EmulatorError> {
+        self.write(mailbox)?
+            .rename_label(id, name)
+            .map_err(|reason| EmulatorError::Label {
+                mailbox: mailbox.to_string(),
+                label: id.to_string(),
+                reason: reason.into(),
+            })
+    }
+
+    pub fn delete_label(&self, mailbox: &str, id: &str) -> Result<(), EmulatorError> {
+        self.write(mailbox)?
+            .delete_label(id)
+            .map_err(|reason| EmulatorError::Label {
+                mailbox: mailbox.to_string(),
+                label: id.to_string(),
+                reason: reason.into(),
+            })
+    }
+
+    /// The label id of a name (Gmail's `label:` matching) or id.
+    pub fn label_id(&self, mailbox: &str, name_or_id: &str) -> Option<String> {
+        let mb = self.read(mailbox).ok()?;
+        if mb.labels.contains_key(name_or_id) {
+            return Some(name_or_id.to_string());
+        }
+        mb.find_label_by_name(name_or_id)
+    }
+
     /// Gmail's trash: add TRASH, drop INBOX/SPAM/UNREAD… (only TRASH marks it in lists).
     pub fn trash(&self, mailbox: &str, id: &str) -> Result<(), EmulatorError> {
         self.modify_labels(mailbox, id, &["TRASH"], &["INBOX", "SPAM"])

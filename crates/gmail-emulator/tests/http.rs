@@ -811,3 +811,86 @@ async fn daily_threshold_refuses_only_when_enforced() {
     assert_eq!(stats["refusals"]["dailyLimitExceeded"], 1);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn labels_are_created_renamed_and_deleted_over_the_control_api() {
+    let emu = start(0).await;
+    let base = format!("{}_emulator/", emu.url());
+    let mb = emu.default_mailbox();
+    let json = |s: &str| s.as_bytes().to_vec();
+    let names = || async {
+        let l = get(&format!("{}gmail/v1/users/me/labels", emu.url()))
+            .await
+            .json();
+        l["labels"]
+            .as_array()
+            .expect("labels")
+            .iter()
+            .map(|l| {
+                (
+                    l["id"].as_str().unwrap_or("").to_owned(),
+                    l["name"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect::<HashMap<String, String>>()
+    };
+    let labels_url = format!("{base}mailboxes/{mb}/labels");
+    let r = request(
+        "POST",
+        &labels_url,
+        Some("application/json"),
+        json(r#"{"name":"work"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(names().await.get(&id).map(String::as_str), Some("work"));
+    let taken = request(
+        "POST",
+        &labels_url,
+        Some("application/json"),
+        json(r#"{"name":"work"}"#),
+    )
+    .await;
+    assert_eq!(taken.status, 409, "a name is one label's");
+
+    let (raw, _) = mixed_message();
+    let m = emu.insert_raw(&mb, &raw, &["INBOX", "work"], None).unwrap();
+    let r = request(
+        "PATCH",
+        &format!("{labels_url}/{id}"),
+        Some("application/json"),
+        json(r#"{"name":"work/2026"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        names().await.get(&id).map(String::as_str),
+        Some("work/2026")
+    );
+    let system = request(
+        "PATCH",
+        &format!("{labels_url}/INBOX"),
+        Some("application/json"),
+        json(r#"{"name":"in"}"#),
+    )
+    .await;
+    assert_eq!(system.status, 409, "Gmail's own labels keep their names");
+
+    let before = emu.history_id(&mb).unwrap();
+    let r = request("DELETE", &format!("{labels_url}/{id}"), None, vec![]).await;
+    assert_eq!(r.status, 200);
+    assert!(!names().await.contains_key(&id));
+    let msg = get(&format!(
+        "{}gmail/v1/users/me/messages/{m}?format=minimal",
+        emu.url()
+    ))
+    .await
+    .json();
+    assert_eq!(msg["labelIds"], serde_json::json!(["INBOX"]));
+    assert!(
+        emu.history_id(&mb).unwrap() > before,
+        "the removal is in history"
+    );
+    emu.shutdown().await;
+}

@@ -116,6 +116,13 @@ pub struct Label {
     pub id: String,
     pub name: String,
     pub label_type: LabelType,
+    /// Gmail's colours of a user label (`#rrggbb`), when it has them.
+    pub text_color: Option<String>,
+    pub background_color: Option<String>,
+    /// `show` | `hide`: messages with the label in the message list.
+    pub message_list_visibility: Option<String>,
+    /// `labelShow` | `labelShowIfUnread` | `labelHide`: the label in the label list.
+    pub label_list_visibility: Option<String>,
 }
 
 /// Who owns a label: Gmail (INBOX, SPAM, CATEGORY_…) or the user.

@@ -127,6 +127,16 @@ pub(crate) struct JLabel {
     name: Option<String>,
     #[serde(rename = "type")]
     label_type: Option<String>,
+    color: Option<JLabelColor>,
+    message_list_visibility: Option<String>,
+    label_list_visibility: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct JLabelColor {
+    text_color: Option<String>,
+    background_color: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +243,12 @@ impl From<api::ListLabelsResponse> for JLabelList {
                         id: l.id,
                         name: l.name,
                         label_type: l.type_,
+                        color: l.color.map(|c| JLabelColor {
+                            text_color: c.text_color,
+                            background_color: c.background_color,
+                        }),
+                        message_list_visibility: l.message_list_visibility,
+                        label_list_visibility: l.label_list_visibility,
                     })
                     .collect()
             }),
@@ -436,8 +452,13 @@ impl JLabelList {
             .into_iter()
             .map(|l| {
                 let id = required(method, "label id", l.id)?;
+                let color = l.color.unwrap_or_default();
                 Ok(Label {
                     name: l.name.unwrap_or_else(|| id.clone()),
+                    text_color: color.text_color,
+                    background_color: color.background_color,
+                    message_list_visibility: l.message_list_visibility,
+                    label_list_visibility: l.label_list_visibility,
                     // Gmail names only its own labels "system"; anything else is the user's.
                     label_type: match l.label_type.as_deref() {
                         Some("system") => LabelType::System,
@@ -514,9 +535,11 @@ mod tests {
     #[test]
     fn labels_decode_with_their_type() {
         let j: JLabelList = serde_json::from_str(
-            r#"{"labels":[{"id":"INBOX","name":"INBOX","type":"system"},
-                          {"id":"Label_7","name":"work/2026","type":"user"},
-                          {"id":"Label_8"}]}"#,
+            r##"{"labels":[{"id":"INBOX","name":"INBOX","type":"system"},
+                          {"id":"Label_7","name":"work/2026","type":"user",
+                           "color":{"textColor":"#000000","backgroundColor":"#fad165"},
+                           "messageListVisibility":"hide","labelListVisibility":"labelShowIfUnread"},
+                          {"id":"Label_8"}]}"##,
         )
         .expect("json");
         let labels = j.into_labels("labels.list").expect("labels");
@@ -525,6 +548,14 @@ mod tests {
             (labels[1].id.as_str(), labels[1].name.as_str()),
             ("Label_7", "work/2026")
         );
+        assert_eq!(labels[1].background_color.as_deref(), Some("#fad165"));
+        assert_eq!(labels[1].text_color.as_deref(), Some("#000000"));
+        assert_eq!(labels[1].message_list_visibility.as_deref(), Some("hide"));
+        assert_eq!(
+            labels[1].label_list_visibility.as_deref(),
+            Some("labelShowIfUnread")
+        );
+        assert_eq!(labels[0].background_color, None);
         assert_eq!(
             labels[2].name, "Label_8",
             "a label without a name is named by its id"

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{SHA_A, SHA_B, attachment, message, thread};
-use ingest::domain::MailboxId;
+use ingest::domain::{LabelChangeKind, LabelKind, MailboxId, MailboxLabel};
 use ingest::engine::Window;
 use ingest::repo::{
     BlobUpsert, CursorUpdate, DatabaseTarget, FailureKind, HeldRun, HistoryCursor, LabelUpdate,
@@ -182,6 +182,7 @@ on_both_backends!(
     every_other_statement_means_the_same,
     gc_claims_only_unrecorded_blobs_and_writers_wait_for_it,
     a_purge_yields_to_a_writer_recording_the_blob_again,
+    labels_refresh_records_only_real_changes_and_keeps_deleted_names,
 );
 
 fn start(mailbox_id: i64, stale_after: Duration) -> RunStart {
@@ -691,6 +692,116 @@ async fn the_cursor_only_moves_forward(backend: Backend) {
         repo.mailbox_cursor(mb).await.unwrap(),
         Some(HistoryCursor(150)),
         "never backwards"
+    );
+}
+
+fn label(id: &str, name: &str, kind: LabelKind) -> MailboxLabel {
+    MailboxLabel {
+        id: id.into(),
+        name: name.into(),
+        kind,
+        text_color: None,
+        background_color: None,
+        message_list_visibility: None,
+        label_list_visibility: None,
+    }
+}
+
+/// `RepoTx::refresh_labels` and `LabelReads`: the first listing creates
+/// every label, the same listing again changes nothing, a rename, a colour
+/// and a deletion are each reported once; a deleted label keeps its row and
+/// name, and a run that lost its fence writes none of it.
+async fn labels_refresh_records_only_real_changes_and_keeps_deleted_names(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let mut held = run(&repo, "labels@example.com").await;
+    let refresh = |listed: Vec<MailboxLabel>| {
+        let repo = repo.clone();
+        let fence = held.fence;
+        async move {
+            let mut tx = repo.begin(fence).await.unwrap();
+            let changes = tx.refresh_labels(&listed).await.unwrap();
+            tx.commit().await.unwrap();
+            changes
+                .into_iter()
+                .map(|c| (c.id, c.kind))
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = vec![
+        label("INBOX", "INBOX", LabelKind::System),
+        label("Label_1", "work", LabelKind::User),
+        label("Label_2", "caf\u{e9}\0", LabelKind::User),
+    ];
+    assert_eq!(
+        refresh(first.clone()).await,
+        vec![
+            ("INBOX".into(), LabelChangeKind::Created),
+            ("Label_1".into(), LabelChangeKind::Created),
+            ("Label_2".into(), LabelChangeKind::Created),
+        ]
+    );
+    // NUL cannot be stored: the name is kept without it, and the same
+    // listing again is no change.
+    assert_eq!(refresh(first.clone()).await, vec![]);
+    let mut coloured = label("Label_2", "caf\u{e9}", LabelKind::User);
+    coloured.background_color = Some("#fad165".into());
+    assert_eq!(
+        refresh(vec![
+            label("INBOX", "INBOX", LabelKind::System),
+            label("Label_1", "work/2026", LabelKind::User),
+            coloured.clone(),
+        ])
+        .await,
+        vec![
+            (
+                "Label_1".into(),
+                LabelChangeKind::Renamed {
+                    from: "work".into()
+                }
+            ),
+            ("Label_2".into(), LabelChangeKind::Updated),
+        ]
+    );
+    assert_eq!(
+        refresh(vec![
+            label("INBOX", "INBOX", LabelKind::System),
+            coloured.clone()
+        ])
+        .await,
+        vec![("Label_1".into(), LabelChangeKind::Deleted)]
+    );
+    let rows = repo.mailbox_labels(&[held.fence.mailbox_id]).await.unwrap();
+    let seen: Vec<(&str, &str, bool)> = rows
+        .iter()
+        .map(|r| (r.label.id.as_str(), r.label.name.as_str(), r.deleted))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("INBOX", "INBOX", false),
+            ("Label_1", "work/2026", true),
+            ("Label_2", "caf\u{e9}", false),
+        ]
+    );
+    assert_eq!(rows[2].label.background_color.as_deref(), Some("#fad165"));
+    assert_eq!(rows[0].mailbox, "labels@example.com");
+
+    // Fenced out: nothing is written.
+    repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+    match repo.begin(held.fence).await {
+        Err(_) => {}
+        Ok(mut tx) => assert!(
+            tx.refresh_labels(&first).await.is_err(),
+            "a finished run refreshes nothing"
+        ),
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM mailbox_labels WHERE deleted_at IS NULL")
+            .await,
+        2
     );
 }
 

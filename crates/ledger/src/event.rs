@@ -26,11 +26,19 @@ pub enum EventType {
     SyncInterrupted,
     /// `mailingest gc` removed a stored object (of mail Gmail deleted long ago).
     BlobRemoved,
+    /// A run found a label Gmail's labels.list had not listed before (subject `label:<id>`).
+    LabelCreated,
+    /// A label's name changed in Gmail.
+    LabelRenamed,
+    /// A label's type, colours or visibility changed in Gmail (its name did not).
+    LabelUpdated,
+    /// A label labels.list no longer lists: Gmail deleted it.
+    LabelDeleted,
 }
 
 impl EventType {
     /// Every variant, in declaration order.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 16] = [
         EventType::SyncStarted,
         EventType::ThreadIngested,
         EventType::MessageIngested,
@@ -43,6 +51,10 @@ impl EventType {
         EventType::SyncFailed,
         EventType::SyncInterrupted,
         EventType::BlobRemoved,
+        EventType::LabelCreated,
+        EventType::LabelRenamed,
+        EventType::LabelUpdated,
+        EventType::LabelDeleted,
     ];
 
     /// The terminal types, in the order the partial unique index lists them.
@@ -66,6 +78,10 @@ impl EventType {
             EventType::SyncFailed => "sync.failed",
             EventType::SyncInterrupted => "sync.interrupted",
             EventType::BlobRemoved => "blob.removed",
+            EventType::LabelCreated => "label.created",
+            EventType::LabelRenamed => "label.renamed",
+            EventType::LabelUpdated => "label.updated",
+            EventType::LabelDeleted => "label.deleted",
         }
     }
 

@@ -13,6 +13,7 @@
 //! | `Part { message: "abc", part: "1.2" }` | `message:abc/part:1.2`    |
 //! | `Mailbox("ann@example.com")`           | `mailbox:ann@example.com` |
 //! | `Blob("9f86…")`                         | `blob:9f86…` (64 hex)     |
+//! | `Label("Label_3")`                     | `label:Label_3`           |
 //!
 //! # Validity (the round-trip rule)
 //!
@@ -26,7 +27,9 @@
 //!   `:` is allowed, because each prefix is stripped exactly once;
 //! * a `Mailbox` is non-empty and has no U+0000. It may contain `/` or `:`, which are legal
 //!   in addresses and cause no ambiguity;
-//! * a `Blob` is a sha256 in 64 lowercase hex digits.
+//! * a `Blob` is a sha256 in 64 lowercase hex digits;
+//! * a `Label` (a Gmail label id) is non-empty and has no U+0000; it may hold `/` or `:`
+//!   (nothing follows it in the key).
 //!
 //! U+0000 is refused because Postgres `text` cannot store it. [`FromStr`] accepts exactly
 //! the keys of valid subjects, so for every valid `s`, `s.to_string().parse() == Ok(s)`,
@@ -55,6 +58,8 @@ pub enum Subject {
     Mailbox(String),
     /// A stored object by its sha256 (64 lowercase hex), for `blob.removed`: `blob:9f86…`.
     Blob(String),
+    /// A Gmail label id, for `label.*` events: `label:Label_3`, `label:INBOX`.
+    Label(String),
 }
 
 /// A key that is not the text of a valid [`Subject`], or a subject that has no valid key.
@@ -99,6 +104,8 @@ impl Subject {
     pub const MAILBOX_PREFIX: &'static str = "mailbox:";
     /// Prefix of `Blob` keys.
     pub const BLOB_PREFIX: &'static str = "blob:";
+    /// Prefix of `Label` keys.
+    pub const LABEL_PREFIX: &'static str = "label:";
 
     /// The key of `Subject::Message(id)`, without building the subject (for SQL binds such
     /// as `subject_key = ANY($1)`). It does not validate `id`.
@@ -126,6 +133,7 @@ impl Subject {
             Subject::Part { message, part } => id_problem(message).or_else(|| id_problem(part)),
             Subject::Mailbox(address) => mailbox_problem(address),
             Subject::Blob(sha256) => sha256_problem(sha256),
+            Subject::Label(id) => label_problem(id),
         };
         match problem {
             Some(reason) => Err(SubjectError::new(self.to_string(), reason)),
@@ -155,6 +163,16 @@ fn sha256_problem(sha256: &str) -> Option<&'static str> {
     (!hex).then_some("a blob is its sha256 in 64 lowercase hex digits")
 }
 
+fn label_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("a label id must not be empty")
+    } else if id.contains('\0') {
+        Some("a label id must not contain U+0000 (Postgres text cannot store it)")
+    } else {
+        None
+    }
+}
+
 fn mailbox_problem(address: &str) -> Option<&'static str> {
     if address.is_empty() {
         Some("a mailbox address must not be empty")
@@ -179,6 +197,7 @@ impl fmt::Display for Subject {
             ),
             Subject::Mailbox(address) => write!(f, "{}{address}", Self::MAILBOX_PREFIX),
             Subject::Blob(sha256) => write!(f, "{}{sha256}", Self::BLOB_PREFIX),
+            Subject::Label(id) => write!(f, "{}{id}", Self::LABEL_PREFIX),
         }
     }
 }
@@ -219,9 +238,11 @@ impl FromStr for Subject {
             Subject::Mailbox(address.to_owned())
         } else if let Some(sha256) = key.strip_prefix(Self::BLOB_PREFIX) {
             Subject::Blob(sha256.to_owned())
+        } else if let Some(id) = key.strip_prefix(Self::LABEL_PREFIX) {
+            Subject::Label(id.to_owned())
         } else {
             return Err(err(
-                "no known prefix (run:, thread:, message:, mailbox:, blob:)",
+                "no known prefix (run:, thread:, message:, mailbox:, blob:, label:)",
             ));
         };
         // Same rules as for built values; the reason, not the re-rendered key, is kept.
@@ -257,6 +278,8 @@ mod tests {
                 Subject::Blob("ab".repeat(32)),
                 &*format!("blob:{}", "ab".repeat(32)),
             ),
+            (Subject::Label("Label_3".into()), "label:Label_3"),
+            (Subject::Label("a/b:c".into()), "label:a/b:c"),
         ];
         for (subject, key) in cases {
             assert_eq!(subject.to_string(), key);

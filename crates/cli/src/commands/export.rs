@@ -40,7 +40,8 @@ pub struct Export {
     /// Messages whose internalDate is before T.
     #[arg(long, value_parser = parse_time)]
     until: Option<DateTime<Utc>>,
-    /// Only messages with this label id (INBOX, STARRED, Label_12, …).
+    /// Only messages with this label: its name in Gmail (Work/2026), its id
+    /// (INBOX, Label_12, …) or Takeout's word for a system label (Inbox).
     #[arg(long)]
     label: Option<String>,
     /// Messages Gmail deleted, kept here, too.

@@ -1,5 +1,5 @@
 //! `mailingest status`: per mailbox of `--org`, its health, the last run, cursor age,
-//! counts and schedule; `--check` for cron and monitoring (exit 5 when a
+//! counts, its labels by name, and schedule; `--check` for cron and monitoring (exit 5 when a
 //! mailbox is degraded); `--quarantined` lists quarantined messages.
 
 use std::process::ExitCode;
@@ -8,7 +8,8 @@ use clap::Args;
 
 use std::collections::HashMap;
 
-use ingest::repo::{Degraded, Repository, RunStatus};
+use ingest::domain::LabelKind;
+use ingest::repo::{Degraded, MailboxLabelRow, Repository, RunStatus};
 
 use crate::context::{Context, PoolProfile};
 use crate::exit::Exit;
@@ -49,6 +50,13 @@ impl Status {
         let rows = repo.mailbox_status(&ctx.org).await?;
         let now = chrono::Utc::now();
         let degraded: Vec<Vec<Degraded>> = rows.iter().map(|s| s.degraded(now)).collect();
+        let ids: Vec<i64> = rows.iter().map(|s| s.mailbox.id).collect();
+        let mut labels: HashMap<i64, Vec<MailboxLabelRow>> = HashMap::new();
+        for l in repo.mailbox_labels(&ids).await? {
+            if !l.deleted {
+                labels.entry(l.mailbox_id).or_default().push(l);
+            }
+        }
         let verdict = if self.check && degraded.iter().any(|d| !d.is_empty()) {
             Exit::Degraded.into()
         } else {
@@ -62,6 +70,11 @@ impl Status {
                     let mut v = serde_json::to_value(s)?;
                     v["health"] = if d.is_empty() { "healthy" } else { "degraded" }.into();
                     v["degraded"] = serde_json::to_value(d)?;
+                    let of: Vec<_> = labels
+                        .get(&s.mailbox.id)
+                        .map(|l| l.iter().map(|l| &l.label).collect())
+                        .unwrap_or_default();
+                    v["labels"] = serde_json::to_value(of)?;
                     Ok(v)
                 })
                 .collect::<Result<_, serde_json::Error>>()?;
@@ -126,6 +139,10 @@ impl Status {
                 "  quota      {} units today (finished runs)",
                 s.quota_units_today
             );
+            println!(
+                "  labels     {}",
+                label_line(labels.get(&m.id).map_or(&[], Vec::as_slice))
+            );
             if s.quarantined > 0 {
                 println!(
                     "  quarantine {} message(s), {} given up (`mailingest status --quarantined` lists them)",
@@ -145,6 +162,25 @@ impl Status {
         }
         Ok(verdict)
     }
+}
+
+/// `17 (3 of the user's: takeout, work/2026, …)`: how many labels Gmail
+/// listed at the last run, and the user's by name (at most 8; untrusted
+/// names printed as [`gmail::printable_id`] prints them).
+fn label_line(labels: &[MailboxLabelRow]) -> String {
+    if labels.is_empty() {
+        return "- (listed when a run starts)".into();
+    }
+    let user: Vec<String> = labels
+        .iter()
+        .filter(|l| l.label.kind == LabelKind::User)
+        .map(|l| gmail::printable_id(&l.label.name).into_owned())
+        .collect();
+    let mut names = user.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+    if user.len() > 8 {
+        names.push_str(", …");
+    }
+    format!("{} ({} of the user's: {names})", labels.len(), user.len())
 }
 
 fn health(degraded: &[Degraded]) -> String {

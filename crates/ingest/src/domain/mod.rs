@@ -3,7 +3,8 @@
 //! what it stores and returns. One file per concern: a mailbox's `address`,
 //! the backfill `window`, the `run` vocabulary, a run's `summary` and its
 //! `verdict`, the `batch` rows a run writes, what an upsert did (`outcome`),
-//! why a message failed (`failure`), typed surrogate `ids`, and the one parse error of them all
+//! why a message failed (`failure`), typed surrogate `ids`, a mailbox's
+//! `labels` and their changes, and the one parse error of them all
 //! (`unknown_value`). Nothing here imports `crate::repo`, `crate::engine` or
 //! sqlx.
 
@@ -11,6 +12,7 @@ mod address;
 mod batch;
 mod failure;
 mod ids;
+mod labels;
 mod outcome;
 mod run;
 mod summary;
@@ -22,6 +24,10 @@ pub use address::{InvalidAddress, MailboxAddress};
 pub use batch::{AttachmentUpsert, BlobUpsert, Coverage, LabelUpdate, MessageUpsert, ThreadUpsert};
 pub use failure::{FailureKind, MessageFailure};
 pub use ids::MailboxId;
+pub use labels::{
+    LabelChange, LabelChangeKind, LabelKind, MailboxLabel, StoredLabel, label_changes,
+    system_id_of_takeout_name, takeout_system_name,
+};
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use run::{RunKind, RunStatus};
 pub use summary::{BlobCounts, RunSummary, SkipKind, Skipped, StageSeconds, Tally};

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{FailureKind, OutcomeCounts, RunKind, RunStatus, Window};
+use super::{FailureKind, LabelChange, OutcomeCounts, RunKind, RunStatus, Window};
 
 /// Objects written to the store vs found already there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -77,6 +77,9 @@ pub struct Tally {
     pub history_pages: u64,
     pub history_records: u64,
     pub skipped: Vec<Skipped>,
+    /// Labels created, renamed, changed or deleted in Gmail since the last
+    /// run (by labels.list at the run's start), with their names.
+    pub label_changes: Vec<LabelChange>,
 }
 
 impl Tally {
@@ -94,6 +97,7 @@ impl Tally {
         self.history_pages += other.history_pages;
         self.history_records += other.history_records;
         self.skipped.extend(other.skipped);
+        self.label_changes.extend(other.label_changes);
     }
 }
 

@@ -136,6 +136,8 @@ impl CostModel {
         let pages = |n: u64| n.div_ceil(PAGE).max(1);
         let mut out = BTreeMap::new();
         out.insert(Method::GetProfile.name(), cost(Method::GetProfile));
+        // Every run lists the mailbox's labels when it starts (`labels.rs`).
+        out.insert(Method::LabelsList.name(), cost(Method::LabelsList));
         out.insert(
             Method::ThreadsList.name(),
             pages(self.threads) * cost(Method::ThreadsList),
@@ -182,8 +184,8 @@ mod tests {
             };
             let by = m.units_by_method();
             let units: u64 = by.values().sum();
-            // 1 + 2 pages × 10 + 2 pages × 5 + 1,000 gets.
-            assert_eq!(units, 1 + 20 + 10 + 1_000 * get, "{table}: {by:?}");
+            // getProfile, labels.list, 2 pages × 10, 2 pages × 5, 1,000 gets.
+            assert_eq!(units, 1 + 1 + 20 + 10 + 1_000 * get, "{table}: {by:?}");
             assert!(units as f64 / 1_000.0 <= f64::from(get as u32) + 0.05);
         }
     }
@@ -197,7 +199,7 @@ mod tests {
             to_fetch: 0,
             threads_to_reconcile: 0,
         };
-        assert_eq!(m.units_by_method().values().sum::<u64>(), 1 + 20);
+        assert_eq!(m.units_by_method().values().sum::<u64>(), 1 + 1 + 20);
     }
 
     #[test]

@@ -273,9 +273,14 @@ impl Engine {
         window: Window,
     ) -> Result<LabelSource, EngineError> {
         let mut source = LabelSource::new(Origin::Listing);
-        let labels = run
-            .timed(Stage::List, self.gmail.labels(run.mailbox()))
-            .await?;
+        // The run listed them when it started; ask again only if it did not.
+        let labels = match run.listed_labels() {
+            Some(labels) => labels.to_vec(),
+            None => {
+                run.timed(Stage::List, self.gmail.labels(run.mailbox()))
+                    .await?
+            }
+        };
         for label in &labels {
             let query = ListQuery {
                 after: Some(window.after_secs()),

@@ -8,6 +8,7 @@ mod commit;
 mod error;
 mod estimate;
 mod label_source;
+mod labels;
 mod lease;
 mod memory;
 mod outage;

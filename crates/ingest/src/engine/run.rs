@@ -67,6 +67,8 @@ struct RunState {
     unavailable_streak: AtomicU32,
     /// Messages the quarantine still holds after this run's retry pass.
     quarantined: OnceLock<HashSet<String>>,
+    /// The mailbox's labels as labels.list gave them at the run's start.
+    labels: OnceLock<Vec<gmail::Label>>,
     /// Busy nanoseconds per [`Stage`].
     stages: [AtomicU64; Stage::COUNT],
 }
@@ -119,6 +121,16 @@ impl Run {
             .quarantined
             .get()
             .is_some_and(|q| q.contains(provider_message_id))
+    }
+
+    /// Set once, by the label refresh at the run's start.
+    pub(crate) fn set_labels(&self, labels: Vec<gmail::Label>) {
+        let _ = self.0.labels.set(labels);
+    }
+
+    /// The labels labels.list gave at the run's start, if it was asked.
+    pub(crate) fn listed_labels(&self) -> Option<&[gmail::Label]> {
+        self.0.labels.get().map(Vec::as_slice)
     }
 
     /// Set once, after the retry pass.
@@ -214,11 +226,16 @@ impl Engine {
             committed: Mutex::new(Tally::default()),
             unavailable_streak: AtomicU32::new(0),
             quarantined: OnceLock::new(),
+            labels: OnceLock::new(),
             stages: Default::default(),
         }));
-        // Quarantined messages first: the oldest debt of the mailbox.
-        let result = match self.retry_quarantined(&run, cancel).await {
-            Ok(()) => body(run.clone()).await,
+        // The labels' names first (every later write may name one), then
+        // quarantined messages: the oldest debt of the mailbox.
+        let result = match self.refresh_labels(&run).await {
+            Ok(()) => match self.retry_quarantined(&run, cancel).await {
+                Ok(()) => body(run.clone()).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
 

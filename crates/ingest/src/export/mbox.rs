@@ -1,12 +1,15 @@
 //! The mbox format as Gmail's Takeout writes it, so other tools import it:
 //! a `From ` separator line, then `X-GM-THRID` (the thread id in decimal) and
-//! `X-Gmail-Labels` (labels by Takeout's names for system labels, user labels
-//! by id: mailingest stores label ids, not names), then the message exactly
-//! as archived with mboxrd quoting (a line starting `>*From ` gets one more
-//! `>`, which an importer removes), then a blank line.
+//! `X-Gmail-Labels` (Takeout's words for system labels, user labels by their
+//! names in Gmail, nested ones joined by `/` as Gmail names them, a name
+//! holding a comma or quote in double quotes, and a list holding anything
+//! but ASCII written as RFC 2047 Q-words folded as Takeout folds them), then
+//! the message exactly as archived with mboxrd quoting (a line starting
+//! `>*From ` gets one more `>`, which an importer removes), then a blank line.
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::takeout_system_name;
 use crate::repo::ExportRow;
 
 /// The separator and the Takeout headers that go before the message. `crlf`:
@@ -15,14 +18,19 @@ pub(crate) fn preamble(row: &ExportRow, crlf: bool) -> Vec<u8> {
     let eol = if crlf { "\r\n" } else { "\n" };
     let thread = u64::from_str_radix(&row.provider_thread_id, 16)
         .map_or_else(|_| id_as_word(&row.provider_thread_id), |t| t.to_string());
-    let labels: Vec<String> = row.label_ids.iter().map(|l| takeout_label(l)).collect();
+    let labels: Vec<String> = row
+        .label_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| takeout_label(id, row.label_names.get(i).map(String::as_str)))
+        .collect();
     format!(
         "From {}@mailingest {}\n\
          X-GM-THRID: {thread}{eol}\
          X-Gmail-Labels: {}{eol}",
         id_as_word(&row.provider_message_id),
         asctime(row.internal_date),
-        labels.join(",")
+        label_list(&labels.join(","), eol)
     )
     .into_bytes()
 }
@@ -44,30 +52,59 @@ fn asctime(t: DateTime<Utc>) -> String {
     t.format("%a %b %e %H:%M:%S %Y").to_string()
 }
 
-/// Takeout's name for a system label; a user label's id as it is, quoted when
-/// it holds a comma or a quote.
-fn takeout_label(id: &str) -> String {
-    let name = match id {
-        "INBOX" => "Inbox",
-        "SENT" => "Sent",
-        "UNREAD" => "Unread",
-        "STARRED" => "Starred",
-        "IMPORTANT" => "Important",
-        "SPAM" => "Spam",
-        "TRASH" => "Trash",
-        "DRAFT" => "Drafts",
-        "CHAT" => "Chat",
-        "CATEGORY_PERSONAL" => "Category Personal",
-        "CATEGORY_SOCIAL" => "Category Social",
-        "CATEGORY_PROMOTIONS" => "Category Promotions",
-        "CATEGORY_UPDATES" => "Category Updates",
-        "CATEGORY_FORUMS" => "Category Forums",
-        other if other.contains([',', '"']) => {
-            return format!("\"{}\"", without_controls(&other.replace('"', "")));
+/// Takeout's word for a system label; a user label's name (its id when none
+/// is known) as it is, quoted when it holds a comma or a quote.
+fn takeout_label(id: &str, name: Option<&str>) -> String {
+    if let Some(word) = takeout_system_name(id) {
+        return word.to_owned();
+    }
+    let name = name.unwrap_or(id);
+    if name.contains([',', '"']) {
+        format!("\"{}\"", without_controls(&name.replace('"', "")))
+    } else {
+        without_controls(name)
+    }
+}
+
+/// The header's value as Takeout writes it: the list as it is when it is
+/// ASCII, else the whole list as UTF-8 Q-words of at most 75 characters,
+/// folded onto continuation lines (`eol` and a space). Takeout leaves commas
+/// and quotes bare inside the words; `=`, `?`, `_`, space and every byte
+/// outside printable ASCII are encoded, and a character is never split
+/// between words.
+fn label_list(list: &str, eol: &str) -> String {
+    if list.is_ascii() {
+        return list.to_owned();
+    }
+    const OPEN: &str = "=?UTF-8?Q?";
+    const CLOSE: &str = "?=";
+    const ROOM: usize = 75 - OPEN.len() - CLOSE.len();
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in list.chars() {
+        let mut encoded = String::new();
+        match c {
+            ' ' => encoded.push('_'),
+            '=' | '?' | '_' => encoded.push_str(&format!("={:02X}", c as u32)),
+            c if c.is_ascii_graphic() => encoded.push(c),
+            c => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    encoded.push_str(&format!("={b:02X}"));
+                }
+            }
         }
-        other => return without_controls(other),
-    };
-    name.to_owned()
+        if !word.is_empty() && word.len() + encoded.len() > ROOM {
+            words.push(std::mem::take(&mut word));
+        }
+        word.push_str(&encoded);
+    }
+    words.push(word);
+    words
+        .iter()
+        .map(|w| format!("{OPEN}{w}{CLOSE}"))
+        .collect::<Vec<_>>()
+        .join(&format!("{eol} "))
 }
 
 /// An id written into the separator line or a header, whatever was stored:
@@ -185,6 +222,7 @@ mod tests {
             provider_message_id: id.into(),
             provider_thread_id: thread.into(),
             label_ids: labels.iter().map(|l| l.to_string()).collect(),
+            label_names: Vec::new(),
             internal_date: DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
             raw_sha256: "0".repeat(64),
             raw_size: 1,
@@ -263,6 +301,7 @@ mod tests {
             provider_message_id: "18c0f".into(),
             provider_thread_id: "ff".into(),
             label_ids: vec!["INBOX".into(), "Label_3".into(), "odd, \"one\"".into()],
+            label_names: Vec::new(),
             internal_date: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             raw_sha256: String::new(),
             raw_size: 0,
@@ -275,5 +314,75 @@ mod tests {
             "From 18c0f@mailingest Tue Nov 14 22:13:20 2023\n\
              X-GM-THRID: 255\r\nX-Gmail-Labels: Inbox,Label_3,\"odd, one\"\r\n"
         );
+    }
+
+    #[test]
+    fn user_labels_by_name_and_non_ascii_lists_as_folded_q_words() {
+        let mut named = row(
+            "18c0f",
+            "ff",
+            &["INBOX", "Label_3", "Label_4", "CATEGORY_SOCIAL"],
+        );
+        named.label_names = vec![
+            "INBOX".into(),
+            "Work/Projects/2026".into(),
+            "Clients, big".into(),
+            "CATEGORY_SOCIAL".into(),
+        ];
+        let text = String::from_utf8(preamble(&named, false)).unwrap();
+        assert!(
+            text.ends_with(
+                "X-Gmail-Labels: Inbox,Work/Projects/2026,\"Clients, big\",Category Social\n"
+            ),
+            "{text}"
+        );
+
+        named.label_names[1] = "Café/Menü = 100% ?_".into();
+        named.label_names[2] = "1.Organizační, \"3. Culture\" Hledání ztraceného času".into();
+        let text = String::from_utf8(preamble(&named, true)).unwrap();
+        let header = text.split("X-Gmail-Labels: ").nth(1).unwrap();
+        let lines: Vec<&str> = header.trim_end().split("\r\n ").collect();
+        assert!(lines.len() > 1, "folded: {header:?}");
+        for line in &lines {
+            assert!(
+                line.starts_with("=?UTF-8?Q?") && line.ends_with("?="),
+                "{line}"
+            );
+            assert!(line.len() <= 75, "{line}");
+            assert!(line.is_ascii() && !line.contains(' '), "{line}");
+        }
+        let encoded: String = lines
+            .iter()
+            .map(|l| &l["=?UTF-8?Q?".len()..l.len() - 2])
+            .collect();
+        assert_eq!(
+            q_decode(&encoded),
+            "Inbox,Caf\u{e9}/Men\u{fc} = 100% ?_,\"1.Organizační, 3. Culture Hledání ztraceného času\",Category Social"
+        );
+        // A hostile name stays on its line, encoded or not.
+        named.label_names[1] = "é\r\nFrom x".into();
+        named.label_names[2] = "x".into();
+        let text = String::from_utf8(preamble(&named, false)).unwrap();
+        assert_eq!(text.split_terminator('\n').count(), 3, "{text:?}");
+        assert!(text.contains("%0D%0AFrom"), "{text:?}");
+    }
+
+    /// The Q decoding a Takeout reader does (`_` is a space).
+    fn q_decode(text: &str) -> String {
+        let b = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'_' => out.push(b' '),
+                b'=' => {
+                    out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).unwrap()
     }
 }

@@ -12,6 +12,7 @@
 
 mod mbox;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -97,11 +98,15 @@ pub async fn export(
         }
     };
     let mut summary = ExportSummary::default();
+    let names = LabelNames::load(repo, &filter.mailbox_ids).await?;
     let mut after = 0;
     loop {
-        let rows = repo.export_page(filter, after, PAGE).await?;
+        let mut rows = repo.export_page(filter, after, PAGE).await?;
         let Some(last) = rows.last() else { break };
         after = last.id;
+        for row in &mut rows {
+            names.name(row);
+        }
         for row in &rows {
             if row.purged {
                 summary.purged.push(row.provider_message_id.clone());
@@ -127,6 +132,36 @@ pub async fn export(
         file.finish().await?;
     }
     Ok(summary)
+}
+
+/// The labels' names in Gmail, per mailbox address and label id: read once
+/// per export (a mailbox has hundreds of labels at most).
+struct LabelNames(HashMap<(String, String), String>);
+
+impl LabelNames {
+    async fn load(repo: &dyn ExportReads, mailbox_ids: &[i64]) -> Result<LabelNames, RepoError> {
+        Ok(LabelNames(
+            repo.mailbox_labels(mailbox_ids)
+                .await?
+                .into_iter()
+                .map(|l| ((l.mailbox, l.label.id), l.label.name))
+                .collect(),
+        ))
+    }
+
+    /// Fills `row.label_names`; an id with no stored label is its own name.
+    fn name(&self, row: &mut ExportRow) {
+        row.label_names = row
+            .label_ids
+            .iter()
+            .map(|id| {
+                self.0
+                    .get(&(row.mailbox.clone(), id.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| id.clone())
+            })
+            .collect();
+    }
 }
 
 enum Sink {

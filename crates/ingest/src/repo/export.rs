@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::RepoError;
+use super::{LabelReads, RepoError};
 
 /// Which stored messages to export.
 #[derive(Debug, Clone, Default)]
@@ -16,7 +16,9 @@ pub struct ExportFilter {
     pub since: Option<DateTime<Utc>>,
     /// internalDate before.
     pub until: Option<DateTime<Utc>>,
-    /// Only messages carrying this label id (`INBOX`, `Label_12`).
+    /// Only messages carrying this label: its id (`INBOX`, `Label_12`), its
+    /// name in Gmail (`Work/2026`), or Takeout's word for a system label
+    /// (`Inbox`).
     pub label: Option<String>,
     /// Messages Gmail deleted (kept here, marked deleted) too.
     pub include_deleted: bool,
@@ -31,6 +33,10 @@ pub struct ExportRow {
     pub provider_message_id: String,
     pub provider_thread_id: String,
     pub label_ids: Vec<String>,
+    /// Each of `label_ids`' names in Gmail, in the same order, once the
+    /// export has looked them up (empty until then; an id with no stored
+    /// label is its own name).
+    pub label_names: Vec<String>,
     pub internal_date: DateTime<Utc>,
     pub raw_sha256: String,
     pub raw_size: i64,
@@ -39,9 +45,9 @@ pub struct ExportRow {
     pub purged: bool,
 }
 
-/// What `export` reads.
+/// What `export` reads: the messages, and the labels' names.
 #[async_trait]
-pub trait ExportReads: Send + Sync {
+pub trait ExportReads: LabelReads + Send + Sync {
     /// Up to `limit` messages the filter selects with a row id above
     /// `after_id`, in row id order.
     async fn export_page(

@@ -2,8 +2,8 @@
 //!
 //! The database is seen through role traits, one file each: [`Mailboxes`],
 //! [`Runs`], [`PlanReads`], [`Quarantine`], [`QuotaBudget`],
-//! [`VerifySchedule`], [`AuditReads`], [`LedgerHistory`], [`ExportReads`] and
-//! [`GcStore`]; [`Repository`] is all of them at once (what a run, the worker
+//! [`VerifySchedule`], [`AuditReads`], [`LedgerHistory`], [`ExportReads`],
+//! [`LabelReads`] and [`GcStore`]; [`Repository`] is all of them at once (what a run, the worker
 //! and the commands hold), and [`RepoTx`] is one fenced transaction that
 //! writes a batch of rows, their ledger events, the run's counts and the
 //! cursor together. A consumer that needs one role takes that role. The
@@ -28,6 +28,7 @@ mod error;
 mod export;
 mod gc;
 mod history;
+pub(crate) mod labels;
 mod mailboxes;
 mod model;
 pub mod pg;
@@ -52,6 +53,7 @@ pub use export::{ExportFilter, ExportReads, ExportRow};
 pub use gc::{GcStore, GcTx};
 pub(crate) use history::{EventRow, history_event};
 pub use history::{LedgerHistory, MailboxState, MessageEvent, MessageState, RowEventMismatch};
+pub use labels::{LabelReads, MailboxLabelRow};
 pub use mailboxes::Mailboxes;
 pub use model::{
     CursorUpdate, Degraded, DuplicateKey, Fence, HeldRun, HistoryCursor, MailboxCounts, MailboxRow,
@@ -82,8 +84,8 @@ pub use crate::domain::{
 /// scope.
 pub mod prelude {
     pub use super::{
-        AuditReads, ExportReads, GcStore, GcTx, LedgerHistory, Mailboxes, PlanReads, Quarantine,
-        QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
+        AuditReads, ExportReads, GcStore, GcTx, LabelReads, LedgerHistory, Mailboxes, PlanReads,
+        Quarantine, QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
     };
 }
 
@@ -103,6 +105,7 @@ pub trait Repository:
     + AuditReads
     + LedgerHistory
     + ExportReads
+    + LabelReads
     + GcStore
     + Send
     + Sync

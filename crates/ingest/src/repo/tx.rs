@@ -7,8 +7,8 @@ use ledger::NewEvent;
 
 use super::{HistoryCursor, PurgeCandidate, RepoError};
 use crate::domain::{
-    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageFailure, MessageUpsert, Outcome,
-    ThreadUpsert, UpsertResult,
+    AttachmentUpsert, BlobUpsert, LabelChange, LabelUpdate, MailboxLabel, MessageFailure,
+    MessageUpsert, Outcome, ThreadUpsert, UpsertResult,
 };
 
 /// One fenced write transaction: rows, ledger events, run counts and cursor
@@ -55,6 +55,13 @@ pub trait RepoTx: Send {
         &mut self,
         provider_message_ids: &[String],
     ) -> Result<Vec<String>, RepoError>;
+    /// Takes the mailbox's stored labels (`mailbox_labels`) to `listed`, a
+    /// fresh labels.list: new and changed labels upserted, unlisted ones
+    /// marked deleted; returns the changes the database made.
+    async fn refresh_labels(
+        &mut self,
+        listed: &[MailboxLabel],
+    ) -> Result<Vec<LabelChange>, RepoError>;
     /// Appends events to the mailbox's ledger chain, under the fence's run.
     async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), RepoError>;
     /// Records the run's counts so far (and proves it alive).
@@ -88,7 +95,7 @@ pub trait RepoTx: Send {
 /// Implements [`RepoTx`] for a backend's fenced transaction `$tx` (a struct
 /// with fields `tx` and `fence`) over that backend's statement modules, which
 /// carry the same names on both backends (`super::{upserts, quarantine, runs,
-/// gc}`), and its ledger append `$append`: each write goes to the module that
+/// gc, labels}`), and its ledger append `$append`: each write goes to the module that
 /// holds its statement, and this routing is written once.
 macro_rules! impl_repo_tx {
     ($tx:ty, $append:path) => {
@@ -179,6 +186,13 @@ macro_rules! impl_repo_tx {
                     provider_message_ids,
                 )
                 .await
+            }
+
+            async fn refresh_labels(
+                &mut self,
+                listed: &[$crate::domain::MailboxLabel],
+            ) -> Result<Vec<$crate::domain::LabelChange>, $crate::repo::RepoError> {
+                super::labels::refresh_labels(&mut self.tx, self.fence.mailbox_id, listed).await
             }
 
             async fn append_events(

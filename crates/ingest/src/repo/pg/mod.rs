@@ -10,6 +10,7 @@
 
 mod connect;
 mod gc;
+mod labels;
 mod mailboxes;
 mod quarantine;
 mod quota;

@@ -14,6 +14,7 @@
 mod audit;
 mod export;
 mod history;
+mod labels;
 mod plan_reads;
 pub(crate) mod purge;
 mod quarantine;

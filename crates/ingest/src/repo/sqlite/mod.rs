@@ -12,6 +12,7 @@
 
 mod connect;
 mod gc;
+mod labels;
 mod mailboxes;
 mod quarantine;
 mod quota;
