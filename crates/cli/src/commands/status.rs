@@ -8,7 +8,7 @@ use clap::Args;
 
 use std::collections::HashMap;
 
-use ingest::repo::{Degraded, Repository, RunStatus};
+use ingest::repo::{ChangeFeed, ConsumerPosition, Degraded, Repository, RunStatus};
 
 use crate::context::{Context, PoolProfile};
 use crate::exit::Exit;
@@ -48,6 +48,19 @@ impl Status {
         }
         let rows = repo.mailbox_status().await?;
         let now = chrono::Utc::now();
+        // Change-feed consumers' positions, by (org, mailbox).
+        let mut consumers: HashMap<(String, String), Vec<ConsumerPosition>> = HashMap::new();
+        for p in repo.consumer_positions(None).await? {
+            consumers
+                .entry((p.org.clone(), p.mailbox.clone()))
+                .or_default()
+                .push(p);
+        }
+        let consumers_of = |org: &str, email: &str| {
+            consumers
+                .get(&(org.to_owned(), email.to_owned()))
+                .map_or(&[][..], Vec::as_slice)
+        };
         let degraded: Vec<Vec<Degraded>> = rows.iter().map(|s| s.degraded(now)).collect();
         let verdict = if self.check && degraded.iter().any(|d| !d.is_empty()) {
             Exit::Degraded.into()
@@ -62,6 +75,20 @@ impl Status {
                     let mut v = serde_json::to_value(s)?;
                     v["health"] = if d.is_empty() { "healthy" } else { "degraded" }.into();
                     v["degraded"] = serde_json::to_value(d)?;
+                    let m = &s.mailbox;
+                    v["consumers"] = consumers_of(&m.org_id, &m.provider_email)
+                        .iter()
+                        .map(|p| {
+                            serde_json::json!({
+                                "consumer": p.consumer,
+                                "seq": p.seq,
+                                "head": p.head,
+                                "lag_events": p.lag_events(),
+                                "lag_seconds": p.lag_seconds(now),
+                                "acked_at": p.acked_at,
+                            })
+                        })
+                        .collect();
                     Ok(v)
                 })
                 .collect::<Result<_, serde_json::Error>>()?;
@@ -126,6 +153,16 @@ impl Status {
                 "  quota      {} units today (finished runs)",
                 s.quota_units_today
             );
+            for p in consumers_of(&m.org_id, &m.provider_email) {
+                println!(
+                    "  consumer   {}: seq {} of {} ({} events behind, oldest waiting {})",
+                    p.consumer,
+                    p.seq,
+                    p.head,
+                    p.lag_events(),
+                    age(Some(p.lag_seconds(now)))
+                );
+            }
             if s.quarantined > 0 {
                 println!(
                     "  quarantine {} message(s), {} given up (`mailingest status --quarantined` lists them)",

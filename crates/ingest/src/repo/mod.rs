@@ -2,8 +2,8 @@
 //!
 //! The database is seen through role traits, one file each: [`Mailboxes`],
 //! [`Runs`], [`PlanReads`], [`Quarantine`], [`QuotaBudget`],
-//! [`VerifySchedule`], [`AuditReads`], [`LedgerHistory`], [`ExportReads`] and
-//! [`GcStore`]; [`Repository`] is all of them at once (what a run, the worker
+//! [`VerifySchedule`], [`AuditReads`], [`LedgerHistory`], [`ExportReads`],
+//! [`GcStore`] and [`ChangeFeed`]; [`Repository`] is all of them at once (what a run, the worker
 //! and the commands hold), and [`RepoTx`] is one fenced transaction that
 //! writes a batch of rows, their ledger events, the run's counts and the
 //! cursor together. A consumer that needs one role takes that role. The
@@ -26,6 +26,7 @@ mod batch;
 mod edited_migrations;
 mod error;
 mod export;
+pub(crate) mod feed;
 mod gc;
 mod history;
 mod mailboxes;
@@ -49,6 +50,7 @@ pub use audit::AuditReads;
 pub use error::RepoError;
 pub(crate) use error::as_i64;
 pub use export::{ExportFilter, ExportReads, ExportRow};
+pub use feed::{ChangeFeed, ConsumerPosition, FeedMailbox, FeedRow, HeldConsumer, LedgerWaiter};
 pub use gc::{GcStore, GcTx};
 pub(crate) use history::{EventRow, history_event};
 pub use history::{LedgerHistory, MailboxState, MessageEvent, MessageState, RowEventMismatch};
@@ -82,7 +84,7 @@ pub use crate::domain::{
 /// scope.
 pub mod prelude {
     pub use super::{
-        AuditReads, ExportReads, GcStore, GcTx, LedgerHistory, Mailboxes, PlanReads, Quarantine,
+        AuditReads, ChangeFeed, ExportReads, GcStore, GcTx, LedgerHistory, Mailboxes, PlanReads, Quarantine,
         QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
     };
 }
@@ -104,6 +106,7 @@ pub trait Repository:
     + LedgerHistory
     + ExportReads
     + GcStore
+    + ChangeFeed
     + Send
     + Sync
     + 'static

@@ -9,6 +9,7 @@
 //! own, below the run lease.
 
 mod connect;
+mod feed;
 mod gc;
 mod mailboxes;
 mod quarantine;
@@ -21,6 +22,7 @@ mod verify_schedule;
 
 use sqlx::PgPool;
 
+pub use feed::FEED_LOCK_CLASS;
 pub use runs::RUN_LOCK_CLASS;
 pub use tx::PgTx;
 // For tests/repo_race.rs, which races raw transactions below the lease.
