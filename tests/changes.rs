@@ -97,7 +97,11 @@ fn sign(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(aws_lc_rs::hmac::sign(&key, body)))
 }
 
-async fn receive(State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let delay = {
         let mut s = seen.lock().unwrap();
         s.posts += 1;
@@ -134,7 +138,10 @@ async fn receive(State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap, body:
         } else {
             format!("{first}..{last}")
         };
-        assert_eq!(header, expected, "the header names the batch's first and last");
+        assert_eq!(
+            header, expected,
+            "the header names the batch's first and last"
+        );
         s.batch_keys.push(header);
         for e in events {
             let key = e["idempotency_key"].as_str().unwrap().to_owned();
@@ -174,7 +181,10 @@ fn assert_no_gap(arrivals: &[Value]) {
         let mailbox = e["mailbox"].as_str().unwrap().to_owned();
         let seq = e["seq"].as_i64().unwrap();
         let top = high.entry(mailbox.clone()).or_insert(0);
-        assert!(seq <= *top + 1, "{mailbox}: seq {seq} arrived after {top}: a gap");
+        assert!(
+            seq <= *top + 1,
+            "{mailbox}: seq {seq} arrived after {top}: a gap"
+        );
         *top = (*top).max(seq);
     }
 }
@@ -214,18 +224,28 @@ fn raw_message(n: usize) -> Vec<u8> {
 
 /// Adds, relabels and deletes in Gmail, then syncs: events of every kind.
 async fn change_gmail_and_sync(bed: &TestBed, round: usize) {
-    let ids = bed.emulator.message_ids(&bed.mailbox);
+    // Stored, live, not yet starred messages of the test mailbox.
+    let stored = bed
+        .strings(&format!(
+            "SELECT m.provider_message_id FROM mail_messages m JOIN mailboxes b ON b.id = m.mailbox_id
+             WHERE b.provider_email = '{}' AND m.deleted_at IS NULL ORDER BY 1",
+            bed.mailbox
+        ))
+        .await;
+    let labels = bed.live_labels().await;
+    let plain: Vec<&String> = stored
+        .iter()
+        .filter(|id| !labels[*id].contains("STARRED"))
+        .collect();
     for i in 0..2 {
         bed.emulator
             .insert_raw(&bed.mailbox, &raw_message(round * 10 + i), &["INBOX"], None)
             .unwrap();
     }
     bed.emulator
-        .modify_labels(&bed.mailbox, &ids[round * 3], &["STARRED"], &["UNREAD"])
+        .modify_labels(&bed.mailbox, plain[0], &["STARRED"], &[])
         .unwrap();
-    bed.emulator
-        .delete_message(&bed.mailbox, &ids[round * 3 + 1])
-        .unwrap();
+    bed.emulator.delete_message(&bed.mailbox, plain[1]).unwrap();
     let (code, run) = bed.sync().await;
     assert_eq!(code, 0, "{run}");
 }
@@ -251,7 +271,11 @@ async fn every_event_arrives_once_through_restart_outage_and_kill_9(backend: Bac
     let posts = rx.with(|s| s.posts);
     let (code, err) = run_consumer(&bed, "crm", &url, &["--batch-size", "7"]).await;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(rx.with(|s| s.posts), posts, "a restart resumes after the last acknowledged event");
+    assert_eq!(
+        rx.with(|s| s.posts),
+        posts,
+        "a restart resumes after the last acknowledged event"
+    );
 
     // Syncs with new mail, label changes and deletes; the receiver answers
     // 503 for 10 s, and the consumer rides it out.
@@ -260,8 +284,14 @@ async fn every_event_arrives_once_through_restart_outage_and_kill_9(backend: Bac
     let started = Instant::now();
     let (code, err) = run_consumer(&bed, "crm", &url, &["--batch-size", "7"]).await;
     assert_eq!(code, 0, "{err}");
-    assert!(started.elapsed() >= Duration::from_secs(9), "it waited out the outage");
-    assert!(rx.with(|s| s.refused) >= 3, "the outage was met and retried");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "it waited out the outage"
+    );
+    assert!(
+        rx.with(|s| s.refused) >= 3,
+        "the outage was met and retried"
+    );
     assert_eq!(rx.keys(), ledger_keys(&bed, ORG, &bed.mailbox).await);
 
     // kill -9 mid-batch: the receiver records a batch, then answers slowly.
@@ -289,18 +319,37 @@ async fn every_event_arrives_once_through_restart_outage_and_kill_9(backend: Bac
     assert_eq!(rx.keys(), expected);
     let (arrivals, bad) = rx.with(|s| (s.arrivals.clone(), s.bad_signatures));
     assert_eq!(bad, 0, "every body is signed with the secret");
-    assert!(arrivals.len() > expected.len(), "the killed batch came again (at least once)");
+    assert!(
+        arrivals.len() > expected.len(),
+        "the killed batch came again (at least once)"
+    );
     assert_no_gap(&arrivals);
-    assert!(arrivals.iter().all(|e| e["org"] == ORG && e["mailbox"] == "ann@example.com"));
+    assert!(
+        arrivals
+            .iter()
+            .all(|e| e["org"] == ORG && e["mailbox"] == "ann@example.com")
+    );
 
     // What a consumer needs is in the events.
     let unique = rx.with(|s| s.unique.clone());
-    let of_type = |t: &str| unique.values().filter(|e| e["type"] == t).cloned().collect::<Vec<_>>();
+    let of_type = |t: &str| {
+        unique
+            .values()
+            .filter(|e| e["type"] == t)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     let ingested = of_type("message.ingested");
     assert!(!ingested.is_empty());
     for e in &ingested {
-        assert!(e["thread_id"].is_string() && e["message_id"].is_string(), "{e}");
-        assert!(e["raw_sha256"].as_str().is_some_and(|s| s.len() == 64), "{e}");
+        assert!(
+            e["thread_id"].is_string() && e["message_id"].is_string(),
+            "{e}"
+        );
+        assert!(
+            e["raw_sha256"].as_str().is_some_and(|s| s.len() == 64),
+            "{e}"
+        );
         let key = e["raw_store_key"].as_str().expect("raw_store_key");
         assert!(key.ends_with(e["raw_sha256"].as_str().unwrap()), "{e}");
         assert!(e["labels"].is_array() && e["label_ids"].is_array(), "{e}");
@@ -309,15 +358,27 @@ async fn every_event_arrives_once_through_restart_outage_and_kill_9(backend: Bac
     let relabelled = of_type("labels.changed");
     assert!(relabelled.len() >= 3, "one per sync round");
     for e in &relabelled {
-        let labels: Vec<&str> = e["labels"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let labels: Vec<&str> = e["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         assert!(labels.contains(&"STARRED"), "{e}");
         assert!(e["thread_id"].is_string(), "{e}");
     }
     let deleted = of_type("message.deleted");
     assert_eq!(deleted.len(), 3, "one per sync round");
-    assert!(deleted.iter().all(|e| e["deleted"] == true && e["message_id"].is_string()));
+    assert!(
+        deleted
+            .iter()
+            .all(|e| e["deleted"] == true && e["message_id"].is_string())
+    );
     for e in of_type("attachment.saved") {
-        assert!(e["part"].is_string() && e["part_store_key"].is_string(), "{e}");
+        assert!(
+            e["part"].is_string() && e["part_store_key"].is_string(),
+            "{e}"
+        );
     }
 
     // status shows the consumer caught up.
@@ -327,7 +388,7 @@ async fn every_event_arrives_once_through_restart_outage_and_kill_9(backend: Bac
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["mailbox"]["provider_email"] == "ann@example.com")
+        .find(|m| m["provider_email"] == "ann@example.com")
         .unwrap_or_else(|| panic!("{status}"));
     let crm = &ann["consumers"][0];
     assert_eq!(crm["consumer"], "crm", "{ann}");
@@ -341,7 +402,9 @@ async fn one_consumer_runs_in_one_process_and_follow_delivers_new_commits(backen
     assert_eq!(code, 0, "{run}");
     let rx = Receiver::start().await;
     let url = rx.url();
-    let mut first = consumer(&bed, "search", &url, &["--follow"]).spawn().unwrap();
+    let mut first = consumer(&bed, "search", &url, &["--follow"])
+        .spawn()
+        .unwrap();
     let expected = ledger_keys(&bed, ORG, &bed.mailbox).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while rx.keys() != expected {
@@ -353,7 +416,10 @@ async fn one_consumer_runs_in_one_process_and_follow_delivers_new_commits(backen
     let (code, err) = run_consumer(&bed, "search", &url, &[]).await;
     assert_eq!(code, 75, "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("search") && err.contains("another live process"), "{err}");
+    assert!(
+        err.contains("search") && err.contains("another live process"),
+        "{err}"
+    );
 
     // A commit reaches the follower without anyone asking.
     change_gmail_and_sync(&bed, 0).await;
@@ -381,31 +447,91 @@ async fn bad_input_refusals_and_an_unreachable_receiver(backend: Backend) {
     let rx = Receiver::start().await;
     let url = rx.url();
 
-    let usage = |args: &'static [&'static str], secret: Option<&'static str>, needle: &'static str| {
-        let mut cmd = bed.command();
-        cmd.args(args);
-        match secret {
-            Some(s) => cmd.env("MAILINGEST_WEBHOOK_SECRET", s),
-            None => cmd.env_remove("MAILINGEST_WEBHOOK_SECRET"),
+    let usage =
+        |args: &'static [&'static str], secret: Option<&'static str>, needle: &'static str| {
+            let mut cmd = bed.command();
+            cmd.args(args);
+            match secret {
+                Some(s) => cmd.env("MAILINGEST_WEBHOOK_SECRET", s),
+                None => cmd.env_remove("MAILINGEST_WEBHOOK_SECRET"),
+            };
+            async move {
+                let out = cmd.output().await.unwrap();
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+                assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+                assert!(err.contains(needle), "{args:?}: {err}");
+                assert!(
+                    !err.contains("hunter2"),
+                    "{args:?}: the password leaked: {err}"
+                );
+            }
         };
-        async move {
-            let out = cmd.output().await.unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-            assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
-            assert!(err.contains(needle), "{args:?}: {err}");
-            assert!(!err.contains("hunter2"), "{args:?}: the password leaked: {err}");
-        }
-    };
     usage(&["changes", "--since", "yesterday"], None, "--since").await;
-    usage(&["changes", "--since", "-3"], None, "--since").await;
-    usage(&["changes", "--since", "0", "--mailbox", "nobody@example.com"], None, "nobody@example.com").await;
-    usage(&["changes", "--consumer", "c", "--post", "not a url"], Some(SECRET), "--post").await;
-    usage(&["changes", "--consumer", "c", "--post", "ftp://user:hunter2@example.com/x"], Some(SECRET), "scheme").await;
-    usage(&["changes", "--consumer", "c", "--post", "https://example.com/hook"], None, "MAILINGEST_WEBHOOK_SECRET").await;
-    usage(&["changes", "--consumer", "c", "--post", "https://example.com/hook"], Some(""), "MAILINGEST_WEBHOOK_SECRET").await;
+    usage(&["changes", "--since=-3"], None, "--since").await;
+    usage(
+        &["changes", "--since", "0", "--mailbox", "nobody@example.com"],
+        None,
+        "nobody@example.com",
+    )
+    .await;
+    usage(
+        &["changes", "--consumer", "c", "--post", "not a url"],
+        Some(SECRET),
+        "--post",
+    )
+    .await;
+    usage(
+        &[
+            "changes",
+            "--consumer",
+            "c",
+            "--post",
+            "ftp://user:hunter2@example.com/x",
+        ],
+        Some(SECRET),
+        "scheme",
+    )
+    .await;
+    usage(
+        &[
+            "changes",
+            "--consumer",
+            "c",
+            "--post",
+            "https://example.com/hook",
+        ],
+        None,
+        "MAILINGEST_WEBHOOK_SECRET",
+    )
+    .await;
+    usage(
+        &[
+            "changes",
+            "--consumer",
+            "c",
+            "--post",
+            "https://example.com/hook",
+        ],
+        Some(""),
+        "MAILINGEST_WEBHOOK_SECRET",
+    )
+    .await;
     // Another org's view of this mailbox does not exist.
-    usage(&["--org", "beta", "changes", "--since", "0", "--mailbox", "ann@example.com"], None, "ann@example.com").await;
+    usage(
+        &[
+            "--org",
+            "beta",
+            "changes",
+            "--since",
+            "0",
+            "--mailbox",
+            "ann@example.com",
+        ],
+        None,
+        "ann@example.com",
+    )
+    .await;
 
     // A receiver that refuses (400): exit 1, one line naming the event, no
     // position moved.
@@ -413,7 +539,10 @@ async fn bad_input_refusals_and_an_unreachable_receiver(backend: Backend) {
     let (code, err) = run_consumer(&bed, "crm", &url, &[]).await;
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains(&format!("{ORG}/{}/1", bed.mailbox)) && err.contains("400"), "{err}");
+    assert!(
+        err.contains(&format!("{ORG}/{}/1", bed.mailbox)) && err.contains("400"),
+        "{err}"
+    );
     assert_eq!(bed.count("SELECT count(*) FROM feed_positions").await, 0);
 
     // /metrics shows the consumer's lag (the mailbox disabled: the worker
@@ -421,10 +550,22 @@ async fn bad_input_refusals_and_an_unreachable_receiver(backend: Backend) {
     let head = ledger_keys(&bed, ORG, &bed.mailbox).await.len();
     let out = bed.run(&["mailbox", "disable", &bed.mailbox]).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut worker = bed
         .command()
-        .args(["worker", "--interval", "1h", "--poll", "1s", "--verify-every", "off"])
+        .args([
+            "worker",
+            "--interval",
+            "1h",
+            "--poll",
+            "1s",
+            "--verify-every",
+            "off",
+        ])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
         .spawn()
         .unwrap();
@@ -433,12 +574,16 @@ async fn bad_input_refusals_and_an_unreachable_receiver(backend: Backend) {
     worker.wait().await.unwrap();
     let lag = metrics
         .lines()
-        .find(|l| l.starts_with("mailingest_feed_consumer_lag_events{") && l.contains("consumer=\"crm\""))
+        .find(|l| {
+            l.starts_with("mailingest_feed_consumer_lag_events{") && l.contains("consumer=\"crm\"")
+        })
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(lag.ends_with(&format!(" {head}")), "{lag}");
     let seconds = metrics
         .lines()
-        .find(|l| l.starts_with("mailingest_feed_consumer_lag_seconds{") && l.contains("consumer=\"crm\""))
+        .find(|l| {
+            l.starts_with("mailingest_feed_consumer_lag_seconds{") && l.contains("consumer=\"crm\"")
+        })
         .unwrap_or_else(|| panic!("{metrics}"));
     let secs: f64 = seconds.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(secs > 0.0, "{seconds}");
@@ -446,7 +591,11 @@ async fn bad_input_refusals_and_an_unreachable_receiver(backend: Backend) {
     // Unreachable past the outage budget: exit 1, one line naming the host
     // and the event; neither the password nor the secret in any output,
     // even at debug level.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dead = format!("http://feeduser:hunter2@127.0.0.1:{closed}/hook");
     let out = consumer(&bed, "crm", &dead, &["--outage-budget", "2s"])
         .env("RUST_LOG", "debug")
@@ -456,10 +605,16 @@ async fn bad_input_refusals_and_an_unreachable_receiver(backend: Backend) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.trim().lines().last().unwrap();
-    assert!(last.starts_with("error:") && last.contains("127.0.0.1"), "{last}");
+    assert!(
+        last.starts_with("error:") && last.contains("127.0.0.1"),
+        "{last}"
+    );
     assert!(last.contains(&format!("{ORG}/{}/1", bed.mailbox)), "{last}");
     let all = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
-    assert!(!all.contains("hunter2") && !all.contains(SECRET), "a secret leaked:\n{all}");
+    assert!(
+        !all.contains("hunter2") && !all.contains(SECRET),
+        "a secret leaked:\n{all}"
+    );
 
     // A re-run with the receiver back resumes where it stopped: from event 1.
     rx.with(|s| s.always = None);
@@ -505,10 +660,25 @@ async fn stdout_lines_and_positions(backend: Backend) {
     let all = lines(&out);
     let seqs: Vec<i64> = all.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=head as i64).collect::<Vec<_>>());
-    assert!(all.iter().all(|e| e["schema"] == 1 && e["type"].is_string() && e["hash"].is_string()));
+    assert!(
+        all.iter()
+            .all(|e| e["schema"] == 1 && e["type"].is_string() && e["hash"].is_string())
+    );
 
-    let out = bed.run(&["changes", "--mailbox", &bed.mailbox, "--since", "5", "--json"]).await;
-    assert_eq!(lines(&out).first().map(|e| e["seq"].clone()), Some(6.into()));
+    let out = bed
+        .run(&[
+            "changes",
+            "--mailbox",
+            &bed.mailbox,
+            "--since",
+            "5",
+            "--json",
+        ])
+        .await;
+    assert_eq!(
+        lines(&out).first().map(|e| e["seq"].clone()),
+        Some(6.into())
+    );
     let out = bed.run(&["changes", "--since", "now", "--json"]).await;
     assert!(lines(&out).is_empty(), "{out:?}");
 
@@ -520,7 +690,10 @@ async fn stdout_lines_and_positions(backend: Backend) {
     change_gmail_and_sync(&bed, 0).await;
     let out = bed.run(&["changes", "--consumer", "tail", "--json"]).await;
     let next = lines(&out);
-    assert_eq!(next.first().map(|e| e["seq"].clone()), Some((head as i64 + 1).into()));
+    assert_eq!(
+        next.first().map(|e| e["seq"].clone()),
+        Some((head as i64 + 1).into())
+    );
     assert_eq!(
         next.last().map(|e| e["seq"].as_i64().unwrap()),
         Some(ledger_keys(&bed, ORG, &bed.mailbox).await.len() as i64)

@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 use crate::domain::{RunSummary, RunVerdict};
-use crate::repo::{ChangeFeed, RepoError, Repository};
+use crate::repo::{RepoError, Repository};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {

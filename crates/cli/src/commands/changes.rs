@@ -17,7 +17,7 @@ use gmail::Secret;
 use ingest::feed::{
     FeedError, FeedEvent, FeedReader, Sink, Start, WebhookConfig, WebhookSink, deliver,
 };
-use ingest::repo::{ChangeFeed, RepoError};
+use ingest::repo::RepoError;
 
 use crate::context::{Context, PoolProfile};
 use crate::exit::{Exit, usage_error};
@@ -32,7 +32,12 @@ pub struct Changes {
     mailbox: Option<String>,
     /// Start after this ledger seq in every mailbox read (0: from the
     /// first event), or `now`: only events committed from now on.
-    #[arg(long, value_name = "SEQ|now", required_unless_present = "consumer", conflicts_with = "consumer")]
+    #[arg(
+        long,
+        value_name = "SEQ|now",
+        required_unless_present = "consumer",
+        conflicts_with = "consumer"
+    )]
     since: Option<String>,
     /// A named consumer: its acknowledged position is kept in the database,
     /// and a re-run resumes after the last acknowledged event.
@@ -99,8 +104,7 @@ impl Sink for Stdout {
         let mut out = std::io::stdout().lock();
         for event in batch {
             if self.json {
-                serde_json::to_writer(&mut out, event)
-                    .map_err(|e| FeedError::Output(e.into()))?;
+                serde_json::to_writer(&mut out, event).map_err(|e| FeedError::Output(e.into()))?;
                 out.write_all(b"\n").map_err(FeedError::Output)?;
             } else {
                 writeln!(out, "{}", event.text_line()).map_err(FeedError::Output)?;

@@ -8,7 +8,7 @@ use clap::Args;
 
 use std::collections::HashMap;
 
-use ingest::repo::{ChangeFeed, ConsumerPosition, Degraded, Repository, RunStatus};
+use ingest::repo::{ConsumerPosition, Degraded, Repository, RunStatus};
 
 use crate::context::{Context, PoolProfile};
 use crate::exit::Exit;

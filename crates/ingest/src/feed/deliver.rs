@@ -47,9 +47,10 @@ pub async fn deliver(
     stop: &CancellationToken,
 ) -> Result<Delivery, FeedError> {
     // Listening starts before the first read, so no commit falls between.
-    let mut waiter = match follow {
-        true => Some(repo.ledger_waiter().await?),
-        false => None,
+    let mut waiter = if follow {
+        Some(repo.ledger_waiter().await?)
+    } else {
+        None
     };
     let mut done = Delivery::default();
     loop {

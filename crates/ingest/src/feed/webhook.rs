@@ -80,9 +80,8 @@ impl WebhookSink {
     /// that cannot work is a [`FeedError::Config`] naming what is wrong,
     /// never the URL itself (it may hold a password).
     pub fn new(config: WebhookConfig) -> Result<WebhookSink, FeedError> {
-        let mut url = url::Url::parse(config.url.trim()).map_err(|e| {
-            FeedError::Config(format!("--post: not a valid URL ({e})"))
-        })?;
+        let mut url = url::Url::parse(config.url.trim())
+            .map_err(|e| FeedError::Config(format!("--post: not a valid URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(FeedError::Config(format!(
                 "--post: unsupported scheme {:?} (use https:// or http://)",
@@ -107,10 +106,11 @@ impl WebhookSink {
         let _ = url.set_username("");
         let _ = url.set_password(None);
         url.set_fragment(None);
-        let uri: hyper::Uri = url
-            .as_str()
-            .parse()
-            .map_err(|_| FeedError::Config(format!("--post: the URL for {host} is not a valid request target")))?;
+        let uri: hyper::Uri = url.as_str().parse().map_err(|_| {
+            FeedError::Config(format!(
+                "--post: the URL for {host} is not a valid request target"
+            ))
+        })?;
         let connector = gmail::https_connector(true, Duration::from_secs(10))
             .map_err(|e| FeedError::Config(format!("--post: {e}")))?;
         let client = Client::builder(TokioExecutor::new())
@@ -141,7 +141,10 @@ impl WebhookSink {
     fn request(&self, body: &Bytes, key: &str) -> Result<Request<Full<Bytes>>, FeedError> {
         let mut req = Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, concat!("mailingest/", env!("CARGO_PKG_VERSION")))
+            .header(
+                USER_AGENT,
+                concat!("mailingest/", env!("CARGO_PKG_VERSION")),
+            )
             .header("Idempotency-Key", key)
             .header(SIGNATURE_HEADER, signature(&self.secret, body))
             .header("X-Mailingest-Schema", SCHEMA_VERSION.to_string())
@@ -208,11 +211,39 @@ fn connect_failure(e: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
+/// A URL's userinfo as the user meant it: `%XX` decoded (and `+` kept).
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `key` as a header value: bytes outside visible ASCII (an address with
+/// UTF-8 in it) percent-encoded; the body keeps the key as it is.
+fn header_safe(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            0x21..=0x7e if b != b'%' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `sha256=<hex HMAC-SHA256 of body under secret>`.
@@ -250,7 +281,7 @@ impl Sink for WebhookSink {
         })
         .map(Bytes::from)
         .map_err(|e| FeedError::Config(format!("encoding a batch: {e}")))?;
-        let key = batch_key(batch);
+        let key = header_safe(&batch_key(batch));
         let mut failing_since: Option<Instant> = None;
         let mut retry = 0u32;
         loop {

@@ -84,8 +84,8 @@ pub use crate::domain::{
 /// scope.
 pub mod prelude {
     pub use super::{
-        AuditReads, ChangeFeed, ExportReads, GcStore, GcTx, LedgerHistory, Mailboxes, PlanReads, Quarantine,
-        QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
+        AuditReads, ChangeFeed, ExportReads, GcStore, GcTx, LedgerHistory, Mailboxes, PlanReads,
+        Quarantine, QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
     };
 }
 

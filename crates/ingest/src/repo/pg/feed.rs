@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
 
-use crate::repo::feed::ConsumerGuard;
+use crate::repo::feed::{ConsumerGuard, new_token};
 use crate::repo::sql::{self, HasDb};
 use crate::repo::{
     ChangeFeed, ConsumerPosition, FeedMailbox, FeedRow, HeldConsumer, LedgerWaiter, RepoError,
@@ -117,7 +117,7 @@ impl ChangeFeed for super::PgRepository {
                 name: name.to_owned(),
             });
         }
-        let token = super::super::feed::new_token(id);
+        let token = new_token(id);
         // Waits for an acknowledgement in flight (it locks the row), so the
         // previous holder either committed it or is fenced out.
         sqlx::query(

@@ -13,7 +13,8 @@ use super::{Db, Dialect, IdList, on_either};
 use crate::repo::{ConsumerPosition, FeedMailbox, FeedRow, RepoError};
 
 /// The max(seq) of a mailbox is one probe of the primary key's index on both.
-const HEAD: &str = "coalesce((SELECT max(e.seq) FROM ledger_events e WHERE e.mailbox_id = m.id), 0)";
+const HEAD: &str =
+    "coalesce((SELECT max(e.seq) FROM ledger_events e WHERE e.mailbox_id = m.id), 0)";
 
 pub(crate) async fn feed_mailboxes(db: Db<'_>, org: &str) -> Result<Vec<FeedMailbox>, RepoError> {
     let sql = format!(
