@@ -545,6 +545,34 @@ async fn bad_input_refusals_and_an_unreachable_receiver(backend: Backend) {
     );
     assert_eq!(bed.count("SELECT count(*) FROM feed_positions").await, 0);
 
+    // 429 and timeouts are retried, for the outage budget, then exit 1.
+    for (always, delay, why) in [
+        (Some(429), Duration::ZERO, "HTTP 429"),
+        (None, Duration::from_secs(3), "no answer within 1s"),
+    ] {
+        rx.with(|s| {
+            s.always = always;
+            s.delay = delay;
+            s.posts = 0;
+        });
+        let (code, err) = run_consumer(
+            &bed,
+            "crm",
+            &url,
+            &["--outage-budget", "3s", "--post-timeout", "1s"],
+        )
+        .await;
+        assert_eq!(code, 1, "{err}");
+        let last = err.trim().lines().last().unwrap();
+        assert!(last.contains(why) && last.contains("127.0.0.1"), "{last}");
+        assert!(rx.with(|s| s.posts) >= 2, "{why}: retried");
+    }
+    rx.with(|s| {
+        s.always = Some(400);
+        s.delay = Duration::ZERO;
+    });
+    assert_eq!(bed.count("SELECT count(*) FROM feed_positions").await, 0);
+
     // /metrics shows the consumer's lag (the mailbox disabled: the worker
     // leaves its ledger alone while it serves the metrics).
     let head = ledger_keys(&bed, ORG, &bed.mailbox).await.len();
