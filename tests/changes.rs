@@ -38,6 +38,7 @@ on_both_backends!(
     one_consumer_runs_in_one_process_and_follow_delivers_new_commits,
     bad_input_refusals_and_an_unreachable_receiver,
     stdout_lines_and_positions,
+    an_orgs_mailboxes_merge_by_commit_time_each_in_seq_order,
 );
 
 /// What the receiver has seen.
@@ -726,4 +727,51 @@ async fn stdout_lines_and_positions(backend: Backend) {
         next.last().map(|e| e["seq"].as_i64().unwrap()),
         Some(ledger_keys(&bed, ORG, &bed.mailbox).await.len() as i64)
     );
+}
+
+async fn an_orgs_mailboxes_merge_by_commit_time_each_in_seq_order(backend: Backend) {
+    let bed = TestBed::on(backend, two_orgs()).await;
+    let (code, run) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{run}");
+    let (code, run) = bed
+        .run_json(&["backfill", "--mailbox", "bob@example.com"])
+        .await;
+    assert_eq!(code, 0, "{run}");
+    change_gmail_and_sync(&bed, 0).await;
+
+    let out = bed
+        .run(&["changes", "--since", "0", "--json", "--batch-size", "7"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let mut seqs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut previous: Option<chrono::DateTime<chrono::Utc>> = None;
+    for e in &events {
+        let at: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(e["committed_at"].clone()).unwrap();
+        assert!(
+            previous.is_none_or(|p| p <= at),
+            "out of commit order at {e}"
+        );
+        previous = Some(at);
+        seqs.entry(e["mailbox"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(e["seq"].as_i64().unwrap());
+    }
+    for email in ["ann@example.com", "bob@example.com"] {
+        let head = ledger_keys(&bed, ORG, email).await.len() as i64;
+        assert_eq!(seqs[email], (1..=head).collect::<Vec<_>>(), "{email}");
+    }
+    // ann's sync came after bob's backfill: the merge interleaves, it does
+    // not hand out one mailbox after the other by id.
+    let last_ann = events
+        .iter()
+        .rposition(|e| e["mailbox"] == "ann@example.com");
+    let first_bob = events
+        .iter()
+        .position(|e| e["mailbox"] == "bob@example.com");
+    assert!(first_bob < last_ann, "merged by commit time");
 }

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::repo::{FeedRow, RepoError, Repository};
+use crate::repo::{FeedMailbox, FeedRow, RepoError, Repository};
 
 use super::FeedEvent;
 
@@ -36,6 +36,8 @@ pub struct FeedReader {
     /// mailbox id → last seq read (buffered or handed out).
     read: BTreeMap<i64, i64>,
     buffers: BTreeMap<i64, VecDeque<FeedEvent>>,
+    /// The mailboxes read and their heads, as of the last look.
+    mailboxes: BTreeMap<i64, FeedMailbox>,
     /// Events fetched from one mailbox at a time.
     fetch: i64,
 }
@@ -58,6 +60,7 @@ impl FeedReader {
             start: Start::Beginning,
             read: positions,
             buffers: BTreeMap::new(),
+            mailboxes: BTreeMap::new(),
             fetch: i64::try_from(fetch.max(1)).unwrap_or(i64::MAX),
         };
         match start {
@@ -81,10 +84,16 @@ impl FeedReader {
     /// Up to `max` events not handed out yet, in commit order; empty when
     /// every mailbox is read to its head.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<FeedEvent>, RepoError> {
-        self.refill().await?;
+        self.look().await?;
+        let ids: Vec<i64> = self.mailboxes.keys().copied().collect();
+        for id in ids {
+            self.fill(id).await?;
+        }
         let mut batch = Vec::with_capacity(max.min(4096));
         while batch.len() < max {
-            // The mailbox whose next event committed first.
+            // The mailbox whose next event committed first. Every mailbox
+            // with events left has some buffered (`fill` below), so none
+            // is passed over for lack of a fetch.
             let next = self
                 .buffers
                 .iter()
@@ -94,45 +103,57 @@ impl FeedReader {
             if let Some(event) = self.buffers.get_mut(&id).and_then(VecDeque::pop_front) {
                 batch.push(event);
             }
+            self.fill(id).await?;
         }
         Ok(batch)
     }
 
-    /// Fetches the next events of every mailbox whose buffer ran dry and
-    /// whose ledger has moved past what was read.
-    async fn refill(&mut self) -> Result<(), RepoError> {
+    /// Reads the org's mailboxes and their heads.
+    async fn look(&mut self) -> Result<(), RepoError> {
         let default = self.default_position();
+        self.mailboxes.clear();
         for m in self.repo.feed_mailboxes(&self.org).await? {
             if self.only.is_some_and(|only| only != m.id) {
                 continue;
             }
-            let read = *self.read.entry(m.id).or_insert(default);
-            let empty = self.buffers.get(&m.id).is_none_or(VecDeque::is_empty);
-            if !empty || m.head <= read {
-                continue;
-            }
-            let rows = self.repo.feed_events(m.id, read, self.fetch).await?;
-            let Some(last) = rows.last().map(|r| r.seq) else {
-                continue;
-            };
-            if rows.first().map(|r| r.seq) != Some(read + 1) {
-                // Never hand out a batch with a hole: the chain is contiguous,
-                // so this is a damaged ledger, for `verify` to name.
-                return Err(RepoError::Corrupt(format!(
-                    "the ledger of mailbox {} has no event {} (next is {:?}); run verify",
-                    m.email,
-                    read + 1,
-                    rows.first().map(|r| r.seq)
-                )));
-            }
-            let names = self.names(m.id, &rows).await?;
-            let queue = self.buffers.entry(m.id).or_default();
-            queue.extend(
-                rows.into_iter()
-                    .map(|row| FeedEvent::new(&self.org, &m.email, row, &names)),
-            );
-            self.read.insert(m.id, last);
+            self.read.entry(m.id).or_insert(default);
+            self.mailboxes.insert(m.id, m);
         }
+        Ok(())
+    }
+
+    /// Fetches mailbox `id`'s next events when its buffer ran dry and its
+    /// ledger (as of the last look) goes past what was read.
+    async fn fill(&mut self, id: i64) -> Result<(), RepoError> {
+        let Some(m) = self.mailboxes.get(&id).cloned() else {
+            return Ok(());
+        };
+        let read = self.read.get(&id).copied().unwrap_or(0);
+        let empty = self.buffers.get(&id).is_none_or(VecDeque::is_empty);
+        if !empty || m.head <= read {
+            return Ok(());
+        }
+        let rows = self.repo.feed_events(m.id, read, self.fetch).await?;
+        let Some(last) = rows.last().map(|r| r.seq) else {
+            return Ok(());
+        };
+        if rows.first().map(|r| r.seq) != Some(read + 1) {
+            // Never hand out a batch with a hole: the chain is contiguous,
+            // so this is a damaged ledger, for `verify` to name.
+            return Err(RepoError::Corrupt(format!(
+                "the ledger of mailbox {} has no event {} (next is {:?}); run verify",
+                m.email,
+                read + 1,
+                rows.first().map(|r| r.seq)
+            )));
+        }
+        let names = self.names(m.id, &rows).await?;
+        let queue = self.buffers.entry(m.id).or_default();
+        queue.extend(
+            rows.into_iter()
+                .map(|row| FeedEvent::new(&self.org, &m.email, row, &names)),
+        );
+        self.read.insert(m.id, last);
         Ok(())
     }
 
