@@ -54,10 +54,13 @@ impl LedgerWaiter for Listener {
     async fn wait(&mut self, at_most: Duration) -> Result<(), RepoError> {
         match tokio::time::timeout(at_most, self.0.recv()).await {
             Ok(Ok(_)) | Err(_) => Ok(()),
-            Ok(Err(e)) => Err(RepoError::Database {
-                operation: "wait for ledger commits",
-                source: e,
-            }),
+            Ok(Err(e)) => {
+                // The listener reconnects on its next call; meanwhile the
+                // follower polls, so a lost connection delays, never stalls.
+                tracing::warn!(error = %e, "ledger listener lost its connection; polling until it is back");
+                tokio::time::sleep(at_most).await;
+                Ok(())
+            }
         }
     }
 }
