@@ -36,9 +36,11 @@ pub use metrics::{ApiMetrics, Method, MethodMetrics};
 pub use query::build_q;
 pub use quota_day::{pacific_date, pacific_day_start, until_pacific_midnight};
 pub use quota_table::{QuotaTable, UnknownQuotaTable};
-pub use retry::MAX_RETRY_AFTER;
+// Also used by ingest's webhook sink, so both back off the same way.
+pub use retry::{MAX_RETRY_AFTER, clamp_hint, delay_for, parse_retry_after};
 pub use secret::Secret;
 pub use shared_quota::{SharedQuota, SharedQuotaError};
+pub use transport::{TlsConnector, https_connector};
 pub use types::{
     HistoryPage, HistoryRecord, Label, LabelChange, LabelType, ListQuery, MessageMeta,
     MessageMinimalRef, MessagePage, MessageRef, Profile, RawMessage, ThreadMinimal, ThreadPage,

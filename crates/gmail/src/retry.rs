@@ -118,7 +118,7 @@ pub(crate) fn backoff_ceiling(policy: &RetryPolicy, retry: u32) -> Duration {
 
 /// The wait before retrying: the server's hint is a floor (no request before it), the
 /// jittered backoff otherwise.
-pub(crate) fn delay_for(policy: &RetryPolicy, retry: u32, hint: Option<Duration>) -> Duration {
+pub fn delay_for(policy: &RetryPolicy, retry: u32, hint: Option<Duration>) -> Duration {
     let jitter = backoff(policy, retry);
     match hint {
         // A little jitter on top spreads the calls that were all told the same instant.
@@ -128,7 +128,7 @@ pub(crate) fn delay_for(policy: &RetryPolicy, retry: u32, hint: Option<Duration>
 }
 
 /// Parse a Retry-After header value: delta-seconds or an HTTP-date.
-pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -145,7 +145,7 @@ pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Durat
 }
 
 /// Cut a server hint to [`MAX_RETRY_AFTER`]; `true` when it was longer.
-pub(crate) fn clamp_hint(hint: Option<Duration>) -> (Option<Duration>, bool) {
+pub fn clamp_hint(hint: Option<Duration>) -> (Option<Duration>, bool) {
     match hint {
         Some(h) if h > MAX_RETRY_AFTER => (Some(MAX_RETRY_AFTER), true),
         other => (other, false),

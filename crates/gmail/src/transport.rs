@@ -106,6 +106,19 @@ pub(crate) fn connector(
     Ok(b.enable_http1().enable_http2().wrap_connector(http))
 }
 
+/// The connector type, for other HTTP clients of this workspace (the change
+/// feed's webhook sink).
+pub type TlsConnector = Connector;
+
+/// The same TLS setup (aws-lc-rs, system roots, else webpki's) for another
+/// HTTP client: https always, plain http as well when `allow_http`.
+pub fn https_connector(
+    allow_http: bool,
+    connect_timeout: Duration,
+) -> Result<TlsConnector, GmailError> {
+    connector(allow_http, connect_timeout)
+}
+
 /// The API client (google-gmail1's body type).
 pub(crate) fn api_client(connector: Connector) -> Client<Connector, google_gmail1::common::Body> {
     Client::builder(TokioExecutor::new())

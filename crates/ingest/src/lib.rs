@@ -10,6 +10,7 @@ pub mod anchor;
 pub mod domain;
 pub mod engine;
 pub mod export;
+pub mod feed;
 pub mod gc;
 pub mod heads;
 pub mod metrics;

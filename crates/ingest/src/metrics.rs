@@ -48,6 +48,12 @@ struct MailboxLabels {
     mailbox: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabels {
+    org: String,
+    consumer: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the worker exports. Labelled series carry the worker's org
@@ -69,6 +75,8 @@ pub struct Metrics {
     degraded: Family<MailboxLabels, Gauge>,
     quota_units_today: Family<MailboxLabels, Gauge>,
     project_quota_units_today: Gauge,
+    feed_lag_events: Family<ConsumerLabels, Gauge>,
+    feed_lag_seconds: Family<ConsumerLabels, FloatGauge>,
     /// Unix seconds of the worker loop's last turn (health).
     last_tick: AtomicI64,
 }
@@ -98,6 +106,8 @@ impl Metrics {
             degraded: Family::default(),
             quota_units_today: Family::default(),
             project_quota_units_today: Gauge::default(),
+            feed_lag_events: Family::default(),
+            feed_lag_seconds: Family::default(),
             last_tick: AtomicI64::new(0),
             registry: Registry::default(),
         };
@@ -161,6 +171,16 @@ impl Metrics {
             "project_quota_units_today",
             "Gmail quota units every process on this database reserved for the project since midnight Pacific time (see --project-daily-units)",
             m.project_quota_units_today.clone(),
+        );
+        registry.register(
+            "feed_consumer_lag_events",
+            "Ledger events of the org committed and not yet acknowledged by the change-feed consumer",
+            m.feed_lag_events.clone(),
+        );
+        registry.register(
+            "feed_consumer_lag_seconds",
+            "Seconds the change-feed consumer's oldest unacknowledged event has waited (0: none)",
+            m.feed_lag_seconds.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }
@@ -238,6 +258,28 @@ impl Metrics {
         &self.org
     }
 
+    /// Each change-feed consumer's lag, summed (events) and at its worst
+    /// (seconds) over its org's mailboxes.
+    async fn scrape_consumers(
+        &self,
+        repo: &dyn Repository,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let mut lag: std::collections::BTreeMap<(String, String), (i64, f64)> =
+            std::collections::BTreeMap::new();
+        for p in repo.consumer_positions(&self.org).await? {
+            let entry = lag.entry((p.org.clone(), p.consumer.clone())).or_default();
+            entry.0 += p.lag_events();
+            entry.1 = entry.1.max(p.lag_seconds(now));
+        }
+        for ((org, consumer), (events, seconds)) in lag {
+            let labels = ConsumerLabels { org, consumer };
+            self.feed_lag_events.get_or_create(&labels).set(events);
+            self.feed_lag_seconds.get_or_create(&labels).set(seconds);
+        }
+        Ok(())
+    }
+
     /// Reads what the database and the Gmail client know of the worker's
     /// org, then encodes everything in Prometheus' text format.
     pub async fn scrape(
@@ -292,6 +334,7 @@ impl Metrics {
         }
         self.project_quota_units_today
             .set(crate::project_quota::ProjectQuota::spent_today(repo).await?);
+        self.scrape_consumers(repo, now).await?;
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .map_err(|e| RepoError::Corrupt(format!("encoding metrics: {e}")))?;

@@ -183,6 +183,7 @@ on_both_backends!(
     gc_claims_only_unrecorded_blobs_and_writers_wait_for_it,
     a_purge_yields_to_a_writer_recording_the_blob_again,
     labels_refresh_records_only_real_changes_and_keeps_deleted_names,
+    a_feed_consumer_is_exclusive_fenced_and_moves_forward_only,
 );
 
 fn start(mailbox_id: i64, stale_after: Duration) -> RunStart {
@@ -1349,4 +1350,56 @@ async fn a_purge_yields_to_a_writer_recording_the_blob_again(backend: Backend) {
             .await,
         2
     );
+}
+
+/// A change-feed consumer: one live holder (another org's consumer of the
+/// same name is another consumer), positions that never move back, and a
+/// holder whose token was replaced (its lock connection lost, another
+/// process in) acknowledges nothing.
+async fn a_feed_consumer_is_exclusive_fenced_and_moves_forward_only(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let repo = fresh.repo().await;
+    let other = fresh.repo().await;
+    let (mailbox_id, _) = repo
+        .register_mailbox("org-1", "feed@example.com")
+        .await
+        .unwrap();
+    let held = repo.hold_consumer("org-1", "crm").await.unwrap();
+    assert!(held.positions.is_empty());
+    assert!(matches!(
+        other.hold_consumer("org-1", "crm").await,
+        Err(RepoError::ConsumerBusy { .. })
+    ));
+    let beta = other.hold_consumer("org-2", "crm").await.unwrap();
+    assert!(repo.consumer_still_held(&held).await.unwrap());
+
+    repo.ack_consumer(&held, &[(mailbox_id, 5)]).await.unwrap();
+    repo.ack_consumer(&held, &[(mailbox_id, 3)]).await.unwrap();
+    let position = "SELECT seq FROM feed_positions";
+    assert_eq!(
+        fresh.count(position).await,
+        5,
+        "a position never moves back"
+    );
+
+    fresh
+        .execute("UPDATE feed_consumers SET holder_token = 'another' WHERE org_id = 'org-1'")
+        .await
+        .unwrap();
+    assert!(!repo.consumer_still_held(&held).await.unwrap());
+    assert!(matches!(
+        repo.ack_consumer(&held, &[(mailbox_id, 9)]).await,
+        Err(RepoError::ConsumerFenced { .. })
+    ));
+    assert_eq!(
+        fresh.count(position).await,
+        5,
+        "the fenced ack moved nothing"
+    );
+
+    drop(held);
+    drop(beta);
+    let again = other.hold_consumer("org-1", "crm").await.unwrap();
+    assert_eq!(again.positions.get(&mailbox_id), Some(&5));
+    assert!(other.consumer_still_held(&again).await.unwrap());
 }

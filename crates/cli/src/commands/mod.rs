@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod backfill;
+pub mod changes;
 pub mod export;
 pub mod gc;
 pub mod mailbox;
@@ -45,6 +46,9 @@ pub enum Command {
     Export(export::Export),
     /// Remove store objects no row records, and unfinished writes, older than a grace period.
     Gc(gc::Gc),
+    /// The org's ledger events, in commit order, for downstream systems
+    /// (stdout or a webhook; --consumer keeps the position).
+    Changes(changes::Changes),
     /// Google sign-in for the installed-app flow.
     Auth(auth::Auth),
 }
@@ -63,6 +67,7 @@ impl Command {
             Command::Show(cmd) => cmd.run(ctx).await,
             Command::Export(cmd) => cmd.run(ctx).await,
             Command::Gc(cmd) => cmd.run(ctx).await,
+            Command::Changes(cmd) => cmd.run(ctx).await,
             Command::Auth(cmd) => cmd.run().await,
         }
     }

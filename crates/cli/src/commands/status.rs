@@ -9,7 +9,7 @@ use clap::Args;
 use std::collections::HashMap;
 
 use ingest::domain::LabelKind;
-use ingest::repo::{Degraded, MailboxLabelRow, Repository, RunStatus};
+use ingest::repo::{ConsumerPosition, Degraded, MailboxLabelRow, Repository, RunStatus};
 
 use crate::context::{Context, PoolProfile};
 use crate::exit::Exit;
@@ -49,6 +49,19 @@ impl Status {
         }
         let rows = repo.mailbox_status(&ctx.org).await?;
         let now = chrono::Utc::now();
+        // Change-feed consumers' positions, by (org, mailbox).
+        let mut consumers: HashMap<(String, String), Vec<ConsumerPosition>> = HashMap::new();
+        for p in repo.consumer_positions(&ctx.org).await? {
+            consumers
+                .entry((p.org.clone(), p.mailbox.clone()))
+                .or_default()
+                .push(p);
+        }
+        let consumers_of = |org: &str, email: &str| {
+            consumers
+                .get(&(org.to_owned(), email.to_owned()))
+                .map_or(&[][..], Vec::as_slice)
+        };
         let degraded: Vec<Vec<Degraded>> = rows.iter().map(|s| s.degraded(now)).collect();
         let ids: Vec<i64> = rows.iter().map(|s| s.mailbox.id).collect();
         let mut labels: HashMap<i64, Vec<MailboxLabelRow>> = HashMap::new();
@@ -75,6 +88,20 @@ impl Status {
                         .map(|l| l.iter().map(|l| &l.label).collect())
                         .unwrap_or_default();
                     v["labels"] = serde_json::to_value(of)?;
+                    let m = &s.mailbox;
+                    v["consumers"] = consumers_of(&m.org_id, &m.provider_email)
+                        .iter()
+                        .map(|p| {
+                            serde_json::json!({
+                                "consumer": p.consumer,
+                                "seq": p.seq,
+                                "head": p.head,
+                                "lag_events": p.lag_events(),
+                                "lag_seconds": p.lag_seconds(now),
+                                "acked_at": p.acked_at,
+                            })
+                        })
+                        .collect();
                     Ok(v)
                 })
                 .collect::<Result<_, serde_json::Error>>()?;
@@ -143,6 +170,16 @@ impl Status {
                 "  labels     {}",
                 label_line(labels.get(&m.id).map_or(&[], Vec::as_slice))
             );
+            for p in consumers_of(&m.org_id, &m.provider_email) {
+                println!(
+                    "  consumer   {}: seq {} of {} ({} events behind, oldest waiting {})",
+                    p.consumer,
+                    p.seq,
+                    p.head,
+                    p.lag_events(),
+                    age(Some(p.lag_seconds(now)))
+                );
+            }
             if s.quarantined > 0 {
                 println!(
                     "  quarantine {} message(s), {} given up (`mailingest status --quarantined` lists them)",

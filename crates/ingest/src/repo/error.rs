@@ -52,6 +52,13 @@ pub enum RepoError {
         "the SQLite database file {path} was removed or replaced while this process had it open; nothing more is written (run again to use the file now at that path)"
     )]
     DatabaseFileReplaced { path: String },
+    /// Another live process delivers for this change-feed consumer.
+    #[error("consumer {name:?} is held by another live process")]
+    ConsumerBusy { name: String },
+    /// Another process took this change-feed consumer: the acknowledgement
+    /// that found out moved no position.
+    #[error("consumer {name:?} was taken over by another process")]
+    ConsumerFenced { name: String },
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
     /// A stored value the schema does not allow (a status string, say).

@@ -3,7 +3,7 @@
 //! The database is seen through role traits, one file each: [`Mailboxes`],
 //! [`Runs`], [`PlanReads`], [`Quarantine`], [`QuotaBudget`],
 //! [`VerifySchedule`], [`AuditReads`], [`LedgerHistory`], [`ExportReads`],
-//! [`LabelReads`] and [`GcStore`]; [`Repository`] is all of them at once (what a run, the worker
+//! [`LabelReads`], [`GcStore`] and [`ChangeFeed`]; [`Repository`] is all of them at once (what a run, the worker
 //! and the commands hold), and [`RepoTx`] is one fenced transaction that
 //! writes a batch of rows, their ledger events, the run's counts and the
 //! cursor together. A consumer that needs one role takes that role. The
@@ -26,6 +26,7 @@ mod batch;
 mod edited_migrations;
 mod error;
 mod export;
+pub(crate) mod feed;
 mod gc;
 mod history;
 pub(crate) mod labels;
@@ -50,6 +51,7 @@ pub use audit::AuditReads;
 pub use error::RepoError;
 pub(crate) use error::as_i64;
 pub use export::{ExportFilter, ExportReads, ExportRow};
+pub use feed::{ChangeFeed, ConsumerPosition, FeedMailbox, FeedRow, HeldConsumer, LedgerWaiter};
 pub use gc::{GcStore, GcTx};
 pub(crate) use history::{EventRow, history_event};
 pub use history::{LedgerHistory, MailboxState, MessageEvent, MessageState, RowEventMismatch};
@@ -84,8 +86,8 @@ pub use crate::domain::{
 /// scope.
 pub mod prelude {
     pub use super::{
-        AuditReads, ExportReads, GcStore, GcTx, LabelReads, LedgerHistory, Mailboxes, PlanReads,
-        Quarantine, QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
+        AuditReads, ChangeFeed, ExportReads, GcStore, GcTx, LabelReads, LedgerHistory, Mailboxes,
+        PlanReads, Quarantine, QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
     };
 }
 
@@ -107,6 +109,7 @@ pub trait Repository:
     + ExportReads
     + LabelReads
     + GcStore
+    + ChangeFeed
     + Send
     + Sync
     + 'static

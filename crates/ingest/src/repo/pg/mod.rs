@@ -9,6 +9,7 @@
 //! own, below the run lease.
 
 mod connect;
+mod feed;
 mod gc;
 mod labels;
 mod mailboxes;
@@ -22,6 +23,7 @@ mod verify_schedule;
 
 use sqlx::PgPool;
 
+pub use feed::FEED_LOCK_CLASS;
 pub use runs::RUN_LOCK_CLASS;
 pub use tx::PgTx;
 // For tests/repo_race.rs, which races raw transactions below the lease.

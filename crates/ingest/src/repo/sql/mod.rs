@@ -13,6 +13,7 @@
 
 mod audit;
 mod export;
+pub(crate) mod feed;
 mod history;
 mod labels;
 mod plan_reads;

@@ -227,6 +227,19 @@ impl Locks {
         }
     }
 
+    /// Takes the lock of change-feed consumer `id` for this process: `None`
+    /// while a live process holds it. The file stays (only runs' locks are
+    /// named by a one-off token and removed): every process must lock the
+    /// same file, never a new one made after another process removed it.
+    pub(crate) fn try_hold_consumer(&self, id: i64) -> Result<Option<File>, RepoError> {
+        let file = self.open(&format!("consumer-{id}.lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.error(e)),
+        }
+    }
+
     /// Removes the lock file of a run found dead.
     pub(crate) fn forget_run(&self, token: &str) {
         let _ = std::fs::remove_file(self.dir.join(format!("run-{token}.lock")));

@@ -11,6 +11,7 @@
 //! `runs`.
 
 mod connect;
+mod feed;
 mod gc;
 mod labels;
 mod mailboxes;
