@@ -185,8 +185,37 @@ impl Engine {
                 .try_for_each(|()| async { Ok(()) })
                 .await
         };
-        let writer = self.write_threads(run, work_rx, progress);
-        let (listed, (), ()) = tokio::try_join!(lister, fetchers, writer)?;
+        let mut writer = std::pin::pin!(self.write_threads(run, work_rx, progress));
+        let mut front = Box::pin(async move { tokio::try_join!(lister, fetchers) });
+        let listed = tokio::select! {
+            listed = &mut front => {
+                // Closes the work queue: the writer commits what is queued and ends.
+                drop(front);
+                match listed {
+                    Ok((listed, ())) => {
+                        writer.await?;
+                        listed
+                    }
+                    Err(err) => {
+                        // The lister or a fetcher failed (a quota day spent, Gmail
+                        // gone): the writer still finishes the commit in flight and
+                        // what was fetched, so the run's counts are exactly what it
+                        // wrote (dropping it mid-commit lost a committed batch's
+                        // counts). The first failure is what the run reports.
+                        if let Err(after) = writer.await {
+                            tracing::debug!(error = %after, "the writer failed too");
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+            written = &mut writer => {
+                // The writer fails first (the lease lost, the database gone):
+                // listing and fetching stop as `front` is dropped.
+                written?;
+                front.await?.0
+            }
+        };
         info!(
             threads_listed = listed.listed,
             threads_unchanged = listed.unchanged,
