@@ -9,6 +9,8 @@
 #     trap s3_server_stop EXIT
 # s3_server_start exports AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 # AWS_REGION=us-east-1 and MAILINGEST_TEST_S3_BUCKET (already created).
+# With S3_SERVER_CLOCK_FILE=PATH set, the server's clock is off by the seconds PATH
+# holds (e.g. -172800: objects are stamped two days old); scripts/soak.sh uses it.
 #
 # Or run it directly: it starts the server, prints the exports, and stays in the foreground
 # until interrupted.
@@ -62,7 +64,27 @@ s3_server_start() {
         # Ask the kernel for a free port; another process may grab it before moto binds,
         # hence the retry loop.
         port="$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')" || return 1
-        "$S3_SERVER_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$S3_SERVER_LOG" 2>&1 &
+        if [[ -n "${S3_SERVER_CLOCK_FILE:-}" ]]; then
+            # A store whose clock is off: LastModified is moto's time plus the
+            # seconds in this file (read on every write, so it can change mid-run).
+            "$py" - "$S3_SERVER_CLOCK_FILE" -H 127.0.0.1 -p "$port" >"$S3_SERVER_LOG" 2>&1 <<'PY' &
+import datetime, sys
+import moto.s3.models as s3_models
+from moto.server import main
+clock_file, base = sys.argv[1], s3_models.utcnow
+def skewed():
+    try:
+        with open(clock_file) as f:
+            offset = float(f.read().strip() or 0)
+    except (OSError, ValueError):
+        offset = 0.0
+    return base() + datetime.timedelta(seconds=offset)
+s3_models.utcnow = skewed
+sys.exit(main(sys.argv[2:]))
+PY
+        else
+            "$S3_SERVER_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$S3_SERVER_LOG" 2>&1 &
+        fi
         S3_SERVER_PID=$!
         if "$py" - "$port" "$S3_SERVER_PID" <<'PY'
 import sys, time, socket, os

@@ -3,22 +3,32 @@
 # lost or doubled. Not a test (it takes minutes and restarts the local
 # PostgreSQL cluster): run it by hand and report its figures.
 #
-#   3 `mailingest worker` processes serve 12 mailboxes of a `gmail-emulator
-#   serve` process (SOAK_MESSAGES each, default 300) into a fresh database and
-#   an S3 store (moto, reached through a TCP proxy that the soak takes down).
+#   Two orgs share one database and one bucket: `acme` archives soak01..07,
+#   `globex` soak06..12 (soak06 and soak07 are archived by both, one address
+#   in two orgs). 3 `mailingest worker` processes (2 for acme, 1 for globex)
+#   serve them from a `gmail-emulator serve` process (SOAK_MESSAGES each,
+#   default 300) into a fresh database and an S3 store (moto, reached through
+#   a TCP proxy that the soak takes down; its clock starts two days behind, so
+#   everything written before the gc pass looks two days old to gc).
 #   During SOAK_SECONDS (default 150):
 #     - Gmail: 5% 500s, a per-mailbox quota below the client's pace (429s);
 #     - poison messages in 2 mailboxes (a persistent 500 and a 400 on one id);
-#     - mail arriving, and moved into and out of SPAM, every few seconds;
+#     - mail arriving, moved into and out of SPAM, and deleted, every few seconds;
 #     - one PostgreSQL restart (fast mode: every connection cut);
 #     - one S3 outage of 20 s (connections refused);
+#     - a gc pass per org while the workers run: the store's clock is put
+#       right, so every object written so far is past the grace period, and
+#       the bytes of mail deleted so far are purged (--purge-deleted-older-than 1s);
 #     - one worker killed with SIGKILL and restarted.
 #   Then the faults stop (the poison stays), the workers catch up and stop.
 # Checks, each printed with its figure; exit 1 if any fails:
-#   `verify --full --deep` clean for every mailbox; no duplicate natural key;
-#   every poison message quarantined and named by `status --quarantined`;
-#   no two runs of one mailbox committed in overlapping time (by ledger order).
-# Environment: DATABASE_URL, SOAK_MESSAGES, SOAK_SECONDS.
+#   `verify --full --deep` clean for every mailbox of each org; no duplicate
+#   natural key; every poison message quarantined and named by
+#   `status --quarantined`; no two runs of one mailbox committed in overlapping
+#   time (by ledger order); no object under one org's prefix that only another
+#   org records; nothing in an org's trash that one of its rows records.
+# Environment: DATABASE_URL, SOAK_MESSAGES, SOAK_SECONDS; SOAK_PG_RESTART=0 skips the
+# restart (when other work shares the server; the soak then proves less).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +67,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The store's clock starts two days behind (see s3-server.sh); the gc pass puts it right.
+export S3_SERVER_CLOCK_FILE="$work/s3-clock"
+echo -172800 >"$S3_SERVER_CLOCK_FILE"
 s3_server_start
 moto_port="${AWS_ENDPOINT_URL##*:}"
 proxy_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -93,6 +106,12 @@ start_proxy
 
 mailboxes=()
 for i in $(seq -w 1 12); do mailboxes+=("soak$i@example.com"); done
+orgs=(acme globex)
+# org → its mailboxes; soak06 and soak07 are in both.
+declare -A org_mailboxes=(
+  [acme]="${mailboxes[*]:0:7}"
+  [globex]="${mailboxes[*]:5:7}"
+)
 mb_args=()
 for m in "${mailboxes[@]}"; do mb_args+=(--mailbox "$m"); done
 # The 2025 quota table (5-unit gets) keeps the soak's pace: 150 units/s is 30 gets/s.
@@ -114,7 +133,11 @@ export MAILINGEST_QUOTA_UNITS_PER_SEC=250
 export MAILINGEST_QUOTA_TABLE=2025
 export MAILINGEST_GMAIL_MAX_ATTEMPTS=4
 export RUST_LOG="${RUST_LOG:-warn}"
-for m in "${mailboxes[@]}"; do "$mailingest" mailbox add "$m" --interval-minutes 1 >/dev/null; done
+for o in "${orgs[@]}"; do
+  for m in ${org_mailboxes[$o]}; do
+    "$mailingest" --org "$o" mailbox add "$m" --interval-minutes 1 >/dev/null
+  done
+done
 
 # Poison: one id answering 500 forever, one answering 400, in two mailboxes.
 ids_of() { curl -fsS "$control/mailboxes/$1/messages" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["ids"]))'; }
@@ -126,8 +149,10 @@ faults() {
 }
 faults 0.05
 
+worker_org=(acme acme globex)
 start_worker() {
-  "$mailingest" worker --interval 3s --poll 1s --concurrency 4 >>"$work/worker$1.log" 2>&1 &
+  "$mailingest" --org "${worker_org[$1]}" worker --interval 3s --poll 1s --concurrency 4 \
+    >>"$work/worker$1.log" 2>&1 &
   workers[$1]=$!
 }
 for w in 0 1 2; do start_worker "$w"; done
@@ -141,7 +166,9 @@ churn() {
     printf 'From: churn@example.org\r\nSubject: churn %s\r\n\r\nbody %s\r\n' "$n" "$n" |
       curl -fsS -X POST --data-binary @- "$control/mailboxes/$m/messages?labels=INBOX" >/dev/null || true
     id="$(ids_of "$m" | sed -n "$(( (n * 7) % 50 + 1 ))p")"
-    if [ $((n % 2)) -eq 0 ]; then
+    if [ $((n % 5)) -eq 0 ]; then
+      curl -fsS -X DELETE "$control/mailboxes/$m/messages/$id" >/dev/null || true
+    elif [ $((n % 2)) -eq 0 ]; then
       curl -fsS -X POST -H 'content-type: application/json' "$control/mailboxes/$m/messages/$id/modify" \
         -d '{"addLabelIds":["SPAM"],"removeLabelIds":["INBOX"]}' >/dev/null || true
     else
@@ -158,13 +185,31 @@ pids+=("$churn_pid")
 started=$(date +%s)
 at() { while [ $(( $(date +%s) - started )) -lt "$1" ]; do sleep 1; done; }
 at $((seconds * 25 / 100))
-echo "== t=$(( $(date +%s) - started ))s: PostgreSQL restart" >&2
-pg_ctlcluster --skip-systemctl-redirect -m fast "$(ls /etc/postgresql | sort -V | tail -n 1)" main restart
+if [ "${SOAK_PG_RESTART:-1}" = 1 ]; then
+  echo "== t=$(( $(date +%s) - started ))s: PostgreSQL restart" >&2
+  pg_ctlcluster --skip-systemctl-redirect -m fast "$(ls /etc/postgresql | sort -V | tail -n 1)" main restart
+else
+  echo "== t=$(( $(date +%s) - started ))s: PostgreSQL restart skipped (SOAK_PG_RESTART=0)" >&2
+fi
 at $((seconds * 45 / 100))
 echo "== t=$(( $(date +%s) - started ))s: S3 outage, 20 s" >&2
 kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
 sleep 20
 start_proxy
+at $((seconds * 55 / 100))
+echo "== t=$(( $(date +%s) - started ))s: store clock put right; gc pass per org beside the workers" >&2
+echo 0 >"$S3_SERVER_CLOCK_FILE"
+gc_removed=0
+for o in "${orgs[@]}"; do
+  rc=0
+  "$mailingest" --org "$o" gc --purge-deleted-older-than 1s --json >"$work/gc-$o.json" 2>"$work/gc-$o.err" || rc=$?
+  # 75: a mailbox was busy with a run and skipped; anything else is a failure.
+  if [ "$rc" != 0 ] && [ "$rc" != 75 ]; then
+    echo "gc for $o exited $rc:" >&2; cat "$work/gc-$o.err" >&2
+    gc_failed=1
+  fi
+  echo "   gc $o: rc=$rc $(head -c 400 "$work/gc-$o.json")" >&2
+done
 at $((seconds * 65 / 100))
 echo "== t=$(( $(date +%s) - started ))s: SIGKILL worker 1, restart it" >&2
 kill -9 "${workers[1]}"; wait "${workers[1]}" 2>/dev/null || true
@@ -191,17 +236,66 @@ fail=0
 check() { if [ "$1" = ok ]; then printf '  ok    %s\n' "$2"; else printf '  FAIL  %s\n' "$2"; fail=1; fi; }
 [ "$behind" = 0 ] && check ok "every mailbox caught up (2 completed runs after the faults)" \
   || check fail "$behind mailbox(es) did not catch up"
-clean=0
-for m in "${mailboxes[@]}"; do
-  if "$mailingest" verify --full --deep --mailbox "$m" >"$work/verify-$m.out" 2>&1; then
-    clean=$((clean + 1))
-  else
-    echo "verify $m:" >&2; tail -n 20 "$work/verify-$m.out" >&2
-  fi
+[ "${gc_failed:-0}" = 0 ] && check ok "gc pass per org beside the workers (exit 0 or 75)" \
+  || check fail "a gc pass failed (see above)"
+for o in "${orgs[@]}"; do
+  clean=0 total=0
+  for m in ${org_mailboxes[$o]}; do
+    total=$((total + 1))
+    if "$mailingest" --org "$o" verify --full --deep --mailbox "$m" >"$work/verify-$o-$m.out" 2>&1; then
+      clean=$((clean + 1))
+    else
+      echo "verify $o $m:" >&2; tail -n 20 "$work/verify-$o-$m.out" >&2
+    fi
+  done
+  [ "$clean" = "$total" ] && check ok "$o: verify --full --deep clean for $clean/$total mailboxes" \
+    || check fail "$o: verify --full --deep clean for $clean/$total mailboxes"
 done
-[ "$clean" = 12 ] && check ok "verify --full --deep clean for 12/12 mailboxes" \
-  || check fail "verify --full --deep clean for $clean/12 mailboxes"
-quarantined="$("$mailingest" status --quarantined --json)"
+# Every object key under the bucket's soak prefix, as "<org> <area> <sha256>"
+# (area: live or trash).
+"$S3_SERVER_VENV/bin/python" - "$MAILINGEST_TEST_S3_BUCKET" "soak-$$" >"$work/objects" <<'PY'
+import os, re, sys, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+bucket, root = sys.argv[1], sys.argv[2]
+pat = re.compile(r"^" + re.escape(root) + r"/([^/]+)/(\.trash/)?sha256/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})$")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root + "/"):
+    for o in page.get("Contents", []):
+        m = pat.match(o["Key"])
+        if m:
+            print(m.group(1), "trash" if m.group(2) else "live", m.group(3))
+PY
+# What each org's rows record: raw and attachment blobs of its mailboxes whose
+# bytes were not purged on purpose.
+recorded() {
+  psql "$DATABASE_URL" -qtAc "
+    SELECT DISTINCT s FROM (
+      SELECT m.raw_sha256 s, mb.org_id o FROM mail_messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+      UNION ALL
+      SELECT a.sha256, mb.org_id FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
+        JOIN mailboxes mb ON mb.id = m.mailbox_id) r
+    WHERE r.o = '$1' AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = r.s AND b.state = 'purged')" | sort -u
+}
+for o in "${orgs[@]}"; do recorded "$o" >"$work/recorded-$o"; done
+misplaced=0 trashed_recorded=0
+for o in "${orgs[@]}"; do
+  awk -v o="$o" '$1 == o && $2 == "live" { print $3 }' "$work/objects" | sort -u >"$work/live-$o"
+  awk -v o="$o" '$1 == o && $2 == "trash" { print $3 }' "$work/objects" | sort -u >"$work/trash-$o"
+  for other in "${orgs[@]}"; do
+    [ "$other" = "$o" ] && continue
+    # under o's prefix, recorded by the other org and not by o
+    n="$(comm -12 "$work/live-$o" "$work/recorded-$other" | comm -23 - "$work/recorded-$o" | wc -l)"
+    misplaced=$((misplaced + n))
+  done
+  # in o's trash (and not live), while one of o's rows records it
+  n="$(comm -23 "$work/trash-$o" "$work/live-$o" | comm -12 - "$work/recorded-$o" | wc -l)"
+  trashed_recorded=$((trashed_recorded + n))
+  echo "   $o: $(wc -l <"$work/live-$o") objects, $(wc -l <"$work/trash-$o") in trash, $(wc -l <"$work/recorded-$o") recorded" >&2
+done
+[ "$misplaced" = 0 ] && check ok "no object under one org's prefix that only another org records" \
+  || check fail "$misplaced object(s) under one org's prefix that only another org records"
+[ "$trashed_recorded" = 0 ] && check ok "nothing in trash that a row of its org records" \
+  || check fail "$trashed_recorded object(s) in trash that a row of its org records"
+quarantined="$(MAILINGEST_ORG=acme "$mailingest" status --quarantined --json)"
 for id in "$poison_500" "$poison_400"; do
   if grep -q "\"$id\"" <<<"$quarantined"; then check ok "poison $id quarantined and named"
   else check fail "poison $id not in status --quarantined"; fi
@@ -230,5 +324,5 @@ calls = sum(m["calls"] for mb in s["mailboxes"].values() for m in mb.values())
 throttled = sum(m["throttled"] for mb in s["mailboxes"].values() for m in mb.values())
 faults = s["faultsInjected"]
 print(f"gmail requests: {calls}, answered 429: {throttled}, faults injected: {faults}")'
-echo "soak: ${seconds}s of faults, $((12 * messages)) messages generated"
+echo "soak: ${seconds}s of faults, 2 orgs, 14 mailbox rows, $((12 * messages)) messages generated"
 exit "$fail"
