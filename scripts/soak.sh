@@ -273,7 +273,8 @@ recorded() {
       UNION ALL
       SELECT a.sha256, mb.org_id FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
         JOIN mailboxes mb ON mb.id = m.mailbox_id) r
-    WHERE r.o = '$1' AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = r.s AND b.state = 'purged')" | sort -u
+    WHERE r.o = '$1' AND NOT EXISTS (SELECT 1 FROM blob_copies c
+                                       WHERE c.org_id = r.o AND c.sha256 = r.s AND c.state = 'purged')" | sort -u
 }
 for o in "${orgs[@]}"; do recorded "$o" >"$work/recorded-$o"; done
 misplaced=0 trashed_recorded=0
