@@ -78,9 +78,21 @@ async fn metrics_are_scraped_and_health_follows_the_database() {
     .await;
     let stored = bed.count("SELECT count(*) FROM mail_messages").await;
 
-    let (status, body) = get(port, "/metrics").await;
-    assert_eq!(status, 200, "{body}");
-    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("prometheus text");
+    // The worker counts a run once its run's row says completed, a moment
+    // after: scrape until it has (a scrape right after the row changed
+    // sometimes came first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (scrape, body) = loop {
+        let (status, body) = get(port, "/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        let scrape =
+            Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("prometheus text");
+        let runs = value(&scrape, "mailingest_runs_total", ("outcome", "completed"));
+        if runs.is_some() || std::time::Instant::now() > deadline {
+            break (scrape, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(
         value(&scrape, "mailingest_runs_total", ("outcome", "completed")),
         Some(1.0),
