@@ -6,6 +6,7 @@
 //! POST   /mailboxes/{mb}/messages/{id}/modify  {"addLabelIds":[],"removeLabelIds":[]}
 //! POST   /mailboxes/{mb}/messages/{id}/trash
 //! POST   /mailboxes/{mb}/expire-history
+//! GET    /mailboxes/{mb}/takeout                           → the mailbox as a Takeout mbox
 //! GET|PUT|DELETE /faults      GET|PUT|DELETE /quota      GET /stats    POST /stats/reset
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/mailboxes/{mb}/messages/{id}/modify", post(modify))
         .route("/mailboxes/{mb}/messages/{id}/trash", post(trash))
         .route("/mailboxes/{mb}/expire-history", post(expire))
+        .route("/mailboxes/{mb}/takeout", get(takeout))
         .route(
             "/faults",
             get(get_faults).put(put_faults).delete(clear_faults),
@@ -110,6 +112,17 @@ async fn trash(AxState(s): AxState<Shared>, Path((mb, id)): Path<(String, String
 
 async fn expire(AxState(s): AxState<Shared>, Path(mb): Path<String>) -> Response {
     done(s.expire_history(&mb))
+}
+
+async fn takeout(AxState(s): AxState<Shared>, Path(mb): Path<String>) -> Response {
+    match s.read(&mb) {
+        Ok(mb) => (
+            [(axum::http::header::CONTENT_TYPE, "application/mbox")],
+            crate::takeout::render(&mb),
+        )
+            .into_response(),
+        Err(e) => err(e),
+    }
 }
 
 async fn get_faults(AxState(s): AxState<Shared>) -> Json<Faults> {
