@@ -11,6 +11,7 @@ pub mod domain;
 pub mod engine;
 pub mod export;
 pub mod gc;
+pub mod import;
 pub mod metrics;
 pub mod mime;
 pub mod project_quota;
