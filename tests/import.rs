@@ -1,0 +1,182 @@
+//! `mailingest import` through the binary, on both backends: a Takeout file
+//! the emulator writes of its own mailbox (`/_emulator/mailboxes/{mb}/takeout`)
+//! seeds the copy; the backfill after it fetches only what the file lacked;
+//! the same file twice inserts nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::{Backend, TestBed, small_mailbox};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+on_both_backends!(
+    an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean,
+    the_same_file_twice_inserts_nothing,
+);
+
+/// A bed on Gmail's 2026 quota table (binary and emulator alike).
+async fn bed_2026(backend: Backend, messages: usize) -> TestBed {
+    let mut config = small_mailbox(messages);
+    config.quota.table = "2026".parse().expect("the 2026 table");
+    let mut bed = TestBed::on(backend, config).await;
+    bed.quota_table = gmail::QuotaTable::Y2026;
+    bed
+}
+
+/// The emulator's Takeout file of the bed's mailbox, over HTTP.
+async fn takeout(bed: &TestBed) -> Vec<u8> {
+    let mut conn = tokio::net::TcpStream::connect(bed.emulator.addr())
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /_emulator/mailboxes/{}/takeout HTTP/1.0\r\nHost: emulator\r\n\r\n",
+        bed.mailbox
+    );
+    conn.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.expect("read");
+    let at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header");
+    assert!(response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200"));
+    response.split_off(at + 4)
+}
+
+/// The Takeout file written into the bed's temporary directory.
+async fn takeout_file(bed: &TestBed, name: &str) -> PathBuf {
+    let path = bed.store_path().with_extension(name);
+    tokio::fs::write(&path, takeout(bed).await)
+        .await
+        .expect("write");
+    path
+}
+
+fn units(bed: &TestBed) -> u64 {
+    bed.emulator
+        .stats()
+        .mailboxes
+        .get(&bed.mailbox)
+        .map(|m| m.values().map(|s| s.quota_units).sum())
+        .unwrap_or(0)
+}
+
+async fn import(bed: &TestBed, file: &std::path::Path) -> (i32, serde_json::Value) {
+    let path = file.to_str().expect("utf-8 path");
+    bed.run_json(&["import", "--mailbox", bed.mailbox.as_str(), path])
+        .await
+}
+
+/// Every stored message's raw sha256, by Gmail id.
+async fn stored_raw(bed: &TestBed) -> BTreeMap<String, String> {
+    let ids = bed
+        .strings("SELECT provider_message_id || ' ' || raw_sha256 FROM mail_messages")
+        .await;
+    ids.into_iter()
+        .map(|s| {
+            let (id, sha) = s.split_once(' ').expect("two words");
+            (id.to_owned(), sha.to_owned())
+        })
+        .collect()
+}
+
+async fn an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean(backend: Backend) {
+    // What a plain first backfill spends, on a bed of its own.
+    let plain = bed_2026(backend, 300).await;
+    plain.emulator.reset_stats();
+    let (code, _) = plain.backfill(&[]).await;
+    assert_eq!(code, 0);
+    let plain_units = units(&plain);
+
+    let bed = bed_2026(backend, 300).await;
+    let (expected, _) = bed.expected_ids().await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let sha = hex::encode(Sha256::digest(std::fs::read(&file).expect("read")));
+    bed.emulator.reset_stats();
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["run"]["kind"], "import");
+    assert_eq!(
+        out["run"]["messages"]["inserted"].as_u64(),
+        Some(expected.len() as u64)
+    );
+    assert_eq!(out["import"]["files"][0]["sha256"], sha.as_str());
+    // One labels.list, nothing per message.
+    assert_eq!(units(&bed), 1, "{:?}", bed.emulator.stats());
+    // Stored bytes are Gmail's format=raw bytes, each message by its own id.
+    let stored = stored_raw(&bed).await;
+    assert_eq!(
+        stored
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected
+    );
+    for (id, sha) in &stored {
+        let raw = bed
+            .emulator
+            .raw_message(&bed.mailbox, id)
+            .expect("in Gmail");
+        assert_eq!(&hex::encode(Sha256::digest(&raw)), sha, "message {id}");
+    }
+    let sources = bed
+        .strings(
+            "SELECT CAST(payload AS TEXT) FROM ledger_events WHERE event_type = 'message.ingested'",
+        )
+        .await;
+    assert!(!sources.is_empty());
+    for payload in &sources {
+        let p: serde_json::Value = serde_json::from_str(payload).expect("json");
+        assert_eq!(p["source"], format!("takeout:{sha}"), "{p}");
+    }
+
+    // The backfill after it: listing and labels, no messages.get for mail
+    // the import brought.
+    bed.emulator.reset_stats();
+    let (code, out) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["messages"]["inserted"].as_u64(), Some(0), "{out}");
+    assert_eq!(
+        bed.calls("users.messages.get"),
+        0,
+        "{:?}",
+        bed.emulator.stats()
+    );
+    let after = units(&bed);
+    eprintln!("plain backfill {plain_units} units; import 1 + backfill after it {after}");
+    assert!(
+        (after + 1) * 50 <= plain_units,
+        "import + backfill {} units, more than 2% of a plain backfill's {plain_units}",
+        after + 1
+    );
+    bed.assert_verify_clean().await;
+    let out = bed.run(&["verify", "--full"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+async fn the_same_file_twice_inserts_nothing(backend: Backend) {
+    let bed = bed_2026(backend, 60).await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let (code, first) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{first}");
+    let events = "SELECT count(*) FROM ledger_events WHERE event_type = 'message.ingested'";
+    let before = bed.count(events).await;
+    let rows = bed.count("SELECT count(*) FROM mail_messages").await;
+    let (code, second) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{second}");
+    assert_eq!(second["run"]["messages"]["inserted"].as_u64(), Some(0));
+    assert_eq!(
+        second["import"]["files"][0]["already_stored"].as_u64(),
+        first["run"]["messages"]["inserted"].as_u64()
+    );
+    assert_eq!(bed.count(events).await, before);
+    assert_eq!(bed.count("SELECT count(*) FROM mail_messages").await, rows);
+}
