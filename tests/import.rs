@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 on_both_backends!(
     an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean,
     the_same_file_twice_inserts_nothing,
+    a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores,
 );
 
 /// A bed on Gmail's 2026 quota table (binary and emulator alike).
@@ -85,13 +86,13 @@ async fn stored_raw(bed: &TestBed) -> BTreeMap<String, String> {
 
 async fn an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean(backend: Backend) {
     // What a plain first backfill spends, on a bed of its own.
-    let plain = bed_2026(backend, 300).await;
+    let plain = bed_2026(backend, 600).await;
     plain.emulator.reset_stats();
     let (code, _) = plain.backfill(&[]).await;
     assert_eq!(code, 0);
     let plain_units = units(&plain);
 
-    let bed = bed_2026(backend, 300).await;
+    let bed = bed_2026(backend, 600).await;
     let (expected, _) = bed.expected_ids().await;
     let file = takeout_file(&bed, "takeout.mbox").await;
     let sha = hex::encode(Sha256::digest(std::fs::read(&file).expect("read")));
@@ -104,8 +105,12 @@ async fn an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean(backen
         Some(expected.len() as u64)
     );
     assert_eq!(out["import"]["files"][0]["sha256"], sha.as_str());
-    // One labels.list, nothing per message.
-    assert_eq!(units(&bed), 1, "{:?}", bed.emulator.stats());
+    // One labels.list and the mailbox's ids, twice (with SPAM and TRASH,
+    // and without: messages.list, 5 units per 500), nothing per message.
+    let import_units = units(&bed);
+    assert_eq!(bed.calls("users.labels.list"), 1);
+    assert_eq!(bed.calls("users.messages.list"), 2 * 2);
+    assert_eq!(import_units, 1 + 2 * 2 * 5, "{:?}", bed.emulator.stats());
     // Stored bytes are Gmail's format=raw bytes, each message by its own id.
     let stored = stored_raw(&bed).await;
     assert_eq!(
@@ -146,11 +151,13 @@ async fn an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean(backen
         bed.emulator.stats()
     );
     let after = units(&bed);
-    eprintln!("plain backfill {plain_units} units; import 1 + backfill after it {after}");
+    eprintln!(
+        "plain backfill {plain_units} units; import {import_units} + backfill after it {after}"
+    );
     assert!(
-        (after + 1) * 50 <= plain_units,
+        (import_units + after) * 50 <= plain_units,
         "import + backfill {} units, more than 2% of a plain backfill's {plain_units}",
-        after + 1
+        import_units + after
     );
     bed.assert_verify_clean().await;
     let out = bed.run(&["verify", "--full"]).await;
@@ -179,4 +186,91 @@ async fn the_same_file_twice_inserts_nothing(backend: Backend) {
     );
     assert_eq!(bed.count(events).await, before);
     assert_eq!(bed.count("SELECT count(*) FROM mail_messages").await, rows);
+}
+
+/// What changed in the mailbox since its Takeout file was written: mail
+/// added, relabelled, trashed and deleted. The same on every bed built from
+/// the same seed, so two beds end with the same ids.
+fn change_since_the_takeout(bed: &TestBed) -> (String, String, String) {
+    let ids = bed.emulator.message_ids(&bed.mailbox);
+    let (relabelled, trashed, deleted) = (ids[3].clone(), ids[5].clone(), ids[7].clone());
+    bed.emulator
+        .modify_labels(
+            &bed.mailbox,
+            &relabelled,
+            &["STARRED", "Later"],
+            &["INBOX", "UNREAD"],
+        )
+        .expect("relabel");
+    bed.emulator.trash(&bed.mailbox, &trashed).expect("trash");
+    bed.emulator
+        .delete_message(&bed.mailbox, &deleted)
+        .expect("delete");
+    for n in 0..3 {
+        let raw = format!(
+            "From: new{n}@example.com\r\nTo: ann@example.com\r\nSubject: after the takeout {n}\r\nMessage-ID: <after{n}@example.com>\r\n\r\nnew mail {n}\r\n"
+        );
+        bed.emulator
+            .insert_raw(&bed.mailbox, raw.as_bytes(), &["INBOX", "UNREAD"], None)
+            .expect("insert");
+    }
+    (relabelled, trashed, deleted)
+}
+
+/// Live rows (id → labels), as the copy holds them.
+async fn live(bed: &TestBed) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    bed.live_labels().await
+}
+
+async fn a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores(
+    backend: Backend,
+) {
+    let plain = bed_2026(backend, 80).await;
+    change_since_the_takeout(&plain);
+    let (code, out) = plain.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+
+    let bed = bed_2026(backend, 80).await;
+    let file = takeout_file(&bed, "old-takeout.mbox").await;
+    let (relabelled, trashed, deleted) = change_since_the_takeout(&bed);
+    let (code, imported) = import(&bed, &file).await;
+    let out = imported.clone();
+    // The message deleted since is named, not stored.
+    assert_eq!(code, 0, "{out}");
+    let skipped = out["import"]["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{out}");
+    assert_eq!(skipped[0]["message_id"], deleted.as_str());
+    assert!(skipped[0]["offset"].as_u64().is_some());
+    let (code, out) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+
+    // Everything a plain backfill stores, with the same labels.
+    let want = live(&plain).await;
+    let got = live(&bed).await;
+    assert!(want.contains_key(&relabelled));
+    assert!(!want.contains_key(&deleted) && !want.contains_key(&trashed));
+    assert_eq!(got.get(&relabelled), want.get(&relabelled));
+    // Neither the trashed nor the deleted message was stored.
+    // (The generated mailbox holds 2 in SPAM or TRASH already.)
+    let out_of_scope = &imported["import"]["files"][0]["out_of_scope"];
+    assert_eq!(out_of_scope.as_u64(), Some(3), "{imported}");
+    let differ: Vec<_> = got
+        .keys()
+        .chain(want.keys())
+        .filter(|id| got.get(*id) != want.get(*id))
+        .map(|id| (id, got.get(id), want.get(id)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "(id, import + backfill, plain backfill): {differ:?}"
+    );
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{deleted}'"
+        ))
+        .await,
+        0,
+        "the message deleted since the takeout is not stored"
+    );
+    bed.assert_verify_clean().await;
 }

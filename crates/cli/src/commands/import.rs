@@ -55,7 +55,9 @@ impl Import {
         };
         print(&run, &report, self.json);
         let mut exit = Exit::from(&run);
-        if !report.skipped.is_empty() {
+        // Entries that are not Takeout's (no usable id, no date): exit 3.
+        // Mail Gmail no longer has is named, but expected of an older file.
+        if report.malformed() > 0 {
             exit = exit.max(Exit::Skipped);
         }
         Ok(exit.into())

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use gmail::{MessageMeta, RawMessage};
+use gmail::{ListQuery, MessageMeta, RawMessage};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::commit::Batch;
 use super::run::{BodyEnd, Run, RunPlan};
-use super::thread_fetch::{MessageResult, is_spam_or_trash};
+use super::thread_fetch::MessageResult;
 use super::{Engine, EngineError, MailboxRef, Progress};
 use crate::domain::{RunKind, RunSummary};
 use crate::import::mbox::{MboxEntry, MboxReader};
@@ -72,7 +72,7 @@ pub struct ImportedFile {
     pub entries: u64,
     /// Messages already stored (by an earlier import or a backfill): left alone.
     pub already_stored: u64,
-    /// SPAM or TRASH, left out as a backfill leaves them out.
+    /// In SPAM or TRASH in Gmail now: left out, as a backfill leaves them out.
     pub out_of_scope: u64,
 }
 
@@ -91,6 +91,26 @@ impl ImportReport {
     pub fn malformed(&self) -> usize {
         self.skipped.iter().filter(|s| s.malformed).count()
     }
+}
+
+/// One file's import and what it shares with the others.
+struct FileImport<'a> {
+    path: &'a Path,
+    labels: &'a LabelMap,
+    in_gmail: &'a GmailIds,
+    report: &'a Mutex<ImportReport>,
+}
+
+/// What Gmail holds now, listed when the import starts: an entry Gmail no
+/// longer has (deleted since the file was made) is never stored, one now in
+/// SPAM or TRASH is left out as a backfill leaves it out, and each message is
+/// filed under the thread Gmail has it in. The file's labels are stored as
+/// they are; the next backfill refreshes them from Gmail.
+struct GmailIds {
+    /// Every message id, SPAM and TRASH included → its thread id.
+    all: HashMap<String, String>,
+    /// Those outside SPAM and TRASH; `None` when the import includes them.
+    in_scope: Option<HashSet<String>>,
 }
 
 /// Takeout's label names → the mailbox's label ids.
@@ -123,6 +143,13 @@ impl Engine {
         let email = request.mailbox.email();
         let api_before = self.gmail.mailbox_metrics(email);
         let labels = LabelMap::new(self.gmail.labels(email).await?);
+        let in_gmail = GmailIds {
+            all: self.mailbox_ids(email, true).await?,
+            in_scope: match request.include_spam_trash {
+                true => None,
+                false => Some(self.mailbox_ids(email, false).await?.into_keys().collect()),
+            },
+        };
         let plan = RunPlan {
             kind: RunKind::Import,
             mailbox: request.mailbox.clone(),
@@ -136,13 +163,19 @@ impl Engine {
         let summary = self
             .run(plan, cancel, |run| {
                 let (labels, report, files) = (&labels, &report, &request.files);
+                let in_gmail = &in_gmail;
                 async move {
                     for path in files {
                         if cancel.is_cancelled() {
                             break;
                         }
-                        self.import_file(&run, path, labels, report, cancel, progress)
-                            .await?;
+                        let file = FileImport {
+                            path,
+                            labels,
+                            in_gmail,
+                            report,
+                        };
+                        self.import_file(&run, file, cancel, progress).await?;
                     }
                     Ok(BodyEnd {
                         cursor: CursorUpdate::Keep,
@@ -158,15 +191,40 @@ impl Engine {
         Ok((summary, report))
     }
 
+    /// The mailbox's message ids with their thread ids (messages.list, 5
+    /// units per 500 ids), with or without SPAM and TRASH.
+    async fn mailbox_ids(
+        &self,
+        email: &str,
+        include_spam_trash: bool,
+    ) -> Result<HashMap<String, String>, EngineError> {
+        let query = ListQuery {
+            include_spam_trash,
+            ..ListQuery::default()
+        };
+        let mut pages = self.gmail.list_messages(email, query);
+        let mut ids = HashMap::new();
+        while let Some(page) = pages.next().await {
+            for m in page?.messages {
+                ids.insert(m.id, m.thread_id);
+            }
+        }
+        Ok(ids)
+    }
+
     async fn import_file(
         &self,
         run: &Run,
-        path: &Path,
-        labels: &LabelMap,
-        report: &Mutex<ImportReport>,
+        file_import: FileImport<'_>,
         cancel: &CancellationToken,
         progress: &Progress,
     ) -> Result<(), EngineError> {
+        let FileImport {
+            path,
+            labels,
+            in_gmail,
+            report,
+        } = file_import;
         let sha256 = file_sha256(path.to_owned()).await?;
         let source = format!("takeout:{sha256}");
         let mut file = ImportedFile {
@@ -222,10 +280,33 @@ impl Engine {
                 })
                 .await?;
             let mut todo: Vec<RawMessage> = Vec::with_capacity(chunk.len());
-            for m in chunk {
+            for mut m in chunk {
                 if stored.contains(&m.id) {
                     file.already_stored += 1;
                     continue;
+                }
+                match in_gmail.all.get(&m.id) {
+                    Some(_)
+                        if in_gmail
+                            .in_scope
+                            .as_ref()
+                            .is_some_and(|s| !s.contains(&m.id)) =>
+                    {
+                        file.out_of_scope += 1;
+                        continue;
+                    }
+                    Some(thread_id) => m.thread_id = thread_id.clone(),
+                    None => {
+                        skipped.push(skip(
+                            m.offset,
+                            Some(m.id),
+                            "not in this mailbox in Gmail (deleted since the archive was \
+                             made, or another account's message): not stored"
+                                .into(),
+                            false,
+                        ));
+                        continue;
+                    }
                 }
                 let mut label_ids = Vec::with_capacity(m.label_names.len());
                 for name in &m.label_names {
@@ -236,10 +317,6 @@ impl Engine {
                 }
                 label_ids.sort();
                 label_ids.dedup();
-                if !run.include_spam_trash() && is_spam_or_trash(&label_ids) {
-                    file.out_of_scope += 1;
-                    continue;
-                }
                 let size = m.raw.len() as u64;
                 todo.push(RawMessage {
                     meta: MessageMeta {

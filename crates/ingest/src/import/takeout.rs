@@ -17,6 +17,8 @@ use crate::mime::decode_unstructured;
 /// An entry read as a Gmail message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TakeoutMessage {
+    /// Byte offset of the entry's separator in the file.
+    pub offset: u64,
     /// Gmail's hex form of the separator's decimal id.
     pub id: String,
     /// Gmail's hex form of `X-GM-THRID`.
@@ -60,12 +62,14 @@ pub fn read_entry(entry: MboxEntry) -> Result<TakeoutMessage, EntryError> {
     let thread_id =
         hex_of(String::from_utf8_lossy(thread).trim()).ok_or(EntryError::BadThreadId)?;
     let label_names = labels.map(label_names).unwrap_or_default();
+    let offset = entry.offset;
     let mut raw = entry.body;
     raw.drain(..start);
     if raw.is_empty() {
         return Err(EntryError::Empty);
     }
     Ok(TakeoutMessage {
+        offset,
         id,
         thread_id,
         label_names,
