@@ -16,6 +16,7 @@ on_both_backends!(
     an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean,
     the_same_file_twice_inserts_nothing,
     a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores,
+    kill_9_mid_import_then_a_rerun_stores_each_message_once,
 );
 
 /// A bed on Gmail's 2026 quota table (binary and emulator alike).
@@ -271,6 +272,67 @@ async fn a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_sto
         .await,
         0,
         "the message deleted since the takeout is not stored"
+    );
+    bed.assert_verify_clean().await;
+}
+
+async fn kill_9_mid_import_then_a_rerun_stores_each_message_once(backend: Backend) {
+    let bed = bed_2026(backend, 1200).await;
+    let (expected, _) = bed.expected_ids().await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let mut child = bed
+        .command()
+        .args(["import", "--mailbox", bed.mailbox.as_str()])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn import");
+    // Right after the first batch is visible.
+    bed.wait_for_count(
+        "SELECT count(*) FROM mail_messages",
+        1,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    child.start_kill().expect("kill -9");
+    let status = child.wait().await.expect("wait");
+    assert_eq!(status.code(), None, "killed by the signal, not finished");
+    let partial = bed.count("SELECT count(*) FROM mail_messages").await;
+    assert!(
+        (partial as usize) < expected.len(),
+        "the kill must land mid-import ({partial} of {} stored)",
+        expected.len()
+    );
+
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out["import"]["files"][0]["already_stored"].as_u64(),
+        Some(partial as u64),
+        "the re-run leaves what the killed run committed alone"
+    );
+    let stored = stored_raw(&bed).await;
+    assert_eq!(
+        bed.count("SELECT count(*) FROM mail_messages").await as usize,
+        expected.len(),
+        "no duplicate"
+    );
+    assert_eq!(
+        stored
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected,
+        "nothing missing"
+    );
+    // The killed run is recorded as interrupted; the ledger and the blobs agree.
+    assert_eq!(
+        bed.count(
+            "SELECT count(*) FROM sync_runs WHERE kind = 'import' AND status = 'interrupted'"
+        )
+        .await,
+        1
     );
     bed.assert_verify_clean().await;
 }
