@@ -17,6 +17,7 @@ on_both_backends!(
     the_same_file_twice_inserts_nothing,
     a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores,
     kill_9_mid_import_then_a_rerun_stores_each_message_once,
+    an_mbox_export_imports_back,
 );
 
 /// A bed on Gmail's 2026 quota table (binary and emulator alike).
@@ -335,4 +336,57 @@ async fn kill_9_mid_import_then_a_rerun_stores_each_message_once(backend: Backen
         1
     );
     bed.assert_verify_clean().await;
+}
+
+/// `export --format mbox` writes Takeout's layout: a copy exported from one
+/// database imports into another with the same bytes and labels.
+async fn an_mbox_export_imports_back(backend: Backend) {
+    let source = bed_2026(backend, 60).await;
+    let (code, out) = source.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    let file = source.store_path().with_extension("export.mbox");
+    let out = source
+        .run(&[
+            "export",
+            "--format",
+            "mbox",
+            "--mailbox",
+            source.mailbox.as_str(),
+            "--out",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "--out needs a value");
+    let out = source
+        .command()
+        .args([
+            "export",
+            "--format",
+            "mbox",
+            "--mailbox",
+            source.mailbox.as_str(),
+            "--out",
+        ])
+        .arg(&file)
+        .output()
+        .await
+        .expect("export");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same mailbox (same seed, same ids), another database.
+    let target = bed_2026(backend, 60).await;
+    let (code, out) = import(&target, &file).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out["import"]["unknown_labels"]
+            .as_object()
+            .is_some_and(|m| m.is_empty()),
+        "{out}"
+    );
+    assert_eq!(stored_raw(&target).await, stored_raw(&source).await);
+    assert_eq!(live(&target).await, live(&source).await);
 }

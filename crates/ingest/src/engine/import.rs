@@ -117,8 +117,14 @@ struct GmailIds {
 struct LabelMap(HashMap<String, String>);
 
 impl LabelMap {
+    /// By name, case-insensitively (Gmail's names are unique that way); a
+    /// label id is taken as itself too, as `mailingest export` writes user
+    /// labels by id. A name wins over an id that spells the same.
     fn new(labels: Vec<gmail::Label>) -> Self {
         let mut map = HashMap::new();
+        for l in &labels {
+            map.insert(l.id.to_lowercase(), l.id.clone());
+        }
         for l in labels {
             map.insert(l.name.to_lowercase(), l.id);
         }
