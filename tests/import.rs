@@ -18,6 +18,7 @@ on_both_backends!(
     a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores,
     kill_9_mid_import_then_a_rerun_stores_each_message_once,
     an_mbox_export_imports_back,
+    verify_sample_finds_imported_bytes_that_are_not_gmails,
 );
 
 /// A bed on Gmail's 2026 quota table (binary and emulator alike).
@@ -389,4 +390,66 @@ async fn an_mbox_export_imports_back(backend: Backend) {
     );
     assert_eq!(stored_raw(&target).await, stored_raw(&source).await);
     assert_eq!(live(&target).await, live(&source).await);
+}
+
+/// The import trusts the file's bytes; `verify --sample N` checks them
+/// against Gmail's: a message altered in the file is a finding naming it.
+async fn verify_sample_finds_imported_bytes_that_are_not_gmails(backend: Backend) {
+    let bed = bed_2026(backend, 40).await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    let n = out["run"]["messages"]["inserted"]
+        .as_u64()
+        .expect("inserted");
+    bed.emulator.reset_stats();
+    let (code, report) = bed.run_json(&["verify", "--sample", &n.to_string()]).await;
+    assert_eq!(code, 0, "{report}");
+    let sample = &report["mailboxes"][0]["sample"];
+    assert_eq!(sample["sampled"].as_u64(), Some(n), "{report}");
+    assert_eq!(sample["identical"].as_u64(), Some(n), "{report}");
+    assert_eq!(bed.calls("users.messages.get"), n);
+
+    // Another bed, whose file has one message altered by a byte.
+    let bed = bed_2026(backend, 40).await;
+    let victim = bed
+        .emulator
+        .message_ids(&bed.mailbox)
+        .into_iter()
+        .find(|id| {
+            let raw = bed
+                .emulator
+                .raw_message(&bed.mailbox, id)
+                .unwrap_or_default();
+            String::from_utf8_lossy(&raw).contains("Subject:")
+        })
+        .expect("a message with a subject");
+    let decimal = u64::from_str_radix(&victim, 16).expect("hex id");
+    let mut text = takeout(&bed).await;
+    let at = text
+        .windows(format!("From {decimal}@xxx").len())
+        .position(|w| w == format!("From {decimal}@xxx").as_bytes())
+        .expect("the victim's entry");
+    let subject = at
+        + text[at..]
+            .windows(9)
+            .position(|w| w == b"Subject: ")
+            .expect("its subject");
+    text[subject + 9] ^= 0x20;
+    let file = bed.store_path().with_extension("altered.mbox");
+    tokio::fs::write(&file, &text).await.expect("write");
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    let n = out["run"]["messages"]["inserted"]
+        .as_u64()
+        .expect("inserted");
+    let (code, report) = bed.run_json(&["verify", "--sample", &n.to_string()]).await;
+    assert_eq!(code, 4, "{report}");
+    let sample = &report["mailboxes"][0]["sample"];
+    assert_eq!(sample["differ"].as_u64(), Some(1), "{report}");
+    let findings = report["mailboxes"][0]["findings"].to_string();
+    assert!(
+        findings.contains(&format!("message {victim}")),
+        "{findings}"
+    );
 }
