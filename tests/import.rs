@@ -19,6 +19,7 @@ on_both_backends!(
     kill_9_mid_import_then_a_rerun_stores_each_message_once,
     an_mbox_export_imports_back,
     verify_sample_finds_imported_bytes_that_are_not_gmails,
+    a_malformed_entry_is_named_by_offset_and_the_import_goes_on,
 );
 
 /// A bed on Gmail's 2026 quota table (binary and emulator alike).
@@ -452,4 +453,43 @@ async fn verify_sample_finds_imported_bytes_that_are_not_gmails(backend: Backend
         findings.contains(&format!("message {victim}")),
         "{findings}"
     );
+}
+
+async fn a_malformed_entry_is_named_by_offset_and_the_import_goes_on(backend: Backend) {
+    let bed = bed_2026(backend, 30).await;
+    let (expected, _) = bed.expected_ids().await;
+    let mut text = takeout(&bed).await;
+    // The third entry's separator loses its id.
+    let separators: Vec<usize> = text
+        .windows(6)
+        .enumerate()
+        .filter(|(i, w)| *w == b"\r\nFrom" && text.get(i + 6) == Some(&b' '))
+        .map(|(i, _)| i + 2)
+        .collect();
+    let bad = separators[1];
+    let id_end = bad + text[bad..].iter().position(|b| *b == b'@').expect("@");
+    let decimal = String::from_utf8(text[bad + 5..id_end].to_vec()).expect("digits");
+    let hex = format!("{:x}", decimal.parse::<u64>().expect("decimal"));
+    text.splice(bad + 5..id_end, b"nobody".iter().copied());
+    let file = bed.store_path().with_extension("bad.mbox");
+    tokio::fs::write(&file, &text).await.expect("write");
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 3, "{out}");
+    let skipped = out["import"]["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{out}");
+    assert_eq!(skipped[0]["offset"].as_u64(), Some(bad as u64), "{out}");
+    assert_eq!(skipped[0]["malformed"], true);
+    let stored = stored_raw(&bed).await;
+    let mut want = expected.clone();
+    want.remove(&hex);
+    assert_eq!(
+        stored.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        want,
+        "every other message imported"
+    );
+    let text_out = bed
+        .run(&["import", "--mailbox", bed.mailbox.as_str(), file.to_str().expect("path")])
+        .await;
+    let stdout = String::from_utf8_lossy(&text_out.stdout);
+    assert!(stdout.contains(&format!("at byte {bad}")), "{stdout}");
 }

@@ -354,9 +354,17 @@ impl Engine {
             self.commit(run, &batch).await?;
         }
         drop(rx);
-        reader
+        let garbage = reader
             .await
             .map_err(|e| EngineError::Internal(format!("mbox reader: {e}")))?;
+        if garbage > 0 {
+            skipped.push(skip(
+                0,
+                None,
+                format!("{garbage} bytes before the first `From ` line are no mbox entry"),
+                true,
+            ));
+        }
         let mut report = report
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -393,26 +401,28 @@ async fn file_sha256(path: PathBuf) -> Result<String, EngineError> {
 }
 
 /// Streams the file's entries into `tx` from a blocking thread; stops when
-/// the receiver is gone.
+/// the receiver is gone. Returns how many bytes came before the first entry.
 fn read_entries(
     path: PathBuf,
     tx: mpsc::Sender<std::io::Result<MboxEntry>>,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<u64> {
     tokio::task::spawn_blocking(move || {
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));
-                return;
+                return 0;
             }
         };
         let mut reader = MboxReader::new(BufReader::with_capacity(1 << 20, file));
         loop {
             let next = reader.next_entry().transpose();
-            let Some(next) = next else { return };
+            let Some(next) = next else {
+                return reader.leading_garbage();
+            };
             let failed = next.is_err();
             if tx.blocking_send(next).is_err() || failed {
-                return;
+                return reader.leading_garbage();
             }
         }
     })
