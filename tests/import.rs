@@ -453,6 +453,30 @@ async fn verify_sample_finds_imported_bytes_that_are_not_gmails(backend: Backend
         findings.contains(&format!("message {victim}")),
         "{findings}"
     );
+    // repair puts Gmail's bytes in their place, recorded in the ledger.
+    let (code, out) = bed
+        .run_json(&[
+            "repair",
+            "--mailbox",
+            bed.mailbox.as_str(),
+            "--replace-imported",
+            victim.as_str(),
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["messages"]["updated"].as_u64(), Some(1), "{out}");
+    let gmail_raw = bed
+        .emulator
+        .raw_message(&bed.mailbox, &victim)
+        .expect("raw");
+    assert_eq!(
+        stored_raw(&bed).await.get(&victim),
+        Some(&hex::encode(Sha256::digest(&gmail_raw)))
+    );
+    let (code, report) = bed
+        .run_json(&["verify", "--deep", "--sample", &n.to_string()])
+        .await;
+    assert_eq!(code, 0, "{report}");
 }
 
 async fn a_malformed_entry_is_named_by_offset_and_the_import_goes_on(backend: Backend) {
@@ -483,12 +507,20 @@ async fn a_malformed_entry_is_named_by_offset_and_the_import_goes_on(backend: Ba
     let mut want = expected.clone();
     want.remove(&hex);
     assert_eq!(
-        stored.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        stored
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
         want,
         "every other message imported"
     );
     let text_out = bed
-        .run(&["import", "--mailbox", bed.mailbox.as_str(), file.to_str().expect("path")])
+        .run(&[
+            "import",
+            "--mailbox",
+            bed.mailbox.as_str(),
+            file.to_str().expect("path"),
+        ])
         .await;
     let stdout = String::from_utf8_lossy(&text_out.stdout);
     assert!(stdout.contains(&format!("at byte {bad}")), "{stdout}");

@@ -197,6 +197,54 @@ impl Engine {
         Ok((summary, report))
     }
 
+    /// `repair --replace-imported ID…`: the imported bytes of these messages
+    /// (named by `verify --sample`) are not Gmail's. Each is fetched raw (20
+    /// units on the 2026 table) and stored through the one committer, as a
+    /// backfill stores it: its row now names Gmail's bytes, and the ledger
+    /// records the change (`message.ingested`, outcome `updated`). A run of
+    /// kind `import`, as it mends what an import wrote.
+    pub async fn replace_imported(
+        &self,
+        mailbox: MailboxRef,
+        ids: Vec<String>,
+        cancel: CancellationToken,
+    ) -> Result<RunSummary, EngineError> {
+        let plan = RunPlan {
+            kind: RunKind::Import,
+            api_before: self.gmail.mailbox_metrics(mailbox.email()),
+            mailbox,
+            window: None,
+            start_history_id: None,
+            include_spam_trash: true,
+        };
+        let cancel = &cancel;
+        self.run(plan, cancel, |run| {
+            let ids = &ids;
+            async move {
+                let results: Vec<Option<MessageResult>> = stream::iter(ids.iter().cloned())
+                    .map(|id| {
+                        let run = &run;
+                        async move {
+                            self.fetch_in_scope(run, id, "not found: deleted in Gmail")
+                                .await
+                        }
+                    })
+                    .buffer_unordered(ARCHIVING_IN_FLIGHT)
+                    .try_collect()
+                    .await?;
+                let mut batch = Batch::default();
+                batch.add_messages(results.into_iter().flatten());
+                self.commit(&run, &batch).await?;
+                Ok(BodyEnd {
+                    cursor: CursorUpdate::Keep,
+                    window: None,
+                    history_expired: false,
+                })
+            }
+        })
+        .await
+    }
+
     /// The mailbox's message ids with their thread ids (messages.list, 5
     /// units per 500 ids), with or without SPAM and TRASH.
     async fn mailbox_ids(
