@@ -10,12 +10,14 @@
 //! re-run after a kill resumes where the last commit left off, and the same
 //! file twice inserts nothing (the upserts would change nothing anyway).
 //!
-//! What the import trusts from the file: the ids, the thread ids, the bytes
-//! and the label names. It does not set the mailbox's history cursor (the
-//! file is older than now): the next backfill lists the mailbox, fetches
-//! only ids not stored, and refreshes stored messages' labels from Gmail.
-//! Its threads are stored without a historyId, so that backfill looks at
-//! every one of them.
+//! What the import trusts from the file: the message ids, the bytes and the
+//! label names. What Gmail holds decides the rest (one listing of the
+//! mailbox's ids, `GmailIds`): mail deleted since is named, not stored; mail
+//! now in SPAM or TRASH is left out; thread ids are Gmail's. It does not set
+//! the mailbox's history cursor (the file is older than now): the next
+//! backfill lists the mailbox, fetches only ids not stored, and refreshes
+//! stored messages' labels from Gmail. Its threads are stored without a
+//! historyId, so that backfill looks at every one of them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read};
