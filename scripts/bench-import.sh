@@ -96,6 +96,7 @@ echo "== emulator: $messages messages, 2026 quota table" >&2
 pids+=("$!")
 for _ in $(seq 1 1200); do [ -s "$work/emu.out" ] && break; sleep 0.1; done
 url="$(head -n 1 "$work/emu.out")"
+url="${url%/}"
 [ -n "$url" ] || { cat "$work/emu.err" >&2; exit 1; }
 export GMAIL_ENDPOINT="$url"
 stats() { curl -s "$url/_emulator/stats"; }
@@ -135,7 +136,7 @@ def j(n): return json.load(open(f"{work}/{n}.json"))
 def f(n, ext): return open(f"{work}/{n}.{ext}").read().strip()
 def units(n):
     s = json.load(open(f"{work}/{n}.stats"))
-    return sum(m["quota_units"] for mb in s["mailboxes"].values() for m in mb.values())
+    return sum(m["quotaUnits"] for mb in s["mailboxes"].values() for m in mb.values())
 def calls(n, method):
     s = json.load(open(f"{work}/{n}.stats"))
     return sum(mb.get(method, {}).get("calls", 0) for mb in s["mailboxes"].values())
