@@ -9,6 +9,7 @@
 //! POST   /mailboxes/{mb}/labels              {"name"}  → {"id"}   (labels.create)
 //! PATCH  /mailboxes/{mb}/labels/{id}         {"name"}             (a rename)
 //! DELETE /mailboxes/{mb}/labels/{id}         (its messages lose it, in history)
+//! GET    /mailboxes/{mb}/takeout                           → the mailbox as a Takeout mbox
 //! GET|PUT|DELETE /faults      GET|PUT|DELETE /quota      GET /stats    POST /stats/reset
 
 use std::collections::HashMap;
@@ -42,6 +43,7 @@ pub(crate) fn router() -> Router<Shared> {
             "/mailboxes/{mb}/labels/{id}",
             axum::routing::patch(rename_label).delete(delete_label),
         )
+        .route("/mailboxes/{mb}/takeout", get(takeout))
         .route(
             "/faults",
             get(get_faults).put(put_faults).delete(clear_faults),
@@ -133,6 +135,17 @@ async fn create_label(
 ) -> Response {
     match s.create_label(&mb, &l.name) {
         Ok(id) => Json(json!({"id": id})).into_response(),
+        Err(e) => err(e),
+    }
+}
+
+async fn takeout(AxState(s): AxState<Shared>, Path(mb): Path<String>) -> Response {
+    match s.read(&mb) {
+        Ok(mb) => (
+            [(axum::http::header::CONTENT_TYPE, "application/mbox")],
+            crate::takeout::render(&mb),
+        )
+            .into_response(),
         Err(e) => err(e),
     }
 }

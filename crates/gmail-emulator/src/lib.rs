@@ -37,6 +37,7 @@ mod query;
 mod quota_table;
 mod server;
 mod state;
+mod takeout;
 mod wire;
 
 use std::collections::HashMap;

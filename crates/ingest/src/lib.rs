@@ -13,6 +13,7 @@ pub mod export;
 pub mod feed;
 pub mod gc;
 pub mod heads;
+pub mod import;
 pub mod metrics;
 pub mod mime;
 pub mod project_quota;

@@ -323,6 +323,7 @@ impl Worker {
                 deep: false,
                 full: true,
                 expect_head: None,
+                sample: None,
             },
         )
         .await?;

@@ -7,6 +7,7 @@ pub mod backfill;
 pub mod changes;
 pub mod export;
 pub mod gc;
+pub mod import;
 pub mod mailbox;
 pub mod migrate;
 pub mod repair;
@@ -28,6 +29,8 @@ pub enum Command {
     Migrate(migrate::Migrate),
     /// Back up a time window of one mailbox.
     Backfill(backfill::Backfill),
+    /// Seed a mailbox from Google Takeout mbox files, at no quota per message.
+    Import(import::Import),
     /// Apply what changed in Gmail since the last run.
     Sync(sync::Sync),
     /// Sync due mailboxes forever (several workers may share one database).
@@ -58,6 +61,7 @@ impl Command {
         match self {
             Command::Migrate(cmd) => cmd.run(ctx).await,
             Command::Backfill(cmd) => cmd.run(ctx).await,
+            Command::Import(cmd) => cmd.run(ctx).await,
             Command::Sync(cmd) => cmd.run(ctx).await,
             Command::Worker(cmd) => cmd.run(ctx).await,
             Command::Mailbox(cmd) => cmd.run(ctx).await,

@@ -28,6 +28,11 @@ pub struct Verify {
     /// the mailbox's chain must still extend it. Needs --mailbox.
     #[arg(long, value_name = "SEQ:HASH", value_parser = parse_head, requires = "mailbox")]
     expect_head: Option<ledger::ChainHead>,
+    /// Fetch N random messages `mailingest import` stored, raw (20 quota
+    /// units each on the 2026 table), and compare their bytes with what the
+    /// import stored: a difference is a problem naming the message.
+    #[arg(long, value_name = "N", conflicts_with = "offline")]
+    sample: Option<u32>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -56,6 +61,7 @@ impl Verify {
                 deep: self.deep,
                 full: self.full,
                 expect_head: self.expect_head.clone(),
+                sample: self.sample,
             },
         )
         .await?;
@@ -120,6 +126,12 @@ fn print_text(report: &VerifyReport) {
             println!(
                 "        gmail (whole mailbox): listed {} stored live {} skipped (recorded) {} missing here {} gone from gmail {}",
                 f.listed, f.stored_live, f.skipped_recorded, f.missing_here, f.gone_there
+            );
+        }
+        if let Some(s) = &m.sample {
+            println!(
+                "        imported sample: {} fetched, {} byte-identical, {} differ, {} gone from gmail",
+                s.sampled, s.identical, s.differ, s.gone
             );
         }
         for f in &m.findings {

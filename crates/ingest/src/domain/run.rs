@@ -18,6 +18,9 @@ pub enum RunKind {
     /// `mailingest gc --purge-deleted-older-than`: removes the objects of
     /// mail Gmail deleted long ago, recording each in the mailbox's chain.
     Gc,
+    /// `mailingest import`: seeds the mailbox from a Google Takeout mbox,
+    /// holding its lease like a backfill.
+    Import,
 }
 
 impl RunKind {
@@ -26,6 +29,7 @@ impl RunKind {
             RunKind::Backfill => "backfill",
             RunKind::Sync => "sync",
             RunKind::Gc => "gc",
+            RunKind::Import => "import",
         }
     }
 }
@@ -82,7 +86,7 @@ impl FromStr for RunStatus {
 impl FromStr for RunKind {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [RunKind::Backfill, RunKind::Sync]
+        [RunKind::Backfill, RunKind::Sync, RunKind::Import]
             .into_iter()
             .find(|v| v.as_str() == s)
             .ok_or_else(|| UnknownValue {

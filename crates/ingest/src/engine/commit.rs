@@ -46,6 +46,9 @@ pub(crate) struct Batch {
     /// History pages and records this batch applies (sync).
     pub history_pages: u64,
     pub history_records: u64,
+    /// Where the batch's messages came from when not from Gmail
+    /// (`takeout:<file sha256>`), recorded in each `message.ingested`.
+    pub source: Option<String>,
 }
 
 impl Batch {
@@ -297,20 +300,24 @@ impl BatchWriter<'_> {
         for ((row, result), attachments) in rows.into_iter().zip(&results).zip(parts) {
             self.tally.messages.record(result.outcome);
             if result.outcome != Outcome::Unchanged {
+                let mut payload = json!({
+                    "outcome": result.outcome,
+                    "thread_id": row.provider_thread_id,
+                    "raw_sha256": row.raw_sha256,
+                    "raw_size": row.raw_size,
+                    "history_id": row.history_id.map(|h| h.to_string()),
+                    "attachments": attachments,
+                    // The labels it was stored with: a replay of the
+                    // ledger (show --as-of) knows each message's labels.
+                    "label_ids": row.label_ids,
+                });
+                if let (Some(source), Some(p)) = (&batch.source, payload.as_object_mut()) {
+                    p.insert("source".into(), source.clone().into());
+                }
                 self.events.push(event(
                     EventType::MessageIngested,
                     Subject::Message(row.provider_message_id.clone()),
-                    json!({
-                        "outcome": result.outcome,
-                        "thread_id": row.provider_thread_id,
-                        "raw_sha256": row.raw_sha256,
-                        "raw_size": row.raw_size,
-                        "history_id": row.history_id.map(|h| h.to_string()),
-                        "attachments": attachments,
-                        // The labels it was stored with: a replay of the
-                        // ledger (show --as-of) knows each message's labels.
-                        "label_ids": row.label_ids,
-                    }),
+                    payload,
                 ));
             }
             stored.push((row, result.id));
@@ -548,7 +555,11 @@ fn message_row(
         label_ids: m.meta.label_ids.clone(),
         snippet: None,
         size_estimate: i64::try_from(m.meta.size_estimate).ok(),
-        history_id: Some(as_i64("historyId", m.meta.history_id)?),
+        // 0: not known (an imported message); Gmail's historyIds start above it.
+        history_id: match m.meta.history_id {
+            0 => None,
+            h => Some(as_i64("historyId", h)?),
+        },
         body_text: p.body_text.clone(),
         body_html: p.body_html.clone(),
         raw_sha256: m.raw_blob.sha256.clone(),

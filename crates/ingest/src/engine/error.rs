@@ -45,6 +45,12 @@ pub enum EngineError {
         "blob {sha256} was removed from the store (by gc) while this run was about to record it; nothing of its batch was written, and the next run stores it again"
     )]
     BlobCollected { sha256: String },
+    /// An import's file could not be read (`mailingest import`).
+    #[error("{}: {reason}", path.display())]
+    Import {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("invalid window: {0}")]
     InvalidWindow(String),
     #[error(transparent)]

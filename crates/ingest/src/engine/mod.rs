@@ -7,6 +7,7 @@ mod backfill;
 mod commit;
 mod error;
 mod estimate;
+mod import;
 mod label_source;
 mod labels;
 mod lease;
@@ -32,6 +33,7 @@ pub use crate::domain::{
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
 pub use estimate::BackfillEstimate;
+pub use import::{ImportReport, ImportRequest, ImportedFile, SkippedEntry};
 pub(crate) use lease::{DEFAULT_DB_OUTAGE, DEFAULT_LEASE, RunLease, is_lease_lost};
 pub use memory::MessageMemory;
 pub use progress::{Progress, ProgressSnapshot};

@@ -1,5 +1,6 @@
-//! The mbox format as Gmail's Takeout writes it, so other tools import it:
-//! a `From ` separator line, then `X-GM-THRID` (the thread id in decimal) and
+//! The mbox format as Gmail's Takeout writes it, so other tools (and
+//! `mailingest import`) import it: a `From <message id in decimal>@xxx <date>`
+//! separator line, then `X-GM-THRID` (the thread id in decimal) and
 //! `X-Gmail-Labels` (Takeout's words for system labels, user labels by their
 //! names in Gmail, nested ones joined by `/` as Gmail names them, a name
 //! holding a comma or quote in double quotes, and a list holding anything
@@ -18,6 +19,10 @@ pub(crate) fn preamble(row: &ExportRow, crlf: bool) -> Vec<u8> {
     let eol = if crlf { "\r\n" } else { "\n" };
     let thread = u64::from_str_radix(&row.provider_thread_id, 16)
         .map_or_else(|_| id_as_word(&row.provider_thread_id), |t| t.to_string());
+    // Takeout's separator, so `mailingest import` reads an export back: the
+    // message id in decimal, `@xxx`, the internalDate.
+    let id = u64::from_str_radix(&row.provider_message_id, 16)
+        .map_or_else(|_| id_as_word(&row.provider_message_id), |t| t.to_string());
     let labels: Vec<String> = row
         .label_ids
         .iter()
@@ -25,11 +30,10 @@ pub(crate) fn preamble(row: &ExportRow, crlf: bool) -> Vec<u8> {
         .map(|(i, id)| takeout_label(id, row.label_names.get(i).map(String::as_str)))
         .collect();
     format!(
-        "From {}@mailingest {}\n\
+        "From {id}@xxx {}{eol}\
          X-GM-THRID: {thread}{eol}\
          X-Gmail-Labels: {}{eol}",
-        id_as_word(&row.provider_message_id),
-        asctime(row.internal_date),
+        takeout_date(row.internal_date),
         label_list(&labels.join(","), eol)
     )
     .into_bytes()
@@ -47,9 +51,9 @@ pub(crate) fn trailer(ends_with_newline: bool, crlf: bool) -> &'static [u8] {
     }
 }
 
-/// `Thu Dec  4 03:35:12 2026`, the separator line's date.
-fn asctime(t: DateTime<Utc>) -> String {
-    t.format("%a %b %e %H:%M:%S %Y").to_string()
+/// `Thu Dec 04 03:35:12 +0000 2026`, the separator line's date as Takeout writes it.
+fn takeout_date(t: DateTime<Utc>) -> String {
+    t.format("%a %b %d %H:%M:%S %z %Y").to_string()
 }
 
 /// Takeout's word for a system label; a user label's name (its id when none
@@ -259,7 +263,7 @@ mod tests {
         }
         let plain = String::from_utf8(preamble(&row("18c2f0", "18c2f0", &["Label_7"]), false))
             .unwrap_or_default();
-        assert!(plain.starts_with("From 18c2f0@mailingest "), "{plain}");
+        assert!(plain.starts_with("From 1622768@xxx "), "{plain}");
         assert!(plain.contains("X-GM-THRID: 1622768\n"), "{plain}");
         assert!(plain.ends_with("X-Gmail-Labels: Label_7\n"), "{plain}");
     }
@@ -311,7 +315,7 @@ mod tests {
         let text = String::from_utf8(preamble(&row, true)).unwrap();
         assert_eq!(
             text,
-            "From 18c0f@mailingest Tue Nov 14 22:13:20 2023\n\
+            "From 101391@xxx Tue Nov 14 22:13:20 +0000 2023\r\n\
              X-GM-THRID: 255\r\nX-Gmail-Labels: Inbox,Label_3,\"odd, one\"\r\n"
         );
     }

@@ -35,6 +35,7 @@ use chrono::{DateTime, Utc};
 use mail_parser::{HeaderName, MessageParser};
 
 pub use addresses::Address;
+pub(crate) use encoded_words::decode_unstructured;
 pub use error::MimeError;
 pub use part_path::{InvalidPartPath, PartPath};
 pub use parts::ParsedPart;

@@ -44,6 +44,13 @@ pub trait AuditReads: Send + Sync {
     /// Every live (not deleted) message of the mailbox with its labels.
     async fn live_messages(&self, mailbox_id: i64)
     -> Result<Vec<(String, Vec<String>)>, RepoError>;
+    /// Up to `limit` live messages an import stored (their `message.ingested`
+    /// event is an import run's), picked at random: (id, raw sha256).
+    async fn imported_sample(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, RepoError>;
     /// The window of the mailbox's last completed backfill.
     async fn last_backfill_window(&self, mailbox_id: i64) -> Result<Option<Window>, RepoError>;
     /// Which of the given messages the ledger records as skipped.

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use ledger::Subject;
 
 use super::{Db, Dialect, HasDb, IdList, Labels, on_either};
-use crate::domain::{MailboxAddress, Window};
+use crate::domain::{MailboxAddress, RunKind, Window};
 use crate::repo::{AuditReads, DuplicateKey, MailboxCounts, RepoError};
 
 /// The original spec's `GROUP BY … HAVING count(*) > 1` checks, per table:
@@ -260,6 +260,27 @@ impl<B: HasDb> AuditReads for B {
                 Ok((id, labels))
             })
             .collect()
+    }
+
+    async fn imported_sample(
+        &self,
+        mailbox_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, RepoError> {
+        let sql = "SELECT m.provider_message_id, m.raw_sha256 FROM mail_messages m
+             WHERE m.mailbox_id = $1 AND m.deleted_at IS NULL AND EXISTS (
+                 SELECT 1 FROM ledger_events e JOIN sync_runs r ON r.id = e.run_id
+                 WHERE e.mailbox_id = $1 AND e.event_type = 'message.ingested'
+                   AND r.kind = $4 AND e.subject_key = $2 || m.provider_message_id)
+             ORDER BY random() LIMIT $3";
+        on_either!(self.db(), |pool| sqlx::query_as(sql)
+            .bind(mailbox_id)
+            .bind(Subject::MESSAGE_PREFIX)
+            .bind(limit)
+            .bind(RunKind::Import.as_str())
+            .fetch_all(pool)
+            .await)
+        .map_err(RepoError::db("sample imported messages"))
     }
 
     async fn last_backfill_window(&self, mailbox_id: i64) -> Result<Option<Window>, RepoError> {

@@ -1,0 +1,480 @@
+//! `mailingest import`: seeds a mailbox from Google Takeout mbox files at
+//! the cost of one labels.list, instead of 20 quota units a message.
+//!
+//! One run of kind `import` holds the mailbox's lease. Each file is hashed
+//! first (its sha256 names the source in every `message.ingested` event),
+//! then streamed one entry at a time (`import::mbox`), read as a Gmail
+//! message (`import::takeout`), archived exactly as a fetched message is
+//! (`archive_message`: blob before row) and committed in batches through the
+//! one committer, fenced. Ids already stored are not archived again, so a
+//! re-run after a kill resumes where the last commit left off, and the same
+//! file twice inserts nothing (the upserts would change nothing anyway).
+//!
+//! What the import trusts from the file: the message ids, the bytes and the
+//! label names. What Gmail holds decides the rest (one listing of the
+//! mailbox's ids, `GmailIds`): mail deleted since is named, not stored; mail
+//! now in SPAM or TRASH is left out; thread ids are Gmail's. It does not set
+//! the mailbox's history cursor (the file is older than now): the next
+//! backfill lists the mailbox, fetches only ids not stored, and refreshes
+//! stored messages' labels from Gmail. Its threads are stored without a
+//! historyId, so that backfill looks at every one of them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use gmail::{ListQuery, MessageMeta, RawMessage};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::commit::Batch;
+use super::run::{BodyEnd, Run, RunPlan};
+use super::thread_fetch::MessageResult;
+use super::{Engine, EngineError, MailboxRef, Progress};
+use crate::domain::{RunKind, RunSummary};
+use crate::import::mbox::{MboxEntry, MboxReader};
+use crate::import::takeout::{self, TakeoutMessage};
+use crate::repo::CursorUpdate;
+
+/// Messages archived at once (store puts and MIME parsing).
+const ARCHIVING_IN_FLIGHT: usize = 16;
+/// Entries read ahead of the archiver.
+const READ_AHEAD: usize = 64;
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub mailbox: MailboxRef,
+    /// Takeout mbox files, in order.
+    pub files: Vec<PathBuf>,
+    /// Import messages labelled SPAM or TRASH too (a backfill leaves them out
+    /// unless asked).
+    pub include_spam_trash: bool,
+}
+
+/// What an import did beyond the run's counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub files: Vec<ImportedFile>,
+    /// Entries not imported: each names its file, byte offset and why.
+    pub skipped: Vec<SkippedEntry>,
+    /// Label names of the file that Gmail's labels.list does not know, with
+    /// how many messages carried each. Kept out of the stored label ids.
+    pub unknown_labels: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedFile {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub entries: u64,
+    /// Messages already stored (by an earlier import or a backfill): left alone.
+    pub already_stored: u64,
+    /// In SPAM or TRASH in Gmail now: left out, as a backfill leaves them out.
+    pub out_of_scope: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedEntry {
+    pub path: PathBuf,
+    pub offset: u64,
+    /// Gmail's id, when the entry had one.
+    pub message_id: Option<String>,
+    pub reason: String,
+    /// A malformed entry (exit 3), rather than one left out by choice.
+    pub malformed: bool,
+}
+
+impl ImportReport {
+    pub fn malformed(&self) -> usize {
+        self.skipped.iter().filter(|s| s.malformed).count()
+    }
+}
+
+/// One file's import and what it shares with the others.
+struct FileImport<'a> {
+    path: &'a Path,
+    labels: &'a LabelMap,
+    in_gmail: &'a GmailIds,
+    report: &'a Mutex<ImportReport>,
+}
+
+/// What Gmail holds now, listed when the import starts: an entry Gmail no
+/// longer has (deleted since the file was made) is never stored, one now in
+/// SPAM or TRASH is left out as a backfill leaves it out, and each message is
+/// filed under the thread Gmail has it in. The file's labels are stored as
+/// they are; the next backfill refreshes them from Gmail.
+struct GmailIds {
+    /// Every message id, SPAM and TRASH included → its thread id.
+    all: HashMap<String, String>,
+    /// Those outside SPAM and TRASH; `None` when the import includes them.
+    in_scope: Option<HashSet<String>>,
+}
+
+/// Takeout's label names → the mailbox's label ids.
+struct LabelMap(HashMap<String, String>);
+
+impl LabelMap {
+    /// By name, case-insensitively (Gmail's names are unique that way); a
+    /// label id is taken as itself too, as `mailingest export` writes user
+    /// labels by id. A name wins over an id that spells the same.
+    fn new(labels: Vec<gmail::Label>) -> Self {
+        let mut map = HashMap::new();
+        for l in &labels {
+            map.insert(l.id.to_lowercase(), l.id.clone());
+        }
+        for l in labels {
+            map.insert(l.name.to_lowercase(), l.id);
+        }
+        LabelMap(map)
+    }
+
+    fn id_of(&self, name: &str) -> Option<String> {
+        takeout::system_label(name)
+            .map(str::to_owned)
+            .or_else(|| self.0.get(&name.to_lowercase()).cloned())
+    }
+}
+
+impl Engine {
+    /// Imports Takeout files into one mailbox: one run, from lease to summary.
+    pub async fn import(
+        &self,
+        request: ImportRequest,
+        cancel: CancellationToken,
+        progress: &Progress,
+    ) -> Result<(RunSummary, ImportReport), EngineError> {
+        let email = request.mailbox.email();
+        let api_before = self.gmail.mailbox_metrics(email);
+        let in_gmail = GmailIds {
+            all: self.mailbox_ids(email, true).await?,
+            in_scope: match request.include_spam_trash {
+                true => None,
+                false => Some(self.mailbox_ids(email, false).await?.into_keys().collect()),
+            },
+        };
+        let plan = RunPlan {
+            kind: RunKind::Import,
+            mailbox: request.mailbox.clone(),
+            window: None,
+            start_history_id: None,
+            include_spam_trash: request.include_spam_trash,
+            api_before,
+        };
+        let report = Mutex::new(ImportReport::default());
+        let cancel = &cancel;
+        let summary = self
+            .run(plan, cancel, |run| {
+                let (report, files) = (&report, &request.files);
+                let in_gmail = &in_gmail;
+                async move {
+                    // The run listed the labels as it started (labels.list once).
+                    let labels = &LabelMap::new(run.listed_labels().unwrap_or_default().to_vec());
+                    for path in files {
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        let file = FileImport {
+                            path,
+                            labels,
+                            in_gmail,
+                            report,
+                        };
+                        self.import_file(&run, file, cancel, progress).await?;
+                    }
+                    Ok(BodyEnd {
+                        cursor: CursorUpdate::Keep,
+                        window: None,
+                        history_expired: false,
+                    })
+                }
+            })
+            .await?;
+        let report = report
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok((summary, report))
+    }
+
+    /// `repair --replace-imported ID…`: the imported bytes of these messages
+    /// (named by `verify --sample`) are not Gmail's. Each is fetched raw (20
+    /// units on the 2026 table) and stored through the one committer, as a
+    /// backfill stores it: its row now names Gmail's bytes, and the ledger
+    /// records the change (`message.ingested`, outcome `updated`). A run of
+    /// kind `import`, as it mends what an import wrote.
+    pub async fn replace_imported(
+        &self,
+        mailbox: MailboxRef,
+        ids: Vec<String>,
+        cancel: CancellationToken,
+    ) -> Result<RunSummary, EngineError> {
+        let plan = RunPlan {
+            kind: RunKind::Import,
+            api_before: self.gmail.mailbox_metrics(mailbox.email()),
+            mailbox,
+            window: None,
+            start_history_id: None,
+            include_spam_trash: true,
+        };
+        let cancel = &cancel;
+        self.run(plan, cancel, |run| {
+            let ids = &ids;
+            async move {
+                let results: Vec<Option<MessageResult>> = stream::iter(ids.iter().cloned())
+                    .map(|id| {
+                        let run = &run;
+                        async move {
+                            self.fetch_in_scope(run, id, "not found: deleted in Gmail")
+                                .await
+                        }
+                    })
+                    .buffer_unordered(ARCHIVING_IN_FLIGHT)
+                    .try_collect()
+                    .await?;
+                let mut batch = Batch::default();
+                batch.add_messages(results.into_iter().flatten());
+                self.commit(&run, &batch).await?;
+                Ok(BodyEnd {
+                    cursor: CursorUpdate::Keep,
+                    window: None,
+                    history_expired: false,
+                })
+            }
+        })
+        .await
+    }
+
+    /// The mailbox's message ids with their thread ids (messages.list, 5
+    /// units per 500 ids), with or without SPAM and TRASH.
+    async fn mailbox_ids(
+        &self,
+        email: &str,
+        include_spam_trash: bool,
+    ) -> Result<HashMap<String, String>, EngineError> {
+        let query = ListQuery {
+            include_spam_trash,
+            ..ListQuery::default()
+        };
+        let mut pages = self.gmail.list_messages(email, query);
+        let mut ids = HashMap::new();
+        while let Some(page) = pages.next().await {
+            for m in page?.messages {
+                ids.insert(m.id, m.thread_id);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn import_file(
+        &self,
+        run: &Run,
+        file_import: FileImport<'_>,
+        cancel: &CancellationToken,
+        progress: &Progress,
+    ) -> Result<(), EngineError> {
+        let FileImport {
+            path,
+            labels,
+            in_gmail,
+            report,
+        } = file_import;
+        let sha256 = file_sha256(path.to_owned()).await?;
+        let source = format!("takeout:{sha256}");
+        let mut file = ImportedFile {
+            path: path.to_owned(),
+            sha256,
+            entries: 0,
+            already_stored: 0,
+            out_of_scope: 0,
+        };
+        let (tx, mut rx) = mpsc::channel::<std::io::Result<MboxEntry>>(READ_AHEAD);
+        let reader = read_entries(path.to_owned(), tx);
+        let mut skipped: Vec<SkippedEntry> = Vec::new();
+        let mut unknown: BTreeMap<String, u64> = BTreeMap::new();
+        let skip = |offset, message_id, reason: String, malformed| SkippedEntry {
+            path: path.to_owned(),
+            offset,
+            message_id,
+            reason,
+            malformed,
+        };
+        let batch_size = self.options.batch_messages.max(1);
+        let mut done = false;
+        while !done && !cancel.is_cancelled() {
+            // One batch of readable entries, each id once.
+            let mut chunk: Vec<TakeoutMessage> = Vec::with_capacity(batch_size);
+            let mut seen: HashSet<String> = HashSet::new();
+            while chunk.len() < batch_size {
+                let Some(entry) = rx.recv().await else {
+                    done = true;
+                    break;
+                };
+                let entry = entry.map_err(|e| EngineError::Import {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                file.entries += 1;
+                let offset = entry.offset;
+                match takeout::read_entry(entry) {
+                    Ok(m) if !seen.insert(m.id.clone()) => skipped.push(skip(
+                        offset,
+                        Some(m.id),
+                        "the same message id again in this batch of the file".into(),
+                        false,
+                    )),
+                    Ok(m) => chunk.push(m),
+                    Err(e) => skipped.push(skip(offset, None, e.to_string(), true)),
+                }
+            }
+            let ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
+            let stored = self
+                .riding_out("read stored message ids", || async {
+                    Ok(self.repo.stored_message_ids(run.mailbox_id(), &ids).await?)
+                })
+                .await?;
+            let mut todo: Vec<RawMessage> = Vec::with_capacity(chunk.len());
+            for mut m in chunk {
+                if stored.contains(&m.id) {
+                    file.already_stored += 1;
+                    continue;
+                }
+                match in_gmail.all.get(&m.id) {
+                    Some(_)
+                        if in_gmail
+                            .in_scope
+                            .as_ref()
+                            .is_some_and(|s| !s.contains(&m.id)) =>
+                    {
+                        file.out_of_scope += 1;
+                        continue;
+                    }
+                    Some(thread_id) => m.thread_id = thread_id.clone(),
+                    None => {
+                        skipped.push(skip(
+                            m.offset,
+                            Some(m.id),
+                            "not in this mailbox in Gmail (deleted since the archive was \
+                             made, or another account's message): not stored"
+                                .into(),
+                            false,
+                        ));
+                        continue;
+                    }
+                }
+                let mut label_ids = Vec::with_capacity(m.label_names.len());
+                for name in &m.label_names {
+                    match labels.id_of(name) {
+                        Some(id) => label_ids.push(id),
+                        None => *unknown.entry(name.clone()).or_default() += 1,
+                    }
+                }
+                label_ids.sort();
+                label_ids.dedup();
+                let size = m.raw.len() as u64;
+                todo.push(RawMessage {
+                    meta: MessageMeta {
+                        id: m.id,
+                        thread_id: m.thread_id,
+                        label_ids,
+                        internal_date_ms: m.internal_date_ms,
+                        // Unknown: the file does not say (stored as NULL).
+                        history_id: 0,
+                        size_estimate: size,
+                    },
+                    raw: m.raw.into(),
+                });
+            }
+            if todo.is_empty() {
+                continue;
+            }
+            let results: Vec<MessageResult> = stream::iter(todo)
+                .map(|raw| self.archive_message(run, raw))
+                .buffer_unordered(ARCHIVING_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            Progress::add(&progress.messages_fetched, results.len() as u64);
+            let mut batch = Batch {
+                source: Some(source.clone()),
+                ..Batch::default()
+            };
+            batch.add_messages(results);
+            self.commit(run, &batch).await?;
+        }
+        drop(rx);
+        let garbage = reader
+            .await
+            .map_err(|e| EngineError::Internal(format!("mbox reader: {e}")))?;
+        if garbage > 0 {
+            skipped.push(skip(
+                0,
+                None,
+                format!("{garbage} bytes before the first `From ` line are no mbox entry"),
+                true,
+            ));
+        }
+        let mut report = report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        report.files.push(file);
+        report.skipped.extend(skipped);
+        for (name, n) in unknown {
+            *report.unknown_labels.entry(name).or_default() += n;
+        }
+        Ok(())
+    }
+}
+
+/// The file's sha256, read off the async threads.
+async fn file_sha256(path: PathBuf) -> Result<String, EngineError> {
+    let fail = |path: &Path, e: std::io::Error| EngineError::Import {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path).map_err(|e| fail(&path, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| fail(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    })
+    .await
+    .map_err(|e| EngineError::Internal(format!("hashing task failed: {e}")))?
+}
+
+/// Streams the file's entries into `tx` from a blocking thread; stops when
+/// the receiver is gone. Returns how many bytes came before the first entry.
+fn read_entries(
+    path: PathBuf,
+    tx: mpsc::Sender<std::io::Result<MboxEntry>>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::task::spawn_blocking(move || {
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return 0;
+            }
+        };
+        let mut reader = MboxReader::new(BufReader::with_capacity(1 << 20, file));
+        loop {
+            let next = reader.next_entry().transpose();
+            let Some(next) = next else {
+                return reader.leading_garbage();
+            };
+            let failed = next.is_err();
+            if tx.blocking_send(next).is_err() || failed {
+                return reader.leading_garbage();
+            }
+        }
+    })
+}

@@ -1,0 +1,527 @@
+//! `mailingest import` through the binary, on both backends: a Takeout file
+//! the emulator writes of its own mailbox (`/_emulator/mailboxes/{mb}/takeout`)
+//! seeds the copy; the backfill after it fetches only what the file lacked;
+//! the same file twice inserts nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::{Backend, TestBed, small_mailbox};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+on_both_backends!(
+    an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean,
+    the_same_file_twice_inserts_nothing,
+    a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores,
+    kill_9_mid_import_then_a_rerun_stores_each_message_once,
+    an_mbox_export_imports_back,
+    verify_sample_finds_imported_bytes_that_are_not_gmails,
+    a_malformed_entry_is_named_by_offset_and_the_import_goes_on,
+);
+
+/// A bed on Gmail's 2026 quota table (binary and emulator alike).
+async fn bed_2026(backend: Backend, messages: usize) -> TestBed {
+    let mut config = small_mailbox(messages);
+    config.quota.table = "2026".parse().expect("the 2026 table");
+    let mut bed = TestBed::on(backend, config).await;
+    bed.quota_table = gmail::QuotaTable::Y2026;
+    bed
+}
+
+/// The emulator's Takeout file of the bed's mailbox, over HTTP.
+async fn takeout(bed: &TestBed) -> Vec<u8> {
+    let mut conn = tokio::net::TcpStream::connect(bed.emulator.addr())
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /_emulator/mailboxes/{}/takeout HTTP/1.0\r\nHost: emulator\r\n\r\n",
+        bed.mailbox
+    );
+    conn.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.expect("read");
+    let at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header");
+    assert!(response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200"));
+    response.split_off(at + 4)
+}
+
+/// The Takeout file written into the bed's temporary directory.
+async fn takeout_file(bed: &TestBed, name: &str) -> PathBuf {
+    let path = bed.store_path().with_extension(name);
+    tokio::fs::write(&path, takeout(bed).await)
+        .await
+        .expect("write");
+    path
+}
+
+fn units(bed: &TestBed) -> u64 {
+    bed.emulator
+        .stats()
+        .mailboxes
+        .get(&bed.mailbox)
+        .map(|m| m.values().map(|s| s.quota_units).sum())
+        .unwrap_or(0)
+}
+
+async fn import(bed: &TestBed, file: &std::path::Path) -> (i32, serde_json::Value) {
+    let path = file.to_str().expect("utf-8 path");
+    bed.run_json(&["import", "--mailbox", bed.mailbox.as_str(), path])
+        .await
+}
+
+/// Every stored message's raw sha256, by Gmail id.
+async fn stored_raw(bed: &TestBed) -> BTreeMap<String, String> {
+    let ids = bed
+        .strings("SELECT provider_message_id || ' ' || raw_sha256 FROM mail_messages")
+        .await;
+    ids.into_iter()
+        .map(|s| {
+            let (id, sha) = s.split_once(' ').expect("two words");
+            (id.to_owned(), sha.to_owned())
+        })
+        .collect()
+}
+
+async fn an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean(backend: Backend) {
+    // What a plain first backfill spends, on a bed of its own.
+    let plain = bed_2026(backend, 600).await;
+    plain.emulator.reset_stats();
+    let (code, _) = plain.backfill(&[]).await;
+    assert_eq!(code, 0);
+    let plain_units = units(&plain);
+
+    let bed = bed_2026(backend, 600).await;
+    let (expected, _) = bed.expected_ids().await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let sha = hex::encode(Sha256::digest(std::fs::read(&file).expect("read")));
+    bed.emulator.reset_stats();
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["run"]["kind"], "import");
+    assert_eq!(
+        out["run"]["messages"]["inserted"].as_u64(),
+        Some(expected.len() as u64)
+    );
+    assert_eq!(out["import"]["files"][0]["sha256"], sha.as_str());
+    // One labels.list and the mailbox's ids, twice (with SPAM and TRASH,
+    // and without: messages.list, 5 units per 500), nothing per message.
+    let import_units = units(&bed);
+    assert_eq!(bed.calls("users.labels.list"), 1);
+    assert_eq!(bed.calls("users.messages.list"), 2 * 2);
+    assert_eq!(import_units, 1 + 2 * 2 * 5, "{:?}", bed.emulator.stats());
+    // Stored bytes are Gmail's format=raw bytes, each message by its own id.
+    let stored = stored_raw(&bed).await;
+    assert_eq!(
+        stored
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected
+    );
+    for (id, sha) in &stored {
+        let raw = bed
+            .emulator
+            .raw_message(&bed.mailbox, id)
+            .expect("in Gmail");
+        assert_eq!(&hex::encode(Sha256::digest(&raw)), sha, "message {id}");
+    }
+    let sources = bed
+        .strings(
+            "SELECT CAST(payload AS TEXT) FROM ledger_events WHERE event_type = 'message.ingested'",
+        )
+        .await;
+    assert!(!sources.is_empty());
+    for payload in &sources {
+        let p: serde_json::Value = serde_json::from_str(payload).expect("json");
+        assert_eq!(p["source"], format!("takeout:{sha}"), "{p}");
+    }
+
+    // The backfill after it: listing and labels, no messages.get for mail
+    // the import brought.
+    bed.emulator.reset_stats();
+    let (code, out) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["messages"]["inserted"].as_u64(), Some(0), "{out}");
+    assert_eq!(
+        bed.calls("users.messages.get"),
+        0,
+        "{:?}",
+        bed.emulator.stats()
+    );
+    let after = units(&bed);
+    eprintln!(
+        "plain backfill {plain_units} units; import {import_units} + backfill after it {after}"
+    );
+    assert!(
+        (import_units + after) * 50 <= plain_units,
+        "import + backfill {} units, more than 2% of a plain backfill's {plain_units}",
+        import_units + after
+    );
+    bed.assert_verify_clean().await;
+    let out = bed.run(&["verify", "--full"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+async fn the_same_file_twice_inserts_nothing(backend: Backend) {
+    let bed = bed_2026(backend, 60).await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let (code, first) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{first}");
+    let events = "SELECT count(*) FROM ledger_events WHERE event_type = 'message.ingested'";
+    let before = bed.count(events).await;
+    let rows = bed.count("SELECT count(*) FROM mail_messages").await;
+    let (code, second) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{second}");
+    assert_eq!(second["run"]["messages"]["inserted"].as_u64(), Some(0));
+    assert_eq!(
+        second["import"]["files"][0]["already_stored"].as_u64(),
+        first["run"]["messages"]["inserted"].as_u64()
+    );
+    assert_eq!(bed.count(events).await, before);
+    assert_eq!(bed.count("SELECT count(*) FROM mail_messages").await, rows);
+}
+
+/// What changed in the mailbox since its Takeout file was written: mail
+/// added, relabelled, trashed and deleted. The same on every bed built from
+/// the same seed, so two beds end with the same ids.
+fn change_since_the_takeout(bed: &TestBed) -> (String, String, String) {
+    let ids = bed.emulator.message_ids(&bed.mailbox);
+    let (relabelled, trashed, deleted) = (ids[3].clone(), ids[5].clone(), ids[7].clone());
+    bed.emulator
+        .modify_labels(
+            &bed.mailbox,
+            &relabelled,
+            &["STARRED", "Later"],
+            &["INBOX", "UNREAD"],
+        )
+        .expect("relabel");
+    bed.emulator.trash(&bed.mailbox, &trashed).expect("trash");
+    bed.emulator
+        .delete_message(&bed.mailbox, &deleted)
+        .expect("delete");
+    for n in 0..3 {
+        let raw = format!(
+            "From: new{n}@example.com\r\nTo: ann@example.com\r\nSubject: after the takeout {n}\r\nMessage-ID: <after{n}@example.com>\r\n\r\nnew mail {n}\r\n"
+        );
+        bed.emulator
+            .insert_raw(&bed.mailbox, raw.as_bytes(), &["INBOX", "UNREAD"], None)
+            .expect("insert");
+    }
+    (relabelled, trashed, deleted)
+}
+
+/// Live rows (id → labels), as the copy holds them.
+async fn live(bed: &TestBed) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    bed.live_labels().await
+}
+
+async fn a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores(
+    backend: Backend,
+) {
+    let plain = bed_2026(backend, 80).await;
+    change_since_the_takeout(&plain);
+    let (code, out) = plain.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+
+    let bed = bed_2026(backend, 80).await;
+    let file = takeout_file(&bed, "old-takeout.mbox").await;
+    let (relabelled, trashed, deleted) = change_since_the_takeout(&bed);
+    let (code, imported) = import(&bed, &file).await;
+    let out = imported.clone();
+    // The message deleted since is named, not stored.
+    assert_eq!(code, 0, "{out}");
+    let skipped = out["import"]["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{out}");
+    assert_eq!(skipped[0]["message_id"], deleted.as_str());
+    assert!(skipped[0]["offset"].as_u64().is_some());
+    let (code, out) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+
+    // Everything a plain backfill stores, with the same labels.
+    let want = live(&plain).await;
+    let got = live(&bed).await;
+    assert!(want.contains_key(&relabelled));
+    assert!(!want.contains_key(&deleted) && !want.contains_key(&trashed));
+    assert_eq!(got.get(&relabelled), want.get(&relabelled));
+    // Neither the trashed nor the deleted message was stored.
+    // (The generated mailbox holds 2 in SPAM or TRASH already.)
+    let out_of_scope = &imported["import"]["files"][0]["out_of_scope"];
+    assert_eq!(out_of_scope.as_u64(), Some(3), "{imported}");
+    let differ: Vec<_> = got
+        .keys()
+        .chain(want.keys())
+        .filter(|id| got.get(*id) != want.get(*id))
+        .map(|id| (id, got.get(id), want.get(id)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "(id, import + backfill, plain backfill): {differ:?}"
+    );
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{deleted}'"
+        ))
+        .await,
+        0,
+        "the message deleted since the takeout is not stored"
+    );
+    bed.assert_verify_clean().await;
+}
+
+async fn kill_9_mid_import_then_a_rerun_stores_each_message_once(backend: Backend) {
+    let bed = bed_2026(backend, 1200).await;
+    let (expected, _) = bed.expected_ids().await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let mut child = bed
+        .command()
+        .args(["import", "--mailbox", bed.mailbox.as_str()])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn import");
+    // Right after the first batch is visible.
+    bed.wait_for_count(
+        "SELECT count(*) FROM mail_messages",
+        1,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    child.start_kill().expect("kill -9");
+    let status = child.wait().await.expect("wait");
+    assert_eq!(status.code(), None, "killed by the signal, not finished");
+    let partial = bed.count("SELECT count(*) FROM mail_messages").await;
+    assert!(
+        (partial as usize) < expected.len(),
+        "the kill must land mid-import ({partial} of {} stored)",
+        expected.len()
+    );
+
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out["import"]["files"][0]["already_stored"].as_u64(),
+        Some(partial as u64),
+        "the re-run leaves what the killed run committed alone"
+    );
+    let stored = stored_raw(&bed).await;
+    assert_eq!(
+        bed.count("SELECT count(*) FROM mail_messages").await as usize,
+        expected.len(),
+        "no duplicate"
+    );
+    assert_eq!(
+        stored
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected,
+        "nothing missing"
+    );
+    // The killed run is recorded as interrupted; the ledger and the blobs agree.
+    assert_eq!(
+        bed.count(
+            "SELECT count(*) FROM sync_runs WHERE kind = 'import' AND status = 'interrupted'"
+        )
+        .await,
+        1
+    );
+    bed.assert_verify_clean().await;
+}
+
+/// `export --format mbox` writes Takeout's layout: a copy exported from one
+/// database imports into another with the same bytes and labels.
+async fn an_mbox_export_imports_back(backend: Backend) {
+    let source = bed_2026(backend, 60).await;
+    let (code, out) = source.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    let file = source.store_path().with_extension("export.mbox");
+    let out = source
+        .run(&[
+            "export",
+            "--format",
+            "mbox",
+            "--mailbox",
+            source.mailbox.as_str(),
+            "--out",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "--out needs a value");
+    let out = source
+        .command()
+        .args([
+            "export",
+            "--format",
+            "mbox",
+            "--mailbox",
+            source.mailbox.as_str(),
+            "--out",
+        ])
+        .arg(&file)
+        .output()
+        .await
+        .expect("export");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same mailbox (same seed, same ids), another database.
+    let target = bed_2026(backend, 60).await;
+    let (code, out) = import(&target, &file).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out["import"]["unknown_labels"]
+            .as_object()
+            .is_some_and(|m| m.is_empty()),
+        "{out}"
+    );
+    assert_eq!(stored_raw(&target).await, stored_raw(&source).await);
+    assert_eq!(live(&target).await, live(&source).await);
+}
+
+/// The import trusts the file's bytes; `verify --sample N` checks them
+/// against Gmail's: a message altered in the file is a finding naming it.
+async fn verify_sample_finds_imported_bytes_that_are_not_gmails(backend: Backend) {
+    let bed = bed_2026(backend, 40).await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    let n = out["run"]["messages"]["inserted"]
+        .as_u64()
+        .expect("inserted");
+    bed.emulator.reset_stats();
+    let (code, report) = bed.run_json(&["verify", "--sample", &n.to_string()]).await;
+    assert_eq!(code, 0, "{report}");
+    let sample = &report["mailboxes"][0]["sample"];
+    assert_eq!(sample["sampled"].as_u64(), Some(n), "{report}");
+    assert_eq!(sample["identical"].as_u64(), Some(n), "{report}");
+    assert_eq!(bed.calls("users.messages.get"), n);
+
+    // Another bed, whose file has one message altered by a byte.
+    let bed = bed_2026(backend, 40).await;
+    let victim = bed
+        .emulator
+        .message_ids(&bed.mailbox)
+        .into_iter()
+        .find(|id| {
+            let raw = bed
+                .emulator
+                .raw_message(&bed.mailbox, id)
+                .unwrap_or_default();
+            String::from_utf8_lossy(&raw).contains("Subject:")
+        })
+        .expect("a message with a subject");
+    let decimal = u64::from_str_radix(&victim, 16).expect("hex id");
+    let mut text = takeout(&bed).await;
+    let at = text
+        .windows(format!("From {decimal}@xxx").len())
+        .position(|w| w == format!("From {decimal}@xxx").as_bytes())
+        .expect("the victim's entry");
+    let subject = at
+        + text[at..]
+            .windows(9)
+            .position(|w| w == b"Subject: ")
+            .expect("its subject");
+    text[subject + 9] ^= 0x20;
+    let file = bed.store_path().with_extension("altered.mbox");
+    tokio::fs::write(&file, &text).await.expect("write");
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    let n = out["run"]["messages"]["inserted"]
+        .as_u64()
+        .expect("inserted");
+    let (code, report) = bed.run_json(&["verify", "--sample", &n.to_string()]).await;
+    assert_eq!(code, 4, "{report}");
+    let sample = &report["mailboxes"][0]["sample"];
+    assert_eq!(sample["differ"].as_u64(), Some(1), "{report}");
+    let findings = report["mailboxes"][0]["findings"].to_string();
+    assert!(
+        findings.contains(&format!("message {victim}")),
+        "{findings}"
+    );
+    // repair puts Gmail's bytes in their place, recorded in the ledger.
+    let (code, out) = bed
+        .run_json(&[
+            "repair",
+            "--mailbox",
+            bed.mailbox.as_str(),
+            "--replace-imported",
+            victim.as_str(),
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["messages"]["updated"].as_u64(), Some(1), "{out}");
+    let gmail_raw = bed
+        .emulator
+        .raw_message(&bed.mailbox, &victim)
+        .expect("raw");
+    assert_eq!(
+        stored_raw(&bed).await.get(&victim),
+        Some(&hex::encode(Sha256::digest(&gmail_raw)))
+    );
+    let (code, report) = bed
+        .run_json(&["verify", "--deep", "--sample", &n.to_string()])
+        .await;
+    assert_eq!(code, 0, "{report}");
+}
+
+async fn a_malformed_entry_is_named_by_offset_and_the_import_goes_on(backend: Backend) {
+    let bed = bed_2026(backend, 30).await;
+    let (expected, _) = bed.expected_ids().await;
+    let mut text = takeout(&bed).await;
+    // The third entry's separator loses its id.
+    let separators: Vec<usize> = text
+        .windows(6)
+        .enumerate()
+        .filter(|(i, w)| *w == b"\r\nFrom" && text.get(i + 6) == Some(&b' '))
+        .map(|(i, _)| i + 2)
+        .collect();
+    let bad = separators[1];
+    let id_end = bad + text[bad..].iter().position(|b| *b == b'@').expect("@");
+    let decimal = String::from_utf8(text[bad + 5..id_end].to_vec()).expect("digits");
+    let hex = format!("{:x}", decimal.parse::<u64>().expect("decimal"));
+    text.splice(bad + 5..id_end, b"nobody".iter().copied());
+    let file = bed.store_path().with_extension("bad.mbox");
+    tokio::fs::write(&file, &text).await.expect("write");
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 3, "{out}");
+    let skipped = out["import"]["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{out}");
+    assert_eq!(skipped[0]["offset"].as_u64(), Some(bad as u64), "{out}");
+    assert_eq!(skipped[0]["malformed"], true);
+    let stored = stored_raw(&bed).await;
+    let mut want = expected.clone();
+    want.remove(&hex);
+    assert_eq!(
+        stored
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        want,
+        "every other message imported"
+    );
+    let text_out = bed
+        .run(&[
+            "import",
+            "--mailbox",
+            bed.mailbox.as_str(),
+            file.to_str().expect("path"),
+        ])
+        .await;
+    let stdout = String::from_utf8_lossy(&text_out.stdout);
+    assert!(stdout.contains(&format!("at byte {bad}")), "{stdout}");
+}
