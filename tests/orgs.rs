@@ -14,10 +14,10 @@ mod common;
 use std::time::Duration;
 
 use common::Backend;
+use common::http::{free_port, get};
 use common::two_orgs::{ANN, BOB, CAT, ORG_A, ORG_B, TwoOrgs};
 use prometheus_parse::{Scrape, Value};
 use serde_json::Value as Json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 on_both_backends!(
     verify_reads_only_its_own_org,
@@ -395,33 +395,6 @@ async fn the_worker_and_its_scheduled_check_stay_in_their_org(backend: Backend) 
         stats.mailboxes.get(CAT)
     );
     orgs.assert_b_untouched(&before).await;
-}
-
-/// One HTTP/1.1 GET; (status, body).
-async fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    let (head, body) = out.split_once("\r\n\r\n").expect("http response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    (status, body.to_owned())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// The worker's scrape, once its loop has turned and the mailboxes show.

@@ -3,6 +3,7 @@
 //! Gmail emulator, with the real `mailingest` binary pointed at all three.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod tcp_proxy;
 pub mod two_orgs;
 
