@@ -16,7 +16,7 @@ on_both_backends!(
     an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean,
     the_same_file_twice_inserts_nothing,
     a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores,
-    what_changes_after_the_import_listed_the_mailbox_is_settled_by_the_next_backfill,
+    what_changes_after_the_import_listed_the_mailbox_reaches_the_copy_through_history,
     an_import_into_a_mailbox_with_a_cursor_stores_gmails_labels_not_the_files,
     kill_9_mid_import_then_a_rerun_stores_each_message_once,
     an_mbox_export_imports_back,
@@ -77,6 +77,40 @@ async fn import(bed: &TestBed, file: &std::path::Path) -> (i32, serde_json::Valu
         .await
 }
 
+/// The messages.list pages a listing per label takes, SPAM and TRASH included.
+async fn label_listing_pages(bed: &TestBed) -> u64 {
+    use futures::StreamExt;
+    let gmail = bed.gmail().await;
+    let mut pages = 0;
+    for label in gmail.labels(&bed.mailbox).await.expect("labels.list") {
+        let query = gmail::ListQuery {
+            include_spam_trash: true,
+            label_ids: vec![label.id],
+            ..gmail::ListQuery::default()
+        };
+        let mut listing = gmail.list_messages(&bed.mailbox, query);
+        while let Some(page) = listing.next().await {
+            page.expect("a page");
+            pages += 1;
+        }
+    }
+    pages
+}
+
+/// Gmail's labels of every message in the mailbox the copy holds live.
+async fn gmail_labels(bed: &TestBed) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let gmail = bed.gmail().await;
+    let mut out = BTreeMap::new();
+    for id in live(bed).await.into_keys() {
+        let meta = gmail
+            .message_minimal(&bed.mailbox, &id)
+            .await
+            .expect("in Gmail");
+        out.insert(id, meta.label_ids.into_iter().collect());
+    }
+    out
+}
+
 /// Every stored message's raw sha256, by Gmail id.
 async fn stored_raw(bed: &TestBed) -> BTreeMap<String, String> {
     let ids = bed
@@ -102,6 +136,7 @@ async fn an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean(backen
     let (expected, _) = bed.expected_ids().await;
     let file = takeout_file(&bed, "takeout.mbox").await;
     let sha = hex::encode(Sha256::digest(std::fs::read(&file).expect("read")));
+    let label_pages = label_listing_pages(&bed).await;
     bed.emulator.reset_stats();
     let (code, out) = import(&bed, &file).await;
     assert_eq!(code, 0, "{out}");
@@ -111,12 +146,28 @@ async fn an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean(backen
         Some(expected.len() as u64)
     );
     assert_eq!(out["import"]["files"][0]["sha256"], sha.as_str());
-    // One labels.list and the mailbox's ids, twice (with SPAM and TRASH,
-    // and without: messages.list, 5 units per 500), nothing per message.
+    // The cursor (getProfile), one labels.list, the mailbox's ids twice
+    // (with SPAM and TRASH, and without: messages.list, 5 units per 500) and
+    // Gmail's labels of what it stored (one listing per label), nothing per
+    // message.
     let import_units = units(&bed);
+    assert_eq!(bed.calls("users.getProfile"), 1);
     assert_eq!(bed.calls("users.labels.list"), 1);
-    assert_eq!(bed.calls("users.messages.list"), 2 * 2);
-    assert_eq!(import_units, 1 + 2 * 2 * 5, "{:?}", bed.emulator.stats());
+    assert_eq!(bed.calls("users.messages.get"), 0);
+    assert_eq!(bed.calls("users.messages.list"), 2 * 2 + label_pages);
+    assert_eq!(
+        import_units,
+        1 + 1 + (2 * 2 + label_pages) * 5,
+        "{:?}",
+        bed.emulator.stats()
+    );
+    assert!(
+        bed.count("SELECT count(*) FROM mailboxes WHERE history_id IS NOT NULL")
+            .await
+            == 1,
+        "the import sets the cursor it took before listing"
+    );
+    assert_eq!(live(&bed).await, gmail_labels(&bed).await, "Gmail's labels");
     // Stored bytes are Gmail's format=raw bytes, each message by its own id.
     let stored = stored_raw(&bed).await;
     assert_eq!(
@@ -324,12 +375,12 @@ async fn a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_sto
 }
 
 /// Mail deleted, trashed, relabelled and added after the import listed the
-/// mailbox and before the first backfill: nothing in history speaks for that
-/// time (the import sets no cursor), so the backfill finds the stored rows
-/// Gmail no longer has and asks Gmail about each. The deleted one is marked
-/// deleted (as a sync marks one), the trashed one carries TRASH, and every
-/// other row is exactly a plain backfill's.
-async fn what_changes_after_the_import_listed_the_mailbox_is_settled_by_the_next_backfill(
+/// mailbox: the import set the cursor it took before listing, so history
+/// since it holds every one of those changes. The backfill after it fetches
+/// the new mail and its labels; the sync after that marks the deletion. The
+/// deleted row is marked deleted (as a sync marks one), the trashed one
+/// carries TRASH, and every other row is exactly a plain backfill's.
+async fn what_changes_after_the_import_listed_the_mailbox_reaches_the_copy_through_history(
     backend: Backend,
 ) {
     let plain = bed_2026(backend, 80).await;
@@ -345,15 +396,16 @@ async fn what_changes_after_the_import_listed_the_mailbox_is_settled_by_the_next
     bed.emulator.reset_stats();
     let (code, out) = bed.backfill(&[]).await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out["messages_deleted"].as_u64(), Some(1), "{out}");
-    // The 3 new messages raw, and the one the listing no longer shows asked
-    // once (404): the trashed one is listed with SPAM and TRASH.
+    // The 3 new messages raw; labels from history, no threads.get.
     assert_eq!(
         bed.calls("users.messages.get"),
-        4,
+        3,
         "{:?}",
         bed.emulator.stats()
     );
+    let (code, out) = bed.sync().await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["messages_deleted"].as_u64(), Some(1), "{out}");
     assert_eq!(
         bed.count(&format!(
             "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{deleted}' \
@@ -390,12 +442,6 @@ async fn what_changes_after_the_import_listed_the_mailbox_is_settled_by_the_next
         "(id, import + backfill, plain backfill): {differ:?}"
     );
     bed.assert_verify_clean().await;
-
-    // Settled once: the next backfill asks Gmail about nothing.
-    bed.emulator.reset_stats();
-    let (code, out) = bed.backfill(&[]).await;
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(bed.calls("users.messages.get"), 0);
 }
 
 /// A mailbox already synced (it has a cursor) trusts its stored labels to be

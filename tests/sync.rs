@@ -259,6 +259,55 @@ async fn expired_history_falls_back_to_a_backfill_with_a_fresh_cursor() {
     bed.assert_verify_clean().await;
 }
 
+/// Mail deleted while history was out of reach: history cannot say so, and
+/// the fallback window may not even hold it. The fallback accounts for every
+/// stored row against Gmail's listing of the mailbox and asks Gmail about
+/// each one the listing no longer names: a 404 marks it deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_deleted_while_history_expired_is_marked_deleted_by_the_fallback() {
+    let bed = TestBed::new(small_mailbox(20)).await;
+    assert_eq!(bed.backfill(&[]).await.0, 0);
+    let stored = stored_labels(&bed).await;
+    let gmail = bed.gmail().await;
+    let day_ago = chrono::Utc::now().timestamp_millis() - 86_400_000;
+    let mut old = None;
+    for id in stored.keys() {
+        let meta = gmail.message_minimal(&bed.mailbox, id).await.unwrap();
+        if meta.internal_date_ms < day_ago {
+            old = Some(id.clone());
+            break;
+        }
+    }
+    let old = old.expect("a stored message older than the 1-day fallback window");
+    bed.emulator.delete_message(&bed.mailbox, &old).unwrap();
+    bed.emulator.expire_history(&bed.mailbox);
+    bed.emulator.reset_stats();
+
+    let (code, run) = bed
+        .run_json(&["sync", "--mailbox", &bed.mailbox, "--fallback-days", "1"])
+        .await;
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["history_expired"], true);
+    assert_eq!(n(&run, &["messages_deleted"]), 1, "{run}");
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{old}' \
+             AND deleted_at IS NOT NULL"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        bed.calls("users.messages.get"),
+        1,
+        "only the message the listing no longer names is asked about"
+    );
+    let mut want = stored;
+    want.remove(&old);
+    assert_eq!(stored_labels(&bed).await, want);
+    bed.assert_verify_clean().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_pages_without_records_are_followed() {
     let bed = TestBed::new(small_mailbox(10)).await;

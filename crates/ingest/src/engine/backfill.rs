@@ -121,7 +121,7 @@ impl Engine {
         let cancel = &cancel;
         self.run(plan, cancel, |run| async move {
             // Without a cursor no later sync can learn what was deleted
-            // before this run (after an import, say): the window's rows are
+            // before this run (after an import, say): the stored rows are
             // accounted for against Gmail's listing (`vanished.rs`).
             let stored_cursor = self
                 .riding_out("read cursor", || async {
@@ -129,11 +129,11 @@ impl Engine {
                 })
                 .await?;
             let live = self
-                .rows_to_account_for(&run, window, stored_cursor.is_some())
+                .rows_to_account_for(&run, stored_cursor.is_some())
                 .await?;
             self.ingest_window(&run, window, cancel, progress).await?;
             if !cancel.is_cancelled() {
-                self.settle_vanished(&run, window, live).await?;
+                self.settle_vanished(&run, live).await?;
             }
             Ok(BodyEnd {
                 cursor: CursorUpdate::IfAbsent(cursor),

@@ -13,16 +13,19 @@
 //! What the import trusts from the file: the message ids, the bytes and the
 //! label names. What Gmail holds decides the rest (one listing of the
 //! mailbox's ids, `GmailIds`): mail deleted since is named, not stored; mail
-//! now in SPAM or TRASH is left out; thread ids are Gmail's. It does not set
-//! the mailbox's history cursor (the file is older than now): the next
-//! backfill lists the mailbox, fetches only ids not stored, refreshes stored
-//! messages' labels from Gmail, and, having no cursor, asks Gmail about the
-//! stored rows its listing no longer names (`vanished.rs`: mail deleted after
-//! the import listed the mailbox). Its threads are stored without a
-//! historyId, so that backfill looks at every one of them. Into a mailbox
-//! that already has a cursor, the import replaces the file's labels with
-//! Gmail's before it ends (`import_labels.rs`): runs there trust stored
-//! labels to be no older than the cursor.
+//! now in SPAM or TRASH is left out; thread ids are Gmail's. The file's
+//! labels are only kept until the run's end, when Gmail's replace them
+//! (`import_labels.rs`, one listing per label).
+//!
+//! The history cursor: the run takes one before it lists anything, and sets
+//! it (only where the mailbox has none) when it ends with every label
+//! refreshed. From then on history since that cursor holds every change to
+//! what the import stored: a deletion or relabel after the listing reaches
+//! the copy through the next sync, as for mail a backfill stored. Mail that
+//! came after the file was made and before the import is not in the file:
+//! the next backfill fetches it (it lists the window and fetches only ids not
+//! stored). The import's threads are stored without a historyId, so that
+//! backfill looks at every one of them (labels from history, no threads.get).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read};
@@ -43,7 +46,7 @@ use super::{Engine, EngineError, MailboxRef, Progress};
 use crate::domain::{RunKind, RunSummary};
 use crate::import::mbox::{MboxEntry, MboxReader};
 use crate::import::takeout::{self, TakeoutMessage};
-use crate::repo::CursorUpdate;
+use crate::repo::{CursorUpdate, HistoryCursor};
 
 /// Messages archived at once (store puts and MIME parsing).
 const ARCHIVING_IN_FLIGHT: usize = 16;
@@ -106,9 +109,8 @@ struct FileImport<'a> {
     labels: &'a LabelMap,
     in_gmail: &'a GmailIds,
     report: &'a Mutex<ImportReport>,
-    /// Ids stored, kept when their labels are refreshed at the end
-    /// (`import_labels.rs`).
-    stored_ids: Option<&'a Mutex<Vec<String>>>,
+    /// Ids stored, whose labels are refreshed at the end (`import_labels.rs`).
+    stored_ids: &'a Mutex<Vec<String>>,
 }
 
 /// What Gmail holds now, listed when the import starts: an entry Gmail no
@@ -158,6 +160,9 @@ impl Engine {
     ) -> Result<(RunSummary, ImportReport), EngineError> {
         let email = request.mailbox.email();
         let api_before = self.gmail.mailbox_metrics(email);
+        // Taken before anything is listed: every change after it is in
+        // history, and everything the import reads of Gmail is newer.
+        let cursor = HistoryCursor(self.gmail.profile(email).await?.history_id);
         let in_gmail = GmailIds {
             all: self.mailbox_ids(email, true).await?,
             in_scope: match request.include_spam_trash {
@@ -169,7 +174,7 @@ impl Engine {
             kind: RunKind::Import,
             mailbox: request.mailbox.clone(),
             window: None,
-            start_history_id: None,
+            start_history_id: Some(cursor),
             include_spam_trash: request.include_spam_trash,
             api_before,
         };
@@ -182,14 +187,6 @@ impl Engine {
                 async move {
                     // The run listed the labels as it started (labels.list once).
                     let labels = &LabelMap::new(run.listed_labels().unwrap_or_default().to_vec());
-                    // A cursor vouches for stored labels: the file's, older
-                    // than it, are replaced by Gmail's before the run ends.
-                    let has_cursor = self
-                        .riding_out("read cursor", || async {
-                            Ok(self.repo.mailbox_cursor(run.mailbox_id()).await?)
-                        })
-                        .await?
-                        .is_some();
                     let stored_ids = Mutex::new(Vec::new());
                     for path in files {
                         if cancel.is_cancelled() {
@@ -200,18 +197,24 @@ impl Engine {
                             labels,
                             in_gmail,
                             report,
-                            stored_ids: has_cursor.then_some(&stored_ids),
+                            stored_ids: &stored_ids,
                         };
                         self.import_file(&run, file, cancel, progress).await?;
                     }
-                    if has_cursor && !cancel.is_cancelled() {
-                        let ids = stored_ids
-                            .into_inner()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        self.refresh_imported_labels(&run, ids).await?;
+                    if cancel.is_cancelled() {
+                        // Labels not refreshed yet: the cursor cannot vouch for them.
+                        return Ok(BodyEnd {
+                            cursor: CursorUpdate::Keep,
+                            window: None,
+                            history_expired: false,
+                        });
                     }
+                    let ids = stored_ids
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    self.refresh_imported_labels(&run, ids).await?;
                     Ok(BodyEnd {
-                        cursor: CursorUpdate::Keep,
+                        cursor: CursorUpdate::IfAbsent(cursor),
                         window: None,
                         history_expired: false,
                     })
@@ -368,9 +371,7 @@ impl Engine {
             for mut m in chunk {
                 if stored.contains(&m.id) {
                     file.already_stored += 1;
-                    if stored_ids.is_some() {
-                        ids.push(m.id);
-                    }
+                    ids.push(m.id);
                     continue;
                 }
                 match in_gmail.all.get(&m.id) {
@@ -433,12 +434,10 @@ impl Engine {
                 source: Some(source.clone()),
                 ..Batch::default()
             };
-            if stored_ids.is_some() {
-                ids.extend(results.iter().filter_map(|r| match r {
-                    MessageResult::Fetched(m, _) => Some(m.meta.id.clone()),
-                    MessageResult::Skipped { .. } => None,
-                }));
-            }
+            ids.extend(results.iter().filter_map(|r| match r {
+                MessageResult::Fetched(m, _) => Some(m.meta.id.clone()),
+                MessageResult::Skipped { .. } => None,
+            }));
             batch.add_messages(results);
             self.commit(run, &batch).await?;
             keep_ids(stored_ids, ids);
@@ -468,12 +467,10 @@ impl Engine {
 }
 
 /// Adds the ids of a committed batch to those kept for the label refresh.
-fn keep_ids(kept: Option<&Mutex<Vec<String>>>, ids: Vec<String>) {
-    if let Some(kept) = kept {
-        kept.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(ids);
-    }
+fn keep_ids(kept: &Mutex<Vec<String>>, ids: Vec<String>) {
+    kept.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .extend(ids);
 }
 
 /// The file's sha256, read off the async threads.

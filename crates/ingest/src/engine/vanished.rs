@@ -10,20 +10,26 @@
 //! sync's history ran out. Such a row would stay live for ever.
 //!
 //! So a run without a usable cursor, once its window is written, lists every
-//! id Gmail has in the window, SPAM and TRASH included (messages.list, 5
-//! units per 500 ids), and asks Gmail about each live row in the window the
-//! listing does not name (messages.get minimal, 20 units on the 2026 table):
+//! id Gmail has, SPAM and TRASH included (messages.list, 5 units per 500
+//! ids), and asks Gmail about each live row the listing does not name
+//! (messages.get minimal, 20 units on the 2026 table):
 //! a 404 marks the row deleted, through the one committer, exactly as a sync
 //! marks a deletion (soft: the row and its blobs stay, `message.deleted` in
 //! the ledger); an answer refreshes its labels. Nothing is marked deleted on
 //! the listing's word alone: a listing races changes, and a wrongly deleted
-//! row is one gc may later purge. The cost is one listing per such run plus
-//! one get per vanished message, which is settled once (deleted rows are not
-//! live; a refreshed row is listed next time).
+//! row is one gc may later purge. The whole mailbox, not the run's window:
+//! the deletions nothing spoke for can be anywhere in it (an import covers
+//! all of history and a first backfill is often a week; a sync's history
+//! expires whatever the age of the mail deleted meanwhile), and once the run
+//! sets a cursor no later run would look again. The cost is one listing of
+//! the mailbox per such run, which only happens while stored rows have no
+//! cursor (after an import, or once history expired), plus one get per
+//! vanished message, settled once (deleted rows are not live; a refreshed row
+//! is listed next time). The listing is held as a set of ids, about 40 bytes
+//! an id.
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 use gmail::{GmailError, ListQuery};
 use tracing::{info, warn};
@@ -31,54 +37,42 @@ use tracing::{info, warn};
 use super::commit::Batch;
 use super::run::{Run, Stage};
 use super::{Engine, EngineError};
-use crate::domain::{LabelUpdate, Window};
+use crate::domain::LabelUpdate;
 use crate::repo::as_i64;
 
 /// Gets in flight while settling vanished rows (the client's limiter paces them).
 const ASKED_IN_FLIGHT: usize = 8;
 
 impl Engine {
-    /// The live rows of `window` before the run writes it, when nothing in
+    /// The mailbox's live rows before the run writes, when nothing in
     /// history can speak for them (`has_cursor` false: no cursor, or history
     /// expired); empty otherwise. Rows the run itself writes were listed by it.
     pub(crate) async fn rows_to_account_for(
         &self,
         run: &Run,
-        window: Window,
         has_cursor: bool,
     ) -> Result<Vec<String>, EngineError> {
         if has_cursor {
             return Ok(Vec::new());
         }
-        // Whole seconds, as Gmail's `after:`/`before:` read them.
-        let (since, until) = (
-            DateTime::<Utc>::from_timestamp(window.after_secs(), 0).unwrap_or(window.since),
-            DateTime::<Utc>::from_timestamp(window.before_secs(), 0).unwrap_or(window.until),
-        );
         self.riding_out("read live message ids", || async {
-            Ok(self
-                .repo
-                .live_message_ids_between(run.mailbox_id(), since, until)
-                .await?)
+            Ok(self.repo.live_message_ids(run.mailbox_id()).await?)
         })
         .await
     }
 
     /// Settles those of `live` (from [`Engine::rows_to_account_for`]) that
-    /// Gmail's listing of `window` no longer names: marked deleted on Gmail's
-    /// 404, relabelled otherwise.
+    /// Gmail's listing of the mailbox no longer names: marked deleted on
+    /// Gmail's 404, relabelled otherwise.
     pub(crate) async fn settle_vanished(
         &self,
         run: &Run,
-        window: Window,
         live: Vec<String>,
     ) -> Result<(), EngineError> {
         if live.is_empty() {
             return Ok(());
         }
         let query = ListQuery {
-            after: Some(window.after_secs()),
-            before: Some(window.before_secs()),
             include_spam_trash: true,
             ..ListQuery::default()
         };
