@@ -615,10 +615,20 @@ async fn unmatched_entries_are_kept_as_orphans_only_when_asked(backend: Backend)
     assert!(!object(&bed, &stranger_sha).exists());
 
     // With it: both kept as orphans, not skipped; still exit 3.
-    let keep = ["import", "--mailbox", bed.mailbox.as_str(), "--keep-unmatched", path];
+    let keep = [
+        "import",
+        "--mailbox",
+        bed.mailbox.as_str(),
+        "--keep-unmatched",
+        path,
+    ];
     let (code, out) = bed.run_json(&keep).await;
     assert_eq!(code, 3, "a kept malformed entry still exits 3: {out}");
-    assert_eq!(out["import"]["skipped"].as_array().map(Vec::len), Some(0), "{out}");
+    assert_eq!(
+        out["import"]["skipped"].as_array().map(Vec::len),
+        Some(0),
+        "{out}"
+    );
     let kept = out["import"]["kept"].as_array().expect("kept");
     assert_eq!(kept.len(), 2, "{out}");
     assert_eq!(out["run"]["orphans"]["inserted"].as_u64(), Some(2), "{out}");
@@ -667,8 +677,16 @@ async fn unmatched_entries_are_kept_as_orphans_only_when_asked(backend: Backend)
     // Again: the same orphans, nothing inserted.
     let (code, again) = bed.run_json(&keep).await;
     assert_eq!(code, 3, "{again}");
-    assert_eq!(again["run"]["orphans"]["inserted"].as_u64(), Some(0), "{again}");
-    assert_eq!(again["run"]["orphans"]["unchanged"].as_u64(), Some(2), "{again}");
+    assert_eq!(
+        again["run"]["orphans"]["inserted"].as_u64(),
+        Some(0),
+        "{again}"
+    );
+    assert_eq!(
+        again["run"]["orphans"]["unchanged"].as_u64(),
+        Some(2),
+        "{again}"
+    );
     assert_eq!(bed.count(orphans).await, 2);
     assert_eq!(bed.count(kept_events).await, 2);
 
@@ -677,7 +695,11 @@ async fn unmatched_entries_are_kept_as_orphans_only_when_asked(backend: Backend)
         .run_json(&["orphans", "--mailbox", bed.mailbox.as_str()])
         .await;
     assert_eq!(code, 0, "{listed}");
-    assert_eq!(listed["orphans"].as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(
+        listed["orphans"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
     let text = bed
         .run(&["orphans", "--mailbox", bed.mailbox.as_str()])
         .await;
@@ -690,7 +712,9 @@ async fn unmatched_entries_are_kept_as_orphans_only_when_asked(backend: Backend)
             .write(true)
             .open(object(&bed, sha))
             .and_then(|f| {
-                f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400))
+                f.set_modified(
+                    std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400),
+                )
             })
             .expect("age the object");
     }

@@ -1522,7 +1522,11 @@ async fn orphans_are_kept_once_and_hold_their_blob_in_their_org(backend: Backend
         .into_iter()
         .map(|c| c.sha256)
         .collect();
-    assert_eq!(candidates, vec![SHA_B.to_owned()], "org-2's orphan is org-2's");
+    assert_eq!(
+        candidates,
+        vec![SHA_B.to_owned()],
+        "org-2's orphan is org-2's"
+    );
     assert_eq!(repo.imported_orphans(other).await.unwrap().len(), 1);
     assert_eq!(repo.imported_orphans(mb).await.unwrap().len(), 1);
 }

@@ -278,7 +278,10 @@ mod tests {
         assert_eq!(e, EntryError::BadDate);
         assert_eq!(back, entry(sep, body));
         assert_eq!(separator_id(&back.separator), Some("c".to_owned()));
-        assert_eq!(separator_id(b"From a@b Tue Mar 19 09:13:51 +0000 2019"), None);
+        assert_eq!(
+            separator_id(b"From a@b Tue Mar 19 09:13:51 +0000 2019"),
+            None
+        );
         assert_eq!(message_bytes(back), b"From: a@b\r\n\r\nx\r\n".to_vec());
         let (e, back) = read_entry_or_return(entry(
             "From 12@xxx Tue Mar 19 09:13:51 +0000 2019",
