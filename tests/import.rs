@@ -18,6 +18,8 @@ on_both_backends!(
     an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean,
     the_same_file_twice_inserts_nothing,
     a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_stores,
+    what_changes_after_the_import_listed_the_mailbox_is_settled_by_the_next_backfill,
+    an_import_into_a_mailbox_with_a_cursor_stores_gmails_labels_not_the_files,
     kill_9_mid_import_then_a_rerun_stores_each_message_once,
     an_mbox_export_imports_back,
     verify_sample_finds_imported_bytes_that_are_not_gmails,
@@ -195,6 +197,47 @@ async fn the_same_file_twice_inserts_nothing(backend: Backend) {
     assert_eq!(bed.count("SELECT count(*) FROM mail_messages").await, rows);
 }
 
+/// Every live row's Gmail metadata and bytes against what Gmail says of the
+/// message now: the thread, the sizeEstimate, the raw bytes' sha256 exactly;
+/// the internalDate to the second (Takeout's separator has no more). What a
+/// row derives from the bytes (headers, bodies, attachments) follows from
+/// the same bytes through the same parser.
+async fn assert_rows_are_gmails(bed: &TestBed) {
+    let ms = match bed.backend() {
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM internal_date) * 1000 AS BIGINT)",
+        Backend::Sqlite => {
+            "CAST(ROUND((julianday(internal_date) - 2440587.5) * 86400000.0) AS INTEGER)"
+        }
+    };
+    let rows = bed
+        .strings(&format!(
+            "SELECT provider_message_id || ' ' || provider_thread_id || ' ' \
+             || CAST(size_estimate AS TEXT) || ' ' || CAST({ms} AS TEXT) || ' ' || raw_sha256 \
+             FROM mail_messages WHERE deleted_at IS NULL"
+        ))
+        .await;
+    assert!(!rows.is_empty());
+    let gmail = bed.gmail().await;
+    for row in rows {
+        let f: Vec<&str> = row.split(' ').collect();
+        let (id, thread, size, date, sha) = (f[0], f[1], f[2], f[3], f[4]);
+        let meta = gmail
+            .message_minimal(&bed.mailbox, id)
+            .await
+            .expect("in Gmail");
+        assert_eq!(thread, meta.thread_id, "{id}: thread");
+        assert_eq!(size, meta.size_estimate.to_string(), "{id}: sizeEstimate");
+        let date: i64 = date.parse().expect("ms");
+        let want = meta.internal_date_ms;
+        assert!(
+            date == want || date == want - want.rem_euclid(1000),
+            "{id}: internalDate {date} ms, Gmail's {want} ms"
+        );
+        let raw = bed.emulator.raw_message(&bed.mailbox, id).expect("raw");
+        assert_eq!(sha, hex::encode(Sha256::digest(&raw)), "{id}: bytes");
+    }
+}
+
 /// What changed in the mailbox since its Takeout file was written: mail
 /// added, relabelled, trashed and deleted. The same on every bed built from
 /// the same seed, so two beds end with the same ids.
@@ -271,6 +314,7 @@ async fn a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_sto
         differ.is_empty(),
         "(id, import + backfill, plain backfill): {differ:?}"
     );
+    assert_rows_are_gmails(&bed).await;
     assert_eq!(
         bed.count(&format!(
             "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{deleted}'"
@@ -279,6 +323,125 @@ async fn a_takeout_older_than_the_mailbox_converges_to_what_a_plain_backfill_sto
         0,
         "the message deleted since the takeout is not stored"
     );
+    bed.assert_verify_clean().await;
+}
+
+/// Mail deleted, trashed, relabelled and added after the import listed the
+/// mailbox and before the first backfill: nothing in history speaks for that
+/// time (the import sets no cursor), so the backfill finds the stored rows
+/// Gmail no longer has and asks Gmail about each. The deleted one is marked
+/// deleted (as a sync marks one), the trashed one carries TRASH, and every
+/// other row is exactly a plain backfill's.
+async fn what_changes_after_the_import_listed_the_mailbox_is_settled_by_the_next_backfill(
+    backend: Backend,
+) {
+    let plain = bed_2026(backend, 80).await;
+    change_since_the_takeout(&plain);
+    let (code, out) = plain.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+
+    let bed = bed_2026(backend, 80).await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    let (relabelled, trashed, deleted) = change_since_the_takeout(&bed);
+    bed.emulator.reset_stats();
+    let (code, out) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["messages_deleted"].as_u64(), Some(1), "{out}");
+    // The 3 new messages raw, and the one the listing no longer shows asked
+    // once (404): the trashed one is listed with SPAM and TRASH.
+    assert_eq!(
+        bed.calls("users.messages.get"),
+        4,
+        "{:?}",
+        bed.emulator.stats()
+    );
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM mail_messages WHERE provider_message_id = '{deleted}' \
+             AND deleted_at IS NOT NULL"
+        ))
+        .await,
+        1,
+        "the message deleted after the import is marked deleted"
+    );
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM ledger_events WHERE event_type = 'message.deleted' \
+             AND subject_key = 'message:{deleted}'"
+        ))
+        .await,
+        1
+    );
+    let mut got = live(&bed).await;
+    let want = live(&plain).await;
+    let trashed_labels = got
+        .remove(&trashed)
+        .expect("the trashed message stays stored");
+    assert!(trashed_labels.contains("TRASH"), "{trashed_labels:?}");
+    assert!(!want.contains_key(&trashed) && !got.contains_key(&deleted));
+    assert_eq!(got.get(&relabelled), want.get(&relabelled));
+    let differ: Vec<_> = got
+        .keys()
+        .chain(want.keys())
+        .filter(|id| got.get(*id) != want.get(*id))
+        .map(|id| (id, got.get(id), want.get(id)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "(id, import + backfill, plain backfill): {differ:?}"
+    );
+    bed.assert_verify_clean().await;
+
+    // Settled once: the next backfill asks Gmail about nothing.
+    bed.emulator.reset_stats();
+    let (code, out) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(bed.calls("users.messages.get"), 0);
+}
+
+/// A mailbox already synced (it has a cursor) trusts its stored labels to be
+/// no older than the cursor, so a file's older labels would never be
+/// corrected: the import stores Gmail's current labels instead.
+async fn an_import_into_a_mailbox_with_a_cursor_stores_gmails_labels_not_the_files(
+    backend: Backend,
+) {
+    let plain = bed_2026(backend, 80).await;
+    let (code, out) = plain.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+
+    let bed = bed_2026(backend, 80).await;
+    let file = takeout_file(&bed, "takeout.mbox").await;
+    let (code, out) = bed.backfill(&["--days", "1"]).await;
+    assert_eq!(code, 0, "{out}");
+    let recent = live(&bed).await;
+    // A message of the file older than the backfill's day, relabelled in
+    // Gmail after the file was made.
+    let relabelled = live(&plain)
+        .await
+        .into_keys()
+        .find(|id| !recent.contains_key(id))
+        .expect("a message older than a day");
+    for b in [&plain, &bed] {
+        b.emulator
+            .modify_labels(&b.mailbox, &relabelled, &["STARRED"], &["INBOX", "UNREAD"])
+            .expect("relabel");
+    }
+    let (code, out) = plain.sync().await;
+    assert_eq!(code, 0, "{out}");
+
+    bed.emulator.reset_stats();
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(bed.calls("users.messages.get"), 0);
+    let want = live(&plain).await;
+    assert!(want[&relabelled].contains("STARRED"));
+    assert_eq!(live(&bed).await, want, "the copy holds Gmail's labels");
+    // And a sync from the cursor keeps them.
+    let (code, out) = bed.sync().await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(live(&bed).await, want);
     bed.assert_verify_clean().await;
 }
 

@@ -318,11 +318,21 @@ async fn relabel_without_usable_history(table: QuotaTable, how: NoHistory) {
         (Method::LabelsList, 1),
         (Method::ThreadsList, 1),
     ];
+    // Without a cursor no sync can say what was deleted before this run: one
+    // listing of the window, SPAM and TRASH included, accounts for the stored
+    // rows (`engine/vanished.rs`; one page here, and nothing vanished).
+    let accounting = match how {
+        NoHistory::NoCursor => 1,
+        NoHistory::Expired => 0,
+    };
     match (table, how) {
-        (QuotaTable::Y2025, _) => calls.push((Method::ThreadsGet, l)),
+        (QuotaTable::Y2025, _) => {
+            calls.push((Method::ThreadsGet, l));
+            calls.push((Method::MessagesList, accounting));
+        }
         (QuotaTable::Y2026, _) => {
             // The window's listing, then one per label (each one page here).
-            calls.push((Method::MessagesList, 1 + labels));
+            calls.push((Method::MessagesList, 1 + labels + accounting));
             if let NoHistory::Expired = how {
                 calls.push((Method::HistoryList, 1)); // the 404
             }

@@ -120,7 +120,21 @@ impl Engine {
         let window = request.window;
         let cancel = &cancel;
         self.run(plan, cancel, |run| async move {
+            // Without a cursor no later sync can learn what was deleted
+            // before this run (after an import, say): the window's rows are
+            // accounted for against Gmail's listing (`vanished.rs`).
+            let stored_cursor = self
+                .riding_out("read cursor", || async {
+                    Ok(self.repo.mailbox_cursor(run.mailbox_id()).await?)
+                })
+                .await?;
+            let live = self
+                .rows_to_account_for(&run, window, stored_cursor.is_some())
+                .await?;
             self.ingest_window(&run, window, cancel, progress).await?;
+            if !cancel.is_cancelled() {
+                self.settle_vanished(&run, window, live).await?;
+            }
             Ok(BodyEnd {
                 cursor: CursorUpdate::IfAbsent(cursor),
                 window: Some(window),

@@ -15,9 +15,14 @@
 //! mailbox's ids, `GmailIds`): mail deleted since is named, not stored; mail
 //! now in SPAM or TRASH is left out; thread ids are Gmail's. It does not set
 //! the mailbox's history cursor (the file is older than now): the next
-//! backfill lists the mailbox, fetches only ids not stored, and refreshes
-//! stored messages' labels from Gmail. Its threads are stored without a
-//! historyId, so that backfill looks at every one of them.
+//! backfill lists the mailbox, fetches only ids not stored, refreshes stored
+//! messages' labels from Gmail, and, having no cursor, asks Gmail about the
+//! stored rows its listing no longer names (`vanished.rs`: mail deleted after
+//! the import listed the mailbox). Its threads are stored without a
+//! historyId, so that backfill looks at every one of them. Into a mailbox
+//! that already has a cursor, the import replaces the file's labels with
+//! Gmail's before it ends (`import_labels.rs`): runs there trust stored
+//! labels to be no older than the cursor.
 //!
 //! Entries that are no message of the mailbox (an id Gmail's mailbox does
 //! not hold, no usable id, malformed) are skipped and named, or, with
@@ -114,6 +119,9 @@ struct FileImport<'a> {
     labels: &'a LabelMap,
     in_gmail: &'a GmailIds,
     report: &'a Mutex<ImportReport>,
+    /// Ids stored, kept when their labels are refreshed at the end
+    /// (`import_labels.rs`).
+    stored_ids: Option<&'a Mutex<Vec<String>>>,
     keep_unmatched: bool,
 }
 
@@ -189,6 +197,15 @@ impl Engine {
                 async move {
                     // The run listed the labels as it started (labels.list once).
                     let labels = &LabelMap::new(run.listed_labels().unwrap_or_default().to_vec());
+                    // A cursor vouches for stored labels: the file's, older
+                    // than it, are replaced by Gmail's before the run ends.
+                    let has_cursor = self
+                        .riding_out("read cursor", || async {
+                            Ok(self.repo.mailbox_cursor(run.mailbox_id()).await?)
+                        })
+                        .await?
+                        .is_some();
+                    let stored_ids = Mutex::new(Vec::new());
                     for path in files {
                         if cancel.is_cancelled() {
                             break;
@@ -198,9 +215,16 @@ impl Engine {
                             labels,
                             in_gmail,
                             report,
+                            stored_ids: has_cursor.then_some(&stored_ids),
                             keep_unmatched,
                         };
                         self.import_file(&run, file, cancel, progress).await?;
+                    }
+                    if has_cursor && !cancel.is_cancelled() {
+                        let ids = stored_ids
+                            .into_inner()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        self.refresh_imported_labels(&run, ids).await?;
                     }
                     Ok(BodyEnd {
                         cursor: CursorUpdate::Keep,
@@ -297,6 +321,7 @@ impl Engine {
             labels,
             in_gmail,
             report,
+            stored_ids,
             keep_unmatched,
         } = file_import;
         let sha256 = file_sha256(path.to_owned()).await?;
@@ -363,9 +388,15 @@ impl Engine {
                 })
                 .await?;
             let mut todo: Vec<RawMessage> = Vec::with_capacity(chunk.len());
+            // Stored by an earlier (killed) import too: their labels are the
+            // file's as well.
+            let mut ids: Vec<String> = Vec::new();
             for mut m in chunk {
                 if stored.contains(&m.id) {
                     file.already_stored += 1;
+                    if stored_ids.is_some() {
+                        ids.push(m.id);
+                    }
                     continue;
                 }
                 match in_gmail.all.get(&m.id) {
@@ -419,6 +450,7 @@ impl Engine {
                 });
             }
             if todo.is_empty() && unmatched.is_empty() {
+                keep_ids(stored_ids, ids);
                 continue;
             }
             let results: Vec<MessageResult> = stream::iter(todo)
@@ -431,11 +463,18 @@ impl Engine {
                 source: Some(source.clone()),
                 ..Batch::default()
             };
+            if stored_ids.is_some() {
+                ids.extend(results.iter().filter_map(|r| match r {
+                    MessageResult::Fetched(m, _) => Some(m.meta.id.clone()),
+                    MessageResult::Skipped { .. } => None,
+                }));
+            }
             batch.add_messages(results);
             let orphans = std::mem::take(&mut unmatched);
             let kept_now = self.add_orphans(run, &mut batch, path, orphans).await?;
             self.commit(run, &batch).await?;
             kept.extend(kept_now);
+            keep_ids(stored_ids, ids);
         }
         drop(rx);
         let garbage = reader
@@ -459,6 +498,15 @@ impl Engine {
             *report.unknown_labels.entry(name).or_default() += n;
         }
         Ok(())
+    }
+}
+
+/// Adds the ids of a committed batch to those kept for the label refresh.
+fn keep_ids(kept: Option<&Mutex<Vec<String>>>, ids: Vec<String>) {
+    if let Some(kept) = kept {
+        kept.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(ids);
     }
 }
 

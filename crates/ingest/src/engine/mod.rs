@@ -8,6 +8,7 @@ mod commit;
 mod error;
 mod estimate;
 mod import;
+mod import_labels;
 mod label_source;
 mod labels;
 mod lease;
@@ -20,6 +21,7 @@ mod run;
 mod summary;
 mod sync;
 mod thread_fetch;
+mod vanished;
 mod writer;
 
 use std::sync::Arc;

@@ -108,7 +108,13 @@ impl Engine {
             }
             // The fresh cursor comes first: changes during the backfill replay next time.
             let profile = self.gmail.profile(run.mailbox()).await?;
+            // History cannot say what was deleted meanwhile: the window's
+            // rows are accounted for against Gmail's listing (`vanished.rs`).
+            let live = self.rows_to_account_for(&run, fallback, false).await?;
             self.ingest_window(&run, fallback, cancel, progress).await?;
+            if !cancel.is_cancelled() {
+                self.settle_vanished(&run, fallback, live).await?;
+            }
             let fresh = HistoryCursor(profile.history_id);
             Ok(BodyEnd {
                 cursor: if rewound {

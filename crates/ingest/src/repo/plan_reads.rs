@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{RepoError, StoredThread};
 
@@ -30,6 +31,15 @@ pub trait PlanReads: Send + Sync {
         mailbox_id: i64,
         provider_thread_id: &str,
     ) -> Result<HashSet<String>, RepoError>;
+    /// Messages stored and not marked deleted whose internalDate is in
+    /// `[since, until)`: what a run without a usable history cursor holds
+    /// Gmail to account for.
+    async fn live_message_ids_between(
+        &self,
+        mailbox_id: i64,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>, RepoError>;
     /// The stored labels of each of the given messages that is stored
     /// (deleted or not), in their stored order.
     async fn stored_labels(

@@ -93,6 +93,24 @@ impl<B: HasDb> PlanReads for B {
         Ok(ids.into_iter().collect())
     }
 
+    async fn live_message_ids_between(
+        &self,
+        mailbox_id: i64,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>, RepoError> {
+        let sql = "SELECT provider_message_id FROM mail_messages
+             WHERE mailbox_id = $1 AND deleted_at IS NULL
+               AND internal_date >= $2 AND internal_date < $3";
+        on_either!(self.db(), |pool| sqlx::query_scalar(sql)
+            .bind(mailbox_id)
+            .bind(since)
+            .bind(until)
+            .fetch_all(pool)
+            .await)
+        .map_err(RepoError::db("read live message ids in a window"))
+    }
+
     #[instrument(skip_all, fields(rows = provider_message_ids.len()))]
     async fn stored_labels(
         &self,
