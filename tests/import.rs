@@ -1,7 +1,9 @@
 //! `mailingest import` through the binary, on both backends: a Takeout file
 //! the emulator writes of its own mailbox (`/_emulator/mailboxes/{mb}/takeout`)
 //! seeds the copy; the backfill after it fetches only what the file lacked;
-//! the same file twice inserts nothing.
+//! the same file twice inserts nothing; entries that are no message of the
+//! mailbox are kept as orphans only when asked (`--keep-unmatched`), and gc
+//! never takes their bytes.
 
 mod common;
 
@@ -22,6 +24,7 @@ on_both_backends!(
     an_mbox_export_imports_back,
     verify_sample_finds_imported_bytes_that_are_not_gmails,
     a_malformed_entry_is_named_by_offset_and_the_import_goes_on,
+    unmatched_entries_are_kept_as_orphans_only_when_asked,
 );
 
 /// A bed on Gmail's 2026 quota table (binary and emulator alike).
@@ -733,4 +736,239 @@ async fn a_malformed_entry_is_named_by_offset_and_the_import_goes_on(backend: Ba
         .await;
     let stdout = String::from_utf8_lossy(&text_out.stdout);
     assert!(stdout.contains(&format!("at byte {bad}")), "{stdout}");
+}
+
+/// Another account's entry (its id is not in this mailbox), written as
+/// Takeout writes one.
+const STRANGER_DECIMAL: u64 = 123_456_789_012_345_678;
+const STRANGER_MESSAGE: &[u8] = b"From: stranger@other.example\r\nTo: someone@other.example\r\nSubject: another account's mail\r\nMessage-ID: <stranger@other.example>\r\nDate: Tue, 19 Mar 2019 09:13:51 +0000\r\n\r\nnot this mailbox's";
+
+/// The emulator's Takeout file with two entries that are no message of the
+/// mailbox: one whose separator lost its id (its bytes are Gmail's message
+/// returned, by hex id) and another account's, appended. Returns the file,
+/// the damaged message's id and the byte offsets of the two entries.
+async fn takeout_with_unmatched(bed: &TestBed) -> (PathBuf, String, u64, u64) {
+    let mut text = takeout(bed).await;
+    let separators: Vec<usize> = text
+        .windows(6)
+        .enumerate()
+        .filter(|(i, w)| *w == b"\r\nFrom" && text.get(i + 6) == Some(&b' '))
+        .map(|(i, _)| i + 2)
+        .collect();
+    let bad = separators[1];
+    let id_end = bad + text[bad..].iter().position(|b| *b == b'@').expect("@");
+    let decimal = String::from_utf8(text[bad + 5..id_end].to_vec()).expect("digits");
+    let hex = format!("{:x}", decimal.parse::<u64>().expect("decimal"));
+    text.splice(bad + 5..id_end, b"nobody".iter().copied());
+    // The file ends with a line break, which the appended separator claims.
+    assert!(text.ends_with(b"\n"));
+    let stranger = text.len() as u64;
+    text.extend_from_slice(
+        format!(
+            "From {STRANGER_DECIMAL}@xxx Tue Mar 19 09:13:51 +0000 2019\r\n\
+             X-GM-THRID: {STRANGER_DECIMAL}\r\nX-Gmail-Labels: Inbox,Opened\r\n"
+        )
+        .as_bytes(),
+    );
+    text.extend_from_slice(STRANGER_MESSAGE);
+    text.extend_from_slice(b"\r\n");
+    let file = bed.store_path().with_extension("unmatched.mbox");
+    tokio::fs::write(&file, &text).await.expect("write");
+    (file, hex, bad as u64, stranger)
+}
+
+/// The path of one object of the default org in the bed's fs store.
+fn object(bed: &TestBed, sha: &str) -> PathBuf {
+    bed.store_path()
+        .join("default/sha256")
+        .join(&sha[..2])
+        .join(&sha[2..4])
+        .join(sha)
+}
+
+async fn unmatched_entries_are_kept_as_orphans_only_when_asked(backend: Backend) {
+    let bed = bed_2026(backend, 30).await;
+    let (file, damaged, bad, stranger) = takeout_with_unmatched(&bed).await;
+    let path = file.to_str().expect("utf-8 path");
+    let file_sha = hex::encode(Sha256::digest(std::fs::read(&file).expect("read")));
+    let stranger_id = format!("{STRANGER_DECIMAL:x}");
+    let stranger_sha = hex::encode(Sha256::digest(STRANGER_MESSAGE));
+    let damaged_sha = hex::encode(Sha256::digest(
+        bed.emulator
+            .raw_message(&bed.mailbox, &damaged)
+            .expect("in Gmail"),
+    ));
+    let orphans = "SELECT count(*) FROM imported_orphans";
+    let kept_events = "SELECT count(*) FROM ledger_events WHERE event_type = 'orphan.kept'";
+
+    // Without the flag: both skipped and named, nothing of theirs stored.
+    let (code, out) = import(&bed, &file).await;
+    assert_eq!(code, 3, "the entry without an id is not Takeout's: {out}");
+    let skipped = out["import"]["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 2, "{out}");
+    assert_eq!(skipped[0]["offset"].as_u64(), Some(bad), "{out}");
+    assert_eq!(skipped[0]["malformed"], true);
+    assert_eq!(skipped[1]["offset"].as_u64(), Some(stranger), "{out}");
+    assert_eq!(skipped[1]["message_id"], stranger_id.as_str());
+    assert_eq!(skipped[1]["malformed"], false);
+    assert_eq!(out["import"]["kept"].as_array().map(Vec::len), Some(0));
+    assert_eq!(bed.count(orphans).await, 0);
+    assert_eq!(bed.count(kept_events).await, 0);
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM blobs WHERE sha256 = '{stranger_sha}'"
+        ))
+        .await,
+        0
+    );
+    assert!(!object(&bed, &stranger_sha).exists());
+
+    // With it: both kept as orphans, not skipped; still exit 3.
+    let keep = [
+        "import",
+        "--mailbox",
+        bed.mailbox.as_str(),
+        "--keep-unmatched",
+        path,
+    ];
+    let (code, out) = bed.run_json(&keep).await;
+    assert_eq!(code, 3, "a kept malformed entry still exits 3: {out}");
+    assert_eq!(
+        out["import"]["skipped"].as_array().map(Vec::len),
+        Some(0),
+        "{out}"
+    );
+    let kept = out["import"]["kept"].as_array().expect("kept");
+    assert_eq!(kept.len(), 2, "{out}");
+    assert_eq!(out["run"]["orphans"]["inserted"].as_u64(), Some(2), "{out}");
+    let rows = bed
+        .strings(
+            "SELECT sha256 || ' ' || reason || ' ' || file_offset || ' ' ||
+                    coalesce(provider_message_id, '-') || ' ' || source
+             FROM imported_orphans ORDER BY file_offset",
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            format!("{damaged_sha} no_id {bad} - takeout:{file_sha}"),
+            format!("{stranger_sha} not_in_mailbox {stranger} {stranger_id} takeout:{file_sha}"),
+        ]
+    );
+    let headers = bed
+        .strings(&format!(
+            "SELECT rfc822_message_id || ' | ' || date_header || ' | ' || subject
+             FROM imported_orphans WHERE sha256 = '{stranger_sha}'"
+        ))
+        .await;
+    assert_eq!(
+        headers,
+        vec![
+            "<stranger@other.example> | Tue, 19 Mar 2019 09:13:51 +0000 | another account's mail"
+                .to_owned()
+        ]
+    );
+    for sha in [&damaged_sha, &stranger_sha] {
+        assert!(object(&bed, sha).exists(), "the orphan's bytes are stored");
+        assert_eq!(
+            bed.count(&format!(
+                "SELECT count(*) FROM blob_copies WHERE sha256 = '{sha}' AND state = 'present'"
+            ))
+            .await,
+            1,
+            "the org's copy is recorded"
+        );
+    }
+    assert_eq!(bed.count(kept_events).await, 2);
+    // Those it did import are the other messages, as without the flag.
+    assert!(!stored_raw(&bed).await.contains_key(&damaged));
+
+    // Again: the same orphans, nothing inserted.
+    let (code, again) = bed.run_json(&keep).await;
+    assert_eq!(code, 3, "{again}");
+    assert_eq!(
+        again["run"]["orphans"]["inserted"].as_u64(),
+        Some(0),
+        "{again}"
+    );
+    assert_eq!(
+        again["run"]["orphans"]["unchanged"].as_u64(),
+        Some(2),
+        "{again}"
+    );
+    assert_eq!(bed.count(orphans).await, 2);
+    assert_eq!(bed.count(kept_events).await, 2);
+
+    // Listed.
+    let (code, listed) = bed
+        .run_json(&["orphans", "--mailbox", bed.mailbox.as_str()])
+        .await;
+    assert_eq!(code, 0, "{listed}");
+    assert_eq!(
+        listed["orphans"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    let text = bed
+        .run(&["orphans", "--mailbox", bed.mailbox.as_str()])
+        .await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("another account's mail"), "{text}");
+
+    // gc: their objects are recorded, so old ones stay.
+    for sha in [&damaged_sha, &stranger_sha] {
+        std::fs::File::options()
+            .write(true)
+            .open(object(&bed, sha))
+            .and_then(|f| {
+                f.set_modified(
+                    std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400),
+                )
+            })
+            .expect("age the object");
+    }
+    let (code, gc) = bed.run_json(&["gc"]).await;
+    assert_eq!(code, 0, "{gc}");
+    assert!(object(&bed, &damaged_sha).exists() && object(&bed, &stranger_sha).exists());
+    bed.assert_verify_clean().await;
+
+    // The damaged entry was message `damaged`: a backfill stores it from
+    // Gmail (the same bytes), Gmail deletes it, and a purge of long-deleted
+    // mail must still leave the bytes the orphan keeps.
+    let (code, out) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(stored_raw(&bed).await.get(&damaged), Some(&damaged_sha));
+    bed.emulator
+        .delete_message(&bed.mailbox, &damaged)
+        .expect("delete");
+    let (code, out) = bed.sync().await;
+    assert_eq!(code, 0, "{out}");
+    let shift = match backend {
+        Backend::Postgres => "deleted_at - interval '30 days'",
+        Backend::Sqlite => "strftime('%Y-%m-%dT%H:%M:%f+00:00', deleted_at, '-30 days')",
+    };
+    let moved = bed
+        .execute(&format!(
+            "UPDATE mail_messages SET deleted_at = {shift}
+             WHERE deleted_at IS NOT NULL AND provider_message_id = '{damaged}'"
+        ))
+        .await;
+    assert_eq!(moved, 1);
+    let (code, purge) = bed
+        .run_json(&["gc", "--purge-deleted-older-than", "7d"])
+        .await;
+    assert_eq!(code, 0, "{purge}");
+    assert!(
+        object(&bed, &damaged_sha).exists(),
+        "the orphan's bytes survive the purge of the deleted message: {purge}"
+    );
+    assert_eq!(
+        bed.count(&format!(
+            "SELECT count(*) FROM blob_copies WHERE sha256 = '{damaged_sha}' AND state = 'present'"
+        ))
+        .await,
+        1,
+        "{purge}"
+    );
+    bed.assert_verify_clean().await;
 }

@@ -241,6 +241,9 @@ async fn show_replays_only_its_own_orgs_ledger(backend: Backend) {
     );
     orgs.assert_foreign_mailbox_refused(ORG_A, &["show", "--mailbox", BOB, "--as-of", &now])
         .await;
+    // The orphans an import kept are listed the same way: of the org's mailbox only.
+    orgs.assert_foreign_mailbox_refused(ORG_A, &["orphans", "--mailbox", BOB])
+        .await;
     orgs.assert_b_untouched(&before).await;
     let (code, b) = orgs
         .json(ORG_B, &["show", "--mailbox", CAT, "--as-of", &now])

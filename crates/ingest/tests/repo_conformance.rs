@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{SHA_A, SHA_B, attachment, message, thread};
-use ingest::domain::{LabelChangeKind, LabelKind, MailboxId, MailboxLabel};
+use ingest::domain::{
+    LabelChangeKind, LabelKind, MailboxId, MailboxLabel, OrphanReason, OrphanUpsert,
+};
 use ingest::engine::Window;
 use ingest::repo::{
     BlobUpsert, CursorUpdate, DatabaseTarget, FailureKind, HeldRun, HistoryCursor, LabelUpdate,
@@ -184,6 +186,7 @@ on_both_backends!(
     a_purge_yields_to_a_writer_recording_the_blob_again,
     labels_refresh_records_only_real_changes_and_keeps_deleted_names,
     a_feed_consumer_is_exclusive_fenced_and_moves_forward_only,
+    orphans_are_kept_once_and_hold_their_blob_in_their_org,
 );
 
 fn start(mailbox_id: i64, stale_after: Duration) -> RunStart {
@@ -1402,4 +1405,128 @@ async fn a_feed_consumer_is_exclusive_fenced_and_moves_forward_only(backend: Bac
     let again = other.hold_consumer("org-1", "crm").await.unwrap();
     assert_eq!(again.positions.get(&mailbox_id), Some(&5));
     assert!(other.consumer_still_held(&again).await.unwrap());
+}
+
+fn orphan(sha: &str, offset: i64, reason: OrphanReason) -> OrphanUpsert {
+    OrphanUpsert {
+        sha256: sha.to_owned(),
+        size: 10,
+        source: "takeout:".to_owned() + &"f".repeat(64),
+        file_offset: offset,
+        provider_message_id: (reason == OrphanReason::NotInMailbox).then(|| "abc123".to_owned()),
+        reason,
+        detail: "why\0 not".to_owned(),
+        rfc822_message_id: Some("<x@example.com>".to_owned()),
+        date_header: None,
+        subject: Some("caf\u{e9}".to_owned()),
+    }
+}
+
+/// `import --keep-unmatched`: an orphan row per (mailbox, bytes), the first
+/// sighting kept, a re-run inserting nothing; the row is a reference of its
+/// org's copy of the blob (purge leaves it, verify lists it), and only of
+/// its own org's.
+async fn orphans_are_kept_once_and_hold_their_blob_in_their_org(backend: Backend) {
+    let db = Fresh::new(backend).await;
+    let repo = db.repo().await;
+    let mut held = run(&repo, "orphans@example.com").await;
+    let mb = held.fence.mailbox_id;
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    tx.upsert_blobs(&[blob(SHA_A), blob(SHA_B)]).await.unwrap();
+    let t = tx.upsert_threads(&[thread(mb, "t1")]).await.unwrap();
+    // m1's raw bytes are SHA_A, its part SHA_B; it was deleted long ago.
+    let m = tx
+        .upsert_messages(&[message(mb, t[0].id, "m1")])
+        .await
+        .unwrap();
+    tx.upsert_attachments(&[attachment(m[0].id, "1")])
+        .await
+        .unwrap();
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(30);
+    tx.soft_delete_messages(&["m1".to_owned()], long_ago)
+        .await
+        .unwrap();
+    // An archive entry with m1's exact bytes, kept; the same bytes again
+    // later in the batch are the same orphan.
+    let first = orphan(SHA_A, 100, OrphanReason::NoId);
+    let again = orphan(SHA_A, 900, OrphanReason::Malformed);
+    assert_eq!(
+        tx.keep_orphans(&[first.clone(), again.clone()])
+            .await
+            .unwrap(),
+        vec![true, false]
+    );
+    tx.commit().await.unwrap();
+    let mut tx = repo.begin(held.fence).await.unwrap();
+    assert_eq!(
+        tx.keep_orphans(&[again, first.clone()]).await.unwrap(),
+        vec![false, false],
+        "a re-run inserts nothing"
+    );
+    tx.commit().await.unwrap();
+    let listed = repo.imported_orphans(mb).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let mut stored = first.clone();
+    stored.detail = "why not".to_owned();
+    assert_eq!(listed[0].row, stored, "the first sighting, NUL dropped");
+    assert_eq!(listed[0].first_run_id, held.fence.run_id);
+    assert_eq!(
+        db.count("SELECT count(*) FROM imported_orphans").await,
+        1,
+        "one row"
+    );
+
+    // Purge: only the part (SHA_B) is long-deleted mail's alone; SHA_A is the orphan's.
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
+    let candidates: Vec<String> = repo
+        .purge_candidates(mb, cutoff)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.sha256)
+        .collect();
+    assert_eq!(candidates, vec![SHA_B.to_owned()]);
+    let mut referenced = repo.referenced_blobs(mb).await.unwrap();
+    referenced.sort();
+    assert_eq!(referenced, vec![SHA_A.to_owned(), SHA_B.to_owned()]);
+    repo.finish_run(&mut held, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+
+    // Another org's orphan of SHA_B keeps that org's copy, never this one's.
+    let (other, _) = repo
+        .register_mailbox("org-2", "orphans@example.com")
+        .await
+        .unwrap();
+    let mut held2 = repo
+        .start_run(&start(other, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let mut tx = repo.begin(held2.fence).await.unwrap();
+    tx.upsert_blobs(&[blob(SHA_B)]).await.unwrap();
+    assert_eq!(
+        tx.keep_orphans(&[orphan(SHA_B, 0, OrphanReason::NotInMailbox)])
+            .await
+            .unwrap(),
+        vec![true],
+        "another mailbox keeps the same bytes as its own orphan"
+    );
+    tx.commit().await.unwrap();
+    repo.finish_run(&mut held2, &end(RunStatus::Completed, CursorUpdate::Keep))
+        .await
+        .unwrap();
+    let candidates: Vec<String> = repo
+        .purge_candidates(mb, cutoff)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.sha256)
+        .collect();
+    assert_eq!(
+        candidates,
+        vec![SHA_B.to_owned()],
+        "org-2's orphan is org-2's"
+    );
+    assert_eq!(repo.imported_orphans(other).await.unwrap().len(), 1);
+    assert_eq!(repo.imported_orphans(mb).await.unwrap().len(), 1);
 }

@@ -34,11 +34,14 @@ pub enum EventType {
     LabelUpdated,
     /// A label labels.list no longer lists: Gmail deleted it.
     LabelDeleted,
+    /// `import --keep-unmatched` kept an archive entry that is no message of
+    /// the mailbox (subject `blob:<sha256>`, the bytes it stored).
+    OrphanKept,
 }
 
 impl EventType {
     /// Every variant, in declaration order.
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         EventType::SyncStarted,
         EventType::ThreadIngested,
         EventType::MessageIngested,
@@ -55,6 +58,7 @@ impl EventType {
         EventType::LabelRenamed,
         EventType::LabelUpdated,
         EventType::LabelDeleted,
+        EventType::OrphanKept,
     ];
 
     /// The terminal types, in the order the partial unique index lists them.
@@ -82,6 +86,7 @@ impl EventType {
             EventType::LabelRenamed => "label.renamed",
             EventType::LabelUpdated => "label.updated",
             EventType::LabelDeleted => "label.deleted",
+            EventType::OrphanKept => "orphan.kept",
         }
     }
 

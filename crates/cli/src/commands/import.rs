@@ -25,6 +25,11 @@ pub struct Import {
     /// Import messages labelled SPAM or TRASH too.
     #[arg(long)]
     include_spam_trash: bool,
+    /// Keep entries that are no message of the mailbox (an id Gmail's mailbox
+    /// does not hold, no usable id, a malformed entry holding bytes) as
+    /// orphans: stored, listed by `mailingest orphans`, never collected by gc.
+    #[arg(long)]
+    keep_unmatched: bool,
     /// Print the run summary and the import's report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -42,6 +47,7 @@ impl Import {
             mailbox: MailboxRef::address(&self.mailbox),
             files,
             include_spam_trash: self.include_spam_trash,
+            keep_unmatched: self.keep_unmatched,
         };
         let progress = Arc::new(Progress::default());
         let cancel = signals::cancel_on_signal();
@@ -57,6 +63,10 @@ impl Import {
         let mut exit = Exit::from(&run);
         // Entries that are not Takeout's (no usable id, no date): exit 3.
         // Mail Gmail no longer has is named, but expected of an older file.
+        // Kept as orphans (--keep-unmatched) they still exit 3: keeping the
+        // bytes does not make them mail of the mailbox, the file still held
+        // entries that are not the archive's own, and a script sees the same
+        // verdict on the same file with or without the flag.
         if report.malformed() > 0 {
             exit = exit.max(Exit::Skipped);
         }
@@ -122,6 +132,20 @@ fn print(run: &RunSummary, report: &ImportReport, json: bool) {
                 .map(|id| format!(" (message {id})"))
                 .unwrap_or_default(),
             s.reason
+        );
+    }
+    for k in &report.kept {
+        println!(
+            "kept {} at byte {}{} as orphan {} ({}): {}",
+            k.path.display(),
+            k.offset,
+            k.message_id
+                .as_ref()
+                .map(|id| format!(" (message {id})"))
+                .unwrap_or_default(),
+            k.sha256,
+            k.reason,
+            k.detail
         );
     }
     for (name, n) in &report.unknown_labels {

@@ -10,6 +10,7 @@ pub mod gc;
 pub mod import;
 pub mod mailbox;
 pub mod migrate;
+pub mod orphans;
 pub mod repair;
 pub mod show;
 pub mod status;
@@ -31,6 +32,8 @@ pub enum Command {
     Backfill(backfill::Backfill),
     /// Seed a mailbox from Google Takeout mbox files, at no quota per message.
     Import(import::Import),
+    /// Archive entries `import --keep-unmatched` kept that are no message of the mailbox.
+    Orphans(orphans::Orphans),
     /// Apply what changed in Gmail since the last run.
     Sync(sync::Sync),
     /// Sync due mailboxes forever (several workers may share one database).
@@ -62,6 +65,7 @@ impl Command {
             Command::Migrate(cmd) => cmd.run(ctx).await,
             Command::Backfill(cmd) => cmd.run(ctx).await,
             Command::Import(cmd) => cmd.run(ctx).await,
+            Command::Orphans(cmd) => cmd.run(ctx).await,
             Command::Sync(cmd) => cmd.run(ctx).await,
             Command::Worker(cmd) => cmd.run(ctx).await,
             Command::Mailbox(cmd) => cmd.run(ctx).await,

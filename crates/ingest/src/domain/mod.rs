@@ -13,6 +13,7 @@ mod batch;
 mod failure;
 mod ids;
 mod labels;
+mod orphan;
 mod outcome;
 mod run;
 mod summary;
@@ -28,6 +29,7 @@ pub use labels::{
     LabelChange, LabelChangeKind, LabelKind, MailboxLabel, StoredLabel, label_changes,
     system_id_of_takeout_name, takeout_system_name,
 };
+pub use orphan::{ImportedOrphan, OrphanReason, OrphanUpsert};
 pub use outcome::{Outcome, OutcomeCounts, UpsertResult};
 pub use run::{RunKind, RunStatus};
 pub use summary::{BlobCounts, RunSummary, SkipKind, Skipped, StageSeconds, Tally};

@@ -80,6 +80,14 @@ pub struct Tally {
     /// Labels created, renamed, changed or deleted in Gmail since the last
     /// run (by labels.list at the run's start), with their names.
     pub label_changes: Vec<LabelChange>,
+    /// Archive entries an import kept as orphans (`--keep-unmatched`):
+    /// inserted, or `unchanged` when the mailbox kept their bytes already.
+    #[serde(skip_serializing_if = "no_outcomes")]
+    pub orphans: OutcomeCounts,
+}
+
+fn no_outcomes(c: &OutcomeCounts) -> bool {
+    *c == OutcomeCounts::default()
 }
 
 impl Tally {
@@ -98,6 +106,7 @@ impl Tally {
         self.history_records += other.history_records;
         self.skipped.extend(other.skipped);
         self.label_changes.extend(other.label_changes);
+        self.orphans.add(&other.orphans);
     }
 }
 

@@ -23,8 +23,8 @@ use super::summary::run_counts;
 use super::thread_fetch::{BlobPuts, Fetched, MessageResult, ThreadWork};
 use super::{Engine, EngineError};
 use crate::domain::{
-    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageFailure, MessageUpsert, Outcome, SkipKind,
-    Skipped, Tally, ThreadUpsert,
+    AttachmentUpsert, BlobUpsert, LabelUpdate, MessageFailure, MessageUpsert, OrphanUpsert,
+    Outcome, SkipKind, Skipped, Tally, ThreadUpsert,
 };
 use crate::repo::{HistoryCursor, RepoTx, as_i64, strip_nul};
 
@@ -49,6 +49,10 @@ pub(crate) struct Batch {
     /// Where the batch's messages came from when not from Gmail
     /// (`takeout:<file sha256>`), recorded in each `message.ingested`.
     pub source: Option<String>,
+    /// Archive entries kept as orphans (`import --keep-unmatched`); their
+    /// blobs ride with `threadless_skips` (`engine::orphans`), so they are
+    /// made durable, recorded and looked up like every other blob.
+    pub orphans: Vec<OrphanUpsert>,
 }
 
 impl Batch {
@@ -132,6 +136,7 @@ impl Engine {
         touched.extend(writer.tx.thread_ids_of_messages(&deleted).await?);
         writer.tx.refresh_threads(&touched).await?;
         writer.record_skips(batch, &messages).await?;
+        writer.keep_orphans(batch).await?;
         let mut tally = writer.finish().await?;
         tally.history_pages = batch.history_pages;
         tally.history_records = batch.history_records;
@@ -468,6 +473,31 @@ impl BatchWriter<'_> {
         }
         self.tx.release_quarantined(&released).await?;
         self.tx.record_failures(&failures).await?;
+        Ok(())
+    }
+
+    /// Orphan rows, after their blobs' (`record_blobs`): one `orphan.kept`
+    /// event for each the mailbox did not keep yet.
+    async fn keep_orphans(&mut self, batch: &Batch) -> Result<(), EngineError> {
+        let inserted = self.tx.keep_orphans(&batch.orphans).await?;
+        for (row, inserted) in batch.orphans.iter().zip(inserted) {
+            if !inserted {
+                self.tally.orphans.unchanged += 1;
+                continue;
+            }
+            self.tally.orphans.inserted += 1;
+            self.events.push(event(
+                EventType::OrphanKept,
+                Subject::Blob(row.sha256.clone()),
+                json!({
+                    "source": row.source,
+                    "file_offset": row.file_offset,
+                    "size": row.size,
+                    "message_id": row.provider_message_id,
+                    "reason": row.reason,
+                }),
+            ));
+        }
         Ok(())
     }
 

@@ -26,6 +26,11 @@
 //! the next backfill fetches it (it lists the window and fetches only ids not
 //! stored). The import's threads are stored without a historyId, so that
 //! backfill looks at every one of them (labels from history, no threads.get).
+//!
+//! Entries that are no message of the mailbox (an id Gmail's mailbox does
+//! not hold, no usable id, malformed) are skipped and named, or, with
+//! `keep_unmatched`, set aside per batch and kept as orphans in the same
+//! commit (`engine::orphans`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read};
@@ -40,6 +45,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::commit::Batch;
+use super::orphans::{KeptEntry, Unmatched};
 use super::run::{BodyEnd, Run, RunPlan};
 use super::thread_fetch::MessageResult;
 use super::{Engine, EngineError, MailboxRef, Progress};
@@ -62,6 +68,9 @@ pub struct ImportRequest {
     /// Import messages labelled SPAM or TRASH too (a backfill leaves them out
     /// unless asked).
     pub include_spam_trash: bool,
+    /// Keep entries that are no message of the mailbox as orphans
+    /// (`engine::orphans`) instead of skipping them.
+    pub keep_unmatched: bool,
 }
 
 /// What an import did beyond the run's counts.
@@ -70,6 +79,8 @@ pub struct ImportReport {
     pub files: Vec<ImportedFile>,
     /// Entries not imported: each names its file, byte offset and why.
     pub skipped: Vec<SkippedEntry>,
+    /// Entries kept as orphans (`--keep-unmatched`), not skipped.
+    pub kept: Vec<KeptEntry>,
     /// Label names of the file that Gmail's labels.list does not know, with
     /// how many messages carried each. Kept out of the stored label ids.
     pub unknown_labels: BTreeMap<String, u64>,
@@ -98,8 +109,10 @@ pub struct SkippedEntry {
 }
 
 impl ImportReport {
+    /// Entries that were not the archive's own, kept or not.
     pub fn malformed(&self) -> usize {
         self.skipped.iter().filter(|s| s.malformed).count()
+            + self.kept.iter().filter(|k| k.reason.is_malformed()).count()
     }
 }
 
@@ -111,6 +124,7 @@ struct FileImport<'a> {
     report: &'a Mutex<ImportReport>,
     /// Ids stored, whose labels are refreshed at the end (`import_labels.rs`).
     stored_ids: &'a Mutex<Vec<String>>,
+    keep_unmatched: bool,
 }
 
 /// What Gmail holds now, listed when the import starts: an entry Gmail no
@@ -183,6 +197,7 @@ impl Engine {
         let summary = self
             .run(plan, cancel, |run| {
                 let (report, files) = (&report, &request.files);
+                let keep_unmatched = request.keep_unmatched;
                 let in_gmail = &in_gmail;
                 async move {
                     // The run listed the labels as it started (labels.list once).
@@ -198,6 +213,7 @@ impl Engine {
                             in_gmail,
                             report,
                             stored_ids: &stored_ids,
+                            keep_unmatched,
                         };
                         self.import_file(&run, file, cancel, progress).await?;
                     }
@@ -309,6 +325,7 @@ impl Engine {
             in_gmail,
             report,
             stored_ids,
+            keep_unmatched,
         } = file_import;
         let sha256 = file_sha256(path.to_owned()).await?;
         let source = format!("takeout:{sha256}");
@@ -322,6 +339,9 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel::<std::io::Result<MboxEntry>>(READ_AHEAD);
         let reader = read_entries(path.to_owned(), tx);
         let mut skipped: Vec<SkippedEntry> = Vec::new();
+        let mut kept: Vec<KeptEntry> = Vec::new();
+        // Entries to keep as orphans, per batch (`--keep-unmatched`).
+        let mut unmatched: Vec<Unmatched> = Vec::new();
         let mut unknown: BTreeMap<String, u64> = BTreeMap::new();
         let skip = |offset, message_id, reason: String, malformed| SkippedEntry {
             path: path.to_owned(),
@@ -347,7 +367,7 @@ impl Engine {
                 })?;
                 file.entries += 1;
                 let offset = entry.offset;
-                match takeout::read_entry(entry) {
+                match takeout::read_entry_or_return(entry) {
                     Ok(m) if !seen.insert(m.id.clone()) => skipped.push(skip(
                         offset,
                         Some(m.id),
@@ -355,7 +375,13 @@ impl Engine {
                         false,
                     )),
                     Ok(m) => chunk.push(m),
-                    Err(e) => skipped.push(skip(offset, None, e.to_string(), true)),
+                    Err((e, entry)) => match keep_unmatched
+                        .then(|| Unmatched::unreadable(&e, entry))
+                        .flatten()
+                    {
+                        Some(u) => unmatched.push(u),
+                        None => skipped.push(skip(offset, None, e.to_string(), true)),
+                    },
                 }
             }
             let ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
@@ -385,6 +411,10 @@ impl Engine {
                         continue;
                     }
                     Some(thread_id) => m.thread_id = thread_id.clone(),
+                    None if keep_unmatched => {
+                        unmatched.push(Unmatched::not_in_mailbox(m));
+                        continue;
+                    }
                     None => {
                         skipped.push(skip(
                             m.offset,
@@ -420,7 +450,7 @@ impl Engine {
                     raw: m.raw.into(),
                 });
             }
-            if todo.is_empty() {
+            if todo.is_empty() && unmatched.is_empty() {
                 keep_ids(stored_ids, ids);
                 continue;
             }
@@ -439,7 +469,10 @@ impl Engine {
                 MessageResult::Skipped { .. } => None,
             }));
             batch.add_messages(results);
+            let orphans = std::mem::take(&mut unmatched);
+            let kept_now = self.add_orphans(run, &mut batch, path, orphans).await?;
             self.commit(run, &batch).await?;
+            kept.extend(kept_now);
             keep_ids(stored_ids, ids);
         }
         drop(rx);
@@ -459,6 +492,7 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         report.files.push(file);
         report.skipped.extend(skipped);
+        report.kept.extend(kept);
         for (name, n) in unknown {
             *report.unknown_labels.entry(name).or_default() += n;
         }

@@ -673,7 +673,7 @@ impl BlobPuts {
     }
 }
 
-fn blob_row(put: &PutOutcome) -> BlobUpsert {
+pub(crate) fn blob_row(put: &PutOutcome) -> BlobUpsert {
     BlobUpsert {
         sha256: put.sha256.to_string(),
         size: i64::try_from(put.size).unwrap_or(i64::MAX),

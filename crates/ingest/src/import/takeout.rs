@@ -49,24 +49,28 @@ pub enum EntryError {
 
 /// Reads one entry.
 pub fn read_entry(entry: MboxEntry) -> Result<TakeoutMessage, EntryError> {
-    let separator = String::from_utf8_lossy(&entry.separator);
-    let rest = separator.strip_prefix("From ").ok_or(EntryError::NoId)?;
-    let (sender, date) = rest.split_once(' ').ok_or(EntryError::NoId)?;
-    let decimal = sender.strip_suffix("@xxx").ok_or(EntryError::NoId)?;
-    let id = hex_of(decimal).ok_or(EntryError::NoId)?;
-    let internal_date_ms = DateTime::parse_from_str(date.trim(), "%a %b %d %H:%M:%S %z %Y")
-        .map_err(|_| EntryError::BadDate)?
-        .timestamp_millis();
-    let (thread, labels, start) = archive_headers(&entry.body);
-    let thread = thread.ok_or(EntryError::NoThreadId)?;
-    let thread_id =
-        hex_of(String::from_utf8_lossy(thread).trim()).ok_or(EntryError::BadThreadId)?;
-    let label_names = labels.map(label_names).unwrap_or_default();
+    read_entry_or_return(entry).map_err(|(e, _)| e)
+}
+
+/// Reads one entry; one that is not a Gmail message comes back with the
+/// reason, whole, so `import --keep-unmatched` can keep its bytes.
+pub fn read_entry_or_return(entry: MboxEntry) -> Result<TakeoutMessage, (EntryError, MboxEntry)> {
+    let (id, internal_date_ms, thread_id, label_names, start) = match read_parts(&entry) {
+        Ok(parts) => parts,
+        Err(e) => return Err((e, entry)),
+    };
     let offset = entry.offset;
     let mut raw = entry.body;
     raw.drain(..start);
     if raw.is_empty() {
-        return Err(EntryError::Empty);
+        return Err((
+            EntryError::Empty,
+            MboxEntry {
+                offset,
+                separator: entry.separator,
+                body: raw,
+            },
+        ));
     }
     Ok(TakeoutMessage {
         offset,
@@ -76,6 +80,49 @@ pub fn read_entry(entry: MboxEntry) -> Result<TakeoutMessage, EntryError> {
         internal_date_ms,
         raw,
     })
+}
+
+/// What Takeout wrote beside the message: (id, internalDate, thread id,
+/// label names, where the message starts in the body).
+type Parts = (String, i64, String, Vec<String>, usize);
+
+fn read_parts(entry: &MboxEntry) -> Result<Parts, EntryError> {
+    let separator = String::from_utf8_lossy(&entry.separator);
+    let rest = separator.strip_prefix("From ").ok_or(EntryError::NoId)?;
+    let (sender, date) = rest.split_once(' ').ok_or(EntryError::NoId)?;
+    let id = sender_id(sender).ok_or(EntryError::NoId)?;
+    let internal_date_ms = DateTime::parse_from_str(date.trim(), "%a %b %d %H:%M:%S %z %Y")
+        .map_err(|_| EntryError::BadDate)?
+        .timestamp_millis();
+    let (thread, labels, start) = archive_headers(&entry.body);
+    let thread = thread.ok_or(EntryError::NoThreadId)?;
+    let thread_id =
+        hex_of(String::from_utf8_lossy(thread).trim()).ok_or(EntryError::BadThreadId)?;
+    let label_names = labels.map(label_names).unwrap_or_default();
+    Ok((id, internal_date_ms, thread_id, label_names, start))
+}
+
+/// Gmail's id of a separator's sender (`<decimal>@xxx`).
+fn sender_id(sender: &str) -> Option<String> {
+    hex_of(sender.strip_suffix("@xxx")?)
+}
+
+/// The Gmail id a separator line names, if it names one (an entry that is
+/// malformed otherwise may still say which message it was).
+pub fn separator_id(separator: &[u8]) -> Option<String> {
+    let separator = String::from_utf8_lossy(separator);
+    let rest = separator.strip_prefix("From ")?;
+    sender_id(rest.split(' ').next()?)
+}
+
+/// An entry's bytes without Takeout's additions on top (`X-GM-THRID`,
+/// `X-Gmail-Labels`): what an orphan keeps, as near to the message Gmail
+/// served as the entry allows. Empty when the entry holds no message.
+pub fn message_bytes(entry: MboxEntry) -> Vec<u8> {
+    let (_, _, start) = archive_headers(&entry.body);
+    let mut raw = entry.body;
+    raw.drain(..start);
+    raw
 }
 
 /// Gmail's hex id of a decimal one (no leading zeros, as Gmail writes them).
@@ -221,6 +268,28 @@ mod tests {
             ),
             Err(EntryError::NoThreadId)
         );
+    }
+
+    #[test]
+    fn an_unreadable_entry_comes_back_whole_with_its_bytes_and_any_id() {
+        let body = b"X-GM-THRID: 1\r\nX-Gmail-Labels: Inbox\r\nFrom: a@b\r\n\r\nx\r\n";
+        let sep = "From 12@xxx yesterday";
+        let (e, back) = read_entry_or_return(entry(sep, body)).expect_err("bad date");
+        assert_eq!(e, EntryError::BadDate);
+        assert_eq!(back, entry(sep, body));
+        assert_eq!(separator_id(&back.separator), Some("c".to_owned()));
+        assert_eq!(
+            separator_id(b"From a@b Tue Mar 19 09:13:51 +0000 2019"),
+            None
+        );
+        assert_eq!(message_bytes(back), b"From: a@b\r\n\r\nx\r\n".to_vec());
+        let (e, back) = read_entry_or_return(entry(
+            "From 12@xxx Tue Mar 19 09:13:51 +0000 2019",
+            b"X-GM-THRID: 1\r\n",
+        ))
+        .expect_err("empty");
+        assert_eq!(e, EntryError::Empty);
+        assert!(message_bytes(back).is_empty());
     }
 
     #[test]

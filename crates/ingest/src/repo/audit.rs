@@ -24,7 +24,8 @@ pub trait AuditReads: Send + Sync {
         email: Option<&str>,
     ) -> Result<Vec<(i64, String)>, RepoError>;
     async fn mailbox_counts(&self, mailbox_id: i64) -> Result<MailboxCounts, RepoError>;
-    /// Every sha256 a row of the mailbox references (raw messages and parts),
+    /// Every sha256 a row of the mailbox references (raw messages, parts and
+    /// kept orphans),
     /// distinct, but those gc purged on purpose (mail Gmail deleted long ago).
     async fn referenced_blobs(&self, mailbox_id: i64) -> Result<Vec<String>, RepoError>;
     /// Walks the mailbox's ledger chain and checks each run's terminal event.

@@ -3,7 +3,7 @@
 //! The database is seen through role traits, one file each: [`Mailboxes`],
 //! [`Runs`], [`PlanReads`], [`Quarantine`], [`QuotaBudget`],
 //! [`VerifySchedule`], [`AuditReads`], [`LedgerHistory`], [`ExportReads`],
-//! [`LabelReads`], [`GcStore`] and [`ChangeFeed`]; [`Repository`] is all of them at once (what a run, the worker
+//! [`LabelReads`], [`OrphanReads`], [`GcStore`] and [`ChangeFeed`]; [`Repository`] is all of them at once (what a run, the worker
 //! and the commands hold), and [`RepoTx`] is one fenced transaction that
 //! writes a batch of rows, their ledger events, the run's counts and the
 //! cursor together. A consumer that needs one role takes that role. The
@@ -32,6 +32,7 @@ mod history;
 pub(crate) mod labels;
 mod mailboxes;
 mod model;
+mod orphans;
 pub mod pg;
 mod plan_reads;
 pub mod quarantine;
@@ -61,6 +62,7 @@ pub use model::{
     CursorUpdate, Degraded, DuplicateKey, Fence, HeldRun, HistoryCursor, MailboxCounts, MailboxRow,
     MailboxStatus, NextSync, RunEnd, RunStart, VerifyRun,
 };
+pub use orphans::OrphanReads;
 pub use pg::{PgRepository, PgTx};
 pub use plan_reads::PlanReads;
 pub use quarantine::{Quarantine, QuarantinedMessage};
@@ -87,7 +89,7 @@ pub use crate::domain::{
 pub mod prelude {
     pub use super::{
         AuditReads, ChangeFeed, ExportReads, GcStore, GcTx, LabelReads, LedgerHistory, Mailboxes,
-        PlanReads, Quarantine, QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
+        OrphanReads, PlanReads, Quarantine, QuotaBudget, RepoTx, Repository, Runs, VerifySchedule,
     };
 }
 
@@ -108,6 +110,7 @@ pub trait Repository:
     + LedgerHistory
     + ExportReads
     + LabelReads
+    + OrphanReads
     + GcStore
     + ChangeFeed
     + Send

@@ -8,7 +8,7 @@ use ledger::NewEvent;
 use super::{HistoryCursor, PurgeCandidate, RepoError};
 use crate::domain::{
     AttachmentUpsert, BlobUpsert, LabelChange, LabelUpdate, MailboxLabel, MessageFailure,
-    MessageUpsert, Outcome, ThreadUpsert, UpsertResult,
+    MessageUpsert, OrphanUpsert, Outcome, ThreadUpsert, UpsertResult,
 };
 
 /// One fenced write transaction: rows, ledger events, run counts and cursor
@@ -62,6 +62,11 @@ pub trait RepoTx: Send {
         &mut self,
         listed: &[MailboxLabel],
     ) -> Result<Vec<LabelChange>, RepoError>;
+    /// Keeps archive entries that are no message of the mailbox
+    /// (`import --keep-unmatched`): inserts those whose bytes the mailbox
+    /// does not keep yet, under the fence's run; returns per input row
+    /// whether it was inserted. Their blobs are recorded first (`upsert_blobs`).
+    async fn keep_orphans(&mut self, rows: &[OrphanUpsert]) -> Result<Vec<bool>, RepoError>;
     /// Appends events to the mailbox's ledger chain, under the fence's run.
     async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), RepoError>;
     /// Records the run's counts so far (and proves it alive).
@@ -95,7 +100,7 @@ pub trait RepoTx: Send {
 /// Implements [`RepoTx`] for a backend's fenced transaction `$tx` (a struct
 /// with fields `tx` and `fence`) over that backend's statement modules, which
 /// carry the same names on both backends (`super::{upserts, quarantine, runs,
-/// gc, labels}`), and its ledger append `$append`: each write goes to the module that
+/// gc, labels, orphans}`), and its ledger append `$append`: each write goes to the module that
 /// holds its statement, and this routing is written once.
 macro_rules! impl_repo_tx {
     ($tx:ty, $append:path) => {
@@ -193,6 +198,13 @@ macro_rules! impl_repo_tx {
                 listed: &[$crate::domain::MailboxLabel],
             ) -> Result<Vec<$crate::domain::LabelChange>, $crate::repo::RepoError> {
                 super::labels::refresh_labels(&mut self.tx, self.fence.mailbox_id, listed).await
+            }
+
+            async fn keep_orphans(
+                &mut self,
+                rows: &[$crate::domain::OrphanUpsert],
+            ) -> Result<Vec<bool>, $crate::repo::RepoError> {
+                super::orphans::keep_orphans(&mut self.tx, self.fence, rows).await
             }
 
             async fn append_events(

@@ -178,6 +178,8 @@ impl<B: HasDb> AuditReads for B {
                  UNION
                  SELECT a.sha256 FROM mail_attachments a JOIN mail_messages m ON m.id = a.message_id
                  WHERE m.mailbox_id = $1
+                 UNION
+                 SELECT sha256 FROM imported_orphans WHERE mailbox_id = $1
              ) r LEFT JOIN blob_copies c ON c.sha256 = r.sha256
                    AND c.org_id = (SELECT org_id FROM mailboxes WHERE id = $1)
              WHERE coalesce(c.state, 'present') = 'present'";

@@ -16,6 +16,7 @@ mod export;
 pub(crate) mod feed;
 mod history;
 mod labels;
+mod orphans;
 mod plan_reads;
 pub(crate) mod purge;
 mod quarantine;

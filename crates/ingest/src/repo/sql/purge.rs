@@ -35,7 +35,8 @@ pub(crate) fn org_of(mailbox: &str) -> String {
 /// SQL condition (both backends): nothing but messages of `mailbox` deleted
 /// before `cutoff` references the blob `sha` (a column or expression) in the
 /// mailbox's org: no other message of the org, by its raw bytes or a part,
-/// and no quarantine row of the org. Other orgs hold copies of their own
+/// no quarantine row and no kept orphan (`imported_orphans`: the entry's
+/// bytes are all the archive has of it) of the org. Other orgs hold copies of their own
 /// (under their own prefix), so their rows never keep this org's. What makes
 /// the org's copy purgeable.
 pub(crate) fn only_long_deleted_hold(sha: &str, mailbox: &str, cutoff: &str) -> String {
@@ -49,7 +50,9 @@ pub(crate) fn only_long_deleted_hold(sha: &str, mailbox: &str, cutoff: &str) -> 
          AND NOT EXISTS (SELECT 1 FROM mail_attachments oa JOIN mail_messages o ON o.id = oa.message_id
                          WHERE oa.sha256 = {sha} AND {other})
          AND NOT EXISTS (SELECT 1 FROM quarantined_messages q
-                         WHERE q.raw_sha256 = {sha} AND q.mailbox_id IN ({org}))"
+                         WHERE q.raw_sha256 = {sha} AND q.mailbox_id IN ({org}))
+         AND NOT EXISTS (SELECT 1 FROM imported_orphans io
+                         WHERE io.sha256 = {sha} AND io.mailbox_id IN ({org}))"
     )
 }
 

@@ -15,6 +15,7 @@ mod feed;
 mod gc;
 mod labels;
 mod mailboxes;
+mod orphans;
 mod quarantine;
 mod quota;
 mod runs;
