@@ -77,16 +77,28 @@ pub(crate) fn render_metadata(mb: &Mailbox) -> String {
             .unwrap_or_default()
             .format("%Y-%m-%dT%H:%M:%S%.3f+00:00")
             .to_string();
-        let labels: Vec<String> = msg
-            .labels
-            .iter()
-            .map(|id| vault_name(mb, id))
-            .collect();
+        let labels: Vec<String> = msg.labels.iter().map(|id| vault_name(mb, id)).collect();
         let tags = [
-            ("#From", "Text", addresses(parsed.as_ref().and_then(|p| p.from()))),
-            ("#To", "Text", addresses(parsed.as_ref().and_then(|p| p.to()))),
-            ("#CC", "Text", addresses(parsed.as_ref().and_then(|p| p.cc()))),
-            ("#BCC", "Text", addresses(parsed.as_ref().and_then(|p| p.bcc()))),
+            (
+                "#From",
+                "Text",
+                addresses(parsed.as_ref().and_then(|p| p.from())),
+            ),
+            (
+                "#To",
+                "Text",
+                addresses(parsed.as_ref().and_then(|p| p.to())),
+            ),
+            (
+                "#CC",
+                "Text",
+                addresses(parsed.as_ref().and_then(|p| p.cc())),
+            ),
+            (
+                "#BCC",
+                "Text",
+                addresses(parsed.as_ref().and_then(|p| p.bcc())),
+            ),
             ("#Subject", "Text", subject),
             ("Labels", "Text", labels.join(",")),
             ("#DateSent", "DateTime", date.clone()),
@@ -218,8 +230,14 @@ mod tests {
         );
         let xml = render_metadata(&mb);
         assert!(xml.contains("TagName='Labels' TagDataType='Text' TagValue='^INBOX,&quot;Work, &lt;stuff&gt;&quot;'"), "{xml}");
-        assert!(xml.contains("TagName='#From' TagDataType='Text' TagValue='a@b Ann'"), "{xml}");
-        assert!(xml.contains("TagName='#Subject' TagDataType='Text' TagValue='s &amp; t'"), "{xml}");
+        assert!(
+            xml.contains("TagName='#From' TagDataType='Text' TagValue='a@b Ann'"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("TagName='#Subject' TagDataType='Text' TagValue='s &amp; t'"),
+            "{xml}"
+        );
         assert!(xml.contains("TagName='#DateReceived' TagDataType='DateTime' TagValue='2019-04-16T00:00:40.389+00:00'"), "{xml}");
         assert!(xml.contains(&format!(
             "<ExternalFile FileName='{fid}' FileSize='{}' Hash='{}'/>",

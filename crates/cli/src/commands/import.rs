@@ -143,7 +143,8 @@ fn expand(paths: &[PathBuf], metadata: &[PathBuf]) -> Result<Expanded, String> {
 }
 
 fn has_extension(path: &Path, ext: &str) -> bool {
-    path.extension().is_some_and(|x| x.eq_ignore_ascii_case(ext))
+    path.extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case(ext))
 }
 
 /// Whether the file starts as Takeout's mbox does (`From <decimal id>@xxx`;
@@ -205,9 +206,7 @@ fn read_metadata(
             let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
             metadata
                 .read_into(std::io::BufReader::with_capacity(1 << 20, file))
-                .map_err(|e| {
-                    format!("{}: not Google Vault's metadata XML, {e}", path.display())
-                })?;
+                .map_err(|e| format!("{}: not Google Vault's metadata XML, {e}", path.display()))?;
         }
         let metadata = Arc::new(metadata);
         read.insert(files, metadata.clone());

@@ -119,10 +119,12 @@ impl VaultMetadata {
         let mut doc: Option<DocumentTags> = None;
         let mut saw_root = false;
         loop {
-            let event = reader.read_event_into(&mut buf).map_err(|e| MetadataError {
-                position: reader.error_position(),
-                reason: e.to_string(),
-            })?;
+            let event = reader
+                .read_event_into(&mut buf)
+                .map_err(|e| MetadataError {
+                    position: reader.error_position(),
+                    reason: e.to_string(),
+                })?;
             let at = reader.buffer_position();
             match event {
                 Event::Start(e) | Event::Empty(e) => {
@@ -147,10 +149,7 @@ impl VaultMetadata {
                         }
                         "ExternalFile" => {
                             if let Some(d) = doc.as_mut() {
-                                d.file_name = d
-                                    .file_name
-                                    .take()
-                                    .or(attribute(&e, "FileName", at)?);
+                                d.file_name = d.file_name.take().or(attribute(&e, "FileName", at)?);
                                 d.file_size = d.file_size.or(attribute(&e, "FileSize", at)?
                                     .and_then(|s| s.trim().parse().ok()));
                                 d.hash = d.hash.take().or(attribute(&e, "Hash", at)?);
@@ -262,7 +261,8 @@ impl DocumentTags {
             self.received = Some(value);
         } else if name.eq_ignore_ascii_case("GmailMessageId") {
             self.message_id = Some(value);
-        } else if name.eq_ignore_ascii_case("ThreadId") || name.eq_ignore_ascii_case("GmailThreadId")
+        } else if name.eq_ignore_ascii_case("ThreadId")
+            || name.eq_ignore_ascii_case("GmailThreadId")
         {
             self.thread_id = Some(value);
         }
@@ -299,12 +299,12 @@ fn attribute(e: &BytesStart<'_>, key: &str, at: u64) -> Result<Option<String>, M
             reason: err.to_string(),
         })?;
         if a.key.local_name().as_ref() == key {
-            let value = a
-                .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|err| MetadataError {
-                    position: at,
-                    reason: err.to_string(),
-                })?;
+            let value =
+                a.normalized_value(XmlVersion::Implicit1_0)
+                    .map_err(|err| MetadataError {
+                        position: at,
+                        reason: err.to_string(),
+                    })?;
             return Ok(Some(value.into_owned()));
         }
     }
@@ -421,7 +421,13 @@ mod tests {
             .expect("listed");
         assert_eq!(
             second.label_names,
-            vec!["INBOX", "IMPORTANT", "CATEGORY_UPDATES", "ubuntu", "Work, & stuff"]
+            vec![
+                "INBOX",
+                "IMPORTANT",
+                "CATEGORY_UPDATES",
+                "ubuntu",
+                "Work, & stuff"
+            ]
         );
         // A GmailMessageId tag, in hex, wins over the file id; a thread id
         // tag is kept.
@@ -440,7 +446,11 @@ mod tests {
         }
         assert_eq!(read.len(), 3);
         assert!(read[0].listed && read[1].listed);
-        assert_eq!(read[0].message.raw, b"From: a@example.com\r\nTo: me@example.com\r\nSubject: one\r\n\r\nfirst body\r\n".to_vec());
+        assert_eq!(
+            read[0].message.raw,
+            b"From: a@example.com\r\nTo: me@example.com\r\nSubject: one\r\n\r\nfirst body\r\n"
+                .to_vec()
+        );
         assert_eq!(read[0].message.internal_date_ms, 1_555_372_840_389);
         assert_eq!(read[0].message.thread_id, "", "Gmail's listing decides");
         // Not in the metadata: read, with no labels and the separator's date.
@@ -480,7 +490,9 @@ mod tests {
             Err(EntryError::NoId)
         );
         let plain = m
-            .read_entry(entry("From 1630926631156851975@xxx Tue Apr 16 12:00:40 2019"))
+            .read_entry(entry(
+                "From 1630926631156851975@xxx Tue Apr 16 12:00:40 2019",
+            ))
             .expect("the id alone is read too");
         assert_eq!(plain.message.id, format!("{:x}", 1630926631156851975u64));
     }
@@ -501,7 +513,14 @@ mod tests {
     fn label_spellings() {
         assert_eq!(
             label_names("^INBOX,^UNREAD,^SMARTLABEL_SOCIAL,^DRAFTS,^DELETED, mine ,\"a, b\""),
-            vec!["INBOX", "UNREAD", "CATEGORY_SOCIAL", "DRAFT", "mine", "a, b"]
+            vec![
+                "INBOX",
+                "UNREAD",
+                "CATEGORY_SOCIAL",
+                "DRAFT",
+                "mine",
+                "a, b"
+            ]
         );
         assert!(label_names("").is_empty());
     }
