@@ -60,8 +60,8 @@ impl ImportFormat {
                 Ok(ReadEntry {
                     message: read.message,
                     note: (!read.listed).then(|| {
-                        "not in the Vault metadata file: imported with no labels (the next \
-                         backfill sets Gmail's)"
+                        "not in the Vault metadata file: imported with no labels of the \
+                         file's (Gmail's replace them as for every imported message)"
                             .to_owned()
                     }),
                 })
