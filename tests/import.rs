@@ -3,7 +3,8 @@
 //! seeds the copy; the backfill after it fetches only what the file lacked;
 //! the same file twice inserts nothing; entries that are no message of the
 //! mailbox are kept as orphans only when asked (`--keep-unmatched`), and gc
-//! never takes their bytes.
+//! never takes their bytes. The same for a Google Vault export the emulator
+//! writes (`/_emulator/mailboxes/{mb}/vault/{mbox,metadata}`).
 
 mod common;
 
@@ -25,6 +26,9 @@ on_both_backends!(
     verify_sample_finds_imported_bytes_that_are_not_gmails,
     a_malformed_entry_is_named_by_offset_and_the_import_goes_on,
     unmatched_entries_are_kept_as_orphans_only_when_asked,
+    a_vault_import_then_a_backfill_costs_only_listing_and_labels_match_a_plain_backfill,
+    the_same_vault_export_twice_inserts_nothing_and_an_unlisted_message_is_noted,
+    a_vault_metadata_file_that_does_not_parse_is_named_with_its_position,
 );
 
 /// A bed on Gmail's 2026 quota table (binary and emulator alike).
@@ -38,11 +42,16 @@ async fn bed_2026(backend: Backend, messages: usize) -> TestBed {
 
 /// The emulator's Takeout file of the bed's mailbox, over HTTP.
 async fn takeout(bed: &TestBed) -> Vec<u8> {
+    emulator_file(bed, "takeout").await
+}
+
+/// A file the emulator writes of the bed's mailbox (`/_emulator/mailboxes/{mb}/{what}`).
+async fn emulator_file(bed: &TestBed, what: &str) -> Vec<u8> {
     let mut conn = tokio::net::TcpStream::connect(bed.emulator.addr())
         .await
         .expect("connect");
     let request = format!(
-        "GET /_emulator/mailboxes/{}/takeout HTTP/1.0\r\nHost: emulator\r\n\r\n",
+        "GET /_emulator/mailboxes/{}/{what} HTTP/1.0\r\nHost: emulator\r\n\r\n",
         bed.mailbox
     );
     conn.write_all(request.as_bytes()).await.expect("send");
@@ -971,4 +980,222 @@ async fn unmatched_entries_are_kept_as_orphans_only_when_asked(backend: Backend)
         "{purge}"
     );
     bed.assert_verify_clean().await;
+}
+
+/// The emulator's Vault export of the bed's mailbox, laid out as Vault's zip
+/// unpacks: a folder holding `<export>-metadata.xml` and the account's mbox.
+/// Returns (folder, mbox, metadata).
+async fn vault_export(bed: &TestBed, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let folder = bed.store_path().with_extension(name);
+    tokio::fs::create_dir_all(&folder).await.expect("mkdir");
+    let mbox = folder.join(format!("{}_0.mbox", bed.mailbox));
+    let metadata = folder.join("export-1-metadata.xml");
+    tokio::fs::write(&mbox, emulator_file(bed, "vault/mbox").await)
+        .await
+        .expect("write");
+    tokio::fs::write(&metadata, emulator_file(bed, "vault/metadata").await)
+        .await
+        .expect("write");
+    (folder, mbox, metadata)
+}
+
+async fn a_vault_import_then_a_backfill_costs_only_listing_and_labels_match_a_plain_backfill(
+    backend: Backend,
+) {
+    let plain = bed_2026(backend, 300).await;
+    plain.emulator.reset_stats();
+    let (code, out) = plain.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    let plain_units = units(&plain);
+    let want = live(&plain).await;
+
+    let bed = bed_2026(backend, 300).await;
+    let (expected, _) = bed.expected_ids().await;
+    // The folder as Vault's zip unpacks: its mbox is found with its metadata.
+    let (folder, mbox, _) = vault_export(&bed, "vault").await;
+    let sha = hex::encode(Sha256::digest(std::fs::read(&mbox).expect("read")));
+    let label_pages = label_listing_pages(&bed).await;
+    bed.emulator.reset_stats();
+    let (code, out) = import(&bed, &folder).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out["run"]["messages"]["inserted"].as_u64(),
+        Some(expected.len() as u64),
+        "{out}"
+    );
+    assert_eq!(out["import"]["files"][0]["sha256"], sha.as_str());
+    assert_eq!(
+        out["import"]["notes"].as_array().map(Vec::len),
+        Some(0),
+        "{out}"
+    );
+    assert!(
+        out["import"]["unknown_labels"]
+            .as_object()
+            .is_some_and(|m| m.is_empty()),
+        "{out}"
+    );
+    assert_eq!(bed.calls("users.messages.get"), 0);
+    assert_eq!(bed.calls("users.labels.list"), 1);
+    // The cursor, labels.list, the mailbox's ids twice (one page each) and
+    // one listing per label: nothing per message.
+    let import_units = units(&bed);
+    assert_eq!(
+        import_units,
+        1 + 1 + (2 + label_pages) * 5,
+        "{:?}",
+        bed.emulator.stats()
+    );
+    // Every label name of the metadata maps to a label id (unknown_labels
+    // above is empty); the rows end with Gmail's labels.
+    assert_eq!(
+        live(&bed).await,
+        want,
+        "labels as the Vault metadata gives them"
+    );
+    let stored = stored_raw(&bed).await;
+    for (id, sha) in &stored {
+        let raw = bed
+            .emulator
+            .raw_message(&bed.mailbox, id)
+            .expect("in Gmail");
+        assert_eq!(&hex::encode(Sha256::digest(&raw)), sha, "message {id}");
+    }
+    let sources = bed
+        .strings(
+            "SELECT CAST(payload AS TEXT) FROM ledger_events WHERE event_type = 'message.ingested'",
+        )
+        .await;
+    assert_eq!(sources.len(), expected.len());
+    for payload in &sources {
+        let p: serde_json::Value = serde_json::from_str(payload).expect("json");
+        assert_eq!(p["source"], format!("vault:{sha}"), "{p}");
+    }
+
+    // The backfill after it: listing and labels only.
+    bed.emulator.reset_stats();
+    let (code, out) = bed.backfill(&[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["messages"]["inserted"].as_u64(), Some(0), "{out}");
+    assert_eq!(
+        bed.calls("users.messages.get"),
+        0,
+        "{:?}",
+        bed.emulator.stats()
+    );
+    assert_eq!(
+        live(&bed).await,
+        want,
+        "the same rows and labels as a plain backfill"
+    );
+    // On 300 messages the fixed costs (labels, one page per listing) weigh
+    // about 2% of a plain backfill; the share is measured at 10,000 messages
+    // by scripts/bench-import.sh. Asserted here: nothing per message.
+    let after = units(&bed);
+    eprintln!(
+        "vault: plain backfill {plain_units} units; import {import_units} + backfill after it {after}"
+    );
+    bed.assert_verify_clean().await;
+    let out = bed.run(&["verify", "--full"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+async fn the_same_vault_export_twice_inserts_nothing_and_an_unlisted_message_is_noted(
+    backend: Backend,
+) {
+    let bed = bed_2026(backend, 60).await;
+    let (_, mbox, metadata) = vault_export(&bed, "vault").await;
+    // One message's Document taken out of the metadata: still imported, with
+    // no labels, and named.
+    let xml = tokio::fs::read_to_string(&metadata).await.expect("read");
+    let start = xml.find("<Document ").expect("a Document");
+    let end = start + xml[start..].find("</Document>").expect("its end") + "</Document>".len();
+    let file_id = &xml[start..end]
+        .split("FileName='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("its file id")
+        .to_owned();
+    let unlisted = format!(
+        "{:x}",
+        file_id
+            .split('-')
+            .next()
+            .and_then(|d| d.parse::<u64>().ok())
+            .expect("decimal id")
+    );
+    let elsewhere = bed.store_path().with_extension("other-metadata.xml");
+    tokio::fs::write(&elsewhere, format!("{}{}", &xml[..start], &xml[end..]))
+        .await
+        .expect("write");
+    let args = |m: &std::path::Path| {
+        [
+            "import".to_owned(),
+            "--mailbox".to_owned(),
+            bed.mailbox.clone(),
+            "--vault-metadata".to_owned(),
+            m.to_str().expect("utf-8").to_owned(),
+            mbox.to_str().expect("utf-8").to_owned(),
+        ]
+    };
+    let first_args = args(&elsewhere);
+    let first_args: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    let (code, first) = bed.run_json(&first_args).await;
+    assert_eq!(code, 0, "{first}");
+    let notes = first["import"]["notes"].as_array().expect("notes");
+    assert_eq!(notes.len(), 1, "{first}");
+    assert_eq!(notes[0]["message_id"], unlisted.as_str(), "{first}");
+    // Imported all the same (unless Gmail has it in SPAM or TRASH now).
+    let (in_scope, _) = bed.expected_ids().await;
+    assert_eq!(
+        stored_raw(&bed).await.contains_key(&unlisted),
+        in_scope.contains(&unlisted),
+        "{first}"
+    );
+
+    let events = "SELECT count(*) FROM ledger_events WHERE event_type = 'message.ingested'";
+    let before = bed.count(events).await;
+    let rows = bed.count("SELECT count(*) FROM mail_messages").await;
+    let second_args = args(&metadata);
+    let second_args: Vec<&str> = second_args.iter().map(String::as_str).collect();
+    let (code, second) = bed.run_json(&second_args).await;
+    assert_eq!(code, 0, "{second}");
+    assert_eq!(second["run"]["messages"]["inserted"].as_u64(), Some(0));
+    assert_eq!(
+        second["import"]["files"][0]["already_stored"].as_u64(),
+        first["run"]["messages"]["inserted"].as_u64()
+    );
+    assert_eq!(bed.count(events).await, before);
+    assert_eq!(bed.count("SELECT count(*) FROM mail_messages").await, rows);
+}
+
+async fn a_vault_metadata_file_that_does_not_parse_is_named_with_its_position(backend: Backend) {
+    let bed = bed_2026(backend, 10).await;
+    let (folder, _, metadata) = vault_export(&bed, "vault").await;
+    let mut xml = tokio::fs::read_to_string(&metadata).await.expect("read");
+    let cut = xml.find("</Tags>").expect("a Tags end");
+    xml.replace_range(cut..cut + "</Tags>".len(), "</Tag>");
+    tokio::fs::write(&metadata, &xml).await.expect("write");
+    let out = bed
+        .run(&[
+            "import",
+            "--mailbox",
+            bed.mailbox.as_str(),
+            folder.to_str().expect("utf-8"),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(
+        lines[0].contains(metadata.to_str().expect("utf-8")) && lines[0].contains("at byte "),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no run, no summary");
 }

@@ -10,6 +10,8 @@
 //! PATCH  /mailboxes/{mb}/labels/{id}         {"name"}             (a rename)
 //! DELETE /mailboxes/{mb}/labels/{id}         (its messages lose it, in history)
 //! GET    /mailboxes/{mb}/takeout                           → the mailbox as a Takeout mbox
+//! GET    /mailboxes/{mb}/vault/mbox                        → the mailbox as a Vault export's mbox
+//! GET    /mailboxes/{mb}/vault/metadata                    → and that export's metadata XML
 //! GET|PUT|DELETE /faults      GET|PUT|DELETE /quota      GET /stats    POST /stats/reset
 
 use std::collections::HashMap;
@@ -44,6 +46,8 @@ pub(crate) fn router() -> Router<Shared> {
             axum::routing::patch(rename_label).delete(delete_label),
         )
         .route("/mailboxes/{mb}/takeout", get(takeout))
+        .route("/mailboxes/{mb}/vault/mbox", get(vault_mbox))
+        .route("/mailboxes/{mb}/vault/metadata", get(vault_metadata))
         .route(
             "/faults",
             get(get_faults).put(put_faults).delete(clear_faults),
@@ -144,6 +148,28 @@ async fn takeout(AxState(s): AxState<Shared>, Path(mb): Path<String>) -> Respons
         Ok(mb) => (
             [(axum::http::header::CONTENT_TYPE, "application/mbox")],
             crate::takeout::render(&mb),
+        )
+            .into_response(),
+        Err(e) => err(e),
+    }
+}
+
+async fn vault_mbox(AxState(s): AxState<Shared>, Path(mb): Path<String>) -> Response {
+    match s.read(&mb) {
+        Ok(mb) => (
+            [(axum::http::header::CONTENT_TYPE, "application/mbox")],
+            crate::vault::render_mbox(&mb),
+        )
+            .into_response(),
+        Err(e) => err(e),
+    }
+}
+
+async fn vault_metadata(AxState(s): AxState<Shared>, Path(mb): Path<String>) -> Response {
+    match s.read(&mb) {
+        Ok(mb) => (
+            [(axum::http::header::CONTENT_TYPE, "application/xml")],
+            crate::vault::render_metadata(&mb),
         )
             .into_response(),
         Err(e) => err(e),

@@ -38,6 +38,7 @@ mod quota_table;
 mod server;
 mod state;
 mod takeout;
+mod vault;
 mod wire;
 
 use std::collections::HashMap;

@@ -1,10 +1,12 @@
-//! `mailingest import`: seeds a mailbox from Google Takeout mbox files at
-//! the cost of one labels.list, instead of 20 quota units a message.
+//! `mailingest import`: seeds a mailbox from Google Takeout or Google Vault
+//! mbox files at the cost of one labels.list, instead of 20 quota units a
+//! message.
 //!
 //! One run of kind `import` holds the mailbox's lease. Each file is hashed
 //! first (its sha256 names the source in every `message.ingested` event),
 //! then streamed one entry at a time (`import::mbox`), read as a Gmail
-//! message (`import::takeout`), archived exactly as a fetched message is
+//! message (`import::takeout`, or `import::vault` against the export's
+//! metadata: `ImportFormat`), archived exactly as a fetched message is
 //! (`archive_message`: blob before row) and committed in batches through the
 //! one committer, fenced. Ids already stored are not archived again, so a
 //! re-run after a kill resumes where the last commit left off, and the same
@@ -35,7 +37,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use gmail::{ListQuery, MessageMeta, RawMessage};
@@ -50,8 +52,10 @@ use super::run::{BodyEnd, Run, RunPlan};
 use super::thread_fetch::MessageResult;
 use super::{Engine, EngineError, MailboxRef, Progress};
 use crate::domain::{RunKind, RunSummary};
+use crate::import::ImportFormat;
 use crate::import::mbox::{MboxEntry, MboxReader};
 use crate::import::takeout::{self, TakeoutMessage};
+use crate::import::vault::VaultMetadata;
 use crate::repo::{CursorUpdate, HistoryCursor};
 
 /// Messages archived at once (store puts and MIME parsing).
@@ -63,8 +67,11 @@ const READ_AHEAD: usize = 64;
 #[derive(Debug, Clone)]
 pub struct ImportRequest {
     pub mailbox: MailboxRef,
-    /// Takeout mbox files, in order.
+    /// mbox files, in order: Takeout's, or Vault's where `vault` names them.
     pub files: Vec<PathBuf>,
+    /// Those of `files` that are Google Vault mbox files, with their export's
+    /// metadata (the others are Takeout's).
+    pub vault: HashMap<PathBuf, Arc<VaultMetadata>>,
     /// Import messages labelled SPAM or TRASH too (a backfill leaves them out
     /// unless asked).
     pub include_spam_trash: bool,
@@ -84,6 +91,17 @@ pub struct ImportReport {
     /// Label names of the file that Gmail's labels.list does not know, with
     /// how many messages carried each. Kept out of the stored label ids.
     pub unknown_labels: BTreeMap<String, u64>,
+    /// Entries imported with something to say (a Vault message its metadata
+    /// does not list).
+    pub notes: Vec<EntryNote>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryNote {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub message_id: String,
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +137,7 @@ impl ImportReport {
 /// One file's import and what it shares with the others.
 struct FileImport<'a> {
     path: &'a Path,
+    format: ImportFormat,
     labels: &'a LabelMap,
     in_gmail: &'a GmailIds,
     report: &'a Mutex<ImportReport>,
@@ -196,7 +215,7 @@ impl Engine {
         let cancel = &cancel;
         let summary = self
             .run(plan, cancel, |run| {
-                let (report, files) = (&report, &request.files);
+                let (report, files, vault) = (&report, &request.files, &request.vault);
                 let keep_unmatched = request.keep_unmatched;
                 let in_gmail = &in_gmail;
                 async move {
@@ -209,6 +228,9 @@ impl Engine {
                         }
                         let file = FileImport {
                             path,
+                            format: vault
+                                .get(path)
+                                .map_or(ImportFormat::Takeout, |m| ImportFormat::Vault(m.clone())),
                             labels,
                             in_gmail,
                             report,
@@ -321,6 +343,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let FileImport {
             path,
+            format,
             labels,
             in_gmail,
             report,
@@ -328,7 +351,7 @@ impl Engine {
             keep_unmatched,
         } = file_import;
         let sha256 = file_sha256(path.to_owned()).await?;
-        let source = format!("takeout:{sha256}");
+        let source = format.source(&sha256);
         let mut file = ImportedFile {
             path: path.to_owned(),
             sha256,
@@ -342,6 +365,7 @@ impl Engine {
         let mut kept: Vec<KeptEntry> = Vec::new();
         // Entries to keep as orphans, per batch (`--keep-unmatched`).
         let mut unmatched: Vec<Unmatched> = Vec::new();
+        let mut notes: Vec<EntryNote> = Vec::new();
         let mut unknown: BTreeMap<String, u64> = BTreeMap::new();
         let skip = |offset, message_id, reason: String, malformed| SkippedEntry {
             path: path.to_owned(),
@@ -367,14 +391,24 @@ impl Engine {
                 })?;
                 file.entries += 1;
                 let offset = entry.offset;
-                match takeout::read_entry_or_return(entry) {
-                    Ok(m) if !seen.insert(m.id.clone()) => skipped.push(skip(
+                match format.read_entry_or_return(entry) {
+                    Ok(read) if !seen.insert(read.message.id.clone()) => skipped.push(skip(
                         offset,
-                        Some(m.id),
+                        Some(read.message.id),
                         "the same message id again in this batch of the file".into(),
                         false,
                     )),
-                    Ok(m) => chunk.push(m),
+                    Ok(read) => {
+                        if let Some(note) = read.note {
+                            notes.push(EntryNote {
+                                path: path.to_owned(),
+                                offset,
+                                message_id: read.message.id.clone(),
+                                note,
+                            });
+                        }
+                        chunk.push(read.message)
+                    }
                     Err((e, entry)) => match keep_unmatched
                         .then(|| Unmatched::unreadable(&e, entry))
                         .flatten()
@@ -493,6 +527,7 @@ impl Engine {
         report.files.push(file);
         report.skipped.extend(skipped);
         report.kept.extend(kept);
+        report.notes.extend(notes);
         for (name, n) in unknown {
             *report.unknown_labels.entry(name).or_default() += n;
         }

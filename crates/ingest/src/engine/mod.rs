@@ -36,7 +36,7 @@ pub use crate::domain::{
 pub use backfill::BackfillRequest;
 pub use error::EngineError;
 pub use estimate::BackfillEstimate;
-pub use import::{ImportReport, ImportRequest, ImportedFile, SkippedEntry};
+pub use import::{EntryNote, ImportReport, ImportRequest, ImportedFile, SkippedEntry};
 pub(crate) use lease::{DEFAULT_DB_OUTAGE, DEFAULT_LEASE, RunLease, is_lease_lost};
 pub use memory::MessageMemory;
 pub use orphans::KeptEntry;

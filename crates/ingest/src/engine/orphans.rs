@@ -22,8 +22,10 @@ use super::run::{Run, Stage};
 use super::thread_fetch::blob_row;
 use super::{Engine, EngineError};
 use crate::domain::{OrphanReason, OrphanUpsert};
+use crate::import::EntryError;
 use crate::import::mbox::MboxEntry;
-use crate::import::takeout::{self, EntryError, TakeoutMessage};
+use crate::import::takeout::{self, TakeoutMessage};
+use crate::import::{takeout::EntryError as TakeoutError, vault::EntryError as VaultError};
 use crate::mime::decode_unstructured;
 
 /// An entry set aside to be kept as an orphan.
@@ -59,7 +61,9 @@ impl Unmatched {
             return None;
         }
         let reason = match error {
-            EntryError::NoId => OrphanReason::NoId,
+            EntryError::Takeout(TakeoutError::NoId) | EntryError::Vault(VaultError::NoId) => {
+                OrphanReason::NoId
+            }
             _ => OrphanReason::Malformed,
         };
         Some(Unmatched {
