@@ -29,6 +29,7 @@ on_both_backends!(
     a_vault_import_then_a_backfill_costs_only_listing_and_labels_match_a_plain_backfill,
     the_same_vault_export_twice_inserts_nothing_and_an_unlisted_message_is_noted,
     a_vault_metadata_file_that_does_not_parse_is_named_with_its_position,
+    a_vault_entry_that_is_not_what_its_metadata_says_is_kept_as_an_orphan_when_asked,
 );
 
 /// A bed on Gmail's 2026 quota table (binary and emulator alike).
@@ -1198,4 +1199,62 @@ async fn a_vault_metadata_file_that_does_not_parse_is_named_with_its_position(ba
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "no run, no summary");
+}
+
+/// A Vault entry whose bytes are not what the metadata file says (its MD5)
+/// is malformed: skipped and named, or kept as an orphan with
+/// `--keep-unmatched`, exactly as a Takeout entry is.
+async fn a_vault_entry_that_is_not_what_its_metadata_says_is_kept_as_an_orphan_when_asked(
+    backend: Backend,
+) {
+    let bed = bed_2026(backend, 20).await;
+    let (_, mbox, metadata) = vault_export(&bed, "vault").await;
+    let mut bytes = tokio::fs::read(&mbox).await.expect("read");
+    let second = bytes
+        .windows(7)
+        .enumerate()
+        .filter(|(_, w)| w == b"\r\nFrom " || &w[1..] == b"\nFrom ")
+        .map(|(i, _)| i)
+        .next()
+        .expect("a second entry");
+    let subject = second
+        + bytes[second..]
+            .windows(9)
+            .position(|w| w == b"Subject: ")
+            .expect("a Subject header");
+    bytes[subject] = b's';
+    let damaged = bed.store_path().with_extension("damaged.mbox");
+    tokio::fs::write(&damaged, &bytes).await.expect("write");
+    let (metadata, damaged) = (
+        metadata.to_str().expect("utf-8"),
+        damaged.to_str().expect("utf-8"),
+    );
+    let mut args = vec![
+        "import",
+        "--mailbox",
+        bed.mailbox.as_str(),
+        "--vault-metadata",
+        metadata,
+        damaged,
+    ];
+    let (code, out) = bed.run_json(&args).await;
+    assert_eq!(code, 3, "{out}");
+    let skipped = out["import"]["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{out}");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("MD5")),
+        "{out}"
+    );
+    assert_eq!(bed.count("SELECT count(*) FROM imported_orphans").await, 0);
+
+    args.insert(3, "--keep-unmatched");
+    let (code, out) = bed.run_json(&args).await;
+    assert_eq!(code, 3, "{out}");
+    let kept = out["import"]["kept"].as_array().expect("kept");
+    assert_eq!(kept.len(), 1, "{out}");
+    assert_eq!(kept[0]["reason"], "malformed", "{out}");
+    assert_eq!(bed.count("SELECT count(*) FROM imported_orphans").await, 1);
+    bed.assert_verify_clean().await;
 }
