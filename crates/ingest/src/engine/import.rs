@@ -119,6 +119,7 @@ impl ImportReport {
 /// One file's import and what it shares with the others.
 struct FileImport<'a> {
     path: &'a Path,
+    sha256: String,
     labels: &'a LabelMap,
     in_gmail: &'a GmailIds,
     report: &'a Mutex<ImportReport>,
@@ -231,6 +232,12 @@ impl Engine {
     ) -> Result<(RunSummary, ImportReport), EngineError> {
         let email = request.mailbox.email();
         let api_before = self.gmail.mailbox_metrics(email);
+        // Every event of a file's messages names the file by its sha256, so
+        // each file is read once before its entries are; those reads run
+        // while Gmail's ids are listed rather than after.
+        // (It stops after the file it is reading once `hashes` is dropped.)
+        let (hashed, mut hashes) = mpsc::unbounded_channel();
+        hash_files(request.files.clone(), hashed);
         // Taken before anything is listed: every change after it is in
         // history, and everything the import reads of Gmail is newer.
         let cursor = HistoryCursor(self.gmail.profile(email).await?.history_id);
@@ -275,8 +282,12 @@ impl Engine {
                         if cancel.is_cancelled() {
                             break;
                         }
+                        let sha256 = hashes.recv().await.ok_or_else(|| {
+                            EngineError::Internal("the hashing task ended early".into())
+                        })??;
                         let file = FileImport {
                             path,
+                            sha256,
                             labels,
                             in_gmail,
                             report,
@@ -391,13 +402,13 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let FileImport {
             path,
+            sha256,
             labels,
             in_gmail,
             report,
             stored_ids,
             keep_unmatched,
         } = file_import;
-        let sha256 = file_sha256(path.to_owned()).await?;
         let source = format!("takeout:{sha256}");
         let mut file = ImportedFile {
             path: path.to_owned(),
@@ -577,27 +588,34 @@ fn keep_ids(kept: &Mutex<Vec<String>>, ids: Vec<String>) {
         .extend(ids);
 }
 
-/// The file's sha256, read off the async threads.
-async fn file_sha256(path: PathBuf) -> Result<String, EngineError> {
-    let fail = |path: &Path, e: std::io::Error| EngineError::Import {
+/// Each file's sha256 in turn into `tx`, read off the async threads; stops
+/// once the receiver is gone.
+fn hash_files(paths: Vec<PathBuf>, tx: mpsc::UnboundedSender<Result<String, EngineError>>) {
+    tokio::task::spawn_blocking(move || {
+        for path in paths {
+            if tx.send(file_sha256(&path)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn file_sha256(path: &Path) -> Result<String, EngineError> {
+    let fail = |e: std::io::Error| EngineError::Import {
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::File::open(&path).map_err(|e| fail(&path, e))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| fail(&path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
+    let mut f = std::fs::File::open(path).map_err(fail)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            break;
         }
-        Ok(hex::encode(hasher.finalize()))
-    })
-    .await
-    .map_err(|e| EngineError::Internal(format!("hashing task failed: {e}")))?
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Streams the file's entries into `tx` from a blocking thread; stops when
