@@ -138,6 +138,7 @@ impl ImportReport {
 struct FileImport<'a> {
     path: &'a Path,
     format: ImportFormat,
+    sha256: String,
     labels: &'a LabelMap,
     in_gmail: &'a GmailIds,
     report: &'a Mutex<ImportReport>,
@@ -153,9 +154,66 @@ struct FileImport<'a> {
 /// they are; the next backfill refreshes them from Gmail.
 struct GmailIds {
     /// Every message id, SPAM and TRASH included → its thread id.
-    all: HashMap<String, String>,
-    /// Those outside SPAM and TRASH; `None` when the import includes them.
-    in_scope: Option<HashSet<String>>,
+    all: IdMap,
+    /// Those in SPAM or TRASH (usually few: two short listings rather than
+    /// the mailbox's ids again); `None` when the import includes them.
+    spam_trash: Option<IdMap>,
+}
+
+/// Message id → thread id, for a whole mailbox's listing, compactly: Gmail's
+/// ids are hex numbers of up to 16 digits, so a pair fits 16 bytes in a
+/// sorted vector (a million messages: 16 MB) instead of two strings in a
+/// hash map. An id that is not such a number, written as Gmail writes it
+/// (lowercase, no leading zeros), is kept as it came, so nothing is ever
+/// read back differently.
+#[derive(Default)]
+struct IdMap {
+    /// Sorted by message id, each once.
+    numeric: Vec<(u64, u64)>,
+    other: HashMap<String, String>,
+}
+
+impl IdMap {
+    fn insert(&mut self, id: String, thread_id: String) {
+        match (hex_number(&id), hex_number(&thread_id)) {
+            (Some(id), Some(thread_id)) => self.numeric.push((id, thread_id)),
+            _ => {
+                self.other.insert(id, thread_id);
+            }
+        }
+    }
+
+    /// Once every page is in: sorted for lookups, trimmed to its length.
+    fn seal(mut self) -> Self {
+        self.numeric.sort_unstable_by_key(|&(id, _)| id);
+        self.numeric.dedup_by_key(|&mut (id, _)| id);
+        self.numeric.shrink_to_fit();
+        self
+    }
+
+    /// An id spelling a number is still in `other` when its thread id is not one.
+    fn thread_of(&self, id: &str) -> Option<String> {
+        hex_number(id)
+            .and_then(|n| self.numeric.binary_search_by_key(&n, |&(id, _)| id).ok())
+            .map(|i| format!("{:x}", self.numeric[i].1))
+            .or_else(|| self.other.get(id).cloned())
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        hex_number(id).is_some_and(|n| self.numeric.binary_search_by_key(&n, |&(id, _)| id).is_ok())
+            || self.other.contains_key(id)
+    }
+}
+
+/// The number a Gmail id spells, when `format!("{n:x}")` gives the id back.
+fn hex_number(id: &str) -> Option<u64> {
+    let b = id.as_bytes();
+    let canonical = (1..=16).contains(&b.len())
+        && (b[0] != b'0' || b.len() == 1)
+        && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    canonical
+        .then(|| u64::from_str_radix(id, 16).ok())
+        .flatten()
 }
 
 /// Takeout's label names → the mailbox's label ids.
@@ -193,15 +251,32 @@ impl Engine {
     ) -> Result<(RunSummary, ImportReport), EngineError> {
         let email = request.mailbox.email();
         let api_before = self.gmail.mailbox_metrics(email);
+        // Every event of a file's messages names the file by its sha256, so
+        // each file is read once before its entries are; those reads run
+        // while Gmail's ids are listed rather than after.
+        // (It stops after the file it is reading once `hashes` is dropped.)
+        let (hashed, mut hashes) = mpsc::unbounded_channel();
+        hash_files(request.files.clone(), hashed);
         // Taken before anything is listed: every change after it is in
         // history, and everything the import reads of Gmail is newer.
         let cursor = HistoryCursor(self.gmail.profile(email).await?.history_id);
+        let listing_spam_trash = async {
+            if request.include_spam_trash {
+                return Ok(None);
+            }
+            let mut ids = IdMap::default();
+            for label in ["SPAM", "TRASH"] {
+                ids = self.mailbox_ids(email, Some(label), ids).await?;
+            }
+            Ok(Some(ids.seal()))
+        };
+        let (all, spam_trash) = tokio::try_join!(
+            self.mailbox_ids(email, None, IdMap::default()),
+            listing_spam_trash
+        )?;
         let in_gmail = GmailIds {
-            all: self.mailbox_ids(email, true).await?,
-            in_scope: match request.include_spam_trash {
-                true => None,
-                false => Some(self.mailbox_ids(email, false).await?.into_keys().collect()),
-            },
+            all: all.seal(),
+            spam_trash,
         };
         let plan = RunPlan {
             kind: RunKind::Import,
@@ -226,11 +301,15 @@ impl Engine {
                         if cancel.is_cancelled() {
                             break;
                         }
+                        let sha256 = hashes.recv().await.ok_or_else(|| {
+                            EngineError::Internal("the hashing task ended early".into())
+                        })??;
                         let file = FileImport {
                             path,
                             format: vault
                                 .get(path)
                                 .map_or(ImportFormat::Takeout, |m| ImportFormat::Vault(m.clone())),
+                            sha256,
                             labels,
                             in_gmail,
                             report,
@@ -313,19 +392,21 @@ impl Engine {
         .await
     }
 
-    /// The mailbox's message ids with their thread ids (messages.list, 5
-    /// units per 500 ids), with or without SPAM and TRASH.
+    /// Adds the mailbox's message ids with their thread ids, SPAM and TRASH
+    /// included, to `ids`: all of them, or those carrying `label`
+    /// (messages.list, 5 units per 500 ids).
     async fn mailbox_ids(
         &self,
         email: &str,
-        include_spam_trash: bool,
-    ) -> Result<HashMap<String, String>, EngineError> {
+        label: Option<&str>,
+        mut ids: IdMap,
+    ) -> Result<IdMap, EngineError> {
         let query = ListQuery {
-            include_spam_trash,
+            include_spam_trash: true,
+            label_ids: label.into_iter().map(str::to_owned).collect(),
             ..ListQuery::default()
         };
         let mut pages = self.gmail.list_messages(email, query);
-        let mut ids = HashMap::new();
         while let Some(page) = pages.next().await {
             for m in page?.messages {
                 ids.insert(m.id, m.thread_id);
@@ -344,13 +425,13 @@ impl Engine {
         let FileImport {
             path,
             format,
+            sha256,
             labels,
             in_gmail,
             report,
             stored_ids,
             keep_unmatched,
         } = file_import;
-        let sha256 = file_sha256(path.to_owned()).await?;
         let source = format.source(&sha256);
         let mut file = ImportedFile {
             path: path.to_owned(),
@@ -434,17 +515,17 @@ impl Engine {
                     ids.push(m.id);
                     continue;
                 }
-                match in_gmail.all.get(&m.id) {
+                match in_gmail.all.thread_of(&m.id) {
                     Some(_)
                         if in_gmail
-                            .in_scope
+                            .spam_trash
                             .as_ref()
-                            .is_some_and(|s| !s.contains(&m.id)) =>
+                            .is_some_and(|s| s.contains(&m.id)) =>
                     {
                         file.out_of_scope += 1;
                         continue;
                     }
-                    Some(thread_id) => m.thread_id = thread_id.clone(),
+                    Some(thread_id) => m.thread_id = thread_id,
                     None if keep_unmatched => {
                         unmatched.push(Unmatched::not_in_mailbox(m));
                         continue;
@@ -542,27 +623,34 @@ fn keep_ids(kept: &Mutex<Vec<String>>, ids: Vec<String>) {
         .extend(ids);
 }
 
-/// The file's sha256, read off the async threads.
-async fn file_sha256(path: PathBuf) -> Result<String, EngineError> {
-    let fail = |path: &Path, e: std::io::Error| EngineError::Import {
+/// Each file's sha256 in turn into `tx`, read off the async threads; stops
+/// once the receiver is gone.
+fn hash_files(paths: Vec<PathBuf>, tx: mpsc::UnboundedSender<Result<String, EngineError>>) {
+    tokio::task::spawn_blocking(move || {
+        for path in paths {
+            if tx.send(file_sha256(&path)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn file_sha256(path: &Path) -> Result<String, EngineError> {
+    let fail = |e: std::io::Error| EngineError::Import {
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::File::open(&path).map_err(|e| fail(&path, e))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| fail(&path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
+    let mut f = std::fs::File::open(path).map_err(fail)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            break;
         }
-        Ok(hex::encode(hasher.finalize()))
-    })
-    .await
-    .map_err(|e| EngineError::Internal(format!("hashing task failed: {e}")))?
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Streams the file's entries into `tx` from a blocking thread; stops when
@@ -591,4 +679,41 @@ fn read_entries(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gmail's ids are kept as numbers only when the number gives the very
+    /// same id back; anything else is kept as it came, and every id is found
+    /// under its own spelling only.
+    #[test]
+    fn id_map_finds_each_id_under_its_own_spelling() {
+        let mut ids = IdMap::default();
+        ids.insert("18c2f3a4b5d6e7f8".into(), "18c2f3a4b5d6e700".into());
+        ids.insert("ffffffffffffffff".into(), "1".into());
+        ids.insert("0".into(), "0".into());
+        // Not Gmail's spelling of a number: kept as strings.
+        ids.insert("0abc".into(), "t-0abc".into());
+        ids.insert("ABC".into(), "abc".into());
+        ids.insert("10000000000000000".into(), "x".into());
+        ids.insert("17".into(), "thread-of-17".into());
+        let ids = ids.seal();
+        assert_eq!(ids.numeric.len(), 3, "{:?}", ids.numeric);
+        assert_eq!(ids.other.len(), 4);
+        assert_eq!(
+            ids.thread_of("18c2f3a4b5d6e7f8").as_deref(),
+            Some("18c2f3a4b5d6e700")
+        );
+        assert_eq!(ids.thread_of("ffffffffffffffff").as_deref(), Some("1"));
+        assert_eq!(ids.thread_of("0").as_deref(), Some("0"));
+        assert_eq!(ids.thread_of("0abc").as_deref(), Some("t-0abc"));
+        assert_eq!(ids.thread_of("abc"), None, "0abc and ABC are other ids");
+        assert_eq!(ids.thread_of("ABC").as_deref(), Some("abc"));
+        assert_eq!(ids.thread_of("10000000000000000").as_deref(), Some("x"));
+        assert_eq!(ids.thread_of("17").as_deref(), Some("thread-of-17"));
+        assert!(ids.contains("17") && ids.contains("0abc") && !ids.contains("18"));
+        assert!(!ids.contains("") && !ids.contains("00"));
+    }
 }
