@@ -124,6 +124,17 @@ async fn gmail_labels(bed: &TestBed) -> BTreeMap<String, std::collections::BTree
     out
 }
 
+/// The payload of every `message.ingested` event.
+async fn ingested_payloads(bed: &TestBed) -> Vec<serde_json::Value> {
+    bed.strings(
+        "SELECT CAST(payload AS TEXT) FROM ledger_events WHERE event_type = 'message.ingested'",
+    )
+    .await
+    .iter()
+    .map(|payload| serde_json::from_str(payload).expect("json"))
+    .collect()
+}
+
 /// Every stored message's raw sha256, by Gmail id.
 async fn stored_raw(bed: &TestBed) -> BTreeMap<String, String> {
     let ids = bed
@@ -198,14 +209,9 @@ async fn an_import_then_a_backfill_costs_a_few_percent_and_verifies_clean(backen
             .expect("in Gmail");
         assert_eq!(&hex::encode(Sha256::digest(&raw)), sha, "message {id}");
     }
-    let sources = bed
-        .strings(
-            "SELECT CAST(payload AS TEXT) FROM ledger_events WHERE event_type = 'message.ingested'",
-        )
-        .await;
+    let sources = ingested_payloads(&bed).await;
     assert!(!sources.is_empty());
-    for payload in &sources {
-        let p: serde_json::Value = serde_json::from_str(payload).expect("json");
+    for p in &sources {
         assert_eq!(p["source"], format!("takeout:{sha}"), "{p}");
     }
 
@@ -1064,14 +1070,9 @@ async fn a_vault_import_then_a_backfill_costs_only_listing_and_labels_match_a_pl
             .expect("in Gmail");
         assert_eq!(&hex::encode(Sha256::digest(&raw)), sha, "message {id}");
     }
-    let sources = bed
-        .strings(
-            "SELECT CAST(payload AS TEXT) FROM ledger_events WHERE event_type = 'message.ingested'",
-        )
-        .await;
+    let sources = ingested_payloads(&bed).await;
     assert_eq!(sources.len(), expected.len());
-    for payload in &sources {
-        let p: serde_json::Value = serde_json::from_str(payload).expect("json");
+    for p in &sources {
         assert_eq!(p["source"], format!("vault:{sha}"), "{p}");
     }
 

@@ -63,13 +63,7 @@ impl Engine {
         if imported.is_empty() {
             return Ok(());
         }
-        let labels = match run.listed_labels() {
-            Some(labels) => labels.to_vec(),
-            None => {
-                run.timed(Stage::List, self.gmail.labels(run.mailbox()))
-                    .await?
-            }
-        };
+        let labels = self.run_labels(run).await?;
         let mut now: HashMap<IdKey, Vec<u32>> = imported
             .iter()
             .map(|id| (IdKey::of(id), Vec::new()))

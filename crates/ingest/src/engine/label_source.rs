@@ -228,6 +228,17 @@ impl LabelSource {
 }
 
 impl Engine {
+    /// The mailbox's labels: those the run listed when it started, asked
+    /// again (labels.list, 1 unit) only if it did not.
+    pub(crate) async fn run_labels(&self, run: &Run) -> Result<Vec<gmail::Label>, EngineError> {
+        match run.listed_labels() {
+            Some(labels) => Ok(labels.to_vec()),
+            None => Ok(run
+                .timed(Stage::List, self.gmail.labels(run.mailbox()))
+                .await?),
+        }
+    }
+
     /// Builds the run's label source: from history when the mailbox has a
     /// cursor history still holds, else from listings over `window`.
     async fn label_source(&self, run: &Run, window: Window) -> Result<LabelSource, EngineError> {
@@ -273,14 +284,7 @@ impl Engine {
         window: Window,
     ) -> Result<LabelSource, EngineError> {
         let mut source = LabelSource::new(Origin::Listing);
-        // The run listed them when it started; ask again only if it did not.
-        let labels = match run.listed_labels() {
-            Some(labels) => labels.to_vec(),
-            None => {
-                run.timed(Stage::List, self.gmail.labels(run.mailbox()))
-                    .await?
-            }
-        };
+        let labels = self.run_labels(run).await?;
         for label in &labels {
             let query = ListQuery {
                 after: Some(window.after_secs()),
