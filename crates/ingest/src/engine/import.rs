@@ -415,6 +415,14 @@ impl Engine {
         Ok(ids)
     }
 
+    /// One file: batches of entries read, archived and committed in turn,
+    /// the commit of one batch overlapping the reading and archiving of the
+    /// next (the two use different resources: the database, and the CPUs and
+    /// the store). A batch's ids count as stored for the next one while its
+    /// commit is in flight, so an id twice in the file is archived once, as
+    /// it was when batches ran one after the other. A failed commit fails
+    /// the run after the batch being prepared beside it is done; that batch's
+    /// blobs are then in the store without rows, as after a kill (gc's).
     async fn import_file(
         &self,
         run: &Run,
@@ -422,185 +430,65 @@ impl Engine {
         cancel: &CancellationToken,
         progress: &Progress,
     ) -> Result<(), EngineError> {
-        let FileImport {
-            path,
-            format,
-            sha256,
-            labels,
-            in_gmail,
-            report,
-            stored_ids,
-            keep_unmatched,
-        } = file_import;
-        let source = format.source(&sha256);
-        let mut file = ImportedFile {
-            path: path.to_owned(),
-            sha256,
-            entries: 0,
-            already_stored: 0,
-            out_of_scope: 0,
-        };
-        let (tx, mut rx) = mpsc::channel::<std::io::Result<MboxEntry>>(READ_AHEAD);
-        let reader = read_entries(path.to_owned(), tx);
-        let mut skipped: Vec<SkippedEntry> = Vec::new();
+        let (tx, rx) = mpsc::channel::<std::io::Result<MboxEntry>>(READ_AHEAD);
+        let reader = read_entries(file_import.path.to_owned(), tx);
+        let stored_ids = file_import.stored_ids;
+        let report = file_import.report;
+        let mut entries = EntryBatches::new(file_import, rx, self.options.batch_messages.max(1));
         let mut kept: Vec<KeptEntry> = Vec::new();
-        // Entries to keep as orphans, per batch (`--keep-unmatched`).
-        let mut unmatched: Vec<Unmatched> = Vec::new();
-        let mut notes: Vec<EntryNote> = Vec::new();
-        let mut unknown: BTreeMap<String, u64> = BTreeMap::new();
-        let skip = |offset, message_id, reason: String, malformed| SkippedEntry {
-            path: path.to_owned(),
-            offset,
-            message_id,
-            reason,
-            malformed,
-        };
-        let batch_size = self.options.batch_messages.max(1);
-        let mut done = false;
-        while !done && !cancel.is_cancelled() {
-            // One batch of readable entries, each id once.
-            let mut chunk: Vec<TakeoutMessage> = Vec::with_capacity(batch_size);
-            let mut seen: HashSet<String> = HashSet::new();
-            while chunk.len() < batch_size {
-                let Some(entry) = rx.recv().await else {
-                    done = true;
-                    break;
-                };
-                let entry = entry.map_err(|e| EngineError::Import {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                file.entries += 1;
-                let offset = entry.offset;
-                match format.read_entry_or_return(entry) {
-                    Ok(read) if !seen.insert(read.message.id.clone()) => skipped.push(skip(
-                        offset,
-                        Some(read.message.id),
-                        "the same message id again in this batch of the file".into(),
-                        false,
-                    )),
-                    Ok(read) => {
-                        if let Some(note) = read.note {
-                            notes.push(EntryNote {
-                                path: path.to_owned(),
-                                offset,
-                                message_id: read.message.id.clone(),
-                                note,
-                            });
-                        }
-                        chunk.push(read.message)
-                    }
-                    Err((e, entry)) => match keep_unmatched
-                        .then(|| Unmatched::unreadable(&e, entry))
-                        .flatten()
-                    {
-                        Some(u) => unmatched.push(u),
-                        None => skipped.push(skip(offset, None, e.to_string(), true)),
-                    },
-                }
+        let mut committing: Option<PreparedBatch> = None;
+        loop {
+            let more = !entries.done && !cancel.is_cancelled();
+            if !more && committing.is_none() {
+                break;
             }
-            let ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
-            let stored = self
-                .riding_out("read stored message ids", || async {
-                    Ok(self.repo.stored_message_ids(run.mailbox_id(), &ids).await?)
-                })
-                .await?;
-            let mut todo: Vec<RawMessage> = Vec::with_capacity(chunk.len());
-            // Stored by an earlier (killed) import too: their labels are the
-            // file's as well.
-            let mut ids: Vec<String> = Vec::new();
-            for mut m in chunk {
-                if stored.contains(&m.id) {
-                    file.already_stored += 1;
-                    ids.push(m.id);
-                    continue;
+            let in_flight: HashSet<&str> = committing
+                .iter()
+                .flat_map(|c| c.ids.iter().map(String::as_str))
+                .collect();
+            let commit = async {
+                match committing.as_ref().and_then(|c| c.batch.as_ref()) {
+                    Some(batch) => self.commit(run, batch).await.map(drop),
+                    None => Ok(()),
                 }
-                match in_gmail.all.thread_of(&m.id) {
-                    Some(_)
-                        if in_gmail
-                            .spam_trash
-                            .as_ref()
-                            .is_some_and(|s| s.contains(&m.id)) =>
-                    {
-                        file.out_of_scope += 1;
-                        continue;
-                    }
-                    Some(thread_id) => m.thread_id = thread_id,
-                    None if keep_unmatched => {
-                        unmatched.push(Unmatched::not_in_mailbox(m));
-                        continue;
-                    }
-                    None => {
-                        skipped.push(skip(
-                            m.offset,
-                            Some(m.id),
-                            "not in this mailbox in Gmail (deleted since the archive was \
-                             made, or another account's message): not stored"
-                                .into(),
-                            false,
-                        ));
-                        continue;
-                    }
-                }
-                let mut label_ids = Vec::with_capacity(m.label_names.len());
-                for name in &m.label_names {
-                    match labels.id_of(name) {
-                        Some(id) => label_ids.push(id),
-                        None => *unknown.entry(name.clone()).or_default() += 1,
-                    }
-                }
-                label_ids.sort();
-                label_ids.dedup();
-                let size = m.raw.len() as u64;
-                todo.push(RawMessage {
-                    meta: MessageMeta {
-                        id: m.id,
-                        thread_id: m.thread_id,
-                        label_ids,
-                        internal_date_ms: m.internal_date_ms,
-                        // Unknown: the file does not say (stored as NULL).
-                        history_id: 0,
-                        size_estimate: size,
-                    },
-                    raw: m.raw.into(),
-                });
-            }
-            if todo.is_empty() && unmatched.is_empty() {
-                keep_ids(stored_ids, ids);
-                continue;
-            }
-            let results: Vec<MessageResult> = stream::iter(todo)
-                .map(|raw| self.archive_message(run, raw))
-                .buffer_unordered(ARCHIVING_IN_FLIGHT)
-                .try_collect()
-                .await?;
-            Progress::add(&progress.messages_fetched, results.len() as u64);
-            let mut batch = Batch {
-                source: Some(source.clone()),
-                ..Batch::default()
             };
-            ids.extend(results.iter().filter_map(|r| match r {
-                MessageResult::Fetched(m, _) => Some(m.meta.id.clone()),
-                MessageResult::Skipped { .. } => None,
-            }));
-            batch.add_messages(results);
-            let orphans = std::mem::take(&mut unmatched);
-            let kept_now = self.add_orphans(run, &mut batch, path, orphans).await?;
-            self.commit(run, &batch).await?;
-            kept.extend(kept_now);
-            keep_ids(stored_ids, ids);
+            let prepare = async {
+                match more {
+                    true => entries
+                        .prepare(self, run, &in_flight, progress)
+                        .await
+                        .map(Some),
+                    false => Ok(None),
+                }
+            };
+            let (committed, prepared) = tokio::join!(commit, prepare);
+            drop(in_flight);
+            committed?;
+            if let Some(c) = committing.take() {
+                kept.extend(c.kept);
+                keep_ids(stored_ids, c.ids);
+            }
+            committing = prepared?;
         }
-        drop(rx);
+        drop(entries.rx);
         let garbage = reader
             .await
             .map_err(|e| EngineError::Internal(format!("mbox reader: {e}")))?;
+        let EntryBatches {
+            file,
+            mut skipped,
+            notes,
+            unknown,
+            ..
+        } = entries;
         if garbage > 0 {
-            skipped.push(skip(
-                0,
-                None,
-                format!("{garbage} bytes before the first `From ` line are no mbox entry"),
-                true,
-            ));
+            skipped.push(SkippedEntry {
+                path: file.path.clone(),
+                offset: 0,
+                message_id: None,
+                reason: format!("{garbage} bytes before the first `From ` line are no mbox entry"),
+                malformed: true,
+            });
         }
         let mut report = report
             .lock()
@@ -613,6 +501,269 @@ impl Engine {
             *report.unknown_labels.entry(name).or_default() += n;
         }
         Ok(())
+    }
+}
+
+/// A batch read and archived, waiting for (or in) its commit.
+struct PreparedBatch {
+    /// Nothing to write when every entry was stored already.
+    batch: Option<Batch>,
+    /// Ids stored by the batch or found stored: their labels are refreshed
+    /// at the end, once the batch is committed.
+    ids: Vec<String>,
+    /// Orphans the batch keeps, reported once it is committed.
+    kept: Vec<KeptEntry>,
+}
+
+/// One file's entries, read a batch at a time, and what reading them found.
+struct EntryBatches<'a> {
+    path: &'a Path,
+    format: ImportFormat,
+    source: String,
+    labels: &'a LabelMap,
+    in_gmail: &'a GmailIds,
+    keep_unmatched: bool,
+    rx: mpsc::Receiver<std::io::Result<MboxEntry>>,
+    batch_size: usize,
+    /// The reader has no more entries.
+    done: bool,
+    file: ImportedFile,
+    skipped: Vec<SkippedEntry>,
+    /// Entries to keep as orphans, per batch (`--keep-unmatched`).
+    unmatched: Vec<Unmatched>,
+    notes: Vec<EntryNote>,
+    unknown: BTreeMap<String, u64>,
+}
+
+impl<'a> EntryBatches<'a> {
+    fn new(
+        file_import: FileImport<'a>,
+        rx: mpsc::Receiver<std::io::Result<MboxEntry>>,
+        batch_size: usize,
+    ) -> Self {
+        let FileImport {
+            path,
+            format,
+            sha256,
+            labels,
+            in_gmail,
+            keep_unmatched,
+            ..
+        } = file_import;
+        EntryBatches {
+            path,
+            source: format.source(&sha256),
+            format,
+            labels,
+            in_gmail,
+            keep_unmatched,
+            rx,
+            batch_size,
+            done: false,
+            file: ImportedFile {
+                path: path.to_owned(),
+                sha256,
+                entries: 0,
+                already_stored: 0,
+                out_of_scope: 0,
+            },
+            skipped: Vec::new(),
+            unmatched: Vec::new(),
+            notes: Vec::new(),
+            unknown: BTreeMap::new(),
+        }
+    }
+
+    fn skip(
+        &self,
+        offset: u64,
+        message_id: Option<String>,
+        reason: String,
+        malformed: bool,
+    ) -> SkippedEntry {
+        SkippedEntry {
+            path: self.path.to_owned(),
+            offset,
+            message_id,
+            reason,
+            malformed,
+        }
+    }
+
+    /// The next batch: readable entries, each id once, those not stored yet
+    /// (nor in `in_flight`, the batch being committed) archived, blobs first.
+    async fn prepare(
+        &mut self,
+        engine: &Engine,
+        run: &Run,
+        in_flight: &HashSet<&str>,
+        progress: &Progress,
+    ) -> Result<PreparedBatch, EngineError> {
+        let chunk = self.read_chunk().await?;
+        let ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
+        let stored = engine
+            .riding_out("read stored message ids", || async {
+                Ok(engine
+                    .repo
+                    .stored_message_ids(run.mailbox_id(), &ids)
+                    .await?)
+            })
+            .await?;
+        let mut todo: Vec<RawMessage> = Vec::with_capacity(chunk.len());
+        // Stored by an earlier (killed) import too: their labels are the
+        // file's as well.
+        let mut ids: Vec<String> = Vec::new();
+        for m in chunk {
+            if stored.contains(&m.id) || in_flight.contains(m.id.as_str()) {
+                self.file.already_stored += 1;
+                ids.push(m.id);
+                continue;
+            }
+            if let Some(raw) = self.in_scope(m) {
+                todo.push(raw);
+            }
+        }
+        if todo.is_empty() && self.unmatched.is_empty() {
+            return Ok(PreparedBatch {
+                batch: None,
+                ids,
+                kept: Vec::new(),
+            });
+        }
+        let results: Vec<MessageResult> = stream::iter(todo)
+            .map(|raw| engine.archive_message(run, raw))
+            .buffer_unordered(ARCHIVING_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Progress::add(&progress.messages_fetched, results.len() as u64);
+        let mut batch = Batch {
+            source: Some(self.source.clone()),
+            ..Batch::default()
+        };
+        ids.extend(results.iter().filter_map(|r| match r {
+            MessageResult::Fetched(m, _) => Some(m.meta.id.clone()),
+            MessageResult::Skipped { .. } => None,
+        }));
+        batch.add_messages(results);
+        let orphans = std::mem::take(&mut self.unmatched);
+        let kept = engine
+            .add_orphans(run, &mut batch, self.path, orphans)
+            .await?;
+        Ok(PreparedBatch {
+            batch: Some(batch),
+            ids,
+            kept,
+        })
+    }
+
+    /// Up to a batch of readable entries, each id once; sets `done` at the
+    /// file's end.
+    async fn read_chunk(&mut self) -> Result<Vec<TakeoutMessage>, EngineError> {
+        let mut chunk: Vec<TakeoutMessage> = Vec::with_capacity(self.batch_size);
+        let mut seen: HashSet<String> = HashSet::new();
+        while chunk.len() < self.batch_size {
+            let Some(entry) = self.rx.recv().await else {
+                self.done = true;
+                break;
+            };
+            let entry = entry.map_err(|e| EngineError::Import {
+                path: self.path.to_owned(),
+                reason: e.to_string(),
+            })?;
+            self.file.entries += 1;
+            let offset = entry.offset;
+            match self.format.read_entry_or_return(entry) {
+                Ok(read) if !seen.insert(read.message.id.clone()) => {
+                    let s = self.skip(
+                        offset,
+                        Some(read.message.id),
+                        "the same message id again in this batch of the file".into(),
+                        false,
+                    );
+                    self.skipped.push(s);
+                }
+                Ok(read) => {
+                    if let Some(note) = read.note {
+                        self.notes.push(EntryNote {
+                            path: self.path.to_owned(),
+                            offset,
+                            message_id: read.message.id.clone(),
+                            note,
+                        });
+                    }
+                    chunk.push(read.message)
+                }
+                Err((e, entry)) => match self
+                    .keep_unmatched
+                    .then(|| Unmatched::unreadable(&e, entry))
+                    .flatten()
+                {
+                    Some(u) => self.unmatched.push(u),
+                    None => {
+                        let s = self.skip(offset, None, e.to_string(), true);
+                        self.skipped.push(s);
+                    }
+                },
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// A message not stored yet, as Gmail would serve it, when Gmail's
+    /// mailbox holds it in the run's scope; otherwise counted, set aside as
+    /// an orphan or skipped.
+    fn in_scope(&mut self, mut m: TakeoutMessage) -> Option<RawMessage> {
+        match self.in_gmail.all.thread_of(&m.id) {
+            Some(_)
+                if self
+                    .in_gmail
+                    .spam_trash
+                    .as_ref()
+                    .is_some_and(|s| s.contains(&m.id)) =>
+            {
+                self.file.out_of_scope += 1;
+                return None;
+            }
+            Some(thread_id) => m.thread_id = thread_id,
+            None if self.keep_unmatched => {
+                self.unmatched.push(Unmatched::not_in_mailbox(m));
+                return None;
+            }
+            None => {
+                let s = self.skip(
+                    m.offset,
+                    Some(m.id),
+                    "not in this mailbox in Gmail (deleted since the archive was \
+                     made, or another account's message): not stored"
+                        .into(),
+                    false,
+                );
+                self.skipped.push(s);
+                return None;
+            }
+        }
+        let mut label_ids = Vec::with_capacity(m.label_names.len());
+        for name in &m.label_names {
+            match self.labels.id_of(name) {
+                Some(id) => label_ids.push(id),
+                None => *self.unknown.entry(name.clone()).or_default() += 1,
+            }
+        }
+        label_ids.sort();
+        label_ids.dedup();
+        let size = m.raw.len() as u64;
+        Some(RawMessage {
+            meta: MessageMeta {
+                id: m.id,
+                thread_id: m.thread_id,
+                label_ids,
+                internal_date_ms: m.internal_date_ms,
+                // Unknown: the file does not say (stored as NULL).
+                history_id: 0,
+                size_estimate: size,
+            },
+            raw: m.raw.into(),
+        })
     }
 }
 
