@@ -12,16 +12,17 @@
 //! re-run after a kill resumes where the last commit left off, and the same
 //! file twice inserts nothing (the upserts would change nothing anyway).
 //!
-//! What the import trusts from the file: the message ids, the bytes and the
-//! label names. What Gmail holds decides the rest (one listing of the
-//! mailbox's ids, `GmailIds`): mail deleted since is named, not stored; mail
-//! now in SPAM or TRASH is left out; thread ids are Gmail's. The file's
-//! labels are only kept until the run's end, when Gmail's replace them
-//! (`import_labels.rs`, one listing per label).
+//! What the import trusts from the file: the message ids and the bytes.
+//! What Gmail holds decides the rest (one listing of the mailbox's ids and
+//! one per label, `GmailIds`): mail deleted since is named, not stored; mail
+//! now in SPAM or TRASH is left out; thread ids and labels are Gmail's
+//! (`import_labels.rs`), also for messages found stored already. The file's
+//! label names are only checked against the mailbox's labels (an unknown
+//! one is reported).
 //!
 //! The history cursor: the run takes one before it lists anything, and sets
-//! it (only where the mailbox has none) when it ends with every label
-//! refreshed. From then on history since that cursor holds every change to
+//! it (only where the mailbox has none) when it ends, every file read. From
+//! then on history since that cursor holds every change to
 //! what the import stored: a deletion or relabel after the listing reaches
 //! the copy through the next sync, as for mail a backfill stored. Mail that
 //! came after the file was made and before the import is not in the file:
@@ -47,11 +48,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::commit::Batch;
+use super::import_labels::{GmailLabels, gmail_hex};
 use super::orphans::{KeptEntry, Unmatched};
 use super::run::{BodyEnd, Run, RunPlan};
 use super::thread_fetch::MessageResult;
 use super::{Engine, EngineError, MailboxRef, Progress};
-use crate::domain::{RunKind, RunSummary};
+use crate::domain::{LabelUpdate, RunKind, RunSummary};
 use crate::import::ImportFormat;
 use crate::import::mbox::{MboxEntry, MboxReader};
 use crate::import::takeout::{self, TakeoutMessage};
@@ -142,22 +144,25 @@ struct FileImport<'a> {
     labels: &'a LabelMap,
     in_gmail: &'a GmailIds,
     report: &'a Mutex<ImportReport>,
-    /// Ids stored, whose labels are refreshed at the end (`import_labels.rs`).
-    stored_ids: &'a Mutex<Vec<String>>,
     keep_unmatched: bool,
 }
 
 /// What Gmail holds now, listed when the import starts: an entry Gmail no
 /// longer has (deleted since the file was made) is never stored, one now in
-/// SPAM or TRASH is left out as a backfill leaves it out, and each message is
-/// filed under the thread Gmail has it in. The file's labels are stored as
-/// they are; the next backfill refreshes them from Gmail.
+/// SPAM or TRASH is left out as a backfill leaves it out (unless the import
+/// includes them), and each message is filed under the thread Gmail has it
+/// in, with Gmail's labels.
 struct GmailIds {
     /// Every message id, SPAM and TRASH included → its thread id.
     all: IdMap,
-    /// Those in SPAM or TRASH (usually few: two short listings rather than
-    /// the mailbox's ids again); `None` when the import includes them.
-    spam_trash: Option<IdMap>,
+    labels: GmailLabels,
+    include_spam_trash: bool,
+}
+
+impl GmailIds {
+    fn out_of_scope(&self, id: &str) -> bool {
+        !self.include_spam_trash && (self.labels.has(id, "SPAM") || self.labels.has(id, "TRASH"))
+    }
 }
 
 /// Message id → thread id, for a whole mailbox's listing, compactly: Gmail's
@@ -175,7 +180,7 @@ struct IdMap {
 
 impl IdMap {
     fn insert(&mut self, id: String, thread_id: String) {
-        match (hex_number(&id), hex_number(&thread_id)) {
+        match (gmail_hex(&id), gmail_hex(&thread_id)) {
             (Some(id), Some(thread_id)) => self.numeric.push((id, thread_id)),
             _ => {
                 self.other.insert(id, thread_id);
@@ -193,27 +198,11 @@ impl IdMap {
 
     /// An id spelling a number is still in `other` when its thread id is not one.
     fn thread_of(&self, id: &str) -> Option<String> {
-        hex_number(id)
+        gmail_hex(id)
             .and_then(|n| self.numeric.binary_search_by_key(&n, |&(id, _)| id).ok())
             .map(|i| format!("{:x}", self.numeric[i].1))
             .or_else(|| self.other.get(id).cloned())
     }
-
-    fn contains(&self, id: &str) -> bool {
-        hex_number(id).is_some_and(|n| self.numeric.binary_search_by_key(&n, |&(id, _)| id).is_ok())
-            || self.other.contains_key(id)
-    }
-}
-
-/// The number a Gmail id spells, when `format!("{n:x}")` gives the id back.
-fn hex_number(id: &str) -> Option<u64> {
-    let b = id.as_bytes();
-    let canonical = (1..=16).contains(&b.len())
-        && (b[0] != b'0' || b.len() == 1)
-        && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
-    canonical
-        .then(|| u64::from_str_radix(id, 16).ok())
-        .flatten()
 }
 
 /// Takeout's label names → the mailbox's label ids.
@@ -260,24 +249,6 @@ impl Engine {
         // Taken before anything is listed: every change after it is in
         // history, and everything the import reads of Gmail is newer.
         let cursor = HistoryCursor(self.gmail.profile(email).await?.history_id);
-        let listing_spam_trash = async {
-            if request.include_spam_trash {
-                return Ok(None);
-            }
-            let mut ids = IdMap::default();
-            for label in ["SPAM", "TRASH"] {
-                ids = self.mailbox_ids(email, Some(label), ids).await?;
-            }
-            Ok(Some(ids.seal()))
-        };
-        let (all, spam_trash) = tokio::try_join!(
-            self.mailbox_ids(email, None, IdMap::default()),
-            listing_spam_trash
-        )?;
-        let in_gmail = GmailIds {
-            all: all.seal(),
-            spam_trash,
-        };
         let plan = RunPlan {
             kind: RunKind::Import,
             mailbox: request.mailbox.clone(),
@@ -292,11 +263,19 @@ impl Engine {
             .run(plan, cancel, |run| {
                 let (report, files, vault) = (&report, &request.files, &request.vault);
                 let keep_unmatched = request.keep_unmatched;
-                let in_gmail = &in_gmail;
+                let include_spam_trash = request.include_spam_trash;
                 async move {
                     // The run listed the labels as it started (labels.list once).
                     let labels = &LabelMap::new(run.listed_labels().unwrap_or_default().to_vec());
-                    let stored_ids = Mutex::new(Vec::new());
+                    let (all, gmail_labels) = tokio::try_join!(
+                        self.mailbox_ids(email, None, IdMap::default()),
+                        self.gmail_labels(&run)
+                    )?;
+                    let in_gmail = &GmailIds {
+                        all: all.seal(),
+                        labels: gmail_labels,
+                        include_spam_trash,
+                    };
                     for path in files {
                         if cancel.is_cancelled() {
                             break;
@@ -313,25 +292,18 @@ impl Engine {
                             labels,
                             in_gmail,
                             report,
-                            stored_ids: &stored_ids,
                             keep_unmatched,
                         };
                         self.import_file(&run, file, cancel, progress).await?;
                     }
-                    if cancel.is_cancelled() {
-                        // Labels not refreshed yet: the cursor cannot vouch for them.
-                        return Ok(BodyEnd {
-                            cursor: CursorUpdate::Keep,
-                            window: None,
-                            history_expired: false,
-                        });
-                    }
-                    let ids = stored_ids
-                        .into_inner()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    self.refresh_imported_labels(&run, ids).await?;
+                    // An interrupted import sets no cursor: it would say the
+                    // mailbox is stored up to it, and most of the file is not.
+                    let cursor = match cancel.is_cancelled() {
+                        true => CursorUpdate::Keep,
+                        false => CursorUpdate::IfAbsent(cursor),
+                    };
                     Ok(BodyEnd {
-                        cursor: CursorUpdate::IfAbsent(cursor),
+                        cursor,
                         window: None,
                         history_expired: false,
                     })
@@ -432,7 +404,6 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let (tx, rx) = mpsc::channel::<std::io::Result<MboxEntry>>(READ_AHEAD);
         let reader = read_entries(file_import.path.to_owned(), tx);
-        let stored_ids = file_import.stored_ids;
         let report = file_import.report;
         let mut entries = EntryBatches::new(file_import, rx, self.options.batch_messages.max(1));
         let mut kept: Vec<KeptEntry> = Vec::new();
@@ -466,7 +437,6 @@ impl Engine {
             committed?;
             if let Some(c) = committing.take() {
                 kept.extend(c.kept);
-                keep_ids(stored_ids, c.ids);
             }
             committing = prepared?;
         }
@@ -506,10 +476,9 @@ impl Engine {
 
 /// A batch read and archived, waiting for (or in) its commit.
 struct PreparedBatch {
-    /// Nothing to write when every entry was stored already.
+    /// Nothing to write when the batch read no entry.
     batch: Option<Batch>,
-    /// Ids stored by the batch or found stored: their labels are refreshed
-    /// at the end, once the batch is committed.
+    /// Ids the batch stores or found stored: stored once it is committed.
     ids: Vec<String>,
     /// Orphans the batch keeps, reported once it is committed.
     kept: Vec<KeptEntry>,
@@ -610,12 +579,22 @@ impl<'a> EntryBatches<'a> {
             })
             .await?;
         let mut todo: Vec<RawMessage> = Vec::with_capacity(chunk.len());
-        // Stored by an earlier (killed) import too: their labels are the
-        // file's as well.
+        let mut batch = Batch {
+            source: Some(self.source.clone()),
+            ..Batch::default()
+        };
         let mut ids: Vec<String> = Vec::new();
         for m in chunk {
             if stored.contains(&m.id) || in_flight.contains(m.id.as_str()) {
+                // Stored by an earlier (killed) import or a backfill: its
+                // labels become Gmail's of now too, as a stored message's do
+                // in a backfill (the commit writes only a difference).
                 self.file.already_stored += 1;
+                batch.label_updates.push(LabelUpdate {
+                    label_ids: self.in_gmail.labels.of(&m.id),
+                    provider_message_id: m.id.clone(),
+                    history_id: None,
+                });
                 ids.push(m.id);
                 continue;
             }
@@ -623,7 +602,7 @@ impl<'a> EntryBatches<'a> {
                 todo.push(raw);
             }
         }
-        if todo.is_empty() && self.unmatched.is_empty() {
+        if todo.is_empty() && self.unmatched.is_empty() && batch.label_updates.is_empty() {
             return Ok(PreparedBatch {
                 batch: None,
                 ids,
@@ -636,10 +615,6 @@ impl<'a> EntryBatches<'a> {
             .try_collect()
             .await?;
         Progress::add(&progress.messages_fetched, results.len() as u64);
-        let mut batch = Batch {
-            source: Some(self.source.clone()),
-            ..Batch::default()
-        };
         ids.extend(results.iter().filter_map(|r| match r {
             MessageResult::Fetched(m, _) => Some(m.meta.id.clone()),
             MessageResult::Skipped { .. } => None,
@@ -714,13 +689,7 @@ impl<'a> EntryBatches<'a> {
     /// an orphan or skipped.
     fn in_scope(&mut self, mut m: TakeoutMessage) -> Option<RawMessage> {
         match self.in_gmail.all.thread_of(&m.id) {
-            Some(_)
-                if self
-                    .in_gmail
-                    .spam_trash
-                    .as_ref()
-                    .is_some_and(|s| s.contains(&m.id)) =>
-            {
+            Some(_) if self.in_gmail.out_of_scope(&m.id) => {
                 self.file.out_of_scope += 1;
                 return None;
             }
@@ -742,15 +711,13 @@ impl<'a> EntryBatches<'a> {
                 return None;
             }
         }
-        let mut label_ids = Vec::with_capacity(m.label_names.len());
+        // The file's label names are only checked: Gmail's labels are stored.
         for name in &m.label_names {
-            match self.labels.id_of(name) {
-                Some(id) => label_ids.push(id),
-                None => *self.unknown.entry(name.clone()).or_default() += 1,
+            if self.labels.id_of(name).is_none() {
+                *self.unknown.entry(name.clone()).or_default() += 1;
             }
         }
-        label_ids.sort();
-        label_ids.dedup();
+        let label_ids = self.in_gmail.labels.of(&m.id);
         let size = m.raw.len() as u64;
         Some(RawMessage {
             meta: MessageMeta {
@@ -765,13 +732,6 @@ impl<'a> EntryBatches<'a> {
             raw: m.raw.into(),
         })
     }
-}
-
-/// Adds the ids of a committed batch to those kept for the label refresh.
-fn keep_ids(kept: &Mutex<Vec<String>>, ids: Vec<String>) {
-    kept.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .extend(ids);
 }
 
 /// Each file's sha256 in turn into `tx`, read off the async threads; stops
@@ -864,7 +824,7 @@ mod tests {
         assert_eq!(ids.thread_of("ABC").as_deref(), Some("abc"));
         assert_eq!(ids.thread_of("10000000000000000").as_deref(), Some("x"));
         assert_eq!(ids.thread_of("17").as_deref(), Some("thread-of-17"));
-        assert!(ids.contains("17") && ids.contains("0abc") && !ids.contains("18"));
-        assert!(!ids.contains("") && !ids.contains("00"));
+        assert!(ids.thread_of("18").is_none() && ids.thread_of("").is_none());
+        assert!(ids.thread_of("00").is_none());
     }
 }

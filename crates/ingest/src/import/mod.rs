@@ -74,8 +74,8 @@ impl ImportFormat {
                 Ok(ReadEntry {
                     message: read.message,
                     note: (!read.listed).then(|| {
-                        "not in the Vault metadata file: imported with no labels of the \
-                         file's (Gmail's replace them as for every imported message)"
+                        "not in the Vault metadata file: imported with Gmail's labels, as every \
+                         imported message"
                             .to_owned()
                     }),
                 })

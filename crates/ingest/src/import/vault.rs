@@ -42,9 +42,10 @@
 //! system writes its metadata as CSV keyed by RFC 822 Message-ID (got-your-
 //! back reads it since 2024); that form is not read here.
 //!
-//! Trusted from the export, as from Takeout: the id, the message's bytes
-//! (also checked against the metadata's size and MD5) and the label names;
-//! `#DateReceived` as the internalDate. Gmail's listing decides the rest.
+//! Trusted from the export, as from Takeout: the id and the message's bytes
+//! (also checked against the metadata's size and MD5); `#DateReceived` as
+//! the internalDate. The label names are only checked against the mailbox's
+//! labels; Gmail's listings decide the rest (`engine::import`).
 
 use std::collections::HashMap;
 use std::io::BufRead;

@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use super::Ctx;
 use super::flush::Flush;
 use super::read::hash_file;
-use super::staging::{Staging, ensure_dir, fsync_dir};
+use super::staging::{Staging, fsync_dir, prepare_dir};
 use crate::backend::{InputStream, Placed, Stored};
 use crate::error::StoreError;
 use crate::layout::Layout;
@@ -61,8 +61,7 @@ pub(super) fn put_bytes(
         Some(_) => true,
     };
     let dir = parent(&target);
-    ensure_dir(ctx, dir, deferred)?;
-    ctx.sweeper.sweep(dir);
+    prepare_dir(ctx, dir, deferred)?;
     let (staging, mut file) = Staging::create(ctx, dir)?;
     file.write_all(bytes)
         .and_then(|()| match deferred {
@@ -88,8 +87,7 @@ pub(super) async fn put_stream(
         let ctx2 = ctx.clone();
         let dir = staging_dir.clone();
         ctx.blocking(move || {
-            ensure_dir(&ctx2, &dir, None)?;
-            ctx2.sweeper.sweep(&dir);
+            prepare_dir(&ctx2, &dir, None)?;
             Staging::create(&ctx2, &dir)
         })
         .await?
@@ -116,8 +114,7 @@ pub(super) async fn put_stream(
     let placed = ctx
         .blocking(move || {
             let dir = parent(&ctx2.path_for(&key)).to_owned();
-            ensure_dir(&ctx2, &dir, None)?;
-            ctx2.sweeper.sweep(&dir);
+            prepare_dir(&ctx2, &dir, None)?;
             place(
                 &ctx2,
                 staging,

@@ -61,6 +61,33 @@ impl Sweeper {
         }
         sweep_dir(dir, SystemTime::now());
     }
+
+    /// `dir` was just created by this store: nothing in it predates this
+    /// instance, so it counts as swept without a listing (a fresh store
+    /// creates most of its object directories this way).
+    pub(crate) fn created(&self, dir: &Path) {
+        let id = self.hasher.hash_one(dir);
+        let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.len() >= MAX_SWEPT {
+            swept.clear();
+        }
+        swept.insert(id);
+    }
+}
+
+/// Blocking: `dir` exists (made durable as `ensure_dir` says) and has been
+/// swept of a dead writer's staging files, ready for a staging file.
+pub(crate) fn prepare_dir(
+    ctx: &Ctx,
+    dir: &Path,
+    deferred: Option<&Flush>,
+) -> Result<(), StoreError> {
+    if ensure_dir(ctx, dir, deferred)? {
+        ctx.sweeper.created(dir);
+    } else {
+        ctx.sweeper.sweep(dir);
+    }
+    Ok(())
 }
 
 /// Remove staging files in `dir` last modified more than [`STAGING_GRACE`] before `now`.
@@ -151,13 +178,14 @@ pub(crate) fn fsync_dir(ctx: &Ctx, dir: &Path) -> Result<(), StoreError> {
 /// Create `dir` and any missing ancestors, fsyncing each new directory's parent so the new
 /// entries are durable (`deferred`: recording it there instead). Concurrent creators are fine
 /// (EEXIST is success).
+/// Returns whether this call created `dir` itself.
 pub(crate) fn ensure_dir(
     ctx: &Ctx,
     dir: &Path,
     deferred: Option<&Flush>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if dir.is_dir() {
-        return Ok(());
+        return Ok(false);
     }
     let mut missing = Vec::new();
     let mut cur = Some(dir);
@@ -168,9 +196,11 @@ pub(crate) fn ensure_dir(
         missing.push(d);
         cur = d.parent();
     }
+    let mut created = false;
     for d in missing.into_iter().rev() {
         match std::fs::create_dir(d) {
             Ok(()) => {
+                created = d == dir;
                 if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
                     match deferred {
                         Some(flush) => flush.record(parent),
@@ -182,5 +212,5 @@ pub(crate) fn ensure_dir(
             Err(e) => return Err(ctx.io("create directory", d, e)),
         }
     }
-    Ok(())
+    Ok(created)
 }
