@@ -10,7 +10,9 @@
 #   3. the backfill after the import over the whole history: quota units
 #      (target: import + backfill <= 2% of run 1), messages.get calls
 #   4. verify --full and verify --sample 100 (both must be clean)
-# Environment: DATABASE_URL, BENCH_MESSAGES, BENCH_BACKEND, KEEP_WORK=1.
+# Environment: DATABASE_URL, BENCH_MESSAGES, BENCH_BACKEND, KEEP_WORK=1,
+# BENCH_FORMAT=takeout (default) or vault (the emulator's Vault export: an
+# mbox and its metadata XML, imported with --vault-metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,11 @@ case "$backend" in
   *) echo "bench-import: BENCH_BACKEND is postgres or sqlite" >&2; exit 2 ;;
 esac
 messages="${BENCH_MESSAGES:-10000}"
+format="${BENCH_FORMAT:-takeout}"
+case "$format" in
+  takeout|vault) ;;
+  *) echo "bench-import: BENCH_FORMAT is takeout or vault" >&2; exit 2 ;;
+esac
 
 echo "== release build" >&2
 cargo build --release -p cli --bin mailingest >&2
@@ -110,14 +117,24 @@ reset
 timed plain backfill --mailbox bench@example.com --since "$since" --until "$until"
 stats >"$work/plain.stats"
 
-echo "== Takeout file" >&2
-curl -s "$url/_emulator/mailboxes/bench@example.com/takeout" -o "$work/takeout.mbox"
-ls -l "$work/takeout.mbox" >&2
+import_args=()
+if [ "$format" = vault ]; then
+  echo "== Vault export" >&2
+  curl -sf "$url/_emulator/mailboxes/bench@example.com/vault/mbox" -o "$work/export.mbox"
+  curl -sf "$url/_emulator/mailboxes/bench@example.com/vault/metadata" -o "$work/export-metadata.xml"
+  ls -l "$work/export.mbox" "$work/export-metadata.xml" >&2
+  import_args=(--vault-metadata "$work/export-metadata.xml" "$work/export.mbox")
+else
+  echo "== Takeout file" >&2
+  curl -sf "$url/_emulator/mailboxes/bench@example.com/takeout" -o "$work/takeout.mbox"
+  ls -l "$work/takeout.mbox" >&2
+  import_args=("$work/takeout.mbox")
+fi
 
-echo "== run 2: import" >&2
+echo "== run 2: import ($format)" >&2
 use_db seeded
 reset
-timed import import --mailbox bench@example.com "$work/takeout.mbox"
+timed import import --mailbox bench@example.com "${import_args[@]}"
 stats >"$work/import.stats"
 
 echo "== run 3: backfill after the import" >&2
