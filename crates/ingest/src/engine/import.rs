@@ -267,12 +267,10 @@ impl Engine {
                 async move {
                     // The run listed the labels as it started (labels.list once).
                     let labels = &LabelMap::new(run.listed_labels().unwrap_or_default().to_vec());
-                    let (all, gmail_labels) = tokio::try_join!(
-                        self.mailbox_ids(email, None, IdMap::default()),
-                        self.gmail_labels(&run)
-                    )?;
+                    let (all, gmail_labels) =
+                        tokio::try_join!(self.mailbox_ids(&run), self.gmail_labels(&run))?;
                     let in_gmail = &GmailIds {
-                        all: all.seal(),
+                        all,
                         labels: gmail_labels,
                         include_spam_trash,
                     };
@@ -296,8 +294,10 @@ impl Engine {
                         };
                         self.import_file(&run, file, cancel, progress).await?;
                     }
-                    // An interrupted import sets no cursor: it would say the
-                    // mailbox is stored up to it, and most of the file is not.
+                    // An interrupted import sets no cursor: the mailbox's
+                    // first cursor comes from an import that read all it was
+                    // given (its re-run sets it); a backfill without a cursor
+                    // reconciles the whole mailbox meanwhile (`vanished.rs`).
                     let cursor = match cancel.is_cancelled() {
                         true => CursorUpdate::Keep,
                         false => CursorUpdate::IfAbsent(cursor),
@@ -364,27 +364,21 @@ impl Engine {
         .await
     }
 
-    /// Adds the mailbox's message ids with their thread ids, SPAM and TRASH
-    /// included, to `ids`: all of them, or those carrying `label`
-    /// (messages.list, 5 units per 500 ids).
-    async fn mailbox_ids(
-        &self,
-        email: &str,
-        label: Option<&str>,
-        mut ids: IdMap,
-    ) -> Result<IdMap, EngineError> {
+    /// The mailbox's message ids with their thread ids, SPAM and TRASH
+    /// included (messages.list, 5 units per 500 ids).
+    async fn mailbox_ids(&self, run: &Run) -> Result<IdMap, EngineError> {
         let query = ListQuery {
             include_spam_trash: true,
-            label_ids: label.into_iter().map(str::to_owned).collect(),
             ..ListQuery::default()
         };
-        let mut pages = self.gmail.list_messages(email, query);
+        let mut ids = IdMap::default();
+        let mut pages = self.gmail.list_messages(run.mailbox(), query);
         while let Some(page) = pages.next().await {
             for m in page?.messages {
                 ids.insert(m.id, m.thread_id);
             }
         }
-        Ok(ids)
+        Ok(ids.seal())
     }
 
     /// One file: batches of entries read, archived and committed in turn,
@@ -476,7 +470,8 @@ impl Engine {
 
 /// A batch read and archived, waiting for (or in) its commit.
 struct PreparedBatch {
-    /// Nothing to write when the batch read no entry.
+    /// Nothing to write when every entry of the batch was skipped or left
+    /// out (or there was none).
     batch: Option<Batch>,
     /// Ids the batch stores or found stored: stored once it is committed.
     ids: Vec<String>,
