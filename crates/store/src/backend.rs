@@ -11,6 +11,9 @@ use crate::gc::{AbandonedWrite, Removal};
 use crate::layout::Layout;
 use crate::sha::Sha256;
 
+/// Object lookups in flight in the default [`Backend::heads`].
+const HEADS_IN_FLIGHT: usize = 16;
+
 /// Input for `put_stream`: chunks of the blob, in order.
 pub type InputStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
 
@@ -75,6 +78,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// The object's size, or `None` when absent.
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError>;
+
+    /// [`Backend::head`] of each key, in order. Requests run a few at a time
+    /// unless a backend can do better (fs: one blocking task for all).
+    async fn heads(&self, keys: &[String]) -> Result<Vec<Option<u64>>, StoreError> {
+        let mut sizes = Vec::with_capacity(keys.len());
+        for some in keys.chunks(HEADS_IN_FLIGHT) {
+            sizes.extend(
+                futures::future::try_join_all(some.iter().map(|key| self.head(key))).await?,
+            );
+        }
+        Ok(sizes)
+    }
 
     /// Re-hash the stored bytes (streaming, not buffered); `None` when absent.
     async fn hash_object(&self, key: &str) -> Result<Option<Sha256>, StoreError>;

@@ -363,6 +363,14 @@ impl BlobStore {
             .await
     }
 
+    /// [`BlobStore::head`] of many objects, in the order given: the fs store
+    /// looks them all up in one blocking task, S3 sends a few HEADs at a time.
+    pub async fn heads(&self, shas: &[Sha256]) -> Result<Vec<Option<u64>>, StoreError> {
+        let keys: Vec<String> = shas.iter().map(|sha| self.key_for(sha)).collect();
+        self.riding_out("head", || self.inner.backend.heads(&keys))
+            .await
+    }
+
     /// Re-read and re-hash the object (streaming).
     pub async fn verify(&self, sha: &Sha256) -> Result<Verification, StoreError> {
         let key = self.key_for(sha);

@@ -27,6 +27,7 @@ macro_rules! conformance {
             case!(concurrent_puts_store_one_object);
             case!(verify_detects_corruption);
             case!(verify_reports_missing);
+            case!(heads_answer_each_object_in_the_order_asked);
             case!(empty_blob);
             case!(large_blob_30mb);
             case!(large_stream_30mb);

@@ -46,6 +46,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::commit::Batch;
 use super::import_labels::{GmailLabels, gmail_hex};
@@ -407,13 +408,19 @@ impl Engine {
             if !more && committing.is_none() {
                 break;
             }
+            let to_commit = committing.as_mut().and_then(|c| c.batch.take());
             let in_flight: HashSet<&str> = committing
                 .iter()
                 .flat_map(|c| c.ids.iter().map(String::as_str))
                 .collect();
             let commit = async {
-                match committing.as_ref().and_then(|c| c.batch.as_ref()) {
-                    Some(batch) => self.commit(run, batch).await.map(drop),
+                match to_commit {
+                    Some(batch) => {
+                        let (engine, run) = (self.clone(), run.clone());
+                        own_task("commit", async move { engine.commit(&run, &batch).await })
+                            .await
+                            .map(drop)
+                    }
                     None => Ok(()),
                 }
             };
@@ -605,7 +612,13 @@ impl<'a> EntryBatches<'a> {
             });
         }
         let results: Vec<MessageResult> = stream::iter(todo)
-            .map(|raw| engine.archive_message(run, raw))
+            .map(|raw| {
+                let (engine, run) = (engine.clone(), run.clone());
+                own_task(
+                    "archive",
+                    async move { engine.archive_message(&run, raw).await },
+                )
+            })
             .buffer_unordered(ARCHIVING_IN_FLIGHT)
             .try_collect()
             .await?;
@@ -727,6 +740,20 @@ impl<'a> EntryBatches<'a> {
             raw: m.raw.into(),
         })
     }
+}
+
+/// Runs `work` as a task of its own. The commit of one batch and the archiving
+/// of the next then run on every worker thread, instead of taking turns in
+/// the run's one task: the commit is the import's serial step, and it waited
+/// there behind MIME parsing and hashing. Dropping the returned future aborts
+/// the task, as dropping `work` itself would have.
+async fn own_task<T: Send + 'static>(
+    what: &'static str,
+    work: impl Future<Output = Result<T, EngineError>> + Send + 'static,
+) -> Result<T, EngineError> {
+    AbortOnDropHandle::new(tokio::spawn(work))
+        .await
+        .map_err(|e| EngineError::Internal(format!("{what} task: {e}")))?
 }
 
 /// Each file's sha256 in turn into `tx`, read off the async threads; stops

@@ -137,6 +137,14 @@ impl Backend for FsBackend {
         read::head(&self.ctx, key).await
     }
 
+    async fn heads(&self, keys: &[String]) -> Result<Vec<Option<u64>>, StoreError> {
+        let ctx = self.ctx.clone();
+        let keys = keys.to_vec();
+        self.ctx
+            .blocking(move || keys.iter().map(|key| read::stat(&ctx, key)).collect())
+            .await
+    }
+
     async fn hash_object(&self, key: &str) -> Result<Option<Sha256>, StoreError> {
         let ctx = self.ctx.clone();
         let key = key.to_owned();

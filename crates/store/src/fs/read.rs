@@ -46,6 +46,17 @@ pub(super) async fn head(ctx: &Ctx, key: &str) -> Result<Option<u64>, StoreError
     }
 }
 
+/// Blocking [`head`]: a batch of lookups pays one thread hand-off, not one each.
+pub(super) fn stat(ctx: &Ctx, key: &str) -> Result<Option<u64>, StoreError> {
+    let path = ctx.path_for(key);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(Some(m.len())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ctx.io("stat object", &path, e)),
+    }
+}
+
 /// Blocking: hash the file in 1 MiB reads.
 pub(super) fn hash_file(ctx: &Ctx, key: &str) -> Result<Option<Sha256>, StoreError> {
     let path = ctx.path_for(key);

@@ -148,6 +148,35 @@ pub async fn verify_reports_missing(fx: impl Fixture) {
     assert!(again.created);
 }
 
+/// One lookup of many objects (the commit's check that gc left a batch's
+/// blobs alone): each answer belongs to its own key, present or not.
+pub async fn heads_answer_each_object_in_the_order_asked(fx: impl Fixture) {
+    let store = fx.store();
+    let mut shas = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..40usize {
+        if i % 3 == 1 {
+            shas.push(Sha256::digest(format!("never stored {i}").as_bytes()));
+            expected.push(None);
+        } else {
+            let out = store.put(random_bytes(10 + i)).await.expect("put");
+            shas.push(out.sha256);
+            expected.push(Some(10 + i as u64));
+        }
+    }
+    assert_eq!(store.heads(&shas).await.expect("heads"), expected);
+    assert_eq!(
+        store.heads(&[]).await.expect("no heads"),
+        Vec::<Option<u64>>::new()
+    );
+    // The same key twice is answered twice.
+    let twice = [shas[0], shas[1], shas[0]];
+    assert_eq!(
+        store.heads(&twice).await.expect("heads"),
+        [expected[0], expected[1], expected[0]]
+    );
+}
+
 pub async fn empty_blob(fx: impl Fixture) {
     let store = fx.store();
     let out = store.put(Bytes::new()).await.expect("put empty");
