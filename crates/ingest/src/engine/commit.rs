@@ -93,11 +93,8 @@ impl Engine {
     async fn commit_once(&self, run: &Run, batch: &Batch) -> Result<Tally, EngineError> {
         // Blobs before rows, flushed once for the whole batch, before the
         // transaction opens so no transaction waits on the disk.
-        run.timed(
-            Stage::Store,
-            make_blobs_durable(&self.store, batch.fetched().map(|f| &f.blobs)),
-        )
-        .await?;
+        run.timed(Stage::Store, self.make_batch_durable(batch))
+            .await?;
         for (what, puts) in batch
             .threads
             .iter()
@@ -112,6 +109,12 @@ impl Engine {
             m.observe_commit(started.elapsed());
         }
         written
+    }
+
+    /// The batch's blobs durable ([`make_blobs_durable`]): done by the commit,
+    /// or earlier by whoever wants the flush off the commit's path.
+    pub(crate) async fn make_batch_durable(&self, batch: &Batch) -> Result<(), EngineError> {
+        make_blobs_durable(&self.store, batch.fetched().map(|f| &f.blobs)).await
     }
 
     async fn write_batch(&self, run: &Run, batch: &Batch) -> Result<Tally, EngineError> {
@@ -154,12 +157,14 @@ impl Engine {
 }
 
 /// Makes every blob the batch archived durable: one store sync covers the
-/// deferred puts of all its messages.
+/// deferred puts of all its messages. No sync when they all are already
+/// (an import syncs each batch as it prepares it, beside the commit before).
 pub(crate) async fn make_blobs_durable<'a>(
     store: &BlobStore,
     puts: impl IntoIterator<Item = &'a BlobPuts>,
 ) -> Result<(), EngineError> {
-    if puts.into_iter().any(|p| p.durable_after.is_some()) {
+    let owed = |p: &BlobPuts| p.durable_after.is_some_and(|t| !store.is_durable(t));
+    if puts.into_iter().any(owed) {
         store.sync().await?;
     }
     Ok(())
@@ -632,5 +637,23 @@ mod tests {
             .await
             .expect("sync");
         check_blobs_durable(&store, &again, "thread t2").expect("durable");
+
+        // Puts already durable owe nothing: no sync, so another writer's
+        // later put stays pending until a sync of its own.
+        let later = store
+            .put_deferred(bytes::Bytes::from_static(b"another message"))
+            .await
+            .expect("put");
+        let ticket = later.pending.expect("a deferred put is pending");
+        make_blobs_durable(&store, [&work, &again])
+            .await
+            .expect("nothing owed");
+        assert!(!store.is_durable(ticket), "a sync ran for durable puts");
+        let mut third = BlobPuts::default();
+        third.add(&later);
+        make_blobs_durable(&store, [&work, &third])
+            .await
+            .expect("sync");
+        assert!(store.is_durable(ticket));
     }
 }

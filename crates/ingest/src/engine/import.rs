@@ -632,6 +632,9 @@ impl<'a> EntryBatches<'a> {
         let kept = engine
             .add_orphans(run, &mut batch, self.path, orphans)
             .await?;
+        // Flushed here, beside the commit of the batch before, rather than
+        // first thing in this batch's own commit: commits run one at a time.
+        engine.make_batch_durable(&batch).await?;
         Ok(PreparedBatch {
             batch: Some(batch),
             ids,
