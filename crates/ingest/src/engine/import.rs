@@ -385,7 +385,9 @@ impl Engine {
     /// One file: batches of entries read, archived and committed in turn,
     /// the commit of one batch overlapping the reading and archiving of the
     /// next (the two use different resources: the database, and the CPUs and
-    /// the store). A batch's ids count as stored for the next one while its
+    /// the store). The commit is the serial step, so it does only the
+    /// transaction: the batch's blobs were flushed as it was prepared, and it
+    /// runs as a task of its own (`own_task`). A batch's ids count as stored for the next one while its
     /// commit is in flight, so an id twice in the file is archived once, as
     /// it was when batches ran one after the other. A failed commit fails
     /// the run after the batch being prepared beside it is done; that batch's
