@@ -129,6 +129,26 @@ async fn show_as_of_replays_the_mailbox_at_each_instant(backend: Backend) {
     };
     assert_eq!(code, Some(0));
     assert!(text.contains("0 messages"), "{text}");
+
+    // `show | head`: the reader is gone before anything is printed. The end
+    // of the output, not a failure: exit 0, nothing on stderr (no panic).
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    // Not `output()`: it would give the child a pipe of its own.
+    let closed = bed
+        .command()
+        .args(["show", "--mailbox", &bed.mailbox, "--as-of", &now])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mailingest")
+        .wait_with_output()
+        .await
+        .expect("mailingest ends");
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert_eq!(closed.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "", "a closed stdout printed on stderr");
     let unknown = bed
         .run(&[
             "show",

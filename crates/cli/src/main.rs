@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    quiet_on_closed_stdout();
     // One rustls crypto provider for the process (aws-lc-rs; see Cargo.toml).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     logging::init(cli.global.log_format);
@@ -72,4 +73,28 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `mailingest show … | head`: the reader went away. Commands print with
+/// `println!`, which panics when stdout is a closed pipe; that is the end of
+/// the output the reader wanted, not a failure, so the process ends at once
+/// with status 0 and nothing on stderr, as ripgrep does. Nothing is lost:
+/// a command prints after the work it reports is committed (the change feed
+/// writes through its own error path and acknowledges only what it flushed).
+/// Any other panic reaches the default hook as before.
+fn quiet_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // std's wording: "failed printing to stdout: Broken pipe (os error 32)".
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info)
+    }));
 }
