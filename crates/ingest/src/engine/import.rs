@@ -387,9 +387,9 @@ impl Engine {
     /// next (the two use different resources: the database, and the CPUs and
     /// the store). The commit is the serial step, so it does only the
     /// transaction: the batch's blobs were flushed as it was prepared, and it
-    /// runs as a task of its own (`own_task`). A batch's ids count as stored for the next one while its
-    /// commit is in flight, so an id twice in the file is archived once, as
-    /// it was when batches ran one after the other. A failed commit fails
+    /// runs as a task of its own (`own_task`). A batch's ids count as stored
+    /// for the next one while its commit is in flight, so an id twice in the
+    /// file is archived once, as it was when batches ran one after the other. A failed commit fails
     /// the run after the batch being prepared beside it is done; that batch's
     /// blobs are then in the store without rows, as after a kill (gc's).
     async fn import_file(

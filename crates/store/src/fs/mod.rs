@@ -134,9 +134,12 @@ impl Backend for FsBackend {
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        read::head(&self.ctx, key).await
+        let ctx = self.ctx.clone();
+        let key = key.to_owned();
+        self.ctx.blocking(move || read::stat(&ctx, &key)).await
     }
 
+    /// One blocking task for all: a batch of lookups pays one thread hand-off.
     async fn heads(&self, keys: &[String]) -> Result<Vec<Option<u64>>, StoreError> {
         let ctx = self.ctx.clone();
         let keys = keys.to_vec();

@@ -36,17 +36,7 @@ pub(super) async fn get_stream(ctx: &Ctx, key: &str) -> Result<Option<OutputStre
     Ok(Some(stream.boxed()))
 }
 
-pub(super) async fn head(ctx: &Ctx, key: &str) -> Result<Option<u64>, StoreError> {
-    let path = ctx.path_for(key);
-    match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() => Ok(Some(m.len())),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ctx.io("stat object", &path, e)),
-    }
-}
-
-/// Blocking [`head`]: a batch of lookups pays one thread hand-off, not one each.
+/// Blocking: the object's size, or `None` when absent (`head` and `heads`).
 pub(super) fn stat(ctx: &Ctx, key: &str) -> Result<Option<u64>, StoreError> {
     let path = ctx.path_for(key);
     match std::fs::metadata(&path) {
