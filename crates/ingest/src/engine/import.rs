@@ -742,7 +742,7 @@ impl<'a> EntryBatches<'a> {
                 history_id: 0,
                 size_estimate: size,
             },
-            raw: m.raw.into(),
+            raw: m.raw,
         })
     }
 }

@@ -34,7 +34,7 @@ pub(crate) struct Unmatched {
     message_id: Option<String>,
     reason: OrphanReason,
     detail: String,
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 impl Unmatched {
@@ -71,7 +71,7 @@ impl Unmatched {
             message_id,
             reason,
             detail: error.to_string(),
-            bytes,
+            bytes: bytes.into(),
         })
     }
 }
@@ -107,7 +107,7 @@ impl Engine {
         for u in unmatched {
             let headers = OwnHeaders::of(&u.bytes);
             let put = run
-                .timed(Stage::Store, self.store.put_deferred(Bytes::from(u.bytes)))
+                .timed(Stage::Store, self.store.put_deferred(u.bytes))
                 .await?;
             // Orphan blobs ride with the batch's threadless blobs: made
             // durable before the transaction, recorded (with the org's copy)

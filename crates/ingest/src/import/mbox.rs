@@ -70,21 +70,27 @@ impl<R: BufRead> MboxReader<R> {
                 self.leading_garbage += self.line.len() as u64;
             },
         };
+        // Each line is read straight onto the end of the body (no copy
+        // through `line`), then looked at there.
         let mut body = Vec::new();
         loop {
             let start = self.offset;
-            if !self.read_line()? {
+            let at = body.len();
+            let n = self.input.read_until(b'\n', &mut body)?;
+            if n == 0 {
                 break;
             }
-            if self.line.starts_with(b"From ") {
-                self.pending = Some((start, without_eol(&self.line).to_vec()));
+            self.offset += n as u64;
+            let line = &body[at..];
+            if line.starts_with(b"From ") {
+                self.pending = Some((start, without_eol(line).to_vec()));
+                body.truncate(at);
                 break;
             }
-            let arrows = self.line.iter().take_while(|b| **b == b'>').count();
-            if arrows > 0 && self.line[arrows..].starts_with(b"From ") {
-                body.extend_from_slice(&self.line[1..]);
-            } else {
-                body.extend_from_slice(&self.line);
+            let arrows = line.iter().take_while(|b| **b == b'>').count();
+            if arrows > 0 && line[arrows..].starts_with(b"From ") {
+                // One `>` less; only this last line moves.
+                body.remove(at);
             }
         }
         let keep = without_eol(&body).len();

@@ -9,6 +9,7 @@
 //! quoting is undone by the splitter (`mbox.rs`). A header of the same name
 //! further down is the message's own and stays.
 
+use bytes::Bytes;
 use chrono::DateTime;
 
 use super::mbox::MboxEntry;
@@ -28,7 +29,9 @@ pub struct TakeoutMessage {
     pub label_names: Vec<String>,
     /// The separator's date, in milliseconds (Takeout keeps whole seconds).
     pub internal_date_ms: i64,
-    pub raw: Vec<u8>,
+    /// The message as Gmail serves it: the entry's own buffer past Takeout's
+    /// headers (a slice of it, not a copy).
+    pub raw: Bytes,
 }
 
 /// Why an entry cannot be read as a Gmail message.
@@ -60,18 +63,17 @@ pub fn read_entry_or_return(entry: MboxEntry) -> Result<TakeoutMessage, (EntryEr
         Err(e) => return Err((e, entry)),
     };
     let offset = entry.offset;
-    let mut raw = entry.body;
-    raw.drain(..start);
-    if raw.is_empty() {
+    if start >= entry.body.len() {
         return Err((
             EntryError::Empty,
             MboxEntry {
                 offset,
                 separator: entry.separator,
-                body: raw,
+                body: Vec::new(),
             },
         ));
     }
+    let raw = Bytes::from(entry.body).slice(start..);
     Ok(TakeoutMessage {
         offset,
         id,

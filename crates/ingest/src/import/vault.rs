@@ -229,7 +229,7 @@ impl VaultMetadata {
                     .unwrap_or_default(),
                 label_names: document.map(|d| d.label_names.clone()).unwrap_or_default(),
                 internal_date_ms,
-                raw: entry.body,
+                raw: entry.body.into(),
             },
         })
     }
