@@ -30,44 +30,43 @@ impl TransferEncoding {
     }
 }
 
-/// Byte classes for [`is_canonical_base64`]: 0 alphabet, 1 line break, 2 `=`, 3 other.
-static BASE64_CLASS: [u8; 256] = {
-    let mut table = [3u8; 256];
-    let mut b = 0usize;
-    while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() || c == b'+' || c == b'/' {
-            table[b] = 0;
-        }
-        b += 1;
-    }
-    table[b'\r' as usize] = 1;
-    table[b'\n' as usize] = 1;
-    table[b'=' as usize] = 2;
-    table
-};
+/// A base64 alphabet character (`A-Z`, `a-z`, `0-9`, `+`, `/`). Range tests
+/// rather than a table lookup, so the loops below compile to vector code.
+#[inline(always)]
+fn is_alphabet(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+}
+
+#[inline(always)]
+fn is_line_break(b: u8) -> bool {
+    b == b'\r' || b == b'\n'
+}
 
 /// Whether `raw` is base64 in its plainest form: only alphabet characters and
 /// line breaks, then at most two `=` of padding and line breaks, a whole number
 /// of quanta. Every decoder reads such input the same way; anything else (junk,
-/// `=` mid-stream, a dangling character) is where decoders differ. One table
-/// lookup per byte: this runs over every attachment.
+/// `=` mid-stream, a dangling character) is where decoders differ. This runs
+/// over every attachment, so it counts in blocks of bytes the compiler turns
+/// into vector code.
 pub(crate) fn is_canonical_base64(raw: &[u8]) -> bool {
     let body_end = raw
         .iter()
-        .rposition(|&b| BASE64_CLASS[usize::from(b)] != 1 && b != b'=')
+        .rposition(|&b| !is_line_break(b) && b != b'=')
         .map_or(0, |i| i + 1);
     let (body, tail) = raw.split_at(body_end);
     let mut symbols = 0usize;
-    let mut worst = 0u8;
-    for &b in body {
-        let class = BASE64_CLASS[usize::from(b)];
-        // `=` (2) and other bytes (3) have this bit; alphabet and line breaks do not.
-        worst |= class & 2;
-        symbols += usize::from(class == 0);
-    }
-    if worst != 0 {
-        return false;
+    // At most 255 bytes a block: the per-block count fits a u8.
+    for block in body.chunks(255) {
+        let (mut in_block, mut other) = (0u8, 0u8);
+        for &b in block {
+            let alphabet = is_alphabet(b);
+            in_block += u8::from(alphabet);
+            other |= u8::from(!alphabet && !is_line_break(b));
+        }
+        if other != 0 {
+            return false;
+        }
+        symbols += usize::from(in_block);
     }
     let padding = tail.iter().filter(|&&b| b == b'=').count();
     // Padding is one run: no line break between two `=`.
@@ -181,51 +180,39 @@ fn hex_value(b: u8) -> Option<u8> {
 /// implementation" advice). Line breaks are kept as they are in the source.
 pub(crate) fn decode_quoted_printable(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
-    for line in split_lines_keep_ends(raw) {
+    // Line ends and `=` found with memchr, the text between copied whole: this
+    // runs over every quoted-printable body.
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
         let (content, ending) = split_line_ending(line);
         let trimmed = trim_trailing_ws(content);
         let soft_break = trimmed.last() == Some(&b'=');
-        let body = if soft_break {
+        let mut body = if soft_break {
             &trimmed[..trimmed.len() - 1]
         } else {
             trimmed
         };
-        let mut j = 0;
-        while j < body.len() {
-            let b = body[j];
-            if b == b'=' {
-                let hi = body.get(j + 1).copied().and_then(hex_value);
-                let lo = body.get(j + 2).copied().and_then(hex_value);
-                if let (Some(hi), Some(lo)) = (hi, lo) {
-                    out.push((hi << 4) | lo);
-                    j += 3;
-                    continue;
-                }
+        while let Some(at) = memchr::memchr(b'=', body) {
+            out.extend_from_slice(&body[..at]);
+            let hi = body.get(at + 1).copied().and_then(hex_value);
+            let lo = body.get(at + 2).copied().and_then(hex_value);
+            if let (Some(hi), Some(lo)) = (hi, lo) {
+                out.push((hi << 4) | lo);
+                body = &body[at + 3..];
+            } else {
+                out.push(b'=');
+                body = &body[at + 1..];
             }
-            out.push(b);
-            j += 1;
         }
+        out.extend_from_slice(body);
         if !soft_break {
             out.extend_from_slice(ending);
         }
     }
     out
-}
-
-/// Splits into lines, each keeping its `\n` / `\r\n` ending (the last may have none).
-fn split_lines_keep_ends(raw: &[u8]) -> Vec<&[u8]> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    for (i, &b) in raw.iter().enumerate() {
-        if b == b'\n' {
-            lines.push(&raw[start..=i]);
-            start = i + 1;
-        }
-    }
-    if start < raw.len() {
-        lines.push(&raw[start..]);
-    }
-    lines
 }
 
 fn split_line_ending(line: &[u8]) -> (&[u8], &[u8]) {
@@ -357,6 +344,195 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn canonical_base64_check_agrees_with_the_byte_table_on_any_input() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+        };
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const OTHER: &[&[u8]] = &[
+            b"\r\n", b"\n", b"\r", b"=", b"==", b"===", b" ", b"-", b"\x00", b"\xff", b"@", b"[",
+            b"`", b"{", b":", b"\x80",
+        ];
+        let (mut canonical, mut not) = (0, 0);
+        for case in 0..50_000 {
+            let mut input = Vec::new();
+            for _ in 0..1 + next(8) {
+                if next(4) == 0 {
+                    input.extend_from_slice(OTHER[next(OTHER.len())]);
+                } else {
+                    let len = [next(6), 76, next(600)][next(3)];
+                    input.extend((0..len).map(|_| ALPHABET[next(ALPHABET.len())]));
+                }
+            }
+            let expected = is_canonical_base64_by_table(&input);
+            assert_eq!(
+                is_canonical_base64(&input),
+                expected,
+                "case {case}: {:?}",
+                String::from_utf8_lossy(&input)
+            );
+            if expected { canonical += 1 } else { not += 1 }
+        }
+        assert!(
+            canonical > 1_000 && not > 1_000,
+            "{canonical} canonical, {not} not"
+        );
+    }
+
+    /// Byte classes for [`is_canonical_base64`]: 0 alphabet, 1 line break, 2 `=`, 3 other.
+    static BASE64_CLASS: [u8; 256] = {
+        let mut table = [3u8; 256];
+        let mut b = 0usize;
+        while b < 256 {
+            let c = b as u8;
+            if c.is_ascii_alphanumeric() || c == b'+' || c == b'/' {
+                table[b] = 0;
+            }
+            b += 1;
+        }
+        table[b'\r' as usize] = 1;
+        table[b'\n' as usize] = 1;
+        table[b'=' as usize] = 2;
+        table
+    };
+
+    /// The table-driven check this file used before (one lookup per byte),
+    /// kept as the reference the vector-friendly one must agree with.
+    /// Whether `raw` is base64 in its plainest form: only alphabet characters and
+    /// line breaks, then at most two `=` of padding and line breaks, a whole number
+    /// of quanta. Every decoder reads such input the same way; anything else (junk,
+    /// `=` mid-stream, a dangling character) is where decoders differ. One table
+    /// lookup per byte: this runs over every attachment.
+    fn is_canonical_base64_by_table(raw: &[u8]) -> bool {
+        let body_end = raw
+            .iter()
+            .rposition(|&b| BASE64_CLASS[usize::from(b)] != 1 && b != b'=')
+            .map_or(0, |i| i + 1);
+        let (body, tail) = raw.split_at(body_end);
+        let mut symbols = 0usize;
+        let mut worst = 0u8;
+        for &b in body {
+            let class = BASE64_CLASS[usize::from(b)];
+            // `=` (2) and other bytes (3) have this bit; alphabet and line breaks do not.
+            worst |= class & 2;
+            symbols += usize::from(class == 0);
+        }
+        if worst != 0 {
+            return false;
+        }
+        let padding = tail.iter().filter(|&&b| b == b'=').count();
+        // Padding is one run: no line break between two `=`.
+        let run_ok = tail
+            .iter()
+            .skip_while(|&&b| b != b'=')
+            .take(padding)
+            .all(|&b| b == b'=');
+        run_ok
+            && padding <= 2
+            && (symbols + padding).is_multiple_of(4)
+            && (padding == 0 || !symbols.is_multiple_of(4))
+    }
+
+    #[test]
+    fn quoted_printable_decoding_agrees_with_the_byte_loop_on_any_input() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x9e37_79b9_7f4a_7c15) % n as u64) as usize
+        };
+        const PIECES: &[&[u8]] = &[
+            b"=",
+            b"=\r\n",
+            b"=\n",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"=3D",
+            b"=C3=A9",
+            b"=c3",
+            b"=ZZ",
+            b"=4",
+            b" ",
+            b"\t",
+            b"  \r\n",
+            b"= \r\n",
+            b"caf",
+            b"\xff",
+            b"\x00",
+            b"plain text ",
+            b"==41",
+        ];
+        for case in 0..50_000 {
+            let input: Vec<u8> = (0..next(40))
+                .flat_map(|_| PIECES[next(PIECES.len())].iter().copied())
+                .collect();
+            assert_eq!(
+                decode_quoted_printable(&input),
+                decode_quoted_printable_by_byte(&input),
+                "case {case}: {:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
+
+    /// The byte-at-a-time decoder this file used before, kept as the
+    /// reference the memchr one must agree with.
+    fn decode_quoted_printable_by_byte(raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(raw.len());
+        for line in split_lines_keep_ends(raw) {
+            let (content, ending) = split_line_ending(line);
+            let trimmed = trim_trailing_ws(content);
+            let soft_break = trimmed.last() == Some(&b'=');
+            let body = if soft_break {
+                &trimmed[..trimmed.len() - 1]
+            } else {
+                trimmed
+            };
+            let mut j = 0;
+            while j < body.len() {
+                let b = body[j];
+                if b == b'=' {
+                    let hi = body.get(j + 1).copied().and_then(hex_value);
+                    let lo = body.get(j + 2).copied().and_then(hex_value);
+                    if let (Some(hi), Some(lo)) = (hi, lo) {
+                        out.push((hi << 4) | lo);
+                        j += 3;
+                        continue;
+                    }
+                }
+                out.push(b);
+                j += 1;
+            }
+            if !soft_break {
+                out.extend_from_slice(ending);
+            }
+        }
+        out
+    }
+
+    /// Splits into lines, each keeping its `\n` / `\r\n` ending (the last may have none).
+    fn split_lines_keep_ends(raw: &[u8]) -> Vec<&[u8]> {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for (i, &b) in raw.iter().enumerate() {
+            if b == b'\n' {
+                lines.push(&raw[start..=i]);
+                start = i + 1;
+            }
+        }
+        if start < raw.len() {
+            lines.push(&raw[start..]);
+        }
+        lines
     }
 
     #[test]
