@@ -90,6 +90,15 @@ pub fn quoted_printable_decode_char(hex1: u8, hex2: u8) -> Option<u8> {
     (hex1 != -1 && hex2 != -1).then_some(((hex1 as u8) << 4) | hex2 as u8)
 }
 
+/// mailingest patch (PATCHED.md): how many bytes `bytes` starts with that
+/// quoted-printable decoding only copies outside an escape: up to the first
+/// `=`, `\n`, `\r` or `-`.
+#[inline(always)]
+fn plain_run(bytes: &[u8]) -> usize {
+    let end = memchr::memchr3(b'=', b'\n', b'\r', bytes).unwrap_or(bytes.len());
+    memchr::memchr(b'-', &bytes[..end]).unwrap_or(end)
+}
+
 impl<'x> MessageStream<'x> {
     pub fn decode_quoted_printable_mime(&mut self, boundary: &[u8]) -> (usize, Cow<'x, [u8]>) {
         let mut buf = Vec::with_capacity(128);
@@ -104,7 +113,35 @@ impl<'x> MessageStream<'x> {
 
         self.checkpoint();
 
-        while let Some(&ch) = self.next() {
+        loop {
+            // mailingest patch (PATCHED.md): outside an escape, a run of
+            // bytes the loop below would only copy (no `=`, line break or
+            // `-`) is copied whole; what the loop keeps about them (the
+            // trailing white space, the last two bytes) is set as it would.
+            if let QuotedPrintableState::None = state {
+                let rest = self.rest();
+                let run = plain_run(rest);
+                if run > 0 {
+                    let bytes = &rest[..run];
+                    buf.extend_from_slice(bytes);
+                    let trailing_ws = bytes
+                        .iter()
+                        .rev()
+                        .take_while(|b| b.is_ascii_whitespace())
+                        .count();
+                    ws_count = if trailing_ws == run {
+                        ws_count + run
+                    } else {
+                        trailing_ws
+                    };
+                    before_last_ch = if run >= 2 { bytes[run - 2] } else { last_ch };
+                    last_ch = bytes[run - 1];
+                    self.skip_bytes(run);
+                }
+            }
+            let Some(&ch) = self.next() else {
+                break;
+            };
             match ch {
                 b'=' => {
                     if let QuotedPrintableState::None = state {
@@ -446,6 +483,152 @@ mod tests {
                 expected_result.as_bytes(),
                 "Failed for {encoded_str:?}",
             );
+        }
+    }
+}
+
+/// mailingest patch (PATCHED.md): the published byte loop, kept to prove the
+/// patched decoder gives the very same result on any input.
+#[cfg(test)]
+impl<'x> MessageStream<'x> {
+    fn decode_quoted_printable_mime_unpatched(&mut self, boundary: &[u8]) -> (usize, Cow<'x, [u8]>) {
+        let mut buf = Vec::with_capacity(128);
+
+        let mut state = QuotedPrintableState::None;
+        let mut hex1 = 0;
+        let mut last_ch = 0;
+        let mut before_last_ch = 0;
+        let mut ws_count = 0;
+        let mut end_pos = self.offset();
+        let mut crlf = b"\n".as_ref();
+
+        self.checkpoint();
+
+        while let Some(&ch) = self.next() {
+            match ch {
+                b'=' => {
+                    if let QuotedPrintableState::None = state {
+                        state = QuotedPrintableState::Eq
+                    } else {
+                        self.restore();
+                        return (usize::MAX, b""[..].into());
+                    }
+                }
+                b'\n' => {
+                    end_pos = if last_ch == b'\r' {
+                        self.offset() - 2
+                    } else {
+                        self.offset() - 1
+                    };
+                    if QuotedPrintableState::Eq == state {
+                        state = QuotedPrintableState::None;
+                    } else {
+                        if ws_count > 0 {
+                            buf.truncate(buf.len() - ws_count);
+                        }
+                        buf.extend_from_slice(crlf);
+                    }
+                    ws_count = 0;
+                }
+                b'\r' => {
+                    crlf = b"\r\n".as_ref();
+                }
+                b'-' if !boundary.is_empty() && last_ch == b'-' && self.try_skip(boundary) => {
+                    if before_last_ch == b'\n' {
+                        buf.truncate(buf.len() - (crlf.len() + 1));
+                    } else {
+                        buf.truncate(buf.len() - 1);
+                        end_pos = self.offset() - boundary.len() - 2;
+                    }
+
+                    return (end_pos, buf.into());
+                }
+                _ => match state {
+                    QuotedPrintableState::None => {
+                        if ch.is_ascii_whitespace() {
+                            ws_count += 1;
+                        } else {
+                            ws_count = 0;
+                        }
+                        buf.push(ch);
+                    }
+                    QuotedPrintableState::Eq => {
+                        hex1 = HEX_MAP[ch as usize];
+                        if hex1 != -1 {
+                            state = QuotedPrintableState::Hex1;
+                        } else if !ch.is_ascii_whitespace() {
+                            state = QuotedPrintableState::None;
+                            buf.push(b'=');
+                            buf.push(ch);
+                            ws_count = 0;
+                        }
+                    }
+                    QuotedPrintableState::Hex1 => {
+                        let hex2 = HEX_MAP[ch as usize];
+
+                        state = QuotedPrintableState::None;
+                        if hex2 != -1 {
+                            buf.push(((hex1 as u8) << 4) | hex2 as u8);
+                            ws_count = 0;
+                        } else {
+                            buf.push(b'=');
+                            buf.push(last_ch);
+                            buf.push(ch);
+                            ws_count = 0;
+                        }
+                    }
+                },
+            }
+
+            before_last_ch = last_ch;
+            last_ch = ch;
+        }
+
+        (
+            if boundary.is_empty() {
+                self.offset()
+            } else {
+                self.restore();
+                usize::MAX
+            },
+            buf.into(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use crate::parsers::MessageStream;
+
+    #[test]
+    fn patched_decoder_reads_every_input_as_the_published_one() {
+        const PIECES: &[&[u8]] = &[
+            b"=", b"=\r\n", b"=\n", b"\r\n", b"\n", b"\r", b"=3D", b"=C3=A9", b"=c3", b"=ZZ",
+            b"=4", b" ", b"\t", b"\x0c", b"  \r\n", b"= \r\n", b"caf", b"\xff", b"plain text ",
+            b"==41", b"-", b"--", b"--b", b"\r\n--b\r\n", b"\n--b--", b"a-b", b"x",
+        ];
+        let mut state = 0x7175_6f74_6564_7072u64;
+        let mut next = |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+        };
+        for case in 0..200_000 {
+            let input: Vec<u8> = (0..next(30))
+                .flat_map(|_| PIECES[next(PIECES.len())].iter().copied())
+                .collect();
+            for boundary in [&b"b"[..], b""] {
+                let mut patched = MessageStream::new(&input);
+                let mut published = MessageStream::new(&input);
+                let skip = next(input.len().min(3) + 1);
+                patched.skip_bytes(skip);
+                published.skip_bytes(skip);
+                let a = patched.decode_quoted_printable_mime(boundary);
+                let b = published.decode_quoted_printable_mime_unpatched(boundary);
+                assert_eq!(a, b, "case {case}: {:?}", String::from_utf8_lossy(&input));
+                assert_eq!(patched.offset(), published.offset(), "case {case}");
+            }
         }
     }
 }
